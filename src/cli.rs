@@ -1,0 +1,122 @@
+//! Command line: `rtmp-recorder [--state-dir DIR] <ingest|remux|publish|run>`. Every option also
+//! reads an environment variable, and the seed deployment's variable names work unchanged, so an
+//! existing `.env` keeps working. Each stage owns its own `Args`; this file only assembles them.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::spool::DEFAULT_STATE_DIR;
+
+#[derive(Debug, Parser)]
+#[command(name = "rtmp-recorder", version, about, propagate_version = true)]
+pub struct Cli {
+    /// State directory shared by all stages (inboxes, archive, failed).
+    /// Default: $STATE_DIRECTORY (systemd), else $RECORDINGS_DIR (seed), else /var/lib/rtmp-recorder.
+    #[arg(long, global = true, env = "RTMP_RECORDER_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Log level: error, warn, info, debug, trace.
+    #[arg(long, global = true, env = "RTMP_RECORDER_LOG", default_value = "info")]
+    pub log_level: log::LevelFilter,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Accept RTMP publishers and record their streams into FLV chunks.
+    Ingest(crate::ingest::Args),
+    /// Turn finished FLV chunks into faststart MP4s.
+    Remux {
+        /// Keep running and remux new chunks as they arrive (default: drain the inbox and exit).
+        #[arg(long)]
+        watch: bool,
+        #[command(flatten)]
+        args: crate::remux::Args,
+    },
+    /// Upload finished MP4s to S3 or a directory.
+    Publish {
+        /// Keep running and upload new files as they arrive (default: drain the inbox and exit).
+        #[arg(long)]
+        watch: bool,
+        #[command(flatten)]
+        args: crate::publish::Args,
+    },
+    /// Run ingest, remux and publish in one process (no systemd needed).
+    Run(RunArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub ingest: crate::ingest::Args,
+    #[command(flatten)]
+    pub remux: crate::remux::Args,
+    #[command(flatten)]
+    pub publish: crate::publish::Args,
+}
+
+impl Cli {
+    /// `--state-dir`, else systemd's `$STATE_DIRECTORY` (first entry), else the seed's
+    /// `$RECORDINGS_DIR`, else the default.
+    pub fn state_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.state_dir {
+            return dir.clone();
+        }
+        for var in ["STATE_DIRECTORY", "RECORDINGS_DIR"] {
+            if let Some(v) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+                // systemd passes a colon-separated list when several are configured.
+                let v = v.to_string_lossy();
+                return PathBuf::from(v.split(':').next().unwrap_or(&v));
+            }
+        }
+        PathBuf::from(DEFAULT_STATE_DIR)
+    }
+}
+
+/// Parses `1000M`, `2G`, `512K`, `1048576` (bytes; binary multiples, as nginx reads them).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let mult = match c.to_ascii_uppercase() {
+                'K' => 1u64 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'T' => 1 << 40,
+                'B' => 1,
+                _ => return Err(format!("{text:?}: unknown size suffix (use K, M, G or T)")),
+            };
+            (&t[..i], mult)
+        }
+        _ => (t, 1),
+    };
+    let n: u64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?}: not a size (e.g. 1000M)"))?;
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{text:?}: size too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1000M").unwrap(), 1000 << 20);
+        assert_eq!(parse_size("2g").unwrap(), 2 << 30);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("12Q").is_err());
+        assert!(parse_size("M").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

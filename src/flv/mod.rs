@@ -1,0 +1,1 @@
+//! FLV: tag reader, writer and the audio/video tag headers (legacy and enhanced RTMP).

@@ -1,0 +1,19 @@
+//! rtmp-recorder: records live RTMP streams into time-based chunks, remuxes each chunk into a
+//! faststart MP4 and uploads it. See `docs/ARCHITECTURE.md` for how the stages fit together.
+
+pub mod chunk;
+pub mod cli;
+pub mod duration;
+pub mod exit;
+pub mod flv;
+pub mod ingest;
+pub mod logging;
+pub mod mp4;
+pub mod publish;
+pub mod remux;
+pub mod rtmp;
+pub mod run;
+pub mod shutdown;
+pub mod spool;
+pub mod systemd;
+pub mod utc;

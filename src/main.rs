@@ -1,0 +1,53 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use rtmp_recorder::cli::{Cli, Command};
+use rtmp_recorder::spool::StateDir;
+use rtmp_recorder::{exit, ingest, logging, publish, remux, run, shutdown};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let stage = match &cli.command {
+        Command::Ingest(_) => "ingest",
+        Command::Remux { .. } => "remux",
+        Command::Publish { .. } => "publish",
+        Command::Run(_) => "run",
+    };
+    logging::init(cli.log_level, stage);
+    let state_dir = cli.state_dir();
+    let state = match StateDir::open(&state_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("{e:#}: check that the state directory is writable (--state-dir)");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            log::error!("starting the async runtime: {e}");
+            return ExitCode::from(exit::RUNTIME);
+        }
+    };
+    let result = runtime.block_on(async move {
+        let (trigger, shutdown) = shutdown::channel();
+        shutdown::on_signals(trigger)?;
+        match cli.command {
+            Command::Ingest(args) => ingest::run(state, args, shutdown).await,
+            Command::Remux { watch, args } => remux::run(state, args, watch, shutdown).await,
+            Command::Publish { watch, args } => publish::run(state, args, watch, shutdown).await,
+            Command::Run(args) => run::run(state, args, shutdown).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{stage} failed: {e:#}");
+            exit::code_for(&e)
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! The state directory: its folders, chunk names, and the handoff every stage relies on
+//! (write elsewhere, fsync, `rename()` into the next inbox, fsync the directory). See
+//! `docs/ARCHITECTURE.md` for the contract; this module is its only implementation.
+
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result};
+
+use crate::utc::Civil;
+
+/// The default when neither `--state-dir` nor `$STATE_DIRECTORY` is set.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/rtmp-recorder";
+
+/// The shared state directory and its fixed folders.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+impl StateDir {
+    pub fn new(root: impl Into<PathBuf>) -> StateDir {
+        StateDir { root: root.into() }
+    }
+
+    /// Creates every folder of the layout; a stage calls this before touching anything.
+    pub fn open(root: impl Into<PathBuf>) -> Result<StateDir> {
+        let dir = StateDir::new(root);
+        for sub in [
+            dir.recording(),
+            dir.remux_inbox(),
+            dir.publish_inbox(),
+            dir.archive(),
+            dir.failed(),
+            dir.tmp(),
+        ] {
+            fs::create_dir_all(&sub)
+                .with_context(|| format!("creating state folder {}", sub.display()))?;
+        }
+        Ok(dir)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    /// Chunks being written; only ingest writes here.
+    pub fn recording(&self) -> PathBuf {
+        self.root.join("recording")
+    }
+    /// Finished FLV chunks waiting for remux.
+    pub fn remux_inbox(&self) -> PathBuf {
+        self.root.join("remux")
+    }
+    /// Finished MP4s (and their manifests) waiting for publish.
+    pub fn publish_inbox(&self) -> PathBuf {
+        self.root.join("publish")
+    }
+    pub fn archive(&self) -> PathBuf {
+        self.root.join("archive")
+    }
+    pub fn failed(&self) -> PathBuf {
+        self.root.join("failed")
+    }
+    /// Work in progress of remux and publish; never an inbox.
+    pub fn tmp(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+    /// Where `run` publishes when no S3 destination is configured.
+    pub fn published(&self) -> PathBuf {
+        self.root.join("published")
+    }
+
+    /// Moves an input a stage could not process to `failed/`, with `NAME.reason` beside it.
+    pub fn fail(&self, path: &Path, reason: &str) -> Result<PathBuf> {
+        let name = path
+            .file_name()
+            .with_context(|| format!("{} has no file name", path.display()))?;
+        let mut reason_name = name.to_os_string();
+        reason_name.push(".reason");
+        let reason_path = self.failed().join(reason_name);
+        write_atomically(&self.tmp(), &reason_path, format!("{reason}\n").as_bytes())?;
+        handoff(path, &self.failed())
+    }
+}
+
+/// The parts of a chunk's file name: `{UTC start}_{app}_{stream}_{seq}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkName {
+    pub start: Civil,
+    pub app: String,
+    pub stream: String,
+    pub seq: u32,
+}
+
+impl ChunkName {
+    pub fn new(start: Civil, app: &str, stream: &str, seq: u32) -> ChunkName {
+        ChunkName {
+            start,
+            app: sanitize(app, false),
+            stream: sanitize(stream, true),
+            seq,
+        }
+    }
+
+    /// The name without extension, shared by the FLV, its MP4 and its manifest.
+    pub fn stem(&self) -> String {
+        format!(
+            "{}_{}_{}_{:06}",
+            self.start.compact(),
+            self.app,
+            self.stream,
+            self.seq
+        )
+    }
+
+    /// Parses a stem (or a file name, whose extension is ignored).
+    pub fn parse(name: &str) -> Option<ChunkName> {
+        let stem = match name.rsplit_once('.') {
+            Some((stem, "flv" | "mp4" | "json")) => stem,
+            _ => name,
+        };
+        let start = Civil::parse_compact(stem.get(..20)?)?;
+        let rest = stem.get(20..)?.strip_prefix('_')?;
+        let (app, rest) = rest.split_once('_')?;
+        let (stream, seq) = rest.rsplit_once('_')?;
+        if app.is_empty() || stream.is_empty() || seq.len() < 6 {
+            return None;
+        }
+        if !seq.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some(ChunkName {
+            start,
+            app: app.to_string(),
+            stream: stream.to_string(),
+            seq: seq.parse().ok()?,
+        })
+    }
+}
+
+/// Keeps names portable and parseable: `app` never holds `_` (the separator), neither holds `/`.
+fn sanitize(s: &str, allow_underscore: bool) -> String {
+    let cleaned: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' || (allow_underscore && c == '_') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    // "." and ".." are not names; an empty app or stream would break parsing.
+    if cleaned.is_empty() || cleaned.chars().all(|c| c == '.') {
+        "-".to_string()
+    } else {
+        cleaned
+    }
+}
+
+/// Flushes a directory entry change (create, rename) to disk.
+pub fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Hands a complete file on: fsync it, `rename()` it into `dest_dir`, fsync both directories.
+/// Returns the new path. Both folders must be on one filesystem (they are: one state dir).
+pub fn handoff(path: &Path, dest_dir: &Path) -> Result<PathBuf> {
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} has no file name", path.display()))?;
+    let dest = dest_dir.join(name);
+    File::open(path)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("fsync {}", path.display()))?;
+    fs::rename(path, &dest)
+        .with_context(|| format!("moving {} to {}", path.display(), dest_dir.display()))?;
+    fsync_dir(dest_dir).with_context(|| format!("fsync {}", dest_dir.display()))?;
+    if let Some(parent) = path.parent() {
+        fsync_dir(parent).with_context(|| format!("fsync {}", parent.display()))?;
+    }
+    Ok(dest)
+}
+
+/// Writes `bytes` to `dest` so that `dest` is either absent/old or complete: through a temporary
+/// file in `tmp_dir` (same filesystem), fsynced, renamed.
+pub fn write_atomically(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
+    let name = dest
+        .file_name()
+        .with_context(|| format!("{} has no file name", dest.display()))?;
+    let tmp = tmp_dir.join(format!(
+        "{}.{}.partial",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    drop(f);
+    fs::rename(&tmp, dest).with_context(|| format!("renaming into {}", dest.display()))?;
+    if let Some(parent) = dest.parent() {
+        fsync_dir(parent).with_context(|| format!("fsync {}", parent.display()))?;
+    }
+    Ok(())
+}
+
+/// Opens `path` and takes an exclusive lock without waiting. `Ok(None)`: someone else holds it.
+pub fn try_lock(path: &Path) -> Result<Option<File>> {
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match f.try_lock() {
+        Ok(()) => Ok(Some(f)),
+        Err(TryLockError::WouldBlock) => Ok(None),
+        Err(TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+}
+
+/// The files in an inbox with extension `ext`, oldest name first (names sort by time). Hidden
+/// files and folders are skipped.
+pub fn list_inbox(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+    };
+    for entry in entries {
+        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || !name.ends_with(&format!(".{ext}")) {
+            continue;
+        }
+        if entry.file_type().map(|t| t.is_file()).unwrap_or(false) {
+            out.push(entry.path());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// How long ago `path` was last modified (zero if its clock is in the future).
+pub fn unmodified_for(path: &Path) -> Result<Duration> {
+    let mtime = fs::metadata(path)
+        .and_then(|m| m.modified())
+        .with_context(|| format!("stat {}", path.display()))?;
+    Ok(SystemTime::now()
+        .duration_since(mtime)
+        .unwrap_or(Duration::ZERO))
+}
+
+/// Deletes files in `dir` older than `age` (by mtime). Returns how many were removed.
+pub fn remove_older_than(dir: &Path, age: Duration, keep: impl Fn(&Path) -> bool) -> Result<usize> {
+    let mut removed = 0;
+    for entry in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let path = entry
+            .with_context(|| format!("listing {}", dir.display()))?
+            .path();
+        if !path.is_file() || keep(&path) {
+            continue;
+        }
+        if unmodified_for(&path)? >= age {
+            fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Removes leftovers of a crashed run from `tmp/` that carry this stage's `prefix`.
+pub fn clear_tmp(state: &StateDir, prefix: &str) -> Result<()> {
+    for entry in
+        fs::read_dir(state.tmp()).with_context(|| format!("listing {}", state.tmp().display()))?
+    {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with(prefix) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn civil() -> Civil {
+        Civil::from_unix_millis(1_795_000_000_123)
+    }
+
+    #[test]
+    fn chunk_name_round_trips() {
+        let n = ChunkName::new(civil(), "live", "cam_1", 7);
+        let stem = n.stem();
+        assert!(stem.ends_with("_live_cam_1_000007"), "{stem}");
+        assert_eq!(ChunkName::parse(&stem), Some(n.clone()));
+        assert_eq!(ChunkName::parse(&format!("{stem}.flv")), Some(n.clone()));
+        assert_eq!(ChunkName::parse(&format!("{stem}.mp4")), Some(n));
+    }
+
+    #[test]
+    fn chunk_name_sanitizes_separators_and_paths() {
+        let n = ChunkName::new(civil(), "my_app", "../../etc/passwd?x=1", 1);
+        assert_eq!(n.app, "my-app");
+        assert!(!n.stream.contains('/'));
+        assert_eq!(ChunkName::parse(&n.stem()), Some(n.clone()));
+        let dots = ChunkName::new(civil(), "..", "..", 1);
+        assert_eq!(dots.app, "-");
+        assert_eq!(dots.stream, "-");
+    }
+
+    #[test]
+    fn chunk_names_sort_by_time() {
+        let a = ChunkName::new(Civil::from_unix_millis(1_000), "z", "z", 9).stem();
+        let b = ChunkName::new(Civil::from_unix_millis(2_000), "a", "a", 1).stem();
+        assert!(a < b);
+    }
+
+    #[test]
+    fn rejects_foreign_names() {
+        assert_eq!(ChunkName::parse("video.flv"), None);
+        assert_eq!(ChunkName::parse("20261126T032759.123Z_live.flv"), None);
+        assert_eq!(
+            ChunkName::parse("20261126T032759.123Z_live_cam_x1.flv"),
+            None
+        );
+    }
+
+    #[test]
+    fn handoff_moves_and_lock_excludes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::open(tmp.path()).unwrap();
+        let src = state.recording().join("a.flv");
+        fs::write(&src, b"FLV").unwrap();
+        let held = try_lock(&src).unwrap().expect("first lock");
+        assert!(try_lock(&src).unwrap().is_none(), "second lock must fail");
+        drop(held);
+        let dest = handoff(&src, &state.remux_inbox()).unwrap();
+        assert!(!src.exists());
+        assert_eq!(fs::read(&dest).unwrap(), b"FLV");
+        assert_eq!(
+            list_inbox(&state.remux_inbox(), "flv").unwrap(),
+            vec![dest.clone()]
+        );
+        let failed = state.fail(&dest, "not an FLV").unwrap();
+        assert!(failed.exists());
+        let reason = fs::read_to_string(state.failed().join("a.flv.reason")).unwrap();
+        assert_eq!(reason, "not an FLV\n");
+    }
+}

@@ -1,0 +1,60 @@
+//! The systemd side of a stage: sockets passed by socket activation (`LISTEN_FDS`), and service
+//! notifications (`READY=1`, `STATUS=`, `WATCHDOG=1`, `STOPPING=1`). Without systemd every call
+//! here is a no-op, so the same binary runs by hand.
+
+use std::net::TcpListener;
+use std::os::fd::FromRawFd;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use sd_notify::NotifyState;
+
+/// TCP listeners passed by systemd (`.socket` unit), in order. Empty without socket activation.
+pub fn listeners() -> Result<Vec<TcpListener>> {
+    let fds = sd_notify::listen_fds().context("reading LISTEN_FDS from systemd")?;
+    let mut out = Vec::with_capacity(fds.len());
+    for fd in fds {
+        // SAFETY: systemd hands these fds to this process (LISTEN_PID matched) and nothing else
+        // in the process owns them.
+        let listener = unsafe { TcpListener::from_raw_fd(fd) };
+        listener
+            .set_nonblocking(true)
+            .with_context(|| format!("socket fd {fd} from systemd is not a usable TCP listener"))?;
+        out.push(listener);
+    }
+    // Child processes (none today) must not think the sockets are theirs.
+    // SAFETY: removing variables before any thread reads them; called at startup.
+    unsafe {
+        std::env::remove_var("LISTEN_FDS");
+        std::env::remove_var("LISTEN_PID");
+        std::env::remove_var("LISTEN_FDNAMES");
+    }
+    Ok(out)
+}
+
+fn notify(states: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(states) {
+        log::debug!("sd_notify failed: {e}");
+    }
+}
+
+pub fn ready(status: &str) {
+    notify(&[NotifyState::Ready, NotifyState::Status(status)]);
+}
+
+pub fn status(status: &str) {
+    notify(&[NotifyState::Status(status)]);
+}
+
+pub fn stopping(status: &str) {
+    notify(&[NotifyState::Stopping, NotifyState::Status(status)]);
+}
+
+pub fn watchdog() {
+    notify(&[NotifyState::Watchdog]);
+}
+
+/// How often to send `WATCHDOG=1`: half of `WatchdogSec=`, or `None` when it is not set.
+pub fn watchdog_interval() -> Option<Duration> {
+    sd_notify::watchdog_enabled().map(|d| d / 2)
+}

@@ -1,0 +1,142 @@
+//! UTC civil time without a time-zone library: chunk names and metadata only ever need UTC.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A UTC instant split into calendar fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Civil {
+    pub year: i64,
+    pub month: u32,
+    pub day: u32,
+    pub hour: u32,
+    pub minute: u32,
+    pub second: u32,
+    pub millis: u32,
+}
+
+impl Civil {
+    pub fn from_system_time(t: SystemTime) -> Civil {
+        let since = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+        Civil::from_unix_millis(since.as_millis() as i64)
+    }
+
+    pub fn from_unix_millis(ms: i64) -> Civil {
+        let secs = ms.div_euclid(1000);
+        let millis = ms.rem_euclid(1000) as u32;
+        let days = secs.div_euclid(86_400);
+        let sod = secs.rem_euclid(86_400);
+        // Howard Hinnant's days-to-civil algorithm (proleptic Gregorian).
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        Civil {
+            year,
+            month,
+            day,
+            hour: (sod / 3600) as u32,
+            minute: (sod / 60 % 60) as u32,
+            second: (sod % 60) as u32,
+            millis,
+        }
+    }
+
+    pub fn to_unix_millis(&self) -> i64 {
+        let y = self.year - i64::from(self.month <= 2);
+        let era = y.div_euclid(400);
+        let yoe = y.rem_euclid(400);
+        let m = i64::from(self.month);
+        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(self.day) - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = era * 146_097 + doe - 719_468;
+        ((days * 86_400
+            + i64::from(self.hour) * 3600
+            + i64::from(self.minute) * 60
+            + i64::from(self.second))
+            * 1000)
+            + i64::from(self.millis)
+    }
+
+    /// `20261126T032759.123Z`: fixed width, sorts as text in time order.
+    pub fn compact(&self) -> String {
+        format!(
+            "{:04}{:02}{:02}T{:02}{:02}{:02}.{:03}Z",
+            self.year, self.month, self.day, self.hour, self.minute, self.second, self.millis
+        )
+    }
+
+    /// Parses [`Civil::compact`]'s form back.
+    pub fn parse_compact(s: &str) -> Option<Civil> {
+        let b = s.as_bytes();
+        if b.len() != 20 || b[8] != b'T' || b[15] != b'.' || b[19] != b'Z' {
+            return None;
+        }
+        let num = |r: std::ops::Range<usize>| -> Option<u32> {
+            let part = s.get(r)?;
+            if !part.bytes().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            part.parse().ok()
+        };
+        let c = Civil {
+            year: i64::from(num(0..4)?),
+            month: num(4..6)?,
+            day: num(6..8)?,
+            hour: num(9..11)?,
+            minute: num(11..13)?,
+            second: num(13..15)?,
+            millis: num(16..19)?,
+        };
+        let valid = (1..=12).contains(&c.month)
+            && (1..=31).contains(&c.day)
+            && c.hour < 24
+            && c.minute < 60
+            && c.second < 60;
+        valid.then_some(c)
+    }
+
+    /// RFC 3339 with milliseconds, for metadata and manifests.
+    pub fn rfc3339(&self) -> String {
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            self.year, self.month, self.day, self.hour, self.minute, self.second, self.millis
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_instants() {
+        let c = Civil::from_unix_millis(0);
+        assert_eq!(c.compact(), "19700101T000000.000Z");
+        // 2024-02-29T23:59:59.999Z, a leap day.
+        let c = Civil::from_unix_millis(1_709_251_199_999);
+        assert_eq!(c.rfc3339(), "2024-02-29T23:59:59.999Z");
+    }
+
+    #[test]
+    fn round_trips_across_years() {
+        let mut ms: i64 = 0;
+        while ms < 4_102_444_800_000 {
+            let c = Civil::from_unix_millis(ms);
+            assert_eq!(c.to_unix_millis(), ms);
+            assert_eq!(Civil::parse_compact(&c.compact()), Some(c));
+            ms += 86_400_000 * 37 + 3_723_456;
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_compact() {
+        assert_eq!(Civil::parse_compact("20261126T032759.123"), None);
+        assert_eq!(Civil::parse_compact("20261326T032759.123Z"), None);
+        assert_eq!(Civil::parse_compact("2026112xT032759.123Z"), None);
+    }
+}
