@@ -8,6 +8,7 @@ pub mod exit;
 pub mod flv;
 pub mod ingest;
 pub mod logging;
+pub mod manifest;
 pub mod mp4;
 pub mod publish;
 pub mod remux;

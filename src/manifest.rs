@@ -1,0 +1,54 @@
+//! The per-chunk manifest: what remux learned about a chunk (from the FLV's metadata and its
+//! frames), completed by publish (size, sha256) and uploaded beside the MP4 so a consumer can
+//! detect gaps (`sequence`, `previous`). Remux writes it as `publish/NAME.json` before it renames
+//! `NAME.mp4` in; publish reads it, fills `mp4_bytes`/`sha256`, and uploads it.
+
+use serde::{Deserialize, Serialize};
+
+/// Keys ingest writes into each chunk's `onMetaData`, which remux copies into the manifest.
+pub const META_SEQUENCE: &str = "rtmpRecorderSequence";
+pub const META_PREVIOUS: &str = "rtmpRecorderPrevious";
+pub const META_UTC_START: &str = "rtmpRecorderUtcStart";
+pub const META_STREAM_OFFSET_MS: &str = "rtmpRecorderStreamOffsetMs";
+
+pub const MANIFEST_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkManifest {
+    pub version: u32,
+    /// The chunk's file stem, `{UTC start}_{app}_{stream}_{seq}`.
+    pub name: String,
+    pub app: String,
+    /// The stream's label (never the secret key unless the operator made it the label).
+    pub stream: String,
+    /// 1-based sequence number within one publish session.
+    pub sequence: u32,
+    /// Stem of the chunk before this one in the same publish session; `None` for the first.
+    pub previous: Option<String>,
+    /// Wall-clock UTC time of the chunk's first frame, RFC 3339.
+    pub utc_start: String,
+    /// Media time of the chunk's first frame since the publish session began.
+    pub stream_offset_ms: u64,
+    pub duration_ms: u64,
+    pub video: Option<TrackSummary>,
+    pub audio: Option<TrackSummary>,
+    /// Filled by publish from the file it uploads.
+    pub mp4_bytes: Option<u64>,
+    /// Hex SHA-256 of the MP4, filled by publish.
+    pub sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackSummary {
+    /// RFC 6381 codec string, e.g. `avc1.64001f`, `hvc1.1.6.L93.B0`, `mp4a.40.2`, `mp4a.6b`.
+    pub codec: String,
+    pub frames: u64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub width: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub height: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sample_rate: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub channels: Option<u32>,
+}
