@@ -1,0 +1,1296 @@
+//! Shared harness for the ingest integration tests: starts the recorder (and nginx-rtmp as a
+//! reference server), publishes real streams with ffmpeg and GStreamer while keeping a reference
+//! copy of exactly the published packets, and checks chunks with ffprobe and a small FLV tag
+//! walker written here so the checks never depend on the code under test.
+
+// Each test file uses a different part of this module.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub use tempfile::TempDir;
+
+/// The chunk length every publish test records with.
+pub const CHUNK: Duration = Duration::from_secs(10);
+/// Keyframe interval of the published streams (`-g 60` at 30 fps).
+pub const GOP: Duration = Duration::from_secs(2);
+/// How far a live source's timestamps stray from the nominal frame times.
+pub const JITTER_MS: i64 = 50;
+
+// ---------------------------------------------------------------------------------------------
+// Waiting without blind sleeps
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
+    l.local_addr().expect("local_addr").port()
+}
+
+/// Polls `cond` every 50 ms until it holds; panics with `what` after `timeout`.
+pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// True once something accepts TCP connections on 127.0.0.1:`port`.
+pub fn port_open(port: u16) -> bool {
+    TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
+}
+
+/// Waits for a child to exit; kills it and panics (showing `log`) after `timeout`.
+pub fn wait_child(child: &mut Child, timeout: Duration, what: &str, log: &Path) -> ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{what} (pid {}) did not exit within {timeout:?}\n{}",
+                child.id(),
+                show_log(log)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn signal(pid: u32, sig: libc::c_int) {
+    // SAFETY: plain kill(2) on a child this harness started and has not reaped yet.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
+    assert_eq!(rc, 0, "kill({pid}, {sig}) failed");
+}
+
+/// The last lines of a log file, for failure messages.
+pub fn show_log(path: &Path) -> String {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| format!("(no log: {e})"));
+    let lines: Vec<&str> = text.lines().collect();
+    let from = lines.len().saturating_sub(150);
+    format!(
+        "---- {} (last {} lines) ----\n{}\n---- end ----",
+        path.display(),
+        lines.len() - from,
+        lines[from..].join("\n")
+    )
+}
+
+fn log_file(path: &Path) -> File {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("opening log {}: {e}", path.display()))
+}
+
+/// `*.EXT` files directly in `dir`, sorted by name (chunk names sort by time).
+pub fn files_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = match fs::read_dir(dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == ext) && p.is_file())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    out.sort();
+    out
+}
+
+/// Every file name below `dir`, recursively (for "the key never appears" checks).
+pub fn all_names(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            out.push(e.file_name().to_string_lossy().into_owned());
+            if e.path().is_dir() {
+                out.extend(all_names(&e.path()));
+            }
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// The recorder under test
+
+/// A running `rtmp-recorder ingest`, killed on drop; its stderr is shown if the test panics.
+pub struct Recorder {
+    child: Option<Child>,
+    pub port: u16,
+    pub state: PathBuf,
+    pub log: PathBuf,
+}
+
+/// The binary under test.
+pub fn recorder_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_rtmp-recorder")
+}
+
+/// Removes variables the recorder reads so the caller's environment cannot change a test.
+pub fn clean_env(cmd: &mut Command) {
+    for var in [
+        "NOTIFY_SOCKET",
+        "LISTEN_FDS",
+        "LISTEN_PID",
+        "LISTEN_FDNAMES",
+        "WATCHDOG_USEC",
+        "WATCHDOG_PID",
+        "STATE_DIRECTORY",
+        "RECORDINGS_DIR",
+        "RTMP_RECORDER_STATE_DIR",
+        "RTMP_RECORDER_LOG",
+        "RTMP_LISTEN",
+        "CHUNK_DURATION",
+        "CHUNK_DURATION_MINUTES",
+        "MAX_CHUNK_SIZE",
+        "ALLOWED_KEYS_FILE",
+        "HANDSHAKE_TIMEOUT",
+        "IDLE_TIMEOUT",
+        "MAX_CONNECTIONS",
+        "JOURNAL_STREAM",
+    ] {
+        cmd.env_remove(var);
+    }
+}
+
+impl Recorder {
+    /// Starts `ingest` with its state in `dir/state` and its log in `dir/recorder.log` (appended,
+    /// so a restart keeps the first run's lines), listening on a fresh port, with
+    /// `--chunk-duration 10s` and `extra` ingest arguments. Returns once the port accepts TCP.
+    pub fn start(dir: &Path, extra: &[&str]) -> Recorder {
+        Recorder::start_on(dir, free_port(), extra)
+    }
+
+    pub fn start_on(dir: &Path, port: u16, extra: &[&str]) -> Recorder {
+        let state = dir.join("state");
+        let log = dir.join("recorder.log");
+        let mut cmd = Command::new(recorder_bin());
+        clean_env(&mut cmd);
+        cmd.arg("--state-dir")
+            .arg(&state)
+            .args(["--log-level", "debug", "ingest", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["--chunk-duration", "10s"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(log_file(&log))
+            .stderr(log_file(&log));
+        let child = cmd.spawn().expect("spawning rtmp-recorder");
+        let mut rec = Recorder {
+            child: Some(child),
+            port,
+            state,
+            log,
+        };
+        rec.wait_listening();
+        rec
+    }
+
+    fn wait_listening(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !port_open(self.port) {
+            if let Some(status) = self.child_mut().try_wait().expect("try_wait") {
+                panic!(
+                    "rtmp-recorder exited ({status}) before listening on {}\n{}",
+                    self.port,
+                    show_log(&self.log)
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "rtmp-recorder not listening on {} after 15 s\n{}",
+                self.port,
+                show_log(&self.log)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn child_mut(&mut self) -> &mut Child {
+        self.child.as_mut().expect("recorder already stopped")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("recorder already stopped").id()
+    }
+
+    pub fn url(&self, app: &str, key: &str) -> String {
+        format!("rtmp://127.0.0.1:{}/{app}/{key}", self.port)
+    }
+
+    pub fn recording(&self) -> PathBuf {
+        self.state.join("recording")
+    }
+
+    pub fn remux(&self) -> PathBuf {
+        self.state.join("remux")
+    }
+
+    /// Finished chunks in `remux/`, oldest first.
+    pub fn chunks(&self) -> Vec<PathBuf> {
+        files_with_ext(&self.remux(), "flv")
+    }
+
+    /// Chunks still being written in `recording/`.
+    pub fn open_chunks(&self) -> Vec<PathBuf> {
+        files_with_ext(&self.recording(), "flv")
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// None while running.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child_mut().try_wait().expect("try_wait")
+    }
+
+    /// Peak resident memory (`VmHWM`) in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("reading /proc/PID/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/PID/status")
+    }
+
+    /// Waits until every chunk is closed: `recording/` empty and `n` chunks in `remux/`.
+    pub fn wait_chunks(&self, n: usize, timeout: Duration) -> Vec<PathBuf> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let done = self.chunks();
+            if done.len() >= n && self.open_chunks().is_empty() {
+                assert_eq!(
+                    done.len(),
+                    n,
+                    "expected {n} chunks in remux/, found {done:?}\n{}",
+                    show_log(&self.log)
+                );
+                return done;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "after {timeout:?}: remux/ holds {:?}, recording/ holds {:?}; expected {n} \
+                     finished chunks\n{}",
+                    done,
+                    self.open_chunks(),
+                    show_log(&self.log)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        signal(self.pid(), libc::SIGTERM);
+        let log = self.log.clone();
+        let status = wait_child(
+            self.child_mut(),
+            timeout,
+            "rtmp-recorder after SIGTERM",
+            &log,
+        );
+        self.child = None;
+        status
+    }
+
+    /// SIGKILL, reaped.
+    pub fn kill9(&mut self) {
+        signal(self.pid(), libc::SIGKILL);
+        let _ = self.child_mut().wait();
+        self.child = None;
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("{}", show_log(&self.log));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// nginx-rtmp, the reference server the harness was proven against
+
+/// nginx with the RTMP module recording every publish into `dir/nginx-rec/`.
+pub struct Nginx {
+    child: Option<Child>,
+    pub port: u16,
+    pub record_dir: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Nginx {
+    /// `record_interval`: e.g. `Some("10s")` to split like the recorder does.
+    pub fn start(dir: &Path, record_interval: Option<&str>) -> Nginx {
+        let port = free_port();
+        let prefix = dir.join("nginx");
+        let record_dir = dir.join("nginx-rec");
+        fs::create_dir_all(prefix.join("logs")).expect("nginx prefix");
+        fs::create_dir_all(&record_dir).expect("nginx record dir");
+        let log = dir.join("nginx.log");
+        let interval = record_interval
+            .map(|i| format!("record_interval {i};"))
+            .unwrap_or_default();
+        let conf = format!(
+            "load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;\n\
+             master_process off;\n\
+             events {{ worker_connections 64; }}\n\
+             rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{\n\
+               live on; record all; record_path {rec}; record_unique on; {interval}\n\
+             }} }} }}\n",
+            rec = record_dir.display()
+        );
+        let conf_path = prefix.join("nginx.conf");
+        fs::write(&conf_path, conf).expect("writing nginx.conf");
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(&prefix)
+            .arg("-c")
+            .arg(&conf_path)
+            .arg("-g")
+            .arg(format!(
+                "daemon off; pid {}; error_log {} info;",
+                prefix.join("nginx.pid").display(),
+                log.display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(log_file(&log))
+            .stderr(log_file(&log))
+            .spawn()
+            .expect("spawning nginx");
+        let mut n = Nginx {
+            child: Some(child),
+            port,
+            record_dir,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !port_open(port) {
+            if let Some(s) = n.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("nginx exited ({s})\n{}", show_log(&n.log));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nginx not listening\n{}",
+                show_log(&n.log)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        n
+    }
+
+    pub fn url(&self, app: &str, key: &str) -> String {
+        format!("rtmp://127.0.0.1:{}/{app}/{key}", self.port)
+    }
+
+    /// Graceful stop (SIGQUIT): every recording is closed when this returns.
+    pub fn stop(&mut self) -> Vec<PathBuf> {
+        if let Some(mut child) = self.child.take() {
+            signal(child.id(), libc::SIGQUIT);
+            wait_child(&mut child, Duration::from_secs(10), "nginx", &self.log);
+        }
+        files_with_ext(&self.record_dir, "flv")
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("{}", show_log(&self.log));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Publishers
+
+/// What a publisher sends.
+#[derive(Debug, Clone)]
+pub struct PublishOpts {
+    pub width: u32,
+    pub height: u32,
+    /// Where the reference FLV (exactly the published packets) is written.
+    pub reference: PathBuf,
+    /// The publisher's stderr.
+    pub log: PathBuf,
+}
+
+impl PublishOpts {
+    /// 720p, reference and log named `NAME.ref.flv` and `NAME.log` in `dir`.
+    pub fn new(dir: &Path, name: &str) -> PublishOpts {
+        PublishOpts {
+            width: 1280,
+            height: 720,
+            reference: dir.join(format!("{name}.ref.flv")),
+            log: dir.join(format!("{name}.log")),
+        }
+    }
+}
+
+/// A running publisher (ffmpeg or gst-launch), killed on drop.
+pub struct Publisher {
+    child: Option<Child>,
+    pub reference: PathBuf,
+    pub log: PathBuf,
+    what: &'static str,
+}
+
+impl Publisher {
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("publisher already reaped").id()
+    }
+
+    /// Waits for the publisher to finish; panics (with its log) after `timeout`.
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("publisher already reaped");
+        wait_child(&mut child, timeout, self.what, &self.log)
+    }
+
+    /// Waits and requires a clean exit.
+    pub fn wait_ok(&mut self, timeout: Duration) {
+        let status = self.wait(timeout);
+        assert!(
+            status.success(),
+            "{} failed ({status})\n{}",
+            self.what,
+            show_log(&self.log)
+        );
+    }
+
+    pub fn running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => c.try_wait().expect("try_wait").is_none(),
+            None => false,
+        }
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("{}", show_log(&self.log));
+        }
+    }
+}
+
+/// ffmpeg publishing `secs` seconds of testsrc2 (H.264 High, B-frames, 2 s GOP) + AAC 48 kHz in
+/// real time to `url`; the tee muxer writes the same FLV packets to `opts.reference`.
+pub fn ffmpeg_publish(url: &str, secs: u32, opts: &PublishOpts) -> Publisher {
+    let tee = format!(
+        "[f=flv:onfail=abort]{url}|[f=flv:onfail=abort]{}",
+        opts.reference.display()
+    );
+    let child = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-loglevel", "warning", "-y"])
+        .args(["-re", "-f", "lavfi", "-i"])
+        .arg(format!(
+            "testsrc2=size={}x{}:rate=30",
+            opts.width, opts.height
+        ))
+        .args([
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+        ])
+        .args(["-t", &secs.to_string(), "-map", "0:v", "-map", "1:a"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-profile:v",
+            "high",
+        ])
+        .args([
+            "-pix_fmt",
+            "yuv420p",
+            "-bf",
+            "2",
+            "-g",
+            "60",
+            "-keyint_min",
+            "60",
+        ])
+        .args(["-sc_threshold", "0"])
+        .args(["-c:a", "aac", "-ar", "48000", "-ac", "2", "-b:a", "128k"])
+        // Encoders must put SPS/PPS and the AAC config in extradata: the tee muxer does not
+        // tell them that FLV needs it.
+        .args(["-flags", "+global_header", "-f", "tee"])
+        .arg(tee)
+        .stdin(Stdio::null())
+        .stdout(log_file(&opts.log))
+        .stderr(log_file(&opts.log))
+        .spawn()
+        .expect("spawning ffmpeg");
+    Publisher {
+        child: Some(child),
+        reference: opts.reference.clone(),
+        log: opts.log.clone(),
+        what: "ffmpeg publisher",
+    }
+}
+
+/// gst-launch publishing `secs` seconds (videotestsrc + x264enc High with B-frames, 2 s GOP,
+/// audiotestsrc + AAC 48 kHz, live) with `rtmp2sink`; a `tee` after `flvmux` writes the same FLV
+/// to `opts.reference`.
+pub fn gst_publish(url: &str, secs: u32, opts: &PublishOpts) -> Publisher {
+    let video_buffers = secs * 30;
+    // audiotestsrc sends 1024 samples per buffer.
+    let audio_buffers = (secs * 48_000).div_ceil(1024);
+    let pipeline = format!(
+        "flvmux name=m streamable=true ! tee name=t \
+           t. ! queue ! rtmp2sink location={url} \
+           t. ! queue ! filesink location={reference} \
+         videotestsrc is-live=true num-buffers={video_buffers} \
+           ! video/x-raw,width={w},height={h},framerate=30/1,format=I420 \
+           ! x264enc bframes=2 key-int-max=60 speed-preset=veryfast \
+               option-string=scenecut=0:min-keyint=60 \
+           ! video/x-h264,profile=high ! h264parse ! queue ! m. \
+         audiotestsrc is-live=true num-buffers={audio_buffers} samplesperbuffer=1024 \
+           ! audio/x-raw,rate=48000,channels=2 ! audioconvert ! avenc_aac ! aacparse \
+           ! queue ! m.",
+        reference = opts.reference.display(),
+        w = opts.width,
+        h = opts.height,
+    );
+    let child = Command::new("gst-launch-1.0")
+        .arg("-e")
+        .args(pipeline.split_whitespace())
+        .stdin(Stdio::null())
+        .stdout(log_file(&opts.log))
+        .stderr(log_file(&opts.log))
+        .spawn()
+        .expect("spawning gst-launch-1.0");
+    Publisher {
+        child: Some(child),
+        reference: opts.reference.clone(),
+        log: opts.log.clone(),
+        what: "gst-launch publisher",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ffprobe / ffmpeg checks
+
+fn run_capture(cmd: &mut Command, what: &str) -> (String, String) {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {what}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {stderr}",
+        out.status
+    );
+    (stdout, stderr)
+}
+
+/// Packets ffprobe reads from `file`: (video, audio).
+pub fn count_packets(file: &Path) -> (u64, u64) {
+    let (out, _) = run_capture(
+        Command::new("ffprobe")
+            .args(["-v", "error", "-count_packets", "-show_entries"])
+            .args(["stream=codec_type,nb_read_packets", "-of", "csv=p=0"])
+            .arg(file),
+        &format!("ffprobe -count_packets {}", file.display()),
+    );
+    let (mut v, mut a) = (0, 0);
+    for line in out.lines() {
+        let mut parts = line.split(',');
+        let kind = parts.next().unwrap_or("");
+        let n: u64 = parts
+            .next()
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0);
+        match kind {
+            "video" => v += n,
+            "audio" => a += n,
+            _ => {}
+        }
+    }
+    (v, a)
+}
+
+/// One packet as `ffmpeg -f framehash` sees it: stream (0 video, 1 audio), size, SHA-256.
+pub type FrameHash = (u32, u64, String);
+
+/// Per-packet hashes of `file`, video mapped to stream 0 and audio to stream 1.
+pub fn framehash(file: &Path) -> Vec<FrameHash> {
+    let (out, _) = run_capture(
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
+            .arg(file)
+            .args(["-map", "0:v?", "-map", "0:a?", "-c", "copy"])
+            .args(["-f", "framehash", "-hash", "sha256", "-"]),
+        &format!("ffmpeg framehash {}", file.display()),
+    );
+    out.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').map(str::trim).collect();
+            assert!(f.len() >= 6, "unexpected framehash line {l:?}");
+            (
+                f[0].parse().expect("stream index"),
+                f[4].parse().expect("packet size"),
+                f[5].to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Splits framehash lines by stream: interleaving of audio and video may differ between a
+/// chunked recording and its reference, but each stream's packet sequence must not.
+pub fn by_stream(hashes: &[FrameHash]) -> BTreeMap<u32, Vec<(u64, String)>> {
+    let mut out: BTreeMap<u32, Vec<(u64, String)>> = BTreeMap::new();
+    for (s, size, hash) in hashes {
+        out.entry(*s).or_default().push((*size, hash.clone()));
+    }
+    out
+}
+
+/// Decodes every frame of `file`; returns ffmpeg's error output (empty: clean).
+pub fn decode_errors(file: &Path) -> String {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
+        .arg(file)
+        .args(["-f", "null", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("running ffmpeg decode");
+    // The null muxer's complaint about frame timestamps that round to the same tick (GStreamer's
+    // millisecond timestamps at 30 fps) is about muxing the decoded frames, not decoding.
+    let mut err: String = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| {
+            !l.contains("non monotonically increasing dts to muxer")
+                && !l.trim_start().starts_with("Last message repeated")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    if !out.status.success() {
+        err.push_str(&format!("\nffmpeg exit status {}", out.status));
+    }
+    err
+}
+
+/// Container duration ffprobe reports, in seconds.
+pub fn probe_duration(file: &Path) -> f64 {
+    let (out, _) = run_capture(
+        Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "format=duration",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(file),
+        &format!("ffprobe duration {}", file.display()),
+    );
+    out.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("ffprobe duration of {}: {out:?}", file.display()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// A small FLV tag walker, independent of the crate's own reader
+
+pub const TAG_AUDIO: u8 = 8;
+pub const TAG_VIDEO: u8 = 9;
+pub const TAG_SCRIPT: u8 = 18;
+
+#[derive(Debug, Clone)]
+pub struct Tag {
+    pub kind: u8,
+    /// DTS in ms (24 bits + extension byte).
+    pub ts: u32,
+    pub offset: u64,
+    pub data: Vec<u8>,
+}
+
+impl Tag {
+    pub fn is_video(&self) -> bool {
+        self.kind == TAG_VIDEO
+    }
+    pub fn is_audio(&self) -> bool {
+        self.kind == TAG_AUDIO
+    }
+    pub fn is_script(&self) -> bool {
+        self.kind == TAG_SCRIPT
+    }
+    fn ex_header(&self) -> bool {
+        self.is_video() && self.data.first().is_some_and(|b| b & 0x80 != 0)
+    }
+    /// Video frame type 1 (keyframe), legacy or enhanced header.
+    pub fn is_keyframe(&self) -> bool {
+        self.is_video() && self.data.first().is_some_and(|b| (b >> 4) & 0x07 == 1)
+    }
+    /// AVC sequence header (legacy `AVCPacketType 0`) or enhanced `SequenceStart`.
+    pub fn is_video_seq_header(&self) -> bool {
+        if !self.is_video() || self.data.len() < 2 {
+            return false;
+        }
+        if self.ex_header() {
+            self.data[0] & 0x0f == 0
+        } else {
+            self.data[0] & 0x0f == 7 && self.data[1] == 0
+        }
+    }
+    /// AVC end of sequence (`AVCPacketType 2`, enhanced `SequenceEnd`): ffmpeg writes one at
+    /// the end of a stream; it is not a frame.
+    pub fn is_video_end_of_sequence(&self) -> bool {
+        if !self.is_video() || self.data.len() < 2 {
+            return false;
+        }
+        if self.ex_header() {
+            self.data[0] & 0x0f == 2
+        } else {
+            self.data[0] & 0x0f == 7 && self.data[1] == 2
+        }
+    }
+    /// The composition time offset (PTS - DTS) of an AVC/HEVC frame, 0 when absent.
+    pub fn composition_time(&self) -> i32 {
+        if !self.is_media() || !self.is_video() {
+            return 0;
+        }
+        let d = &self.data;
+        let at = if self.ex_header() {
+            // Enhanced RTMP: only `CodedFrames` (1) of AVC/HEVC carries it, after the FourCC.
+            let fourcc = d.get(1..5).unwrap_or(&[]);
+            if d[0] & 0x0f != 1 || !(fourcc == b"avc1" || fourcc == b"hvc1") {
+                return 0;
+            }
+            5
+        } else if d[0] & 0x0f == 7 && d[1] == 1 {
+            2
+        } else {
+            return 0;
+        };
+        match d.get(at..at + 3) {
+            Some(b) => (i32::from_be_bytes([b[0], b[1], b[2], 0])) >> 8,
+            None => 0,
+        }
+    }
+    pub fn is_aac_seq_header(&self) -> bool {
+        self.is_audio() && self.data.len() >= 2 && self.data[0] >> 4 == 10 && self.data[1] == 0
+    }
+    /// A frame of media (not a sequence header, not script data).
+    pub fn is_media(&self) -> bool {
+        (self.is_video() && !self.is_video_seq_header() && !self.is_video_end_of_sequence())
+            || (self.is_audio() && !self.is_aac_seq_header())
+    }
+    /// The script tag's name and value (`onMetaData`, object).
+    pub fn script(&self) -> (String, Amf) {
+        assert!(
+            self.is_script(),
+            "tag at {} is not script data",
+            self.offset
+        );
+        let mut r = AmfReader {
+            b: &self.data,
+            pos: 0,
+        };
+        let name = match r.value() {
+            Amf::Str(s) => s,
+            other => panic!("script tag at {}: name is {other:?}", self.offset),
+        };
+        (name, r.value())
+    }
+}
+
+#[derive(Debug)]
+pub struct Flv {
+    pub path: PathBuf,
+    pub flags: u8,
+    pub tags: Vec<Tag>,
+    /// Bytes after the last complete tag (a torn tail); 0 for a complete file.
+    pub trailing: usize,
+}
+
+impl Flv {
+    /// Walks every tag of `path`. Panics on a bad header or on a back pointer that does not
+    /// match its tag (the file is corrupt, not just cut short).
+    pub fn read(path: &Path) -> Flv {
+        let mut b = Vec::new();
+        File::open(path)
+            .and_then(|mut f| f.read_to_end(&mut b))
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        assert!(
+            b.len() >= 13 && &b[..3] == b"FLV" && b[3] == 1,
+            "{}: not an FLV file",
+            path.display()
+        );
+        let header_len = u32::from_be_bytes([b[5], b[6], b[7], b[8]]) as usize;
+        assert!(
+            header_len >= 9,
+            "{}: header length {header_len}",
+            path.display()
+        );
+        let mut pos = header_len + 4;
+        let mut tags = Vec::new();
+        while pos + 11 <= b.len() {
+            let size = u32::from_be_bytes([0, b[pos + 1], b[pos + 2], b[pos + 3]]) as usize;
+            let end = pos + 11 + size + 4;
+            if end > b.len() {
+                break;
+            }
+            let back = u32::from_be_bytes([b[end - 4], b[end - 3], b[end - 2], b[end - 1]]);
+            assert_eq!(
+                back as usize,
+                11 + size,
+                "{}: tag at {pos}: previous-tag-size {back} != {}",
+                path.display(),
+                11 + size
+            );
+            let ts = u32::from_be_bytes([b[pos + 7], b[pos + 4], b[pos + 5], b[pos + 6]]);
+            tags.push(Tag {
+                kind: b[pos] & 0x1f,
+                ts,
+                offset: pos as u64,
+                data: b[pos + 11..pos + 11 + size].to_vec(),
+            });
+            pos = end;
+        }
+        Flv {
+            path: path.to_path_buf(),
+            flags: b[4],
+            tags,
+            trailing: b.len() - pos,
+        }
+    }
+
+    pub fn video(&self) -> impl Iterator<Item = &Tag> {
+        self.tags.iter().filter(|t| t.is_video() && t.is_media())
+    }
+
+    pub fn media(&self) -> impl Iterator<Item = &Tag> {
+        self.tags.iter().filter(|t| t.is_media())
+    }
+
+    /// The `onMetaData` object (first script tag with that name).
+    pub fn metadata(&self) -> Option<BTreeMap<String, Amf>> {
+        self.tags
+            .iter()
+            .filter(|t| t.is_script())
+            .map(Tag::script)
+            .find(|(name, _)| name == "onMetaData")
+            .map(|(_, v)| v.into_map())
+    }
+}
+
+/// AMF0 values, as much as script tags use.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Amf {
+    Number(f64),
+    Bool(bool),
+    Str(String),
+    Object(Vec<(String, Amf)>),
+    Array(Vec<Amf>),
+    Null,
+    Date(f64),
+}
+
+impl Amf {
+    pub fn into_map(self) -> BTreeMap<String, Amf> {
+        match self {
+            Amf::Object(kv) => kv.into_iter().collect(),
+            other => panic!("onMetaData value is {other:?}, not an object"),
+        }
+    }
+}
+
+struct AmfReader<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl AmfReader<'_> {
+    fn take(&mut self, n: usize) -> &[u8] {
+        assert!(self.pos + n <= self.b.len(), "AMF0 value runs past its tag");
+        let s = &self.b[self.pos..self.pos + n];
+        self.pos += n;
+        s
+    }
+    fn u16(&mut self) -> usize {
+        let s = self.take(2);
+        u16::from_be_bytes([s[0], s[1]]) as usize
+    }
+    fn u32(&mut self) -> usize {
+        let s = self.take(4);
+        u32::from_be_bytes([s[0], s[1], s[2], s[3]]) as usize
+    }
+    fn f64(&mut self) -> f64 {
+        let s = self.take(8);
+        f64::from_be_bytes(s.try_into().expect("8 bytes"))
+    }
+    fn string(&mut self, len: usize) -> String {
+        String::from_utf8_lossy(self.take(len)).into_owned()
+    }
+    fn props(&mut self) -> Vec<(String, Amf)> {
+        let mut kv = Vec::new();
+        loop {
+            let n = self.u16();
+            let key = self.string(n);
+            if key.is_empty() && self.b.get(self.pos) == Some(&9) {
+                self.pos += 1;
+                return kv;
+            }
+            let v = self.value();
+            kv.push((key, v));
+        }
+    }
+    fn value(&mut self) -> Amf {
+        let marker = self.take(1)[0];
+        match marker {
+            0 => Amf::Number(self.f64()),
+            1 => Amf::Bool(self.take(1)[0] != 0),
+            2 => {
+                let n = self.u16();
+                Amf::Str(self.string(n))
+            }
+            3 => Amf::Object(self.props()),
+            5 | 6 => Amf::Null,
+            8 => {
+                let _count = self.u32();
+                Amf::Object(self.props())
+            }
+            10 => {
+                let n = self.u32();
+                Amf::Array((0..n).map(|_| self.value()).collect())
+            }
+            11 => {
+                let d = self.f64();
+                self.take(2);
+                Amf::Date(d)
+            }
+            12 => {
+                let n = self.u32();
+                Amf::Str(self.string(n))
+            }
+            m => panic!("AMF0 marker {m} not supported by the test walker"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chunk checks against a reference
+
+/// Checks the chunk layout every file in `remux/` must have: FLV header with audio and video,
+/// `onMetaData`, the AVC then the AAC sequence header, then the first media frame at timestamp
+/// 0 (a video keyframe, except that chunk 1 may open with audio as long as its first video
+/// frame is a keyframe), and no torn tail.
+pub fn check_chunk_layout(flv: &Flv, first: bool) {
+    let p = flv.path.display();
+    assert_eq!(
+        flv.trailing, 0,
+        "{p}: {} bytes after the last tag",
+        flv.trailing
+    );
+    assert_eq!(
+        flv.flags & 0x05,
+        0x05,
+        "{p}: FLV header flags {:#x}",
+        flv.flags
+    );
+    let t = &flv.tags;
+    assert!(t.len() >= 4, "{p}: only {} tags", t.len());
+    assert!(
+        t[0].is_script() && t[0].script().0 == "onMetaData",
+        "{p}: first tag is not onMetaData: {:?}",
+        t[0].kind
+    );
+    assert!(
+        t[1].is_video_seq_header(),
+        "{p}: tag 2 is not the AVC sequence header"
+    );
+    assert!(
+        t[2].is_aac_seq_header(),
+        "{p}: tag 3 is not the AAC sequence header"
+    );
+    assert!(t[3].is_media(), "{p}: tag 4 is not a media frame");
+    assert_eq!(
+        t[3].ts, 0,
+        "{p}: first media frame at {} ms, not 0",
+        t[3].ts
+    );
+    if !first {
+        assert!(
+            t[3].is_keyframe(),
+            "{p}: first media frame is not a video keyframe"
+        );
+    }
+    let first_video = flv
+        .video()
+        .next()
+        .unwrap_or_else(|| panic!("{p}: no video"));
+    assert!(
+        first_video.is_keyframe(),
+        "{p}: first video frame is not a keyframe"
+    );
+    // Rebasing must not wrap an early audio packet to a huge timestamp.
+    let max_ts = flv.media().map(|t| t.ts).max().unwrap_or(0);
+    assert!(max_ts < 3_600_000, "{p}: media timestamp {max_ts} ms");
+}
+
+/// Which timestamp a splitting rule reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    Dts,
+    Pts,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct VideoFrame {
+    pub dts: i64,
+    pub pts: i64,
+    pub key: bool,
+}
+
+impl VideoFrame {
+    pub fn at(&self, clock: Clock) -> i64 {
+        match clock {
+            Clock::Dts => self.dts,
+            Clock::Pts => self.pts,
+        }
+    }
+}
+
+/// The video frames of a file in order, with both clocks.
+pub fn video_timeline(flv: &Flv) -> Vec<VideoFrame> {
+    flv.video()
+        .map(|t| VideoFrame {
+            dts: t.ts as i64,
+            pts: t.ts as i64 + t.composition_time() as i64,
+            key: t.is_keyframe(),
+        })
+        .collect()
+}
+
+/// Indices of the video frames that open each chunk under the splitting rule: a chunk ends at
+/// the first video keyframe at least `target` after the chunk's start (`first_start` for the
+/// first chunk, its opening keyframe for the others), read on `clock`.
+pub fn chunk_starts(
+    timeline: &[VideoFrame],
+    clock: Clock,
+    first_start: i64,
+    target: Duration,
+) -> Vec<usize> {
+    let target = target.as_millis() as i64;
+    let mut starts = vec![0];
+    let mut start = first_start;
+    for (i, f) in timeline.iter().enumerate().skip(1) {
+        if f.key && f.at(clock) >= start + target {
+            starts.push(i);
+            start = f.at(clock);
+        }
+    }
+    starts
+}
+
+/// The readings of the splitting rule a correct recorder may implement: "media time" as DTS or
+/// PTS, and the first chunk measured from its first frame of any kind or its first video frame.
+/// They agree for ffmpeg's streams; GStreamer's DTS run slightly behind its PTS.
+pub fn candidate_chunk_starts(reference: &Flv, target: Duration) -> Vec<(Clock, Vec<usize>)> {
+    let timeline = video_timeline(reference);
+    let Some(first_video) = timeline.first().copied() else {
+        return vec![(Clock::Dts, vec![0])];
+    };
+    let first_media_dts = reference.media().map(|t| t.ts as i64).min().unwrap_or(0);
+    let mut out = Vec::new();
+    for (clock, first_any) in [
+        (Clock::Dts, first_media_dts),
+        (Clock::Pts, first_media_dts.min(first_video.pts)),
+    ] {
+        for first in [first_any, first_video.at(clock)] {
+            let starts = chunk_starts(&timeline, clock, first, target);
+            if !out.contains(&(clock, starts.clone())) {
+                out.push((clock, starts));
+            }
+        }
+    }
+    out
+}
+
+/// Everything the publish tests check of chunks recorded from one publish, against the
+/// publisher's reference copy: count and split points, names, layout, metadata chain, packet
+/// counts, packet hashes and durations.
+pub fn check_chunks_against_reference(
+    chunks: &[PathBuf],
+    reference: &Path,
+    app: &str,
+    label: &str,
+) {
+    let ref_flv = Flv::read(reference);
+    let timeline = video_timeline(&ref_flv);
+    let flvs: Vec<Flv> = chunks.iter().map(|c| Flv::read(c)).collect();
+
+    // Where the recorder split, in reference video frames, must be where the rule splits.
+    let mut actual = Vec::new();
+    let mut seen = 0;
+    for f in &flvs {
+        actual.push(seen);
+        seen += f.video().count();
+    }
+    assert_eq!(
+        seen,
+        timeline.len(),
+        "video frames in chunks {chunks:?} vs the reference"
+    );
+    let candidates = candidate_chunk_starts(&ref_flv, CHUNK);
+    let clock = candidates
+        .iter()
+        .find(|(_, starts)| *starts == actual)
+        .map(|(clock, _)| *clock)
+        .unwrap_or_else(|| {
+            panic!(
+                "chunks {chunks:?} open at reference video frames {actual:?}; the splitting \
+                 rule gives one of {candidates:?}"
+            )
+        });
+
+    let mut prev_stem = String::new();
+    let (mut v_sum, mut a_sum) = (0u64, 0u64);
+    let mut hashes: Vec<FrameHash> = Vec::new();
+    for (i, (path, flv)) in chunks.iter().zip(&flvs).enumerate() {
+        let seq = i + 1;
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let stem = name.strip_suffix(".flv").expect(".flv name").to_string();
+        check_chunk_name(&stem, app, label, seq);
+        check_chunk_layout(flv, i == 0);
+
+        let meta = flv
+            .metadata()
+            .unwrap_or_else(|| panic!("{name}: no onMetaData"));
+        assert_eq!(
+            meta.get("rtmpRecorderSequence"),
+            Some(&Amf::Number(seq as f64)),
+            "{name}: rtmpRecorderSequence"
+        );
+        assert_eq!(
+            meta.get("rtmpRecorderPrevious"),
+            Some(&Amf::Str(prev_stem.clone())),
+            "{name}: rtmpRecorderPrevious"
+        );
+        match meta.get("rtmpRecorderUtcStart") {
+            Some(Amf::Str(s)) => assert!(
+                s.len() >= 20 && s.as_bytes()[4] == b'-' && s.contains('T') && s.ends_with('Z'),
+                "{name}: rtmpRecorderUtcStart {s:?} is not RFC 3339 UTC"
+            ),
+            other => panic!("{name}: rtmpRecorderUtcStart is {other:?}"),
+        }
+        // The chunk's place in the stream, by the reference's own clock (either reading of
+        // "stream start" is within 150 ms).
+        let expect = (timeline[actual[i]].at(clock) - timeline[0].at(clock)) as f64;
+        match meta.get("rtmpRecorderStreamOffsetMs") {
+            Some(Amf::Number(ms)) => assert!(
+                (ms - expect).abs() <= 150.0,
+                "{name}: rtmpRecorderStreamOffsetMs {ms}, the reference says ~{expect}"
+            ),
+            other => panic!("{name}: rtmpRecorderStreamOffsetMs is {other:?}"),
+        }
+
+        // Duration by the reference's clock: from this chunk's first keyframe to the next's,
+        // in [10 s, 10 s + GOP). Live sources' timestamps jitter by a few ms, and a keyframe
+        // due at 10 s that lands at 9.998 s rightly moves the split to the one at ~12 s.
+        if i + 1 < actual.len() {
+            let d = timeline[actual[i + 1]].at(clock) - timeline[actual[i]].at(clock);
+            let (lo, hi) = (CHUNK.as_millis() as i64, (CHUNK + GOP).as_millis() as i64);
+            assert!(
+                (lo..hi + JITTER_MS).contains(&d),
+                "{name}: lasts {d} ms ({clock:?}), outside [{lo}, {hi}) (+{JITTER_MS} ms jitter)"
+            );
+        }
+
+        let (v, a) = count_packets(path);
+        v_sum += v;
+        a_sum += a;
+        hashes.extend(framehash(path));
+        prev_stem = stem;
+    }
+    assert_eq!(
+        (v_sum, a_sum),
+        count_packets(reference),
+        "packets (video, audio) summed over chunks vs the reference"
+    );
+    let got = by_stream(&hashes);
+    let want = by_stream(&framehash(reference));
+    for (stream, want_list) in &want {
+        let got_list = got.get(stream).map(Vec::as_slice).unwrap_or(&[]);
+        if let Some(k) =
+            (0..want_list.len().max(got_list.len())).find(|&k| want_list.get(k) != got_list.get(k))
+        {
+            panic!(
+                "stream {stream}: packet {k} differs (chunks {:?}, reference {:?}); {} vs {} \
+                 packets",
+                got_list.get(k),
+                want_list.get(k),
+                got_list.len(),
+                want_list.len()
+            );
+        }
+    }
+    assert_eq!(got.len(), want.len(), "streams in chunks vs reference");
+}
+
+/// `{UTC start}_{app}_{label}_{seq:06}` with a plausible fixed-width UTC start.
+pub fn check_chunk_name(stem: &str, app: &str, label: &str, seq: usize) {
+    let tail = format!("_{app}_{label}_{seq:06}");
+    assert!(
+        stem.ends_with(&tail),
+        "chunk {stem:?} does not end with {tail:?}"
+    );
+    let start = &stem[..stem.len() - tail.len()];
+    // e.g. 20261126T032759.123Z
+    assert!(
+        start.len() == 20
+            && start.as_bytes()[8] == b'T'
+            && start.ends_with('Z')
+            && start[..8].bytes().all(|b| b.is_ascii_digit()),
+        "chunk {stem:?}: start {start:?} is not a compact UTC time"
+    );
+}

@@ -1,0 +1,135 @@
+//! Stopping ingest mid-stream loses nothing it had: SIGTERM finishes the open chunk into
+//! `remux/` before exiting; after kill -9 the next start salvages the partial chunk (cut at its
+//! last complete tag) into `remux/`, and it decodes cleanly. Streams are 640x360: what is tested
+//! is the chunk files, not the encoder.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+
+fn small(dir: &Path, name: &str) -> PublishOpts {
+    PublishOpts {
+        width: 640,
+        height: 360,
+        ..PublishOpts::new(dir, name)
+    }
+}
+
+fn file_len(p: &Path) -> u64 {
+    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+/// The chunks' packets, stream by stream, are the first packets of the reference: nothing lost
+/// or changed up to where the stream was cut.
+fn assert_prefix_of_reference(chunks: &[std::path::PathBuf], reference: &Path) {
+    let mut hashes = Vec::new();
+    for c in chunks {
+        hashes.extend(framehash(c));
+    }
+    let got = by_stream(&hashes);
+    let want: BTreeMap<u32, Vec<(u64, String)>> = by_stream(&framehash(reference));
+    assert_eq!(got.len(), 2, "chunks hold {} streams", got.len());
+    for (stream, list) in &got {
+        let reference_list = &want[stream];
+        assert!(
+            list.len() <= reference_list.len(),
+            "stream {stream}: {} packets recorded, the publisher sent {}",
+            list.len(),
+            reference_list.len()
+        );
+        if let Some(k) = (0..list.len()).find(|&k| list[k] != reference_list[k]) {
+            panic!("stream {stream}: packet {k} differs from the reference");
+        }
+    }
+}
+
+#[test]
+fn sigterm_finishes_the_open_chunk() {
+    let dir = TempDir::new().unwrap();
+    let mut rec = Recorder::start(dir.path(), &[]);
+    let mut publisher = ffmpeg_publish(&rec.url("live", "term"), 60, &small(dir.path(), "term"));
+
+    // Into the second chunk by a few seconds.
+    wait_until(Duration::from_secs(30), "chunk 1 finished", || {
+        rec.chunks().len() == 1
+    });
+    wait_until(Duration::from_secs(10), "chunk 2 growing", || {
+        rec.open_chunks()
+            .first()
+            .is_some_and(|p| file_len(p) > 150_000)
+    });
+    let status = rec.terminate(Duration::from_secs(15));
+    assert!(
+        status.success(),
+        "rtmp-recorder exited with {status} after SIGTERM"
+    );
+    // Without its server the publisher fails; its reference holds all it sent.
+    publisher.wait(Duration::from_secs(20));
+
+    let chunks = files_with_ext(&dir.path().join("state/remux"), "flv");
+    let open = files_with_ext(&dir.path().join("state/recording"), "flv");
+    assert!(open.is_empty(), "chunks left in recording/: {open:?}");
+    assert_eq!(chunks.len(), 2, "remux/ holds {chunks:?}");
+    for (i, c) in chunks.iter().enumerate() {
+        let flv = Flv::read(c);
+        check_chunk_layout(&flv, i == 0);
+        let stem = c.file_stem().unwrap().to_string_lossy();
+        check_chunk_name(&stem, "live", "term", i + 1);
+        assert_eq!(decode_errors(c), "", "{} decodes cleanly", c.display());
+    }
+    let last = Flv::read(&chunks[1]);
+    assert!(
+        last.video().count() >= 30,
+        "the finished chunk holds only {} video frames",
+        last.video().count()
+    );
+    assert_prefix_of_reference(&chunks, &publisher.reference);
+}
+
+#[test]
+fn kill9_partial_chunk_is_salvaged_on_restart() {
+    let dir = TempDir::new().unwrap();
+    let mut rec = Recorder::start(dir.path(), &[]);
+    let mut publisher = ffmpeg_publish(&rec.url("live", "crash"), 60, &small(dir.path(), "crash"));
+
+    wait_until(
+        Duration::from_secs(20),
+        "a partial chunk of some size",
+        || {
+            rec.open_chunks()
+                .first()
+                .is_some_and(|p| file_len(p) > 300_000)
+        },
+    );
+    rec.kill9();
+    publisher.wait(Duration::from_secs(20));
+    let partial = rec.open_chunks();
+    assert_eq!(partial.len(), 1, "recording/ after kill -9: {partial:?}");
+    assert!(
+        rec.chunks().is_empty(),
+        "remux/ before restart: {:?}",
+        rec.chunks()
+    );
+
+    let rec = Recorder::start(dir.path(), &[]);
+    let salvaged = rec.wait_chunks(1, Duration::from_secs(15));
+    let flv = Flv::read(&salvaged[0]);
+    check_chunk_layout(&flv, true);
+    let stem = salvaged[0].file_stem().unwrap().to_string_lossy();
+    check_chunk_name(&stem, "live", "crash", 1);
+    assert!(
+        flv.video().count() >= 30,
+        "salvaged chunk holds only {} video frames",
+        flv.video().count()
+    );
+    assert_eq!(
+        decode_errors(&salvaged[0]),
+        "",
+        "salvaged chunk decodes cleanly"
+    );
+    assert_prefix_of_reference(&salvaged, &publisher.reference);
+}

@@ -1,0 +1,138 @@
+//! Several publishers on one ingest: two keys record side by side into their own chunk series; a
+//! second publisher on a live key is turned away without disturbing the first; with
+//! `--allowed-keys` an unknown key is rejected and a known key is recorded under its label, the
+//! key itself appearing in no log line and no file name.
+//!
+//! These streams are 640x360: what is tested is stream handling, and four real-time encodes at
+//! 720p next to another test would not keep up on two cores.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::*;
+use sha2::{Digest, Sha256};
+
+fn small(dir: &std::path::Path, name: &str) -> PublishOpts {
+    PublishOpts {
+        width: 640,
+        height: 360,
+        ..PublishOpts::new(dir, name)
+    }
+}
+
+fn chunks_labelled(rec: &Recorder, label: &str) -> Vec<PathBuf> {
+    rec.chunks()
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .contains(&format!("_{label}_"))
+        })
+        .collect()
+}
+
+#[test]
+fn two_streams_and_a_rejected_second_publisher() {
+    let dir = TempDir::new().unwrap();
+    let rec = Recorder::start(dir.path(), &[]);
+    let secs = 14;
+    let mut a = ffmpeg_publish(&rec.url("live", "cam-a"), secs, &small(dir.path(), "a"));
+    let mut b = gst_publish(&rec.url("live", "cam-b"), secs, &small(dir.path(), "b"));
+
+    wait_until(Duration::from_secs(10), "cam-a recording", || {
+        rec.open_chunks()
+            .iter()
+            .any(|p| p.to_string_lossy().contains("_cam-a_"))
+    });
+    let mut intruder = ffmpeg_publish(&rec.url("live", "cam-a"), 5, &small(dir.path(), "intruder"));
+    let status = intruder.wait(Duration::from_secs(20));
+    assert!(
+        !status.success(),
+        "a second publisher on the live key cam-a was accepted\n{}",
+        intruder.log_text()
+    );
+    assert!(
+        a.running(),
+        "the first publisher on cam-a was disturbed\n{}",
+        a.log_text()
+    );
+
+    a.wait_ok(Duration::from_secs(secs as u64 + 30));
+    b.wait_ok(Duration::from_secs(secs as u64 + 30));
+    rec.wait_chunks(4, Duration::from_secs(15));
+
+    let chunks_a = chunks_labelled(&rec, "cam-a");
+    let chunks_b = chunks_labelled(&rec, "cam-b");
+    check_chunks_against_reference(&chunks_a, &a.reference, "live", "cam-a");
+    check_chunks_against_reference(&chunks_b, &b.reference, "live", "cam-b");
+}
+
+#[test]
+fn allowed_keys_reject_unknown_keys_and_hide_known_ones() {
+    let dir = TempDir::new().unwrap();
+    let labelled_key = "k3y-Secret-4f9a2c71";
+    let bare_key = "bare-Secret-0b1d";
+    let keys = dir.path().join("allowed-keys");
+    std::fs::write(&keys, format!("{labelled_key} lobby\n{bare_key}\n")).unwrap();
+    let rec = Recorder::start(dir.path(), &["--allowed-keys", keys.to_str().unwrap()]);
+
+    let mut bad = ffmpeg_publish(&rec.url("live", "not-a-key"), 5, &small(dir.path(), "bad"));
+    let status = bad.wait(Duration::from_secs(20));
+    assert!(
+        !status.success(),
+        "an unknown key was accepted\n{}",
+        bad.log_text()
+    );
+
+    let secs = 12;
+    let mut good = ffmpeg_publish(
+        &rec.url("live", labelled_key),
+        secs,
+        &small(dir.path(), "good"),
+    );
+    let mut bare = ffmpeg_publish(&rec.url("live", bare_key), secs, &small(dir.path(), "bare"));
+    good.wait_ok(Duration::from_secs(secs as u64 + 30));
+    bare.wait_ok(Duration::from_secs(secs as u64 + 30));
+    rec.wait_chunks(4, Duration::from_secs(15));
+
+    // Without a label the name is `key-` and the first 8 hex digits of the key's SHA-256.
+    let digest = Sha256::digest(bare_key.as_bytes());
+    let hex: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    let bare_label = format!("key-{hex}");
+
+    check_chunks_against_reference(
+        &chunks_labelled(&rec, "lobby"),
+        &good.reference,
+        "live",
+        "lobby",
+    );
+    check_chunks_against_reference(
+        &chunks_labelled(&rec, &bare_label),
+        &bare.reference,
+        "live",
+        &bare_label,
+    );
+    let names = all_names(&rec.state);
+    assert!(
+        !names.iter().any(|n| n.contains("not-a-key")),
+        "the rejected key left files: {names:?}"
+    );
+    for key in [labelled_key, bare_key, "not-a-key"] {
+        assert!(
+            !names.iter().any(|n| n.contains(key)),
+            "key {key} appears in a file name: {names:?}"
+        );
+        let log = rec.log_text();
+        assert!(
+            !log.contains(key),
+            "key {key} appears in the log:\n{}",
+            log.lines()
+                .filter(|l| l.contains(key))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+}
