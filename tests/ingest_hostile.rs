@@ -1,0 +1,210 @@
+//! Hostile connections next to a real stream: bytes that crash a naive RTMP chunk reader
+//! (interleaved chunk streams whose lengths disagree, a huge fmt0 message length), a full 16 MiB
+//! message, random garbage before and after the handshake, and a handshake that never
+//! finishes. The real stream's chunks must come out complete and exact, the process must stay
+//! up, and its peak memory must stay under 200 MiB.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A small deterministic generator: the garbage is random-looking but the same every run.
+struct XorShift(u64);
+
+impl XorShift {
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                self.0 ^= self.0 << 13;
+                self.0 ^= self.0 >> 7;
+                self.0 ^= self.0 << 17;
+                self.0 as u8
+            })
+            .collect()
+    }
+}
+
+fn connect(port: u16) -> TcpStream {
+    let s = TcpStream::connect(("127.0.0.1", port)).expect("connecting to ingest");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// Client side of the plain RTMP handshake (C0 C1, S0 S1 S2, C2).
+fn handshake(port: u16) -> TcpStream {
+    let mut s = connect(port);
+    let mut c0c1 = vec![3u8];
+    c0c1.extend([0u8; 8]);
+    c0c1.extend(XorShift(7).bytes(1528));
+    s.write_all(&c0c1).expect("sending C0 C1");
+    let mut s012 = vec![0u8; 1 + 1536 + 1536];
+    s.read_exact(&mut s012).expect("reading S0 S1 S2");
+    assert_eq!(s012[0], 3, "S0 version");
+    s.write_all(&s012[1..1537]).expect("sending C2");
+    s
+}
+
+/// A chunk basic header + fmt0 message header.
+fn fmt0(csid: u8, ts: u32, len: u32, type_id: u8, stream_id: u32) -> Vec<u8> {
+    let mut h = vec![csid & 0x3f];
+    h.extend(&ts.to_be_bytes()[1..]);
+    h.extend(&len.to_be_bytes()[1..]);
+    h.push(type_id);
+    h.extend(stream_id.to_le_bytes());
+    h
+}
+
+/// Writes what it can; the server is free to hang up at any point.
+fn send(s: &mut TcpStream, bytes: &[u8]) {
+    let _ = s.write_all(bytes);
+}
+
+/// Reads until the server closes the connection or `within` passes; true if it closed.
+fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+/// Message A on chunk stream 3 is split; a shorter message B on chunk stream 4 arrives between
+/// its chunks (legal RTMP), then A finishes. A reader with one shared reassembly buffer
+/// underflows on B.
+fn interleaved_chunk_streams(port: u16) {
+    let mut s = handshake(port);
+    let mut b = fmt0(3, 0, 300, 20, 0);
+    b.extend(vec![0x05; 128]);
+    b.extend(fmt0(4, 0, 10, 20, 0));
+    b.extend(vec![0x05; 10]);
+    b.push(0xc3);
+    b.extend(vec![0x05; 128]);
+    b.push(0xc3);
+    b.extend(vec![0x05; 44]);
+    // Continuations on chunk streams never opened.
+    b.extend([0xc9, 0x01, 0x02, 0x03, 0x8a, 0, 0, 1, 0, 0, 1]);
+    send(&mut s, &b);
+    closed_within(&mut s, Duration::from_secs(3));
+}
+
+/// A fmt0 header announcing a message of 0xFFFFFF bytes after a chunk size of 2^31-1, then a
+/// little payload and a hang-up.
+fn huge_length_header(port: u16) {
+    let mut s = handshake(port);
+    let mut b = fmt0(2, 0, 4, 1, 0);
+    b.extend(0x7fff_ffffu32.to_be_bytes());
+    b.extend(fmt0(6, 0, 0xff_ffff, 9, 1));
+    b.extend(vec![0x17; 65_536]);
+    send(&mut s, &b);
+}
+
+/// A complete 16 MiB video message in 128-byte chunks.
+fn sixteen_mib_message(port: u16) {
+    let mut s = handshake(port);
+    let len = 0xff_ffffusize;
+    let mut b = fmt0(6, 0, len as u32, 9, 1);
+    let mut sent = 0;
+    while sent < len {
+        let n = (len - sent).min(128);
+        if sent > 0 {
+            b.push(0xc6);
+        }
+        b.extend(std::iter::repeat_n(0x27u8, n));
+        sent += n;
+        if b.len() >= 1 << 20 {
+            if s.write_all(&b).is_err() {
+                return;
+            }
+            b.clear();
+        }
+    }
+    send(&mut s, &b);
+    closed_within(&mut s, Duration::from_secs(3));
+}
+
+fn garbage_without_handshake(port: u16) {
+    let mut s = connect(port);
+    send(&mut s, &XorShift(11).bytes(256 * 1024));
+    closed_within(&mut s, Duration::from_secs(3));
+}
+
+fn garbage_after_handshake(port: u16) {
+    let mut s = handshake(port);
+    send(&mut s, &XorShift(13).bytes(256 * 1024));
+    closed_within(&mut s, Duration::from_secs(3));
+}
+
+/// One hostile client, given the ingest port.
+type Attack = fn(u16);
+
+#[test]
+fn hostile_connections_do_not_disturb_a_recording() {
+    let dir = TempDir::new().unwrap();
+    let mut rec = Recorder::start(dir.path(), &["--handshake-timeout", "2s"]);
+    let secs = 16;
+    let mut opts = PublishOpts::new(dir.path(), "good");
+    opts.width = 640;
+    opts.height = 360;
+    let mut publisher = ffmpeg_publish(&rec.url("live", "good"), secs, &opts);
+    wait_until(Duration::from_secs(10), "the good stream recording", || {
+        !rec.open_chunks().is_empty()
+    });
+
+    // Stalls after C0 and half of C1: the server must drop it once the handshake times out.
+    let mut stalled = connect(rec.port);
+    send(&mut stalled, &[3u8; 700]);
+
+    let port = rec.port;
+    let attacks: [(&str, Attack); 5] = [
+        ("interleaved chunk streams", interleaved_chunk_streams),
+        ("huge fmt0 length", huge_length_header),
+        ("16 MiB message", sixteen_mib_message),
+        ("garbage without handshake", garbage_without_handshake),
+        ("garbage after handshake", garbage_after_handshake),
+    ];
+    for round in 0..3 {
+        let threads: Vec<_> = attacks
+            .iter()
+            .map(|&(name, attack)| (name, std::thread::spawn(move || attack(port))))
+            .collect();
+        for (name, t) in threads {
+            // The attacks tolerate any server behaviour; a panic here is the harness's own.
+            t.join()
+                .unwrap_or_else(|_| panic!("attack {name} (round {round}) panicked"));
+        }
+        assert!(
+            rec.exited().is_none(),
+            "ingest exited during the attacks (round {round})"
+        );
+    }
+    assert!(
+        closed_within(&mut stalled, Duration::from_secs(5)),
+        "a handshake that never finished was kept open past --handshake-timeout 2s"
+    );
+
+    publisher.wait_ok(Duration::from_secs(secs as u64 + 30));
+    let chunks = rec.wait_chunks(2, Duration::from_secs(15));
+    check_chunks_against_reference(&chunks, &publisher.reference, "live", "good");
+    assert!(rec.exited().is_none(), "ingest exited");
+    let peak = rec.peak_rss_kib();
+    eprintln!("ingest peak RSS: {} MiB", peak / 1024);
+    assert!(peak < 200 * 1024, "ingest peak RSS {} MiB", peak / 1024);
+    // Nothing but the good stream was recorded.
+    let all: Vec<String> = all_names(&rec.state)
+        .into_iter()
+        .filter(|n| n.ends_with(".flv"))
+        .collect();
+    assert_eq!(all.len(), 2, "files recorded: {all:?}");
+}
