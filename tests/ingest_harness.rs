@@ -142,6 +142,36 @@ fn harness_matches_nginx_rtmp() {
         assert_eq!(decode_errors(rec), "", "{prefix}: nginx recording decodes");
     }
 
+    // The chunk checks accept ffmpeg's own segmenter (cuts at the first keyframe after 10 s,
+    // each segment with its headers and timestamps from 0) and notice a missing chunk.
+    let seg_dir = dir.path().join("segments");
+    std::fs::create_dir(&seg_dir).unwrap();
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
+        .arg(&ff.reference)
+        .args([
+            "-map",
+            "0",
+            "-c",
+            "copy",
+            "-f",
+            "segment",
+            "-segment_time",
+            "10",
+        ])
+        .args(["-reset_timestamps", "1", "-segment_format", "flv"])
+        .arg(seg_dir.join("c%03d.flv"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "ffmpeg segment");
+    let segments = files_with_ext(&seg_dir, "flv");
+    assert_eq!(segments.len(), 2, "{segments:?}");
+    let splits = check_chunks_media(&segments, &ff.reference);
+    assert_eq!(splits.starts, vec![0, 300]);
+    let only_first = segments[..1].to_vec();
+    let missing = std::panic::catch_unwind(|| check_chunks_media(&only_first, &ff.reference));
+    assert!(missing.is_err(), "a missing chunk went unnoticed");
+
     // The comparison notices one changed byte in one video frame, and the walker a torn tail.
     let reference = &ff.reference;
     let mut bytes = std::fs::read(reference).unwrap();

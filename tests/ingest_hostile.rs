@@ -208,3 +208,27 @@ fn hostile_connections_do_not_disturb_a_recording() {
         .collect();
     assert_eq!(all.len(), 2, "files recorded: {all:?}");
 }
+
+/// The attack clients themselves work: against nginx-rtmp they complete the handshake and
+/// deliver their bytes without the harness failing (nginx's own fate is not our concern).
+#[test]
+fn attack_clients_work_against_nginx_rtmp() {
+    let dir = TempDir::new().unwrap();
+    let nginx = Nginx::start(dir.path(), None);
+    let port = nginx.port;
+    for (name, attack) in [
+        (
+            "interleaved chunk streams",
+            interleaved_chunk_streams as Attack,
+        ),
+        ("huge fmt0 length", huge_length_header),
+        ("16 MiB message", sixteen_mib_message),
+        ("garbage without handshake", garbage_without_handshake),
+        ("garbage after handshake", garbage_after_handshake),
+    ] {
+        std::thread::spawn(move || attack(port))
+            .join()
+            .unwrap_or_else(|_| panic!("attack {name} failed against nginx-rtmp"));
+    }
+    drop(handshake(port));
+}

@@ -1156,24 +1156,30 @@ pub fn candidate_chunk_starts(reference: &Flv, target: Duration) -> Vec<(Clock, 
     out
 }
 
-/// Everything the publish tests check of chunks recorded from one publish, against the
-/// publisher's reference copy: count and split points, names, layout, metadata chain, packet
-/// counts, packet hashes and durations.
-pub fn check_chunks_against_reference(
-    chunks: &[PathBuf],
-    reference: &Path,
-    app: &str,
-    label: &str,
-) {
+/// Where a chunk series was split, as read against its reference.
+#[derive(Debug)]
+pub struct Splits {
+    /// The clock whose reading of the splitting rule matched.
+    pub clock: Clock,
+    /// Index of each chunk's first video frame in the reference.
+    pub starts: Vec<usize>,
+    pub timeline: Vec<VideoFrame>,
+}
+
+/// The media side of a chunk series against the publisher's reference: split points follow the
+/// rule, every chunk has the layout, durations are in [10 s, 10 s + GOP), packet counts summed
+/// over the chunks equal the reference's, and each stream's packets (size and SHA-256, in
+/// order) equal the reference's.
+pub fn check_chunks_media(chunks: &[PathBuf], reference: &Path) -> Splits {
     let ref_flv = Flv::read(reference);
     let timeline = video_timeline(&ref_flv);
     let flvs: Vec<Flv> = chunks.iter().map(|c| Flv::read(c)).collect();
 
     // Where the recorder split, in reference video frames, must be where the rule splits.
-    let mut actual = Vec::new();
+    let mut starts = Vec::new();
     let mut seen = 0;
     for f in &flvs {
-        actual.push(seen);
+        starts.push(seen);
         seen += f.video().count();
     }
     assert_eq!(
@@ -1184,73 +1190,35 @@ pub fn check_chunks_against_reference(
     let candidates = candidate_chunk_starts(&ref_flv, CHUNK);
     let clock = candidates
         .iter()
-        .find(|(_, starts)| *starts == actual)
+        .find(|(_, c)| *c == starts)
         .map(|(clock, _)| *clock)
         .unwrap_or_else(|| {
             panic!(
-                "chunks {chunks:?} open at reference video frames {actual:?}; the splitting \
+                "chunks {chunks:?} open at reference video frames {starts:?}; the splitting \
                  rule gives one of {candidates:?}"
             )
         });
 
-    let mut prev_stem = String::new();
     let (mut v_sum, mut a_sum) = (0u64, 0u64);
     let mut hashes: Vec<FrameHash> = Vec::new();
     for (i, (path, flv)) in chunks.iter().zip(&flvs).enumerate() {
-        let seq = i + 1;
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let stem = name.strip_suffix(".flv").expect(".flv name").to_string();
-        check_chunk_name(&stem, app, label, seq);
+        let name = path.display();
         check_chunk_layout(flv, i == 0);
-
-        let meta = flv
-            .metadata()
-            .unwrap_or_else(|| panic!("{name}: no onMetaData"));
-        assert_eq!(
-            meta.get("rtmpRecorderSequence"),
-            Some(&Amf::Number(seq as f64)),
-            "{name}: rtmpRecorderSequence"
-        );
-        assert_eq!(
-            meta.get("rtmpRecorderPrevious"),
-            Some(&Amf::Str(prev_stem.clone())),
-            "{name}: rtmpRecorderPrevious"
-        );
-        match meta.get("rtmpRecorderUtcStart") {
-            Some(Amf::Str(s)) => assert!(
-                s.len() >= 20 && s.as_bytes()[4] == b'-' && s.contains('T') && s.ends_with('Z'),
-                "{name}: rtmpRecorderUtcStart {s:?} is not RFC 3339 UTC"
-            ),
-            other => panic!("{name}: rtmpRecorderUtcStart is {other:?}"),
-        }
-        // The chunk's place in the stream, by the reference's own clock (either reading of
-        // "stream start" is within 150 ms).
-        let expect = (timeline[actual[i]].at(clock) - timeline[0].at(clock)) as f64;
-        match meta.get("rtmpRecorderStreamOffsetMs") {
-            Some(Amf::Number(ms)) => assert!(
-                (ms - expect).abs() <= 150.0,
-                "{name}: rtmpRecorderStreamOffsetMs {ms}, the reference says ~{expect}"
-            ),
-            other => panic!("{name}: rtmpRecorderStreamOffsetMs is {other:?}"),
-        }
-
         // Duration by the reference's clock: from this chunk's first keyframe to the next's,
         // in [10 s, 10 s + GOP). Live sources' timestamps jitter by a few ms, and a keyframe
         // due at 10 s that lands at 9.998 s rightly moves the split to the one at ~12 s.
-        if i + 1 < actual.len() {
-            let d = timeline[actual[i + 1]].at(clock) - timeline[actual[i]].at(clock);
+        if i + 1 < starts.len() {
+            let d = timeline[starts[i + 1]].at(clock) - timeline[starts[i]].at(clock);
             let (lo, hi) = (CHUNK.as_millis() as i64, (CHUNK + GOP).as_millis() as i64);
             assert!(
                 (lo..hi + JITTER_MS).contains(&d),
                 "{name}: lasts {d} ms ({clock:?}), outside [{lo}, {hi}) (+{JITTER_MS} ms jitter)"
             );
         }
-
         let (v, a) = count_packets(path);
         v_sum += v;
         a_sum += a;
         hashes.extend(framehash(path));
-        prev_stem = stem;
     }
     assert_eq!(
         (v_sum, a_sum),
@@ -1275,6 +1243,61 @@ pub fn check_chunks_against_reference(
         }
     }
     assert_eq!(got.len(), want.len(), "streams in chunks vs reference");
+    Splits {
+        clock,
+        starts,
+        timeline,
+    }
+}
+
+/// Everything the publish tests check of chunks recorded from one publish: the media checks
+/// against the reference, then names and the metadata chain.
+pub fn check_chunks_against_reference(
+    chunks: &[PathBuf],
+    reference: &Path,
+    app: &str,
+    label: &str,
+) {
+    let splits = check_chunks_media(chunks, reference);
+    let mut prev_stem = String::new();
+    for (i, path) in chunks.iter().enumerate() {
+        let seq = i + 1;
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let stem = name.strip_suffix(".flv").expect(".flv name").to_string();
+        check_chunk_name(&stem, app, label, seq);
+        let meta = Flv::read(path)
+            .metadata()
+            .unwrap_or_else(|| panic!("{name}: no onMetaData"));
+        assert_eq!(
+            meta.get("rtmpRecorderSequence"),
+            Some(&Amf::Number(seq as f64)),
+            "{name}: rtmpRecorderSequence"
+        );
+        assert_eq!(
+            meta.get("rtmpRecorderPrevious"),
+            Some(&Amf::Str(prev_stem.clone())),
+            "{name}: rtmpRecorderPrevious"
+        );
+        match meta.get("rtmpRecorderUtcStart") {
+            Some(Amf::Str(s)) => assert!(
+                s.len() >= 20 && s.as_bytes()[4] == b'-' && s.contains('T') && s.ends_with('Z'),
+                "{name}: rtmpRecorderUtcStart {s:?} is not RFC 3339 UTC"
+            ),
+            other => panic!("{name}: rtmpRecorderUtcStart is {other:?}"),
+        }
+        // The chunk's place in the stream, by the reference's own clock (either reading of
+        // "stream start" is within 150 ms).
+        let t = &splits.timeline;
+        let expect = (t[splits.starts[i]].at(splits.clock) - t[0].at(splits.clock)) as f64;
+        match meta.get("rtmpRecorderStreamOffsetMs") {
+            Some(Amf::Number(ms)) => assert!(
+                (ms - expect).abs() <= 150.0,
+                "{name}: rtmpRecorderStreamOffsetMs {ms}, the reference says ~{expect}"
+            ),
+            other => panic!("{name}: rtmpRecorderStreamOffsetMs is {other:?}"),
+        }
+        prev_stem = stem;
+    }
 }
 
 /// `{UTC start}_{app}_{label}_{seq:06}` with a plausible fixed-width UTC start.
