@@ -27,8 +27,12 @@
 //!   are (the remux skips them) and never split; before the first chunk they are dropped
 //!   and counted ([`Splitter::dropped`]).
 
+use crate::flv::script;
 use crate::flv::tag::{FILE_PREAMBLE_LEN, tag_len};
 use crate::flv::{AudioCodec, TagType, VideoCodec, VideoPacket, parse_audio, parse_video};
+
+/// Encoded length of the AMF0 string "@setDataFrame" (marker, 16-bit length, 13 bytes).
+const SET_DATA_FRAME_LEN: usize = 1 + 2 + 13;
 
 /// When to cut. Both limits apply; whichever is reached first splits at the next keyframe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +46,9 @@ pub struct SplitConfig {
 /// One message of a publish session, as it arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Message<'a> {
-    /// A script tag body (the publisher's `onMetaData`).
+    /// A script data body: the publisher's `onMetaData`, with or without the RTMP
+    /// `@setDataFrame` prefix (which is stripped). Script data that is not a decodable
+    /// `onMetaData` is dropped and counted.
     Metadata(&'a [u8]),
     /// An audio tag body; `timestamp` is the stream's ms timestamp as received.
     Audio { timestamp: u64, body: &'a [u8] },
@@ -164,7 +170,17 @@ impl Splitter {
     pub fn push(&mut self, msg: &Message<'_>) -> Action {
         match *msg {
             Message::Metadata(body) => {
-                self.metadata = Some(body.to_vec());
+                // RTMP sends `@setDataFrame, onMetaData, {..}`; a file holds `onMetaData, {..}`.
+                // Other script data (cue points, text) is not chunk metadata.
+                let body = match script::script_name(body).as_deref() {
+                    Some("@setDataFrame") => &body[SET_DATA_FRAME_LEN.min(body.len())..],
+                    _ => body,
+                };
+                if script::decode_metadata(body).is_ok() {
+                    self.metadata = Some(body.to_vec());
+                } else {
+                    self.dropped += 1;
+                }
                 Action::Remember
             }
             Message::Video { timestamp, body } => {
@@ -345,7 +361,8 @@ impl Splitter {
         self.clamped
     }
 
-    /// Non-frame audio/video messages that arrived before the first frame and were dropped.
+    /// Messages dropped: non-frame audio/video before the first frame, and script data that is
+    /// not a decodable `onMetaData`.
     pub fn dropped(&self) -> u64 {
         self.dropped
     }
@@ -441,7 +458,7 @@ mod tests {
     #[test]
     fn first_frame_opens_the_chunk_after_remembered_headers() {
         let mut s = Splitter::new(cfg(10_000, u64::MAX));
-        let meta = b"\x02\x00\x0aonMetaData\x05".to_vec();
+        let meta = crate::flv::script::encode_metadata(&[]);
         let (vs, as_) = (vseq(&[1, 0x64, 0, 0x1f]), aseq(&[0x12, 0x10]));
         assert_eq!(s.push(&Message::Metadata(&meta)), Action::Remember);
         assert_eq!(s.push(&v(0, &vs)), Action::Remember);
@@ -457,6 +474,26 @@ mod tests {
         assert_eq!(s.chunk_start_timestamp(), Some(100));
         assert_eq!(s.push(&v(110, &vframe(true, 66))), write(10));
         assert_eq!(s.chunks(), 1);
+    }
+
+    #[test]
+    fn metadata_is_kept_without_set_data_frame_and_other_script_data_is_dropped() {
+        use crate::flv::script::{Amf0Value, encode_metadata, encode_value};
+        let props = vec![("width".to_string(), Amf0Value::Number(1280.0))];
+        let file_form = encode_metadata(&props);
+        let mut rtmp_form = Vec::new();
+        encode_value(&Amf0Value::String("@setDataFrame".into()), &mut rtmp_form);
+        rtmp_form.extend_from_slice(&file_form);
+        let mut cue = Vec::new();
+        encode_value(&Amf0Value::String("onCuePoint".into()), &mut cue);
+        encode_value(&Amf0Value::Object(vec![]), &mut cue);
+        let mut s = Splitter::new(cfg(1000, u64::MAX));
+        assert_eq!(s.push(&Message::Metadata(&rtmp_form)), Action::Remember);
+        assert_eq!(s.header_tags()[0].body, &file_form[..]);
+        assert_eq!(s.push(&Message::Metadata(&cue)), Action::Remember);
+        assert_eq!(s.push(&Message::Metadata(b"\xff")), Action::Remember);
+        assert_eq!(s.header_tags()[0].body, &file_form[..]);
+        assert_eq!(s.dropped(), 2);
     }
 
     #[test]
