@@ -119,7 +119,7 @@ impl<C: PartialEq> Config<C> {
 enum Kind<C> {
     /// A sequence header with its codec and payload offset in the body.
     Config(C, usize),
-    /// A frame; `split_point` for a video keyframe, and for every audio frame.
+    /// A frame; `keyframe` is always true for audio (every audio frame is decodable alone).
     Frame { keyframe: bool },
     /// Written if a chunk is open, otherwise dropped.
     Other,
