@@ -335,3 +335,320 @@ fn basic_csid(h: &[u8]) -> u32 {
         low => u32::from(low),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Hand-built chunks following the RTMP 1.0 spec, section 5.3.1.
+    use super::*;
+
+    fn basic(fmt: u8, csid: u32) -> Vec<u8> {
+        let f = fmt << 6;
+        match csid {
+            2..=63 => vec![f | csid as u8],
+            64..=319 => vec![f, (csid - 64) as u8],
+            _ => vec![f | 1, ((csid - 64) & 0xFF) as u8, ((csid - 64) >> 8) as u8],
+        }
+    }
+
+    fn ts_field(ts: u32) -> ([u8; 3], Option<[u8; 4]>) {
+        if ts >= 0xFF_FFFF {
+            ([0xFF; 3], Some(ts.to_be_bytes()))
+        } else {
+            let b = ts.to_be_bytes();
+            ([b[1], b[2], b[3]], None)
+        }
+    }
+
+    fn fmt0(csid: u32, ts: u32, len: u32, type_id: u8, stream_id: u32, data: &[u8]) -> Vec<u8> {
+        let mut v = basic(0, csid);
+        let (field, ext) = ts_field(ts);
+        v.extend_from_slice(&field);
+        v.extend_from_slice(&len.to_be_bytes()[1..]);
+        v.push(type_id);
+        v.extend_from_slice(&stream_id.to_le_bytes());
+        if let Some(e) = ext {
+            v.extend_from_slice(&e);
+        }
+        v.extend_from_slice(data);
+        v
+    }
+
+    fn fmt1(csid: u32, delta: u32, len: u32, type_id: u8, data: &[u8]) -> Vec<u8> {
+        let mut v = basic(1, csid);
+        let (field, ext) = ts_field(delta);
+        v.extend_from_slice(&field);
+        v.extend_from_slice(&len.to_be_bytes()[1..]);
+        v.push(type_id);
+        if let Some(e) = ext {
+            v.extend_from_slice(&e);
+        }
+        v.extend_from_slice(data);
+        v
+    }
+
+    fn fmt2(csid: u32, delta: u32, data: &[u8]) -> Vec<u8> {
+        let mut v = basic(2, csid);
+        let (field, ext) = ts_field(delta);
+        v.extend_from_slice(&field);
+        if let Some(e) = ext {
+            v.extend_from_slice(&e);
+        }
+        v.extend_from_slice(data);
+        v
+    }
+
+    fn fmt3(csid: u32, ext: Option<u32>, data: &[u8]) -> Vec<u8> {
+        let mut v = basic(3, csid);
+        if let Some(e) = ext {
+            v.extend_from_slice(&e.to_be_bytes());
+        }
+        v.extend_from_slice(data);
+        v
+    }
+
+    fn read_all(
+        reader: &mut ChunkReader,
+        mut input: &[u8],
+    ) -> Result<Vec<RawMessage>, ProtocolError> {
+        let mut out = Vec::new();
+        while let Some(m) = reader.read(&mut input)? {
+            out.push(m);
+        }
+        assert!(input.is_empty());
+        Ok(out)
+    }
+
+    fn reader() -> ChunkReader {
+        ChunkReader::new(1 << 20, 8)
+    }
+
+    #[test]
+    fn four_formats_and_timestamp_deltas() {
+        let mut bytes = fmt0(4, 1000, 3, 9, 1, b"abc");
+        bytes.extend(fmt1(4, 33, 2, 8, b"de")); // new length and type, delta 33
+        bytes.extend(fmt2(4, 20, b"fg")); // same length/type, delta 20
+        bytes.extend(fmt3(4, None, b"hi")); // everything repeated, delta 20 again
+        let msgs = read_all(&mut reader(), &bytes).unwrap();
+        let summary: Vec<_> = msgs
+            .iter()
+            .map(|m| (m.timestamp, m.type_id, m.stream_id, m.payload.to_vec()))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (1000, 9, 1, b"abc".to_vec()),
+                (1033, 8, 1, b"de".to_vec()),
+                (1053, 8, 1, b"fg".to_vec()),
+                (1073, 8, 1, b"hi".to_vec()),
+            ]
+        );
+    }
+
+    #[test]
+    fn type3_after_type0_uses_the_absolute_timestamp_as_delta() {
+        // Spec 5.3.1.2.4: a type 3 chunk following a type 0 has the type 0 timestamp as delta.
+        let mut bytes = fmt0(5, 40, 1, 8, 1, b"a");
+        bytes.extend(fmt3(5, None, b"b"));
+        let msgs = read_all(&mut reader(), &bytes).unwrap();
+        assert_eq!(
+            msgs.iter().map(|m| m.timestamp).collect::<Vec<_>>(),
+            vec![40, 80]
+        );
+    }
+
+    #[test]
+    fn two_and_three_byte_basic_headers() {
+        let mut bytes = fmt0(64, 1, 1, 9, 1, b"x");
+        bytes.extend(fmt0(319, 2, 1, 9, 1, b"y"));
+        bytes.extend(fmt0(320, 3, 1, 9, 1, b"z"));
+        bytes.extend(fmt0(65599, 4, 1, 9, 1, b"w"));
+        let msgs = read_all(&mut reader(), &bytes).unwrap();
+        assert_eq!(
+            msgs.iter().map(|m| m.csid).collect::<Vec<_>>(),
+            vec![64, 319, 320, 65599]
+        );
+        assert_eq!(msgs[3].payload.as_ref(), b"w");
+        // The 3-byte form is little-endian: csid 320 is 64 + 256.
+        assert_eq!(basic(0, 320), vec![1, 0, 1]);
+    }
+
+    #[test]
+    fn extended_timestamp_is_repeated_in_type3_chunks() {
+        let payload: Vec<u8> = (0..200u8).collect();
+        let ts = 0x0100_0000;
+        let mut bytes = fmt0(6, ts, 200, 9, 1, &payload[..128]);
+        bytes.extend(fmt3(6, Some(ts), &payload[128..]));
+        // The next message on the same chunk stream, type 3 again, extended field again.
+        bytes.extend(fmt3(6, Some(ts), &payload[..128]));
+        bytes.extend(fmt3(6, Some(ts), &payload[128..]));
+        let msgs = read_all(&mut reader(), &bytes).unwrap();
+        assert_eq!(msgs.len(), 2);
+        assert_eq!(msgs[0].payload.to_vec(), payload);
+        assert_eq!(msgs[0].timestamp, ts);
+        assert_eq!(msgs[1].timestamp, ts.wrapping_mul(2));
+        assert_eq!(msgs[1].payload.to_vec(), payload);
+    }
+
+    #[test]
+    fn extended_delta_in_type1_header() {
+        let mut bytes = fmt0(4, 10, 1, 9, 1, b"a");
+        bytes.extend(fmt1(4, 0x0200_0000, 1, 9, b"b"));
+        let msgs = read_all(&mut reader(), &bytes).unwrap();
+        assert_eq!(msgs[1].timestamp, 0x0200_000A);
+    }
+
+    #[test]
+    fn interleaved_chunk_streams_keep_separate_payloads() {
+        let video: Vec<u8> = (0..300u32).map(|i| i as u8).collect();
+        let mut bytes = fmt0(6, 0, 300, 9, 1, &video[..128]);
+        bytes.extend(fmt0(4, 0, 10, 8, 1, b"AAAAAAAAAA"));
+        bytes.extend(fmt3(6, None, &video[128..256]));
+        bytes.extend(fmt2(4, 23, b"BBBBBBBBBB"));
+        bytes.extend(fmt3(6, None, &video[256..]));
+        let msgs = read_all(&mut reader(), &bytes).unwrap();
+        assert_eq!(msgs.len(), 3);
+        assert_eq!(
+            (msgs[0].csid, msgs[0].payload.as_ref()),
+            (4, &b"AAAAAAAAAA"[..])
+        );
+        assert_eq!((msgs[1].csid, msgs[1].timestamp), (4, 23));
+        assert_eq!(
+            (msgs[2].csid, msgs[2].type_id, msgs[2].payload.to_vec()),
+            (6, 9, video)
+        );
+    }
+
+    #[test]
+    fn chunk_size_change_applies_to_following_chunks() {
+        let data = vec![7u8; 1000];
+        let mut r = reader();
+        let first = fmt0(4, 0, 200, 9, 1, &data[..128]);
+        let mut rest = fmt3(4, None, &data[..72]);
+        assert!(read_all(&mut r, &first).unwrap().is_empty());
+        assert_eq!(read_all(&mut r, &rest).unwrap().len(), 1);
+        r.set_chunk_size(1000);
+        rest = fmt0(4, 0, 1000, 9, 1, &data);
+        let msgs = read_all(&mut r, &rest).unwrap();
+        assert_eq!(msgs[0].payload.len(), 1000);
+    }
+
+    #[test]
+    fn abort_drops_the_partial_message() {
+        let mut r = reader();
+        read_all(&mut r, &fmt0(4, 0, 300, 9, 1, &[1; 128])).unwrap();
+        assert!(r.bytes_buffered() >= 128);
+        let err = read_all(&mut r, &fmt0(4, 0, 5, 9, 1, b"hello")).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ProtocolError::HeaderInsideMessage {
+                    csid: 4,
+                    received: 128,
+                    length: 300,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+
+        let mut r = reader();
+        read_all(&mut r, &fmt0(4, 0, 300, 9, 1, &[1; 128])).unwrap();
+        r.abort(4);
+        assert_eq!(r.bytes_buffered(), 0);
+        let msgs = read_all(&mut r, &fmt0(4, 0, 5, 9, 1, b"hello")).unwrap();
+        assert_eq!(msgs[0].payload.as_ref(), b"hello");
+    }
+
+    #[test]
+    fn oversize_message_is_refused_before_buffering() {
+        let mut r = ChunkReader::new(8 << 20, 8);
+        let err = read_all(&mut r, &fmt0(4, 0, 0xFF_FFFF, 9, 1, &[])).unwrap_err();
+        assert_eq!(
+            err,
+            ProtocolError::MessageTooLarge {
+                csid: 4,
+                type_id: 9,
+                length: 0xFF_FFFF,
+                max: 8 << 20
+            }
+        );
+        assert!(err.to_string().contains("chunk stream 4"), "{err}");
+        assert_eq!(r.bytes_buffered(), 0);
+    }
+
+    #[test]
+    fn buffer_grows_with_arriving_bytes_not_declared_length() {
+        let mut r = ChunkReader::new(8 << 20, 8);
+        read_all(&mut r, &fmt0(4, 0, 8 << 20, 9, 1, &[0; 128])).unwrap();
+        assert!(
+            r.bytes_buffered() <= INITIAL_PAYLOAD_CAPACITY + MAX_HEADER_LEN,
+            "{}",
+            r.bytes_buffered()
+        );
+    }
+
+    #[test]
+    fn bounds_chunk_streams_and_total_buffer() {
+        let mut r = ChunkReader::new(1000, 2);
+        read_all(&mut r, &fmt0(4, 0, 1, 9, 1, b"a")).unwrap();
+        read_all(&mut r, &fmt0(5, 0, 1, 9, 1, b"a")).unwrap();
+        let err = read_all(&mut r, &fmt0(6, 0, 1, 9, 1, b"a")).unwrap_err();
+        assert_eq!(err, ProtocolError::TooManyChunkStreams { csid: 6, max: 2 });
+
+        // Partial messages on several chunk streams together are capped at twice the message limit.
+        let mut r = ChunkReader::new(1000, 8);
+        r.set_chunk_size(500);
+        read_all(&mut r, &fmt0(4, 0, 1000, 9, 1, &[0; 500])).unwrap();
+        read_all(&mut r, &fmt0(5, 0, 1000, 9, 1, &[0; 500])).unwrap();
+        assert_eq!(r.bytes_buffered(), 2000);
+        let err = read_all(&mut r, &fmt0(6, 0, 1000, 9, 1, &[0; 500])).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ProtocolError::TooMuchBuffered {
+                    csid: 6,
+                    max: 2000,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn header_needs_a_previous_message() {
+        let err = read_all(&mut reader(), &fmt3(9, None, b"")).unwrap_err();
+        assert_eq!(err, ProtocolError::NoPreviousHeader { csid: 9, fmt: 3 });
+        let err = read_all(&mut reader(), &fmt1(9, 0, 1, 9, b"a")).unwrap_err();
+        assert_eq!(err, ProtocolError::NoPreviousHeader { csid: 9, fmt: 1 });
+    }
+
+    #[test]
+    fn zero_length_message() {
+        let msgs = read_all(&mut reader(), &fmt0(4, 5, 0, 8, 1, &[])).unwrap();
+        assert_eq!(msgs.len(), 1);
+        assert!(msgs[0].payload.is_empty());
+    }
+
+    #[test]
+    fn byte_at_a_time_equals_whole() {
+        let payload: Vec<u8> = (0..500u32).map(|i| (i * 7) as u8).collect();
+        let ts = 0xFFFF_FF00;
+        let mut bytes = fmt0(6, ts, 500, 9, 1, &payload[..128]);
+        bytes.extend(fmt0(300, 7, 3, 8, 1, b"abc"));
+        bytes.extend(fmt3(6, Some(ts), &payload[128..256]));
+        bytes.extend(fmt1(300, 300, 2, 8, b"de"));
+        bytes.extend(fmt3(6, Some(ts), &payload[256..384]));
+        bytes.extend(fmt3(6, Some(ts), &payload[384..]));
+        bytes.extend(fmt2(300, 5, b"fg"));
+        let whole = read_all(&mut reader(), &bytes).unwrap();
+        assert_eq!(whole.len(), 4);
+        let mut r = reader();
+        let mut single = Vec::new();
+        for b in &bytes {
+            single.extend(read_all(&mut r, std::slice::from_ref(b)).unwrap());
+        }
+        assert_eq!(single, whole);
+        assert_eq!(whole[2].payload.to_vec(), payload);
+    }
+}

@@ -304,7 +304,9 @@ impl ServerConnection {
             }
             WINDOW_ACK_SIZE => self.ack_window = control_u32(&message)?,
             ACKNOWLEDGEMENT | SET_PEER_BANDWIDTH => {}
-            USER_CONTROL if p.len() >= 6 && u16::from_be_bytes([p[0], p[1]]) == USER_PING_REQUEST => {
+            USER_CONTROL
+                if p.len() >= 6 && u16::from_be_bytes([p[0], p[1]]) == USER_PING_REQUEST =>
+            {
                 let mut reply = USER_PING_RESPONSE.to_be_bytes().to_vec();
                 reply.extend_from_slice(&p[2..6]);
                 self.send_control(USER_CONTROL, &reply);
