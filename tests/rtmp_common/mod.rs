@@ -238,3 +238,67 @@ impl Rng {
         (self.next() % n as u64) as usize
     }
 }
+
+/// What one real client connection produced.
+pub struct Served {
+    pub events: Vec<Event>,
+    pub error: Option<rtmp_recorder::rtmp::ProtocolError>,
+    pub max_buffered: usize,
+    pub bytes_in: usize,
+}
+
+/// Accepts one connection on `listener` and drives a `ServerConnection` with blocking socket I/O
+/// until the peer closes, accepting every publish. Waits at most `timeout` for the peer.
+pub fn serve_one(listener: &std::net::TcpListener, timeout: std::time::Duration) -> Served {
+    use std::io::{ErrorKind, Read, Write};
+    let deadline = std::time::Instant::now() + timeout;
+    listener.set_nonblocking(true).unwrap();
+    let mut sock = loop {
+        match listener.accept() {
+            Ok((sock, _)) => break sock,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no client connected within {timeout:?}"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    };
+    sock.set_nonblocking(false).unwrap();
+    sock.set_read_timeout(Some(timeout)).unwrap();
+    let mut conn = ServerConnection::new(ServerConfig::default());
+    let mut served = Served {
+        events: Vec::new(),
+        error: None,
+        max_buffered: 0,
+        bytes_in: 0,
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match sock.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("read from client: {e}"),
+        };
+        served.bytes_in += n;
+        let start = served.events.len();
+        if let Err(e) = conn.feed(&buf[..n], &mut served.events) {
+            served.error = Some(e);
+            break;
+        }
+        for event in &served.events[start..] {
+            if let Event::PublishRequested { stream_id, .. } = event {
+                conn.accept_publish(*stream_id).unwrap();
+            }
+        }
+        served.max_buffered = served.max_buffered.max(conn.bytes_buffered());
+        let out = conn.take_output();
+        if !out.is_empty() && sock.write_all(&out).is_err() {
+            break;
+        }
+    }
+    served
+}
