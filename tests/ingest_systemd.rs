@@ -154,6 +154,16 @@ fn socket_activation_and_notifications() {
         "{} WATCHDOG=1 in {elapsed:.1} s with WATCHDOG_USEC=500000",
         pings.len()
     );
+    eprintln!(
+        "{} WATCHDOG=1 in {elapsed:.1} s; notifications: {:?}",
+        pings.len(),
+        notes
+            .lines()
+            .iter()
+            .map(|(_, l)| l.as_str())
+            .filter(|l| *l != "WATCHDOG=1")
+            .collect::<Vec<_>>()
+    );
     let max_gap = pings
         .windows(2)
         .map(|w| w[1] - w[0])

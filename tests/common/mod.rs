@@ -1243,6 +1243,11 @@ pub fn check_chunks_media(chunks: &[PathBuf], reference: &Path) -> Splits {
         }
     }
     assert_eq!(got.len(), want.len(), "streams in chunks vs reference");
+    eprintln!(
+        "{} chunks match the reference ({v_sum} video, {a_sum} audio packets), split at video \
+         frames {starts:?} by {clock:?}",
+        chunks.len()
+    );
     Splits {
         clock,
         starts,
