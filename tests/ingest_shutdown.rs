@@ -115,9 +115,36 @@ fn kill9_partial_chunk_is_salvaged_on_restart() {
         rec.chunks()
     );
 
+    // Whatever the kill left, make the last tag torn, as a crash in the middle of a write
+    // would: salvage must cut there and keep every complete tag before it.
+    let len = file_len(&partial[0]);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&partial[0])
+        .and_then(|f| f.set_len(len - 100))
+        .unwrap();
+    let before = Flv::read(&partial[0]);
+    assert!(
+        before.trailing > 0,
+        "the partial chunk does not end in a torn tag"
+    );
+
     let rec = Recorder::start(dir.path(), &[]);
     let salvaged = rec.wait_chunks(1, Duration::from_secs(15));
     let flv = Flv::read(&salvaged[0]);
+    let kept: Vec<&Vec<u8>> = flv.media().map(|t| &t.data).collect();
+    let complete: Vec<&Vec<u8>> = before.media().map(|t| &t.data).collect();
+    assert_eq!(
+        kept.len(),
+        complete.len(),
+        "salvage kept {} media tags; the partial chunk had {} complete ones",
+        kept.len(),
+        complete.len()
+    );
+    assert!(
+        kept == complete,
+        "salvaged media tags differ from the partial chunk's"
+    );
     check_chunk_layout(&flv, true);
     let stem = salvaged[0].file_stem().unwrap().to_string_lossy();
     check_chunk_name(&stem, "live", "crash", 1);

@@ -1284,10 +1284,20 @@ pub fn check_chunks_against_reference(
             "{name}: rtmpRecorderPrevious"
         );
         match meta.get("rtmpRecorderUtcStart") {
-            Some(Amf::Str(s)) => assert!(
-                s.len() >= 20 && s.as_bytes()[4] == b'-' && s.contains('T') && s.ends_with('Z'),
-                "{name}: rtmpRecorderUtcStart {s:?} is not RFC 3339 UTC"
-            ),
+            Some(Amf::Str(s)) => {
+                assert!(
+                    s.len() >= 20 && s.as_bytes()[4] == b'-' && s.contains('T') && s.ends_with('Z'),
+                    "{name}: rtmpRecorderUtcStart {s:?} is not RFC 3339 UTC"
+                );
+                // The same instant as the name's start: 2026-11-26T03:27:59.123Z is
+                // 20261126T032759.123Z.
+                let compact: String = s.chars().filter(|c| *c != '-' && *c != ':').collect();
+                assert_eq!(
+                    compact,
+                    stem[..20],
+                    "{name}: rtmpRecorderUtcStart {s:?} vs the name's start"
+                );
+            }
             other => panic!("{name}: rtmpRecorderUtcStart is {other:?}"),
         }
         // The chunk's place in the stream, by the reference's own clock (either reading of
