@@ -1,8 +1,9 @@
 //! Hostile connections next to a real stream: bytes that crash a naive RTMP chunk reader
-//! (interleaved chunk streams whose lengths disagree, a huge fmt0 message length), a full 16 MiB
-//! message, random garbage before and after the handshake, and a handshake that never
-//! finishes. The real stream's chunks must come out complete and exact, the process must stay
-//! up, and its peak memory must stay under 200 MiB.
+//! (interleaved chunk streams whose lengths disagree, a huge fmt0 message length), the largest
+//! chunk size, a full 16 MiB message, an 8 MiB message without a publish, random garbage before
+//! and after the handshake, and a handshake that never finishes. The real stream's chunks must
+//! come out complete and exact, the process must stay up, and its peak memory must stay under
+//! 200 MiB.
 
 mod common;
 
@@ -150,15 +151,41 @@ fn reply_contains(s: &mut TcpStream, needle: &[u8], within: Duration) -> bool {
     false
 }
 
-/// A fmt0 header announcing a message of 0xFFFFFF bytes after a chunk size of 2^31-1, then a
-/// little payload and a hang-up.
+/// A fmt0 header announcing a command of 0xFFFFFF bytes, a little payload, and a hang-up.
 fn huge_length_header(port: u16) {
+    let mut s = handshake(port);
+    let mut b = fmt0(3, 0, 0xff_ffff, 20, 0);
+    b.extend(amf_string("connect"));
+    b.extend(vec![0x05; 1000]);
+    send(&mut s, &b);
+}
+
+/// The largest chunk size the protocol allows (2^31-1), then a message that uses it.
+fn max_chunk_size(port: u16) {
     let mut s = handshake(port);
     let mut b = fmt0(2, 0, 4, 1, 0);
     b.extend(0x7fff_ffffu32.to_be_bytes());
     b.extend(fmt0(6, 0, 0xff_ffff, 9, 1));
     b.extend(vec![0x17; 65_536]);
     send(&mut s, &b);
+}
+
+/// A video message just under 8 MiB, sent whole in 64 KiB chunks, with no publish before it.
+fn large_message_without_publish(port: u16) {
+    let mut s = handshake(port);
+    let mut b = fmt0(2, 0, 4, 1, 0);
+    b.extend(65_536u32.to_be_bytes());
+    let len = (8 << 20) - 16;
+    b.extend(fmt0(6, 0, len as u32, 9, 1));
+    let body = vec![0x27u8; len];
+    for (i, piece) in body.chunks(65_536).enumerate() {
+        if i > 0 {
+            b.push(0xc6);
+        }
+        b.extend(piece);
+    }
+    send(&mut s, &b);
+    closed_within(&mut s, Duration::from_secs(3));
 }
 
 /// A complete 16 MiB video message in 128-byte chunks.
@@ -218,8 +245,13 @@ fn hostile_connections_do_not_disturb_a_recording() {
     send(&mut stalled, &[3u8; 700]);
 
     let port = rec.port;
-    let attacks: [(&str, Attack); 4] = [
+    let attacks: [(&str, Attack); 6] = [
         ("huge fmt0 length", huge_length_header),
+        ("max chunk size", max_chunk_size),
+        (
+            "8 MiB message without publish",
+            large_message_without_publish,
+        ),
         ("16 MiB message", sixteen_mib_message),
         ("garbage without handshake", garbage_without_handshake),
         ("garbage after handshake", garbage_after_handshake),
@@ -283,6 +315,11 @@ fn attack_clients_work_against_nginx_rtmp() {
     );
     for (name, attack) in [
         ("huge fmt0 length", huge_length_header as Attack),
+        ("max chunk size", max_chunk_size),
+        (
+            "8 MiB message without publish",
+            large_message_without_publish,
+        ),
         ("16 MiB message", sixteen_mib_message),
         ("garbage without handshake", garbage_without_handshake),
         ("garbage after handshake", garbage_after_handshake),
