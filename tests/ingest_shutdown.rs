@@ -160,3 +160,45 @@ fn kill9_partial_chunk_is_salvaged_on_restart() {
     );
     assert_prefix_of_reference(&salvaged, &publisher.reference);
 }
+
+/// A publisher that vanishes (kill -9, no deleteStream) has its chunk finished and handed on
+/// at once, not left in `recording/` until a restart.
+#[test]
+fn vanished_publisher_has_its_chunk_finished() {
+    let dir = TempDir::new().unwrap();
+    let rec = Recorder::start(dir.path(), &[]);
+    let mut publisher = ffmpeg_publish(&rec.url("live", "gone"), 60, &small(dir.path(), "gone"));
+    wait_until(Duration::from_secs(20), "a chunk of some size", || {
+        rec.open_chunks()
+            .first()
+            .is_some_and(|p| file_len(p) > 150_000)
+    });
+    signal(publisher.pid(), libc::SIGKILL);
+    publisher.wait(Duration::from_secs(5));
+
+    // Well inside the 30 s idle timeout: the closed connection itself ends the chunk.
+    let chunks = rec.wait_chunks(1, Duration::from_secs(5));
+    let flv = Flv::read(&chunks[0]);
+    check_chunk_layout(&flv, true);
+    assert!(
+        flv.video().count() >= 30,
+        "{} video frames",
+        flv.video().count()
+    );
+    assert_eq!(decode_errors(&chunks[0]), "", "the chunk decodes cleanly");
+    // The killed publisher's reference may lack its last buffered packets, and its last tag
+    // may be torn (ffmpeg then reads a short packet); what both hold before that must agree.
+    let got = by_stream(&framehash(&chunks[0]));
+    let want = by_stream(&framehash(&publisher.reference));
+    for (stream, list) in &got {
+        let n = list.len().min(want[stream].len().saturating_sub(1));
+        assert!(
+            n >= list.len() / 2,
+            "stream {stream}: reference too short to compare"
+        );
+        assert!(
+            list[..n] == want[stream][..n],
+            "stream {stream}: packets differ"
+        );
+    }
+}
