@@ -1132,13 +1132,41 @@ pub fn chunk_starts(
     starts
 }
 
+/// One reading of the splitting rule, and where it splits a reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reading {
+    pub clock: Clock,
+    /// Where the first chunk starts on `clock`.
+    pub first_start: i64,
+    /// Index of each chunk's first video frame.
+    pub starts: Vec<usize>,
+}
+
+impl Reading {
+    /// Each finished chunk's length: from its start to the next chunk's opening keyframe.
+    pub fn durations(&self, timeline: &[VideoFrame]) -> Vec<i64> {
+        self.starts
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| {
+                let from = if i == 0 {
+                    self.first_start
+                } else {
+                    timeline[w[0]].at(self.clock)
+                };
+                timeline[w[1]].at(self.clock) - from
+            })
+            .collect()
+    }
+}
+
 /// The readings of the splitting rule a correct recorder may implement: "media time" as DTS or
 /// PTS, and the first chunk measured from its first frame of any kind or its first video frame.
 /// They agree for ffmpeg's streams; GStreamer's DTS run slightly behind its PTS.
-pub fn candidate_chunk_starts(reference: &Flv, target: Duration) -> Vec<(Clock, Vec<usize>)> {
+pub fn candidate_chunk_starts(reference: &Flv, target: Duration) -> Vec<Reading> {
     let timeline = video_timeline(reference);
     let Some(first_video) = timeline.first().copied() else {
-        return vec![(Clock::Dts, vec![0])];
+        return Vec::new();
     };
     let first_media_dts = reference.media().map(|t| t.ts as i64).min().unwrap_or(0);
     let mut out = Vec::new();
@@ -1146,10 +1174,14 @@ pub fn candidate_chunk_starts(reference: &Flv, target: Duration) -> Vec<(Clock, 
         (Clock::Dts, first_media_dts),
         (Clock::Pts, first_media_dts.min(first_video.pts)),
     ] {
-        for first in [first_any, first_video.at(clock)] {
-            let starts = chunk_starts(&timeline, clock, first, target);
-            if !out.contains(&(clock, starts.clone())) {
-                out.push((clock, starts));
+        for first_start in [first_any, first_video.at(clock)] {
+            let reading = Reading {
+                clock,
+                first_start,
+                starts: chunk_starts(&timeline, clock, first_start, target),
+            };
+            if !out.contains(&reading) {
+                out.push(reading);
             }
         }
     }
@@ -1159,8 +1191,8 @@ pub fn candidate_chunk_starts(reference: &Flv, target: Duration) -> Vec<(Clock, 
 /// Where a chunk series was split, as read against its reference.
 #[derive(Debug)]
 pub struct Splits {
-    /// The clock whose reading of the splitting rule matched.
-    pub clock: Clock,
+    /// The reading of the splitting rule that matched.
+    pub reading: Reading,
     /// Index of each chunk's first video frame in the reference.
     pub starts: Vec<usize>,
     pub timeline: Vec<VideoFrame>,
@@ -1188,33 +1220,39 @@ pub fn check_chunks_media(chunks: &[PathBuf], reference: &Path) -> Splits {
         "video frames in chunks {chunks:?} vs the reference"
     );
     let candidates = candidate_chunk_starts(&ref_flv, CHUNK);
-    let clock = candidates
+    let matching: Vec<&Reading> = candidates.iter().filter(|r| r.starts == starts).collect();
+    assert!(
+        !matching.is_empty(),
+        "chunks {chunks:?} open at reference video frames {starts:?}; the splitting rule gives \
+         one of {candidates:?}"
+    );
+    // Each finished chunk lasts [10 s, 10 s + GOP) by the reference's clock. Live sources'
+    // timestamps jitter by a few ms, and a keyframe due at 10 s that lands at 9.998 s rightly
+    // moves the split to the one at ~12 s.
+    let (lo, hi) = (CHUNK.as_millis() as i64, (CHUNK + GOP).as_millis() as i64);
+    let reading = matching
         .iter()
-        .find(|(_, c)| *c == starts)
-        .map(|(clock, _)| *clock)
+        .find(|r| {
+            r.durations(&timeline)
+                .iter()
+                .all(|d| (lo..hi + JITTER_MS).contains(d))
+        })
+        .map(|r| (*r).clone())
         .unwrap_or_else(|| {
+            let seen: Vec<_> = matching
+                .iter()
+                .map(|r| (r.clock, r.durations(&timeline)))
+                .collect();
             panic!(
-                "chunks {chunks:?} open at reference video frames {starts:?}; the splitting \
-                 rule gives one of {candidates:?}"
+                "chunks {chunks:?}: durations (ms) {seen:?} outside [{lo}, {hi}) \
+                 (+{JITTER_MS} ms jitter)"
             )
         });
 
     let (mut v_sum, mut a_sum) = (0u64, 0u64);
     let mut hashes: Vec<FrameHash> = Vec::new();
     for (i, (path, flv)) in chunks.iter().zip(&flvs).enumerate() {
-        let name = path.display();
         check_chunk_layout(flv, i == 0);
-        // Duration by the reference's clock: from this chunk's first keyframe to the next's,
-        // in [10 s, 10 s + GOP). Live sources' timestamps jitter by a few ms, and a keyframe
-        // due at 10 s that lands at 9.998 s rightly moves the split to the one at ~12 s.
-        if i + 1 < starts.len() {
-            let d = timeline[starts[i + 1]].at(clock) - timeline[starts[i]].at(clock);
-            let (lo, hi) = (CHUNK.as_millis() as i64, (CHUNK + GOP).as_millis() as i64);
-            assert!(
-                (lo..hi + JITTER_MS).contains(&d),
-                "{name}: lasts {d} ms ({clock:?}), outside [{lo}, {hi}) (+{JITTER_MS} ms jitter)"
-            );
-        }
         let (v, a) = count_packets(path);
         v_sum += v;
         a_sum += a;
@@ -1245,11 +1283,13 @@ pub fn check_chunks_media(chunks: &[PathBuf], reference: &Path) -> Splits {
     assert_eq!(got.len(), want.len(), "streams in chunks vs reference");
     eprintln!(
         "{} chunks match the reference ({v_sum} video, {a_sum} audio packets), split at video \
-         frames {starts:?} by {clock:?}",
-        chunks.len()
+         frames {starts:?}, durations {:?} ms by {:?}",
+        chunks.len(),
+        reading.durations(&timeline),
+        reading.clock
     );
     Splits {
-        clock,
+        reading,
         starts,
         timeline,
     }
@@ -1303,7 +1343,8 @@ pub fn check_chunks_against_reference(
         // The chunk's place in the stream, by the reference's own clock (either reading of
         // "stream start" is within 150 ms).
         let t = &splits.timeline;
-        let expect = (t[splits.starts[i]].at(splits.clock) - t[0].at(splits.clock)) as f64;
+        let clock = splits.reading.clock;
+        let expect = (t[splits.starts[i]].at(clock) - t[0].at(clock)) as f64;
         match meta.get("rtmpRecorderStreamOffsetMs") {
             Some(Amf::Number(ms)) => assert!(
                 (ms - expect).abs() <= 150.0,
