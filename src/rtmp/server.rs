@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
+use crate::amf0::{self, Amf0Value};
 use bytes::Bytes;
-use rml_amf0::Amf0Value;
 
 use super::amf::{self, Command, object, string};
 use super::chunk_reader::{ChunkReader, RawMessage};
@@ -334,7 +334,7 @@ impl ServerConnection {
                     type_id: message.type_id,
                     length: p.len(),
                     what: "command",
-                    reason: format!("{} at byte {}", e.reason, e.offset),
+                    reason: e.to_string(),
                 })?;
                 self.handle_command(message.stream_id, command, events)?;
             }
@@ -416,7 +416,7 @@ impl ServerConnection {
             body
         };
         match amf::leading_string(&body) {
-            Some((name, _)) if name == "onMetaData" && amf::decode_all(&body).is_ok() => {
+            Some((name, _)) if name == "onMetaData" && amf0::decode_all(&body).is_ok() => {
                 events.push(Event::Metadata { stream_id, body });
             }
             _ => {}
@@ -648,7 +648,7 @@ impl ServerConnection {
     }
 
     fn send_command(&mut self, stream_id: u32, values: &[Amf0Value]) -> Result<(), ProtocolError> {
-        let payload = amf::encode("command reply", values)?;
+        let payload = amf::encode(values);
         self.writer.write(
             &mut self.output,
             CSID_COMMAND,
