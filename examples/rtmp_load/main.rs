@@ -16,6 +16,11 @@ mod flv_tags;
 mod publisher;
 mod source;
 
+#[cfg(test)]
+mod end_to_end_tests;
+#[cfg(test)]
+mod flv_tags_tests;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
