@@ -180,14 +180,17 @@ impl Server {
         }
     }
 
-    /// User + system CPU seconds of the server and all its descendants (threads included).
-    pub fn cpu_seconds(&self) -> f64 {
-        let ticks: u64 = process_tree(self.pid())
+    /// CPU time of the server and all its descendants (threads included) so far.
+    pub fn cpu(&self) -> CpuTime {
+        let (user, system) = process_tree(self.pid())
             .iter()
             .filter_map(|p| proc_stat(*p))
-            .map(|s| s.cpu_ticks)
-            .sum();
-        ticks as f64 / clock_ticks_per_second()
+            .fold((0, 0), |(u, s), p| (u + p.user_ticks, s + p.system_ticks));
+        let hz = clock_ticks_per_second();
+        CpuTime {
+            user: user as f64 / hz,
+            system: system as f64 / hz,
+        }
     }
 
     /// Sum of the peak resident set (VmHWM) of the server's processes, in bytes.
@@ -257,10 +260,31 @@ pub fn tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// Seconds of CPU in user and kernel mode.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct CpuTime {
+    pub user: f64,
+    pub system: f64,
+}
+
+impl CpuTime {
+    pub fn total(self) -> f64 {
+        self.user + self.system
+    }
+
+    pub fn since(self, earlier: CpuTime) -> CpuTime {
+        CpuTime {
+            user: self.user - earlier.user,
+            system: self.system - earlier.system,
+        }
+    }
+}
+
 struct ProcStat {
     ppid: u32,
-    /// utime + stime + cutime + cstime (reaped children count too).
-    cpu_ticks: u64,
+    /// utime + cutime, stime + cstime (reaped children count too).
+    user_ticks: u64,
+    system_ticks: u64,
 }
 
 fn proc_stat(pid: u32) -> Option<ProcStat> {
@@ -271,7 +295,8 @@ fn proc_stat(pid: u32) -> Option<ProcStat> {
     let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
     Some(ProcStat {
         ppid: num(1)? as u32,
-        cpu_ticks: num(11)? + num(12)? + num(13)? + num(14)?,
+        user_ticks: num(11)? + num(13)?,
+        system_ticks: num(12)? + num(14)?,
     })
 }
 
