@@ -1,7 +1,9 @@
-//! One publisher connection: TCP connect, RTMP handshake, connect, createStream + publish,
-//! `@setDataFrame onMetaData`, then every audio/video tag (paced by its timestamp in real-time
-//! mode), then deleteStream and a half-close; it waits for the server to close so the server has
-//! read everything before the run's clock stops. rml_rtmp's client session produces the bytes.
+//! One publisher connection, shaped like ffmpeg's: TCP connect, RTMP handshake, connect,
+//! releaseStream + FCPublish, createStream + publish, `@setDataFrame onMetaData`, then every
+//! audio/video tag (paced by its timestamp in real-time mode), then FCUnpublish + deleteStream and
+//! a half-close; it waits for the server to close so the server has read everything before the
+//! run's clock stops. rml_rtmp's client session produces the bytes, except for the three
+//! FC/release commands it does not know (see [`side_command`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -113,7 +115,7 @@ async fn run(target: &Target, key: &str, plan: &Plan, report: &mut StreamReport)
 
     let sent = send_media(&mut session, &mut writer, plan, report).await;
     let sent = match sent {
-        Ok(()) => finish(&mut session, &mut writer, report).await,
+        Ok(()) => finish(key, &mut session, &mut writer, report).await,
         Err(e) => Err(e),
     };
     if let Err(e) = sent {
@@ -166,6 +168,10 @@ async fn setup(
     .await
     .with_context(|| format!("{key}: connect to app {:?}", target.app))?;
 
+    // What ffmpeg and OBS send before createStream; servers answer or ignore them.
+    for (name, txn) in [("releaseStream", 1001.0), ("FCPublish", 1002.0)] {
+        conn.write(&side_command(name, txn, key)?, report).await?;
+    }
     let r = session
         .request_publishing(key.to_string(), PublishRequestType::Live)
         .map_err(|e| anyhow!("{e:?}"))?;
@@ -223,6 +229,12 @@ struct Conn {
 }
 
 impl Conn {
+    async fn write(&mut self, bytes: &[u8], report: &mut StreamReport) -> Result<()> {
+        self.stream.write_all(bytes).await?;
+        report.bytes_sent += bytes.len() as u64;
+        Ok(())
+    }
+
     async fn send_results(
         &mut self,
         results: Vec<ClientSessionResult>,
@@ -317,11 +329,14 @@ async fn send_media(
 }
 
 async fn finish(
+    key: &str,
     session: &mut ClientSession,
     writer: &mut BufWriter<tokio::net::tcp::OwnedWriteHalf>,
     report: &mut StreamReport,
 ) -> Result<()> {
-    // rml_rtmp's client has no FCUnpublish; deleteStream is what ends the publish.
+    let fc_unpublish = side_command("FCUnpublish", 1003.0, key)?;
+    writer.write_all(&fc_unpublish).await?;
+    report.bytes_sent += fc_unpublish.len() as u64;
     for r in session
         .stop_publishing()
         .map_err(|e| anyhow!("deleteStream: {e:?}"))?
@@ -334,4 +349,34 @@ async fn finish(
     writer.flush().await?;
     writer.shutdown().await?;
     Ok(())
+}
+
+/// Chunk stream for the commands rml_rtmp's client cannot send (releaseStream, FCPublish,
+/// FCUnpublish). rml_rtmp uses 2 to 6; a stream of our own with full (type 0) headers never
+/// disturbs its header compression.
+const SIDE_CSID: u8 = 8;
+
+/// One AMF0 command on message stream 0, as a single type-0 chunk: `name`, transaction id,
+/// null command object, stream key. Transaction ids above rml_rtmp's own keep any `_result`
+/// from being taken for the answer to one of its requests.
+fn side_command(name: &str, transaction_id: f64, key: &str) -> Result<Vec<u8>> {
+    use rml_amf0::Amf0Value;
+    let body = rml_amf0::serialize(&vec![
+        Amf0Value::Utf8String(name.to_string()),
+        Amf0Value::Number(transaction_id),
+        Amf0Value::Null,
+        Amf0Value::Utf8String(key.to_string()),
+    ])
+    .map_err(|e| anyhow!("encoding {name}: {e:?}"))?;
+    // Sent only after connect, by when the session has raised our chunk size to 4096.
+    if body.len() > 4096 {
+        bail!(
+            "{name}: stream key too long for one chunk ({} bytes)",
+            body.len()
+        );
+    }
+    let len = (body.len() as u32).to_be_bytes();
+    let mut chunk = vec![SIDE_CSID, 0, 0, 0, len[1], len[2], len[3], 20, 0, 0, 0, 0];
+    chunk.extend_from_slice(&body);
+    Ok(chunk)
 }
