@@ -316,15 +316,14 @@ fn run_scenario(
     let peak_rss = server.peak_rss();
     let alive = server.alive();
     let stopped = server.stop();
-    let server_trouble = if !alive {
-        Some(format!(
-            "died during the run ({stopped}); see {}",
+    let server_trouble = match (alive, stopped) {
+        (true, Ok(())) => None,
+        (true, Err(how)) => Some(format!("{how}; see {}", server.log.display())),
+        (false, Err(how)) => Some(format!(
+            "died during the run ({how}); see {}",
             server.log.display()
-        ))
-    } else if stopped.contains("killed") {
-        Some(stopped)
-    } else {
-        None
+        )),
+        (false, Ok(())) => Some("died during the run".into()),
     };
     let recorded = recorded::count(kind, &server.record_dirs);
     if !cfg.keep {

@@ -207,24 +207,27 @@ impl Server {
             * 1024
     }
 
-    /// SIGTERM, then SIGKILL if it has not exited in time. Returns its exit description.
-    pub fn stop(&mut self) -> String {
+    /// SIGTERM, then SIGKILL if it has not exited in time. Err says how it did not end cleanly.
+    pub fn stop(&mut self) -> Result<(), String> {
         let Some(mut child) = self.child.take() else {
-            return "already exited".into();
+            return Err("had already exited".into());
         };
         // SAFETY: plain kill(2) on the pid of a child we spawned and have not reaped.
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
         let deadline = Instant::now() + STOP_TIMEOUT;
         loop {
             match child.try_wait() {
-                Ok(Some(status)) => return status.to_string(),
+                Ok(Some(status)) if status.success() => return Ok(()),
+                Ok(Some(status)) => return Err(format!("ended with {status} on SIGTERM")),
                 Ok(None) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(20))
                 }
                 _ => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    return format!("killed after {STOP_TIMEOUT:?} without exiting on SIGTERM");
+                    return Err(format!(
+                        "killed: still running {STOP_TIMEOUT:?} after SIGTERM"
+                    ));
                 }
             }
         }
@@ -234,7 +237,7 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         if self.child.is_some() {
-            self.stop();
+            let _ = self.stop();
         }
     }
 }
