@@ -599,12 +599,13 @@ fn print_real_time(sc: &Scenario, runs: &[Measured]) -> bool {
         sc.copies, sc.repeat, sc.stagger_ms
     );
     println!(
-        "{:<14} {:>6} {:>7} {:>13} {:>6} {:>7} {:>8} {:>9} {:>5} {:>5} {:>7} {:>5}",
+        "{:<14} {:>6} {:>7} {:>13} {:>6} {:>8} {:>7} {:>8} {:>9} {:>5} {:>5} {:>7} {:>5}",
         "server",
         "failed",
         "wall s",
         "CPU s usr+sys",
         "CPU %",
+        "CPU s/GB",
         "RSS MB",
         "sent",
         "recorded",
@@ -617,13 +618,14 @@ fn print_real_time(sc: &Scenario, runs: &[Measured]) -> bool {
     for m in runs {
         let (lost, extra) = m.frame_diff();
         println!(
-            "{:<14} {:>6} {:>7.2} {:>6.2}+{:<6.2} {:>6.1} {:>7.1} {:>8} {:>9} {:>5} {:>5} {:>7.0} {:>5}",
+            "{:<14} {:>6} {:>7.2} {:>6.2}+{:<6.2} {:>6.1} {:>8.2} {:>7.1} {:>8} {:>9} {:>5} {:>5} {:>7.0} {:>5}",
             m.kind.name(),
             m.load.failed,
             m.load.wall_s,
             m.server_cpu.user,
             m.server_cpu.system,
             100.0 * m.server_cpu.total() / m.load.wall_s,
+            m.cpu_per_gb(),
             m.peak_rss as f64 / MB,
             m.frames_sent(),
             m.recorded.total_frames(),
@@ -643,9 +645,17 @@ fn print_real_time(sc: &Scenario, runs: &[Measured]) -> bool {
             ok &= pass;
         }
     }
-    if !runs.iter().any(|m| m.kind == Kind::Ours) {
-        println!("rtmp-recorder: real-time run missing: FAIL");
-        ok = false;
+    match (best(runs, Kind::Nginx), best(runs, Kind::Ours)) {
+        (_, None) => {
+            println!("rtmp-recorder: real-time run missing: FAIL");
+            ok = false;
+        }
+        (Some(n), Some(o)) => println!(
+            "CPU-seconds per GB in real time, rtmp-recorder / nginx-rtmp = {:.2} (no target; \
+             this is what a live deployment pays)",
+            o.cpu_per_gb() / n.cpu_per_gb()
+        ),
+        (None, Some(_)) => {}
     }
     println!(
         "CPU % is of one core; `lag ms` is how far the slowest publisher fell behind real time \
