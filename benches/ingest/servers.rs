@@ -284,6 +284,7 @@ impl CpuTime {
 }
 
 struct ProcStat {
+    comm: String,
     ppid: u32,
     /// utime + cutime, stime + cstime (reaped children count too).
     user_ticks: u64,
@@ -293,14 +294,34 @@ struct ProcStat {
 fn proc_stat(pid: u32) -> Option<ProcStat> {
     let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses; fields resume after the last ')'.
-    let rest = &text[text.rfind(')')? + 1..];
+    let close = text.rfind(')')?;
+    let comm = text[text.find('(')? + 1..close].to_string();
+    let rest = &text[close + 1..];
     let f: Vec<&str> = rest.split_whitespace().collect();
     let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
     Some(ProcStat {
+        comm,
         ppid: num(1)? as u32,
         user_ticks: num(11)? + num(13)?,
         system_ticks: num(12)? + num(14)?,
     })
+}
+
+/// CPU seconds of all kernel worker threads so far. Page writeback of files nobody fsyncs runs
+/// there (not in the writer), so a fair comparison with a server that fsyncs looks at it too.
+/// Machine-wide: it also counts other processes' writeback and kernel work.
+pub fn kernel_worker_cpu() -> f64 {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    let ticks: u64 = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter_map(proc_stat)
+        .filter(|s| s.comm.starts_with("kworker"))
+        .map(|s| s.user_ticks + s.system_ticks)
+        .sum();
+    ticks as f64 / clock_ticks_per_second()
 }
 
 fn process_tree(root: u32) -> Vec<u32> {
