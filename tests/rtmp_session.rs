@@ -149,12 +149,13 @@ fn client_session_connects_publishes_and_unpublishes() {
     };
     assert_eq!(*meta_stream, stream_id);
     // "@setDataFrame" is stripped: the body is an FLV script tag body.
-    let values = rtmp_recorder::rtmp::amf::decode_all(body).unwrap();
-    assert_eq!(values[0], Amf0Value::Utf8String("onMetaData".to_string()));
-    let Amf0Value::Object(props) = &values[1] else {
-        panic!("{values:?}")
-    };
-    assert_eq!(props.get("width"), Some(&Amf0Value::Number(640.0)));
+    let values = rtmp_recorder::amf0::decode_all(body).unwrap();
+    assert_eq!(values[0].as_str(), Some("onMetaData"));
+    let props = values[1].properties().unwrap();
+    assert_eq!(
+        rtmp_recorder::amf0::get(props, "width").and_then(|v| v.as_f64()),
+        Some(640.0)
+    );
     assert_eq!(
         tail[1..].to_vec(),
         vec![

@@ -7,7 +7,7 @@
 //! - [`writer`]: the tag writer ingest records chunks with;
 //! - [`video`] / [`audio`]: the codec headers at the start of each tag body (legacy FLV and
 //!   Enhanced RTMP FourCC headers);
-//! - [`script`]: AMF0 script data (`onMetaData`) decode and encode.
+//! - [`script`]: `onMetaData` script data on top of [`crate::amf0`].
 
 pub mod audio;
 pub mod reader;

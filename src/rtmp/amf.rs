@@ -1,181 +1,20 @@
-//! AMF0 for RTMP commands: a bounded decoder of our own and encoding through `rml_amf0`.
+//! The RTMP command layer over [`crate::amf0`]: splitting command messages into their parts,
+//! and the small builders our replies are made of.
 //!
-//! `rml_amf0::deserialize` recurses once per nested object with no depth limit, so a few KiB of
-//! crafted `0x03` markers overflow the stack, which aborts the process (a stack overflow is not a
-//! panic that `catch_unwind` could stop). Decoding peer bytes therefore happens here, with a nesting
-//! limit, into `rml_amf0::Amf0Value`. Encoding our own replies still uses `rml_amf0::serialize`.
+//! Peer bytes are decoded by our bounded AMF0 decoder (see [`crate::amf0`] for why not
+//! `rml_amf0`), and our replies are encoded by our encoder, which keeps property order
+//! (`fmsVer` before `capabilities`, `level` before `code`, as FMS sends them).
 
-use std::collections::HashMap;
+use crate::amf0::{self, Amf0Error, Amf0Value, Decoder, get, marker};
 
-use rml_amf0::Amf0Value;
-
-use super::error::{ProtocolError, guard};
-
-/// Deeper nesting than this is refused; real commands and metadata nest two or three levels.
-const MAX_DEPTH: usize = 32;
-
-const NUMBER: u8 = 0x00;
-const BOOLEAN: u8 = 0x01;
-const STRING: u8 = 0x02;
-const OBJECT: u8 = 0x03;
-const NULL: u8 = 0x05;
-const UNDEFINED: u8 = 0x06;
-const REFERENCE: u8 = 0x07;
-const ECMA_ARRAY: u8 = 0x08;
-const OBJECT_END: u8 = 0x09;
-const STRICT_ARRAY: u8 = 0x0A;
-const DATE: u8 = 0x0B;
-const LONG_STRING: u8 = 0x0C;
-const UNSUPPORTED: u8 = 0x0D;
-const XML_DOCUMENT: u8 = 0x0F;
-const TYPED_OBJECT: u8 = 0x10;
-
-/// Where and why AMF0 decoding stopped; the caller adds which message it was.
-#[derive(Debug, PartialEq, Eq)]
-pub struct AmfError {
-    pub offset: usize,
-    pub reason: String,
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn fail<T>(&self, reason: impl Into<String>) -> Result<T, AmfError> {
-        Err(AmfError {
-            offset: self.pos,
-            reason: reason.into(),
-        })
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], AmfError> {
-        if self.bytes.len() - self.pos < n {
-            return self.fail(format!(
-                "needs {n} bytes, only {} left",
-                self.bytes.len() - self.pos
-            ));
-        }
-        let out = &self.bytes[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(out)
-    }
-
-    fn u8(&mut self) -> Result<u8, AmfError> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn u16(&mut self) -> Result<u16, AmfError> {
-        let b = self.take(2)?;
-        Ok(u16::from_be_bytes([b[0], b[1]]))
-    }
-
-    fn u32(&mut self) -> Result<u32, AmfError> {
-        let b = self.take(4)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    fn f64(&mut self) -> Result<f64, AmfError> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(f64::from_be_bytes(a))
-    }
-
-    fn utf8(&mut self, len: usize) -> Result<String, AmfError> {
-        let raw = self.take(len)?;
-        // Lossy: a publisher's odd byte in a title must not drop the connection.
-        Ok(String::from_utf8_lossy(raw).into_owned())
-    }
-
-    fn short_string(&mut self) -> Result<String, AmfError> {
-        let len = self.u16()? as usize;
-        self.utf8(len)
-    }
-
-    fn value(&mut self, depth: usize) -> Result<Amf0Value, AmfError> {
-        if depth > MAX_DEPTH {
-            return self.fail(format!("values nested deeper than {MAX_DEPTH}"));
-        }
-        let marker = self.u8()?;
-        match marker {
-            NUMBER => Ok(Amf0Value::Number(self.f64()?)),
-            BOOLEAN => Ok(Amf0Value::Boolean(self.u8()? != 0)),
-            STRING => Ok(Amf0Value::Utf8String(self.short_string()?)),
-            LONG_STRING | XML_DOCUMENT => {
-                let len = self.u32()? as usize;
-                Ok(Amf0Value::Utf8String(self.utf8(len)?))
-            }
-            OBJECT => Ok(Amf0Value::Object(self.properties(depth)?)),
-            TYPED_OBJECT => {
-                let _class_name = self.short_string()?;
-                Ok(Amf0Value::Object(self.properties(depth)?))
-            }
-            ECMA_ARRAY => {
-                // The count is advisory; the end marker is what real encoders rely on.
-                let _count = self.u32()?;
-                Ok(Amf0Value::Object(self.properties(depth)?))
-            }
-            STRICT_ARRAY => {
-                let count = self.u32()?;
-                // No preallocation from a peer-supplied count; each value consumes input.
-                let mut values = Vec::new();
-                for _ in 0..count {
-                    values.push(self.value(depth + 1)?);
-                }
-                Ok(Amf0Value::StrictArray(values))
-            }
-            DATE => {
-                let millis = self.f64()?;
-                let _timezone = self.u16()?;
-                Ok(Amf0Value::Number(millis))
-            }
-            NULL => Ok(Amf0Value::Null),
-            UNDEFINED | UNSUPPORTED => Ok(Amf0Value::Undefined),
-            REFERENCE => {
-                let _index = self.u16()?;
-                Ok(Amf0Value::Undefined)
-            }
-            other => {
-                self.pos -= 1;
-                self.fail(format!("unsupported AMF0 marker 0x{other:02x}"))
-            }
-        }
-    }
-
-    fn properties(&mut self, depth: usize) -> Result<HashMap<String, Amf0Value>, AmfError> {
-        let mut props = HashMap::new();
-        loop {
-            let key = self.short_string()?;
-            if key.is_empty() && self.bytes.get(self.pos) == Some(&OBJECT_END) {
-                self.pos += 1;
-                return Ok(props);
-            }
-            let value = self.value(depth + 1)?;
-            props.insert(key, value);
-        }
-    }
-}
-
-/// Decodes every AMF0 value in `bytes`.
-pub fn decode_all(bytes: &[u8]) -> Result<Vec<Amf0Value>, AmfError> {
-    let mut reader = Reader { bytes, pos: 0 };
-    let mut values = Vec::new();
-    while reader.pos < bytes.len() {
-        values.push(reader.value(0)?);
-    }
-    Ok(values)
-}
-
-/// If `bytes` starts with an AMF0 string, returns it and the number of bytes it took.
+/// If `bytes` starts with an AMF0 (short) string, returns it and the number of bytes it took.
 pub fn leading_string(bytes: &[u8]) -> Option<(String, usize)> {
-    let mut reader = Reader { bytes, pos: 0 };
-    match reader.u8().ok()? {
-        STRING => {
-            let s = reader.short_string().ok()?;
-            Some((s, reader.pos))
-        }
+    if bytes.first() != Some(&marker::STRING) {
+        return None;
+    }
+    let mut d = Decoder::new(bytes);
+    match d.value() {
+        Ok(Amf0Value::String(s)) => Some((s, d.offset())),
         _ => None,
     }
 }
@@ -190,56 +29,42 @@ pub struct Command {
 }
 
 impl Command {
+    fn object_value(&self, key: &str) -> Option<&Amf0Value> {
+        get(self.command_object.properties()?, key)
+    }
+
     /// The `index`-th argument after the command object, if it is a string.
     pub fn string_arg(&self, index: usize) -> Option<&str> {
-        match self.arguments.get(index) {
-            Some(Amf0Value::Utf8String(s)) => Some(s),
-            _ => None,
-        }
+        self.arguments.get(index).and_then(Amf0Value::as_str)
     }
 
     pub fn number_arg(&self, index: usize) -> Option<f64> {
-        match self.arguments.get(index) {
-            Some(Amf0Value::Number(n)) => Some(*n),
-            _ => None,
-        }
+        self.arguments.get(index).and_then(Amf0Value::as_f64)
     }
 
     /// A property of the command object (the `connect` parameters), if it is a string.
     pub fn object_string(&self, key: &str) -> Option<&str> {
-        match &self.command_object {
-            Amf0Value::Object(props) => match props.get(key) {
-                Some(Amf0Value::Utf8String(s)) => Some(s),
-                _ => None,
-            },
-            _ => None,
-        }
+        self.object_value(key).and_then(Amf0Value::as_str)
     }
 
     pub fn object_number(&self, key: &str) -> Option<f64> {
-        match &self.command_object {
-            Amf0Value::Object(props) => match props.get(key) {
-                Some(Amf0Value::Number(n)) => Some(*n),
-                _ => None,
-            },
-            _ => None,
-        }
+        self.object_value(key).and_then(Amf0Value::as_f64)
     }
 }
 
 /// Splits a command payload: name, transaction id, command object, then the arguments.
-pub fn decode_command(payload: &[u8]) -> Result<Command, AmfError> {
-    let mut values = decode_all(payload)?.into_iter();
+pub fn decode_command(payload: &[u8]) -> Result<Command, Amf0Error> {
+    let mut values = amf0::decode_all(payload)?.into_iter();
     let name = match values.next() {
-        Some(Amf0Value::Utf8String(s)) => s,
+        Some(Amf0Value::String(s)) => s,
         Some(other) => {
-            return Err(AmfError {
+            return Err(Amf0Error {
                 offset: 0,
                 reason: format!("command name is {other:?}, not a string"),
             });
         }
         None => {
-            return Err(AmfError {
+            return Err(Amf0Error {
                 offset: 0,
                 reason: "empty command".to_string(),
             });
@@ -260,15 +85,11 @@ pub fn decode_command(payload: &[u8]) -> Result<Command, AmfError> {
 }
 
 /// Encodes our own reply values.
-pub fn encode(what: &'static str, values: &[Amf0Value]) -> Result<Vec<u8>, ProtocolError> {
-    let values = values.to_vec();
-    guard(what, || rml_amf0::serialize(&values))?.map_err(|e| ProtocolError::Encode {
-        what,
-        reason: e.to_string(),
-    })
+pub fn encode(values: &[Amf0Value]) -> Vec<u8> {
+    amf0::encode_all(values)
 }
 
-/// Builds an AMF0 object from `(key, value)` pairs.
+/// Builds an AMF0 object from `(key, value)` pairs, in that order.
 pub fn object(pairs: &[(&str, Amf0Value)]) -> Amf0Value {
     Amf0Value::Object(
         pairs
@@ -279,7 +100,7 @@ pub fn object(pairs: &[(&str, Amf0Value)]) -> Amf0Value {
 }
 
 pub fn string(s: &str) -> Amf0Value {
-    Amf0Value::Utf8String(s.to_string())
+    Amf0Value::String(s.to_string())
 }
 
 #[cfg(test)]
@@ -287,7 +108,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn decodes_what_rml_amf0_encodes() {
+    fn splits_a_command() {
         let values = vec![
             string("connect"),
             Amf0Value::Number(1.0),
@@ -299,66 +120,52 @@ mod tests {
             Amf0Value::Boolean(true),
             Amf0Value::StrictArray(vec![Amf0Value::Number(2.5), string("x")]),
         ];
-        let bytes = encode("test", &values).unwrap();
-        assert_eq!(decode_all(&bytes).unwrap(), values);
+        let bytes = encode(&values);
         let cmd = decode_command(&bytes).unwrap();
         assert_eq!(cmd.name, "connect");
         assert_eq!(cmd.transaction_id, 1.0);
         assert_eq!(cmd.object_string("app"), Some("live"));
-        assert_eq!(cmd.arguments.len(), 3);
+        assert_eq!(cmd.object_number("objectEncoding"), Some(0.0));
+        assert_eq!(cmd.object_string("objectEncoding"), None);
+        assert_eq!(cmd.arguments, values[3..]);
+        assert_eq!(cmd.string_arg(0), None);
     }
 
     #[test]
-    fn ecma_array_long_string_and_date() {
-        let mut bytes = vec![
-            ECMA_ARRAY,
-            0,
-            0,
-            0,
-            1,
-            0,
-            1,
-            b'k',
-            LONG_STRING,
-            0,
-            0,
-            0,
-            2,
-            b'h',
-            b'i',
-        ];
-        bytes.extend_from_slice(&[0, 0, OBJECT_END, DATE]);
-        bytes.extend_from_slice(&1000f64.to_be_bytes());
-        bytes.extend_from_slice(&[0, 0]);
-        let values = decode_all(&bytes).unwrap();
-        assert_eq!(values[0], object(&[("k", string("hi"))]));
-        assert_eq!(values[1], Amf0Value::Number(1000.0));
+    fn command_object_may_be_an_ecma_array_and_arguments_long_strings() {
+        let mut bytes = encode(&[
+            string("publish"),
+            Amf0Value::Number(5.0),
+            Amf0Value::EcmaArray(vec![("app".into(), string("live"))]),
+        ]);
+        bytes.extend_from_slice(&[marker::LONG_STRING, 0, 0, 0, 3]);
+        bytes.extend_from_slice(b"key");
+        let cmd = decode_command(&bytes).unwrap();
+        assert_eq!(cmd.object_string("app"), Some("live"));
+        assert_eq!(cmd.string_arg(0), Some("key"));
     }
 
     #[test]
-    fn deep_nesting_is_refused_not_a_stack_overflow() {
-        let mut bytes = Vec::new();
-        for _ in 0..100_000 {
-            bytes.extend_from_slice(&[OBJECT, 0, 1, b'a']);
-        }
-        let err = decode_all(&bytes).unwrap_err();
-        assert!(err.reason.contains("nested deeper"), "{err:?}");
-    }
-
-    #[test]
-    fn truncated_input_reports_offset() {
-        let err = decode_all(&[STRING, 0, 10, b'a']).unwrap_err();
-        assert_eq!(err.offset, 3);
-        assert!(decode_all(&[0x11]).unwrap_err().reason.contains("0x11"));
+    fn missing_transaction_id_is_zero_and_bad_names_fail() {
+        let cmd = decode_command(&encode(&[string("onBWDone")])).unwrap();
+        assert_eq!(
+            (cmd.transaction_id, cmd.command_object),
+            (0.0, Amf0Value::Null)
+        );
         assert!(decode_command(&[]).is_err());
+        let e = decode_command(&encode(&[Amf0Value::Number(1.0)])).unwrap_err();
+        assert!(e.reason.contains("not a string"), "{e}");
+        let e = decode_command(&[marker::STRING, 0, 10, b'a']).unwrap_err();
+        assert_eq!(e.offset, 3);
     }
 
     #[test]
     fn leading_string_strips_set_data_frame() {
-        let bytes = encode("t", &[string("@setDataFrame"), string("onMetaData")]).unwrap();
+        let bytes = encode(&[string("@setDataFrame"), string("onMetaData")]);
         let (s, used) = leading_string(&bytes).unwrap();
         assert_eq!(s, "@setDataFrame");
         assert_eq!(leading_string(&bytes[used..]).unwrap().0, "onMetaData");
-        assert_eq!(leading_string(&[NUMBER]), None);
+        assert_eq!(leading_string(&[marker::NUMBER]), None);
+        assert_eq!(leading_string(&[marker::STRING, 0, 5, b'a']), None);
     }
 }

@@ -74,12 +74,9 @@ pub enum ProtocolError {
 
     #[error("{what} panicked inside a dependency on this connection's input: {message}")]
     DependencyPanic { what: &'static str, message: String },
-
-    #[error("could not encode our reply {what}: {reason}")]
-    Encode { what: &'static str, reason: String },
 }
 
-/// Runs `f` (a call into rml_rtmp / rml_amf0) and turns a panic into a [`ProtocolError`], so one
+/// Runs `f` (a call into rml_rtmp) and turns a panic into a [`ProtocolError`], so one
 /// connection's bytes can never unwind through the ingest process.
 pub(crate) fn guard<T>(what: &'static str, f: impl FnOnce() -> T) -> Result<T, ProtocolError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {

@@ -1,8 +1,8 @@
 //! Our sans-IO RTMP server side: bytes in, events and reply bytes out. No sockets, no clocks.
 //!
-//! The chunk layer (RTMP 1.0 spec section 5.3) and the command handling are ours; `rml_rtmp`
-//! only does the handshake and `rml_amf0` only encodes our replies, each call guarded so a
-//! panic in them becomes a [`ProtocolError`]. (`rml_rtmp`'s own session panics on interleaved
+//! The chunk layer (RTMP 1.0 spec section 5.3), AMF0 (`crate::amf0`) and the command handling
+//! are ours; `rml_rtmp` only does the handshake, each call guarded so a panic in it becomes a
+//! [`ProtocolError`]. (`rml_rtmp`'s own session panics on interleaved
 //! chunk streams and on crafted input, see `tests/rtmp_chunks.rs`.)
 //!
 //! Use: feed socket bytes to [`ServerConnection::feed`], write [`ServerConnection::take_output`]

@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
+use crate::amf0::{self, Amf0Value};
 use bytes::Bytes;
-use rml_amf0::Amf0Value;
 
 use super::amf::{self, Command, object, string};
 use super::chunk_reader::{ChunkReader, RawMessage};
@@ -246,7 +246,8 @@ impl ServerConnection {
             "status",
             "NetStream.Publish.Start",
             &format!("{name} is now published."),
-        )
+        );
+        Ok(())
     }
 
     /// Answers a PublishRequested with onStatus at level error, e.g. code
@@ -259,7 +260,8 @@ impl ServerConnection {
     ) -> Result<(), ProtocolError> {
         let stream = self.requested_stream(stream_id)?;
         stream.publish = Publish::Idle;
-        self.send_on_status(stream_id, "error", code, description)
+        self.send_on_status(stream_id, "error", code, description);
+        Ok(())
     }
 
     pub fn is_handshake_done(&self) -> bool {
@@ -334,9 +336,9 @@ impl ServerConnection {
                     type_id: message.type_id,
                     length: p.len(),
                     what: "command",
-                    reason: format!("{} at byte {}", e.reason, e.offset),
+                    reason: e.to_string(),
                 })?;
-                self.handle_command(message.stream_id, command, events)?;
+                self.handle_command(message.stream_id, command, events);
             }
             // Shared objects and anything unknown: not needed for ingest, ignored.
             _ => {}
@@ -416,22 +418,17 @@ impl ServerConnection {
             body
         };
         match amf::leading_string(&body) {
-            Some((name, _)) if name == "onMetaData" && amf::decode_all(&body).is_ok() => {
+            Some((name, _)) if name == "onMetaData" && amf0::decode_all(&body).is_ok() => {
                 events.push(Event::Metadata { stream_id, body });
             }
             _ => {}
         }
     }
 
-    fn handle_command(
-        &mut self,
-        stream_id: u32,
-        command: Command,
-        events: &mut Vec<Event>,
-    ) -> Result<(), ProtocolError> {
+    fn handle_command(&mut self, stream_id: u32, command: Command, events: &mut Vec<Event>) {
         let txn = command.transaction_id;
         match command.name.as_str() {
-            "connect" => self.handle_connect(&command, events)?,
+            "connect" => self.handle_connect(&command, events),
             "releaseStream" => {
                 if txn != 0.0 {
                     self.send_command(
@@ -442,7 +439,7 @@ impl ServerConnection {
                             Amf0Value::Null,
                             Amf0Value::Undefined,
                         ],
-                    )?;
+                    );
                 }
             }
             "FCPublish" => {
@@ -458,7 +455,7 @@ impl ServerConnection {
                             ("description", string(&name)),
                         ]),
                     ],
-                )?;
+                );
                 if txn != 0.0 {
                     self.send_command(
                         0,
@@ -468,7 +465,7 @@ impl ServerConnection {
                             Amf0Value::Null,
                             Amf0Value::Undefined,
                         ],
-                    )?;
+                    );
                 }
             }
             "createStream" => {
@@ -477,7 +474,7 @@ impl ServerConnection {
                         txn,
                         "NetConnection.Call.Failed",
                         "too many streams on this connection",
-                    )?;
+                    );
                 } else {
                     let id = self.next_stream_id;
                     self.next_stream_id += 1;
@@ -490,10 +487,10 @@ impl ServerConnection {
                             Amf0Value::Null,
                             Amf0Value::Number(f64::from(id)),
                         ],
-                    )?;
+                    );
                 }
             }
-            "publish" => self.handle_publish(stream_id, &command, events)?,
+            "publish" => self.handle_publish(stream_id, &command, events),
             "FCUnpublish" => {
                 let name = command.string_arg(0).unwrap_or_default();
                 let found = self
@@ -514,7 +511,7 @@ impl ServerConnection {
                             Amf0Value::Null,
                             Amf0Value::Undefined,
                         ],
-                    )?;
+                    );
                 }
             }
             "closeStream" => self.unpublish(stream_id, events),
@@ -534,25 +531,20 @@ impl ServerConnection {
                     "error",
                     "NetStream.Play.Failed",
                     "this server only accepts publishing",
-                )?;
+                );
             }
             // Replies to calls we never make, and notifications that need no answer.
             "_result" | "_error" | "onStatus" | "onBWDone" => {}
             other => {
                 if txn != 0.0 {
                     let description = format!("unsupported command {other}");
-                    self.send_error(txn, "NetConnection.Call.Failed", &description)?;
+                    self.send_error(txn, "NetConnection.Call.Failed", &description);
                 }
             }
         }
-        Ok(())
     }
 
-    fn handle_connect(
-        &mut self,
-        command: &Command,
-        events: &mut Vec<Event>,
-    ) -> Result<(), ProtocolError> {
+    fn handle_connect(&mut self, command: &Command, events: &mut Vec<Event>) {
         let app = command.object_string("app").unwrap_or_default().to_string();
         let tc_url = command.object_string("tcUrl").map(str::to_string);
         let object_encoding = command.object_number("objectEncoding").unwrap_or(0.0);
@@ -583,45 +575,42 @@ impl ServerConnection {
                     ("objectEncoding", Amf0Value::Number(object_encoding)),
                 ]),
             ],
-        )?;
+        );
         events.push(Event::Connected { app, tc_url });
-        Ok(())
     }
 
-    fn handle_publish(
-        &mut self,
-        stream_id: u32,
-        command: &Command,
-        events: &mut Vec<Event>,
-    ) -> Result<(), ProtocolError> {
+    fn handle_publish(&mut self, stream_id: u32, command: &Command, events: &mut Vec<Event>) {
         let name = command.string_arg(0).unwrap_or_default().to_string();
         let publish_type = command.string_arg(1).unwrap_or("live").to_string();
         if stream_id == 0 {
-            return self.send_on_status(
+            self.send_on_status(
                 0,
                 "error",
                 "NetStream.Publish.BadName",
                 "publish needs a stream from createStream",
             );
+            return;
         }
         if !self.streams.contains_key(&stream_id) && self.streams.len() < MAX_MESSAGE_STREAMS {
             self.streams.insert(stream_id, MessageStream::new());
         }
         let Some(stream) = self.streams.get_mut(&stream_id) else {
-            return self.send_on_status(
+            self.send_on_status(
                 stream_id,
                 "error",
                 "NetStream.Publish.BadName",
                 "unknown stream",
             );
+            return;
         };
         if stream.is_publishing() {
-            return self.send_on_status(
+            self.send_on_status(
                 stream_id,
                 "error",
                 "NetStream.Publish.BadName",
                 "stream is already publishing",
             );
+            return;
         }
         stream.publish = Publish::Requested;
         stream.name = name.clone();
@@ -630,7 +619,6 @@ impl ServerConnection {
             name,
             publish_type,
         });
-        Ok(())
     }
 
     fn unpublish(&mut self, stream_id: u32, events: &mut Vec<Event>) {
@@ -647,8 +635,8 @@ impl ServerConnection {
             .write(&mut self.output, CSID_PROTOCOL, 0, type_id, 0, payload);
     }
 
-    fn send_command(&mut self, stream_id: u32, values: &[Amf0Value]) -> Result<(), ProtocolError> {
-        let payload = amf::encode("command reply", values)?;
+    fn send_command(&mut self, stream_id: u32, values: &[Amf0Value]) {
+        let payload = amf::encode(values);
         self.writer.write(
             &mut self.output,
             CSID_COMMAND,
@@ -657,10 +645,9 @@ impl ServerConnection {
             stream_id,
             &payload,
         );
-        Ok(())
     }
 
-    fn send_error(&mut self, txn: f64, code: &str, description: &str) -> Result<(), ProtocolError> {
+    fn send_error(&mut self, txn: f64, code: &str, description: &str) {
         self.send_command(
             0,
             &[
@@ -673,16 +660,10 @@ impl ServerConnection {
                     ("description", string(description)),
                 ]),
             ],
-        )
+        );
     }
 
-    fn send_on_status(
-        &mut self,
-        stream_id: u32,
-        level: &str,
-        code: &str,
-        description: &str,
-    ) -> Result<(), ProtocolError> {
+    fn send_on_status(&mut self, stream_id: u32, level: &str, code: &str, description: &str) {
         self.send_command(
             stream_id,
             &[
@@ -695,7 +676,7 @@ impl ServerConnection {
                     ("description", string(description)),
                 ]),
             ],
-        )
+        );
     }
 }
 
