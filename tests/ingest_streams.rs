@@ -125,6 +125,15 @@ fn allowed_keys_reject_unknown_keys_and_hide_known_ones() {
             !names.iter().any(|n| n.contains(key)),
             "key {key} appears in a file name: {names:?}"
         );
+        // Nor inside the recordings, which are uploaded as they are (metadata included).
+        for chunk in rec.chunks() {
+            let bytes = std::fs::read(&chunk).unwrap();
+            assert!(
+                !bytes.windows(key.len()).any(|w| w == key.as_bytes()),
+                "key {key} appears inside {}",
+                chunk.display()
+            );
+        }
         let log = rec.log_text();
         assert!(
             !log.contains(key),
