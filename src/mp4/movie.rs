@@ -1,0 +1,605 @@
+//! The sample-table builder and faststart layout. Samples come in (per track: millisecond DTS,
+//! composition offset, size, keyframe, where the payload lies in the source file); out comes the
+//! file head (`ftyp`, `moov`, the `mdat` header) and the list of source byte ranges whose
+//! concatenation is the `mdat` body. No payload is ever held: the caller copies the ranges.
+//!
+//! The `mdat` keeps the source order of samples, so the copy is one sequential pass over the
+//! source; each run of consecutive samples of one track (and one sample entry) is an MP4 chunk.
+
+use mp4_atom::{
+    Co64, Ctts, CttsEntry, Dinf, Dref, DrefEntry, Edts, Elst, ElstEntry, Encode, FourCC, Ftyp,
+    Hdlr, Matrix, Mdhd, Mdia, Minf, Moov, Mvhd, Smhd, Stbl, Stco, Stsc, StscEntry, Stsd, Stss,
+    Stsz, StszSamples, Stts, SttsEntry, Tkhd, Trak, Url, Vmhd,
+};
+use thiserror::Error;
+
+use super::codec::SampleEntry;
+
+/// Timestamps that move backwards, or forwards by more than this, are a discontinuity: the
+/// track's timeline is stitched so the sample follows its predecessor by one typical interval.
+pub const MAX_DTS_GAP_MS: i64 = 30_000;
+
+#[derive(Debug, Error)]
+pub enum MovieError {
+    #[error("no track has any sample")]
+    Empty,
+    #[error("encoding {what}: {source}")]
+    Encode {
+        what: &'static str,
+        source: mp4_atom::Error,
+    },
+    #[error("track {track}: {why}")]
+    Track { track: u32, why: &'static str },
+}
+
+/// One input sample of a track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SampleIn {
+    /// Decode time in milliseconds (the FLV tag timestamp).
+    pub dts_ms: i64,
+    /// Presentation minus decode time in milliseconds (the FLV composition time).
+    pub cto_ms: i32,
+    pub size: u32,
+    pub keyframe: bool,
+    /// Where the payload starts in the source file.
+    pub source: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    dts_ms: i64,
+    cto_ms: i32,
+    size: u32,
+    source: u64,
+    entry: u16,
+    keyframe: bool,
+}
+
+/// What a track looked like, for logs and the manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackSummary {
+    pub video: bool,
+    pub codec: String,
+    pub frames: u64,
+    /// First DTS to the end of the last sample.
+    pub duration_ms: u64,
+    pub first_dts_ms: i64,
+    pub entries: usize,
+    /// Samples whose DTS had to be repaired (backwards or jumping).
+    pub repaired: u64,
+    pub width: Option<u16>,
+    pub height: Option<u16>,
+    pub sample_rate: Option<u32>,
+    pub channels: Option<u16>,
+}
+
+#[derive(Debug)]
+struct Track {
+    entries: Vec<SampleEntry>,
+    current: u16,
+    samples: Vec<Sample>,
+    /// Added to incoming DTS to stitch over discontinuities.
+    shift: i64,
+    repaired: u64,
+}
+
+impl Track {
+    fn timescale(&self) -> u32 {
+        self.entries[0].timescale()
+    }
+
+    fn video(&self) -> bool {
+        self.entries[0].is_video()
+    }
+
+    fn ticks(&self, ms: i64) -> i64 {
+        let ts = i64::from(self.timescale());
+        (ms * ts + ms.signum() * 500) / 1000
+    }
+
+    /// A typical sample interval in ms, for repairs and the last sample's duration.
+    fn typical_interval_ms(&self) -> i64 {
+        let n = self.samples.len();
+        if n >= 2 {
+            let d = self.samples[n - 1].dts_ms - self.samples[n - 2].dts_ms;
+            if d > 0 && d <= 1000 {
+                return d;
+            }
+        }
+        match self.entries[usize::from(self.current)].frame_ticks() {
+            Some(t) => (i64::from(t) * 1000 / i64::from(self.timescale())).max(1),
+            None => 33,
+        }
+    }
+
+    fn last_duration_ticks(&self) -> u32 {
+        let n = self.samples.len();
+        if let Some(t) = self.entries[usize::from(self.current)].frame_ticks() {
+            return t;
+        }
+        if n >= 2 {
+            let d = self.ticks(self.samples[n - 1].dts_ms) - self.ticks(self.samples[n - 2].dts_ms);
+            if d > 0 {
+                return d as u32;
+            }
+        }
+        self.ticks(33) as u32
+    }
+
+    /// Media duration in the track's timescale.
+    fn media_ticks(&self) -> u64 {
+        match (self.samples.first(), self.samples.last()) {
+            (Some(a), Some(b)) => {
+                (self.ticks(b.dts_ms) - self.ticks(a.dts_ms)) as u64
+                    + u64::from(self.last_duration_ticks())
+            }
+            _ => 0,
+        }
+    }
+}
+
+/// Builds one movie from samples pushed in source order.
+#[derive(Debug, Default)]
+pub struct Movie {
+    tracks: Vec<Track>,
+}
+
+/// The file head and the copy plan for the `mdat` body.
+#[derive(Debug)]
+pub struct Layout {
+    /// `ftyp`, `moov` and the `mdat` box header.
+    pub head: Vec<u8>,
+    /// Source ranges (offset, length) in `mdat` order.
+    pub ranges: Vec<(u64, u32)>,
+    /// Total bytes of the file.
+    pub file_size: u64,
+}
+
+impl Movie {
+    pub fn new() -> Movie {
+        Movie::default()
+    }
+
+    /// Adds a track whose first sample entry is `entry`; returns its index.
+    pub fn add_track(&mut self, entry: SampleEntry) -> usize {
+        self.tracks.push(Track {
+            entries: vec![entry],
+            current: 0,
+            samples: Vec::new(),
+            shift: 0,
+            repaired: 0,
+        });
+        self.tracks.len() - 1
+    }
+
+    pub fn track_count(&self) -> usize {
+        self.tracks.len()
+    }
+
+    /// A new codec configuration for `track`: samples pushed from now on use it. An identical
+    /// configuration (a repeated sequence header) changes nothing; a different one becomes a
+    /// second `stsd` entry. Returns true when the entry differs from the current one.
+    pub fn set_entry(&mut self, track: usize, entry: SampleEntry) -> bool {
+        let t = &mut self.tracks[track];
+        if t.entries[usize::from(t.current)] == entry {
+            return false;
+        }
+        if let Some(i) = t.entries.iter().position(|e| *e == entry) {
+            t.current = i as u16;
+        } else {
+            t.entries.push(entry);
+            t.current = (t.entries.len() - 1) as u16;
+        }
+        // A track with no samples yet simply starts with the newer configuration.
+        if t.samples.is_empty() {
+            let keep = t.entries[usize::from(t.current)].clone();
+            t.entries = vec![keep];
+            t.current = 0;
+        }
+        true
+    }
+
+    /// Appends a sample to `track`. A DTS that goes backwards or jumps ahead by more than
+    /// [`MAX_DTS_GAP_MS`] is repaired (see [`TrackSummary::repaired`]); returns true if so.
+    pub fn push(&mut self, track: usize, s: SampleIn) -> bool {
+        let typical = self.tracks[track].typical_interval_ms();
+        let t = &mut self.tracks[track];
+        let mut dts = s.dts_ms + t.shift;
+        let mut repaired = false;
+        if let Some(prev) = t.samples.last() {
+            let gap = dts - prev.dts_ms;
+            if gap <= 0 || gap > MAX_DTS_GAP_MS {
+                let target = prev.dts_ms + typical;
+                t.shift += target - dts;
+                dts = target;
+                t.repaired += 1;
+                repaired = true;
+            }
+        }
+        t.samples.push(Sample {
+            dts_ms: dts,
+            cto_ms: s.cto_ms,
+            size: s.size,
+            source: s.source,
+            entry: t.current,
+            keyframe: s.keyframe,
+        });
+        repaired
+    }
+
+    pub fn summaries(&self) -> Vec<TrackSummary> {
+        self.tracks
+            .iter()
+            .map(|t| {
+                let first = &t.entries[0];
+                TrackSummary {
+                    video: t.video(),
+                    codec: first.codec_string(),
+                    frames: t.samples.len() as u64,
+                    duration_ms: t.media_ticks() * 1000 / u64::from(t.timescale()),
+                    first_dts_ms: t.samples.first().map_or(0, |s| s.dts_ms),
+                    entries: t.entries.len(),
+                    repaired: t.repaired,
+                    width: first.dimensions().map(|d| d.0),
+                    height: first.dimensions().map(|d| d.1),
+                    sample_rate: first.sample_rate(),
+                    channels: first.channels(),
+                }
+            })
+            .collect()
+    }
+
+    /// Lays the movie out: tracks without samples are dropped; `creation_time` is seconds
+    /// since 1904 (MP4 epoch), 0 if unknown.
+    pub fn layout(&self, creation_time: u64) -> Result<Layout, MovieError> {
+        let tracks: Vec<&Track> = self
+            .tracks
+            .iter()
+            .filter(|t| !t.samples.is_empty())
+            .collect();
+        if tracks.is_empty() {
+            return Err(MovieError::Empty);
+        }
+        let ranges = merge_ranges(&tracks);
+        let mdat_body: u64 = ranges.iter().map(|r| u64::from(r.1)).sum();
+        let mdat_header: u64 = if mdat_body + 8 > u64::from(u32::MAX) {
+            16
+        } else {
+            8
+        };
+
+        let ftyp = encode(&ftyp(&tracks), "ftyp")?;
+        // The chunk offsets depend on the moov's own size, which depends only on whether
+        // offsets need 64 bits: lay out once with zero base, then with the real one.
+        let mut wide = false;
+        loop {
+            let probe = encode(&moov(&tracks, 0, wide, creation_time)?, "moov")?;
+            let base = ftyp.len() as u64 + probe.len() as u64 + mdat_header;
+            if !wide && base + mdat_body > u64::from(u32::MAX) {
+                wide = true;
+                continue;
+            }
+            let moov = encode(&moov(&tracks, base, wide, creation_time)?, "moov")?;
+            debug_assert_eq!(moov.len(), probe.len());
+            let mut head = ftyp;
+            head.extend_from_slice(&moov);
+            if mdat_header == 16 {
+                head.extend_from_slice(&1u32.to_be_bytes());
+                head.extend_from_slice(b"mdat");
+                head.extend_from_slice(&(mdat_body + 16).to_be_bytes());
+            } else {
+                head.extend_from_slice(&((mdat_body + 8) as u32).to_be_bytes());
+                head.extend_from_slice(b"mdat");
+            }
+            let file_size = head.len() as u64 + mdat_body;
+            return Ok(Layout {
+                head,
+                ranges,
+                file_size,
+            });
+        }
+    }
+}
+
+fn encode<T: Encode>(atom: &T, what: &'static str) -> Result<Vec<u8>, MovieError> {
+    let mut out = Vec::new();
+    atom.encode(&mut out)
+        .map_err(|source| MovieError::Encode { what, source })?;
+    Ok(out)
+}
+
+/// All samples' source ranges in source order (the tracks interleaved as in the source).
+fn merge_ranges(tracks: &[&Track]) -> Vec<(u64, u32)> {
+    let total = tracks.iter().map(|t| t.samples.len()).sum();
+    let mut out = Vec::with_capacity(total);
+    let mut next = vec![0usize; tracks.len()];
+    loop {
+        let mut best: Option<(usize, u64)> = None;
+        for (i, t) in tracks.iter().enumerate() {
+            if let Some(s) = t.samples.get(next[i])
+                && best.is_none_or(|(_, src)| s.source < src)
+            {
+                best = Some((i, s.source));
+            }
+        }
+        let Some((i, _)) = best else { break };
+        let s = &tracks[i].samples[next[i]];
+        out.push((s.source, s.size));
+        next[i] += 1;
+    }
+    out
+}
+
+fn ftyp(tracks: &[&Track]) -> Ftyp {
+    let mut brands: Vec<FourCC> = vec![b"isom".into(), b"iso2".into(), b"mp41".into()];
+    for t in tracks {
+        let brand: Option<FourCC> = match t.entries[0] {
+            SampleEntry::Avc { .. } => Some(b"avc1".into()),
+            SampleEntry::Av1 { .. } => Some(b"av01".into()),
+            _ => None,
+        };
+        if let Some(b) = brand
+            && !brands.contains(&b)
+        {
+            brands.push(b);
+        }
+    }
+    Ftyp {
+        major_brand: b"isom".into(),
+        minor_version: 512,
+        compatible_brands: brands,
+    }
+}
+
+/// Movie timescale: milliseconds, the FLV's own unit.
+const MOVIE_TIMESCALE: u32 = 1000;
+
+fn moov(tracks: &[&Track], base: u64, wide: bool, creation_time: u64) -> Result<Moov, MovieError> {
+    let start_ms = tracks
+        .iter()
+        .filter_map(|t| t.samples.first().map(|s| s.dts_ms))
+        .min()
+        .unwrap_or(0);
+    // Chunk offsets: walk the mdat in source order, tracking where each track's runs start.
+    let mut offsets: Vec<Vec<u64>> = vec![Vec::new(); tracks.len()];
+    let mut runs: Vec<Vec<(u32, u16)>> = vec![Vec::new(); tracks.len()]; // (samples, entry)
+    {
+        let mut next = vec![0usize; tracks.len()];
+        let mut pos = base;
+        let mut last: Option<(usize, u16)> = None;
+        loop {
+            let mut best: Option<(usize, u64)> = None;
+            for (i, t) in tracks.iter().enumerate() {
+                if let Some(s) = t.samples.get(next[i])
+                    && best.is_none_or(|(_, src)| s.source < src)
+                {
+                    best = Some((i, s.source));
+                }
+            }
+            let Some((i, _)) = best else { break };
+            let s = &tracks[i].samples[next[i]];
+            if last == Some((i, s.entry)) {
+                if let Some(r) = runs[i].last_mut() {
+                    r.0 += 1;
+                }
+            } else {
+                offsets[i].push(pos);
+                runs[i].push((1, s.entry));
+            }
+            last = Some((i, s.entry));
+            pos += u64::from(s.size);
+            next[i] += 1;
+        }
+    }
+
+    let mut traks = Vec::with_capacity(tracks.len());
+    let mut movie_duration = 0u64;
+    for (i, t) in tracks.iter().enumerate() {
+        let track_id = i as u32 + 1;
+        let ts = t.timescale();
+        let media_ticks = t.media_ticks();
+        let media_ms = media_ticks * 1000 / u64::from(ts);
+        let first = t.samples[0].dts_ms;
+        let delay_ms = (first - start_ms) as u64;
+        let track_ms = delay_ms + media_ms;
+        movie_duration = movie_duration.max(track_ms);
+
+        // stts: deltas between successive DTS in ticks.
+        let mut stts: Vec<SttsEntry> = Vec::new();
+        let mut push_delta = |delta: u32| match stts.last_mut() {
+            Some(e) if e.sample_delta == delta => e.sample_count += 1,
+            _ => stts.push(SttsEntry {
+                sample_count: 1,
+                sample_delta: delta,
+            }),
+        };
+        for w in t.samples.windows(2) {
+            let d = t.ticks(w[1].dts_ms) - t.ticks(w[0].dts_ms);
+            push_delta(u32::try_from(d).map_err(|_| MovieError::Track {
+                track: track_id,
+                why: "sample interval out of range",
+            })?);
+        }
+        push_delta(t.last_duration_ticks());
+
+        let ctts = if t.samples.iter().any(|s| s.cto_ms != 0) {
+            let mut entries: Vec<CttsEntry> = Vec::new();
+            for s in &t.samples {
+                let off = t.ticks(i64::from(s.cto_ms));
+                match entries.last_mut() {
+                    Some(e) if e.sample_offset == off => e.sample_count += 1,
+                    _ => entries.push(CttsEntry {
+                        sample_count: 1,
+                        sample_offset: off,
+                    }),
+                }
+            }
+            Some(Ctts { entries })
+        } else {
+            None
+        };
+
+        let stss = if t.video() && !t.samples.iter().all(|s| s.keyframe) {
+            Some(Stss {
+                entries: t
+                    .samples
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.keyframe)
+                    .map(|(n, _)| n as u32 + 1)
+                    .collect(),
+            })
+        } else {
+            None
+        };
+
+        let mut stsc: Vec<StscEntry> = Vec::new();
+        for (n, &(count, entry)) in runs[i].iter().enumerate() {
+            let desc = u32::from(entry) + 1;
+            if stsc
+                .last()
+                .is_some_and(|e| e.samples_per_chunk == count && e.sample_description_index == desc)
+            {
+                continue;
+            }
+            stsc.push(StscEntry {
+                first_chunk: n as u32 + 1,
+                samples_per_chunk: count,
+                sample_description_index: desc,
+            });
+        }
+
+        let first_size = t.samples[0].size;
+        let stsz = if t.samples.iter().all(|s| s.size == first_size) {
+            StszSamples::Identical {
+                count: t.samples.len() as u32,
+                size: first_size,
+            }
+        } else {
+            StszSamples::Different {
+                sizes: t.samples.iter().map(|s| s.size).collect(),
+            }
+        };
+
+        let (stco, co64) = if wide {
+            (
+                None,
+                Some(Co64 {
+                    entries: offsets[i].clone(),
+                }),
+            )
+        } else {
+            (
+                Some(Stco {
+                    entries: offsets[i].iter().map(|&o| o as u32).collect(),
+                }),
+                None,
+            )
+        };
+
+        let stbl = Stbl {
+            stsd: Stsd {
+                codecs: t.entries.iter().map(|e| e.to_codec(track_id)).collect(),
+            },
+            stts: Stts { entries: stts },
+            ctts,
+            stss,
+            stsc: Stsc { entries: stsc },
+            stsz: Stsz { samples: stsz },
+            stco,
+            co64,
+            ..Stbl::default()
+        };
+
+        // Tracks that start later than the movie get an empty edit, so every sample keeps the
+        // presentation time it had in the source.
+        let edts = (delay_ms > 0).then(|| Edts {
+            elst: Some(Elst {
+                entries: vec![
+                    ElstEntry {
+                        segment_duration: delay_ms,
+                        media_time: None,
+                        media_rate: 1i16.into(),
+                    },
+                    ElstEntry {
+                        segment_duration: media_ms,
+                        media_time: Some(0),
+                        media_rate: 1i16.into(),
+                    },
+                ],
+            }),
+        });
+
+        let video = t.video();
+        let (width, height) = t.entries[0].dimensions().unwrap_or((0, 0));
+        traks.push(Trak {
+            tkhd: Tkhd {
+                creation_time,
+                modification_time: creation_time,
+                track_id,
+                duration: track_ms,
+                layer: 0,
+                alternate_group: 0,
+                enabled: true,
+                in_movie: true,
+                size_is_aspect_ratio: false,
+                volume: if video { 0u8.into() } else { 1u8.into() },
+                matrix: Matrix::default(),
+                width: width.into(),
+                height: height.into(),
+            },
+            edts,
+            mdia: Mdia {
+                mdhd: Mdhd {
+                    creation_time,
+                    modification_time: creation_time,
+                    timescale: ts,
+                    duration: media_ticks,
+                    language: "und".to_string(),
+                },
+                hdlr: Hdlr {
+                    handler: if video {
+                        b"vide".into()
+                    } else {
+                        b"soun".into()
+                    },
+                    name: if video {
+                        "VideoHandler"
+                    } else {
+                        "SoundHandler"
+                    }
+                    .to_string(),
+                },
+                minf: Minf {
+                    vmhd: video.then(Vmhd::default),
+                    smhd: (!video).then(Smhd::default),
+                    dinf: Dinf {
+                        dref: Dref {
+                            entries: vec![DrefEntry::Url(Url {
+                                location: String::new(),
+                            })],
+                        },
+                    },
+                    stbl,
+                    ..Minf::default()
+                },
+            },
+            ..Trak::default()
+        });
+    }
+
+    Ok(Moov {
+        mvhd: Mvhd {
+            creation_time,
+            modification_time: creation_time,
+            timescale: MOVIE_TIMESCALE,
+            duration: movie_duration,
+            rate: 1u16.into(),
+            volume: 1u8.into(),
+            matrix: Matrix::default(),
+            next_track_id: tracks.len() as u32 + 1,
+        },
+        trak: traks,
+        ..Moov::default()
+    })
+}
