@@ -1,1 +1,26 @@
 //! FLV: tag reader, writer and the audio/video tag headers (legacy and enhanced RTMP).
+//!
+//! Everything here works on `Read`/`Write` and byte slices; no paths, no clocks. The pieces:
+//! - [`tag`]: the file header, tag headers, tag types and the error type;
+//! - [`reader`]: a streaming tag reader that tells a torn tail (a file cut mid-tag by a crash)
+//!   apart from a clean end, and [`complete_prefix_len`] for crash salvage;
+//! - [`writer`]: the tag writer ingest records chunks with;
+//! - [`video`] / [`audio`]: the codec headers at the start of each tag body (legacy FLV and
+//!   Enhanced RTMP FourCC headers);
+//! - [`script`]: AMF0 script data (`onMetaData`) decode and encode.
+
+pub mod audio;
+pub mod reader;
+pub mod script;
+pub mod tag;
+pub mod video;
+pub mod writer;
+
+pub use audio::{AudioCodec, AudioTag, parse_audio};
+pub use reader::{FlvReader, TagInfo, complete_prefix_len};
+pub use tag::{FlvError, FlvHeader, TagHeader, TagType};
+pub use video::{VideoCodec, VideoPacket, VideoTag, parse_video};
+pub use writer::FlvWriter;
+
+#[cfg(test)]
+mod tests;
