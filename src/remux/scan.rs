@@ -1,0 +1,353 @@
+//! Pass 1 of the remux: walks an FLV's tags reading only each tag header and the first bytes
+//! of its body (codec headers; whole bodies only for sequence headers and `onMetaData`), and
+//! builds the MP4 sample tables. No payload is read: the copy pass moves it later.
+
+use std::io;
+use std::os::unix::fs::FileExt;
+
+use thiserror::Error;
+
+use crate::flv::script::{self, Properties};
+use crate::flv::tag::{FILE_HEADER_LEN, PREVIOUS_TAG_SIZE_LEN, TAG_HEADER_LEN};
+use crate::flv::{
+    AudioCodec, FlvError, FlvHeader, TagHeader, TagType, VideoCodec, VideoPacket, parse_audio,
+    parse_video,
+};
+use crate::mp4::{CodecError, Movie, SampleEntry, SampleIn};
+
+/// Bytes of each body read in pass 1: enough for any audio/video tag header (ModEx included).
+const PREFIX: usize = 64;
+/// Largest script tag we decode for metadata.
+const MAX_SCRIPT: u32 = 1 << 20;
+
+/// Why an FLV could not be remuxed. `Unusable` inputs go to `failed/`; I/O errors are retried.
+#[derive(Debug, Error)]
+pub enum ScanError {
+    #[error("{0}")]
+    Unusable(String),
+    #[error("reading the FLV at offset {offset}: {source}")]
+    Io { offset: u64, source: io::Error },
+}
+
+/// Random-access reads: a `File`, or a byte slice in tests.
+pub trait ReadAt {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+}
+
+impl ReadAt for std::fs::File {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        FileExt::read_at(self, buf, offset)
+    }
+}
+
+impl ReadAt for [u8] {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let start = (offset as usize).min(self.len());
+        let n = buf.len().min(self.len() - start);
+        buf[..n].copy_from_slice(&self[start..start + n]);
+        Ok(n)
+    }
+}
+
+fn read_exact_at<R: ReadAt + ?Sized>(r: &R, buf: &mut [u8], offset: u64) -> Result<(), ScanError> {
+    let mut done = 0;
+    while done < buf.len() {
+        match r.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => {
+                return Err(ScanError::Io {
+                    offset,
+                    source: io::ErrorKind::UnexpectedEof.into(),
+                });
+            }
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(source) => return Err(ScanError::Io { offset, source }),
+        }
+    }
+    Ok(())
+}
+
+/// What pass 1 learned.
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub movie: Movie,
+    pub video: Option<usize>,
+    pub audio: Option<usize>,
+    /// The chunk's `onMetaData` (first one), if any.
+    pub metadata: Option<Properties>,
+    /// Offset where a torn (incomplete) last tag starts, if the file ends inside one.
+    pub torn_at: Option<u64>,
+    /// Offset where the tag framing broke (unknown tag type), if it did; the rest is ignored.
+    pub framing_lost_at: Option<u64>,
+    pub tags: u64,
+    /// Frames dropped: before any sequence header, unsupported codecs, bad headers.
+    pub dropped: u64,
+    /// Samples whose DTS was repaired.
+    pub repaired: u64,
+    /// Sample description changes (new SPS/PPS, new audio config) mid-chunk.
+    pub config_changes: u64,
+}
+
+/// Scans an FLV of `len` bytes.
+pub fn scan<R: ReadAt + ?Sized>(r: &R, len: u64) -> Result<Scan, ScanError> {
+    if len == 0 {
+        return Err(ScanError::Unusable("the file is empty".into()));
+    }
+    let mut fixed = [0u8; FILE_HEADER_LEN];
+    if len < FILE_HEADER_LEN as u64 {
+        return Err(ScanError::Unusable(format!(
+            "not an FLV file: only {len} bytes"
+        )));
+    }
+    read_exact_at(r, &mut fixed, 0)?;
+    if &fixed[..3] != b"FLV" {
+        return Err(ScanError::Unusable(format!(
+            "not an FLV file: it starts with {:02x?}, not \"FLV\"",
+            &fixed[..3]
+        )));
+    }
+    let (_header, header_size): (FlvHeader, u32) =
+        FlvHeader::parse(&fixed).map_err(|e| ScanError::Unusable(e.to_string()))?;
+
+    let mut s = Scan::default();
+    let mut pos = u64::from(header_size) + PREVIOUS_TAG_SIZE_LEN as u64;
+    let mut head = [0u8; TAG_HEADER_LEN + PREFIX];
+    let mut body = Vec::new();
+    loop {
+        if pos >= len {
+            break;
+        }
+        if pos + TAG_HEADER_LEN as u64 > len {
+            s.torn_at = Some(pos);
+            break;
+        }
+        let want = (len - pos).min(head.len() as u64) as usize;
+        read_exact_at(r, &mut head[..want], pos)?;
+        let hb: &[u8; TAG_HEADER_LEN] = head[..TAG_HEADER_LEN]
+            .try_into()
+            .map_err(|_| ScanError::Unusable("tag header".into()))?;
+        let tag = match TagHeader::parse(hb) {
+            Ok(t) => t,
+            Err(_) if s.tags == 0 => {
+                return Err(ScanError::Unusable(format!(
+                    "not an FLV file: no valid tag at offset {pos}"
+                )));
+            }
+            Err(_) => {
+                s.framing_lost_at = Some(pos);
+                break;
+            }
+        };
+        let body_off = pos + TAG_HEADER_LEN as u64;
+        let end = body_off + u64::from(tag.data_size) + PREVIOUS_TAG_SIZE_LEN as u64;
+        if end > len {
+            s.torn_at = Some(pos);
+            break;
+        }
+        s.tags += 1;
+        let have = (want - TAG_HEADER_LEN).min(tag.data_size as usize);
+        let prefix = &head[TAG_HEADER_LEN..TAG_HEADER_LEN + have];
+        if !tag.filtered {
+            on_tag(r, &mut s, &tag, body_off, prefix, &mut body)?;
+        } else {
+            s.dropped += 1;
+        }
+        pos = end;
+    }
+    s.repaired = s.movie.summaries().iter().map(|t| t.repaired).sum();
+    if s.movie.summaries().iter().all(|t| t.frames == 0) {
+        let why = if s.tags == 0 {
+            "no complete tag".to_string()
+        } else {
+            format!(
+                "no decodable audio or video track ({} tags, {} frames dropped)",
+                s.tags, s.dropped
+            )
+        };
+        return Err(ScanError::Unusable(why));
+    }
+    Ok(s)
+}
+
+fn full_body<'b, R: ReadAt + ?Sized>(
+    r: &R,
+    tag: &TagHeader,
+    body_off: u64,
+    buf: &'b mut Vec<u8>,
+) -> Result<&'b [u8], ScanError> {
+    buf.clear();
+    buf.resize(tag.data_size as usize, 0);
+    read_exact_at(r, buf, body_off)?;
+    Ok(buf)
+}
+
+fn on_tag<R: ReadAt + ?Sized>(
+    r: &R,
+    s: &mut Scan,
+    tag: &TagHeader,
+    body_off: u64,
+    prefix: &[u8],
+    buf: &mut Vec<u8>,
+) -> Result<(), ScanError> {
+    let dts = i64::from(tag.timestamp);
+    match tag.tag_type {
+        TagType::Script => {
+            if s.metadata.is_none() && tag.data_size <= MAX_SCRIPT {
+                let body = full_body(r, tag, body_off, buf)?;
+                if let Ok(props) = script::decode_metadata(body) {
+                    s.metadata = Some(props);
+                }
+            }
+        }
+        TagType::Video => {
+            let parsed = match parse_video(prefix) {
+                Err(FlvError::ShortBody { .. }) if prefix.len() < tag.data_size as usize => {
+                    let body = full_body(r, tag, body_off, buf)?;
+                    parse_video(body)
+                        .map(|t| (t.codec, t.keyframe, t.packet, body.len() - t.payload.len()))
+                }
+                other => other.map(|t| {
+                    (
+                        t.codec,
+                        t.keyframe,
+                        t.packet,
+                        prefix.len() - t.payload.len(),
+                    )
+                }),
+            };
+            let Ok((codec, keyframe, packet, header_len)) = parsed else {
+                s.dropped += 1;
+                return Ok(());
+            };
+            match packet {
+                VideoPacket::SequenceHeader => {
+                    let body = full_body(r, tag, body_off, buf)?;
+                    let record = &body[header_len.min(body.len())..];
+                    let entry = match codec {
+                        VideoCodec::Avc => SampleEntry::avc(record),
+                        VideoCodec::Hevc => SampleEntry::hevc(record),
+                        VideoCodec::Av1 => {
+                            let (w, h) = metadata_size(s.metadata.as_ref());
+                            SampleEntry::av1(record, w, h)
+                        }
+                        _ => {
+                            s.dropped += 1;
+                            return Ok(());
+                        }
+                    };
+                    match entry {
+                        Ok(entry) => set_entry(s, true, entry),
+                        Err(e) => {
+                            log::warn!(offset = body_off; "ignoring a bad video sequence header: {e}");
+                            s.dropped += 1;
+                        }
+                    }
+                }
+                VideoPacket::Frame { composition_time } => {
+                    let size = tag.data_size.saturating_sub(header_len as u32);
+                    match s.video {
+                        Some(track) if size > 0 => {
+                            s.movie.push(
+                                track,
+                                SampleIn {
+                                    dts_ms: dts,
+                                    cto_ms: composition_time,
+                                    size,
+                                    keyframe,
+                                    source: body_off + header_len as u64,
+                                },
+                            );
+                        }
+                        _ => s.dropped += 1,
+                    }
+                }
+                _ => {}
+            }
+        }
+        TagType::Audio => {
+            let Ok(t) = parse_audio(prefix) else {
+                s.dropped += 1;
+                return Ok(());
+            };
+            let header_len = prefix.len() - t.payload.len();
+            let size = tag.data_size.saturating_sub(header_len as u32);
+            match t.codec {
+                AudioCodec::Aac if t.sequence_header => {
+                    let body = full_body(r, tag, body_off, buf)?;
+                    match SampleEntry::aac(&body[header_len.min(body.len())..]) {
+                        Ok(entry) => set_entry(s, false, entry),
+                        Err(e) => {
+                            log::warn!(offset = body_off; "ignoring a bad AAC sequence header: {e}");
+                            s.dropped += 1;
+                        }
+                    }
+                    return Ok(());
+                }
+                AudioCodec::Mp3 if !t.unsupported => match SampleEntry::mp3(t.payload) {
+                    Ok(entry) => set_entry(s, false, entry),
+                    Err(_) => {
+                        s.dropped += 1;
+                        return Ok(());
+                    }
+                },
+                AudioCodec::Aac if !t.unsupported => {}
+                _ => {
+                    s.dropped += 1;
+                    return Ok(());
+                }
+            }
+            match s.audio {
+                Some(track) if size > 0 => {
+                    s.movie.push(
+                        track,
+                        SampleIn {
+                            dts_ms: dts,
+                            cto_ms: 0,
+                            size,
+                            keyframe: true,
+                            source: body_off + header_len as u64,
+                        },
+                    );
+                }
+                _ => s.dropped += 1,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Makes `entry` current for the video or audio track, creating the track on first use.
+fn set_entry(s: &mut Scan, video: bool, entry: SampleEntry) {
+    let slot = if video { s.video } else { s.audio };
+    match slot {
+        None => {
+            let track = s.movie.add_track(entry);
+            if video {
+                s.video = Some(track);
+            } else {
+                s.audio = Some(track);
+            }
+        }
+        Some(track) => {
+            if s.movie.set_entry(track, entry) {
+                s.config_changes += 1;
+            }
+        }
+    }
+}
+
+fn metadata_size(meta: Option<&Properties>) -> (u16, u16) {
+    let get = |k: &str| {
+        meta.and_then(|m| script::get(m, k))
+            .and_then(|v| v.as_f64())
+            .filter(|v| *v >= 0.0 && *v <= 65535.0)
+            .map_or(0, |v| v as u16)
+    };
+    (get("width"), get("height"))
+}
+
+impl From<CodecError> for ScanError {
+    fn from(e: CodecError) -> ScanError {
+        ScanError::Unusable(e.to_string())
+    }
+}
