@@ -45,6 +45,7 @@ pub async fn run(
     mut shutdown: crate::shutdown::Shutdown,
 ) -> Result<()> {
     spool::clear_tmp(&state, job::TMP_PREFIX)?;
+    clear_stale_partials(&state.tmp());
     let mut retry_at: HashMap<PathBuf, Instant> = HashMap::new();
     loop {
         let errors = drain(&state, &args, &shutdown, &mut retry_at).await?;
@@ -115,6 +116,29 @@ async fn one(state: &StateDir, flv: &Path, quiet: Duration) -> Result<Outcome> {
     tokio::task::spawn_blocking(move || remux_one(&state, &flv, quiet))
         .await
         .context("remux task panicked")?
+}
+
+/// `spool::write_atomically` leaves `NAME.PID.partial` behind when its process dies; remove
+/// those of manifests whose writer is gone (a live PID may be another stage at work).
+fn clear_stale_partials(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_suffix(".partial") else {
+            continue;
+        };
+        let Some((stem, pid)) = rest.rsplit_once('.') else {
+            continue;
+        };
+        let alive = pid
+            .parse::<u32>()
+            .is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        if stem.ends_with(".json") && !alive {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 fn chunk_label(path: &Path) -> String {
