@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::copy::write_mp4;
+use super::copy::write_mp4_file;
 use super::manifest;
+use super::mapped::MappedFile;
 use super::scan::{self, ScanError};
 use crate::spool::{self, ChunkName, StateDir};
 
@@ -64,7 +65,7 @@ pub fn remux_one(state: &StateDir, flv: &Path, quiet: Duration) -> Result<Outcom
         .with_context(|| format!("stat {}", flv.display()))?
         .len();
 
-    let scanned = match scan::scan(&file, len) {
+    let scanned = match scan::scan(&MappedFile::new(&file, len), len) {
         Ok(s) => s,
         Err(ScanError::Unusable(why)) => {
             state.fail(flv, &why)?;
@@ -105,7 +106,7 @@ pub fn remux_one(state: &StateDir, flv: &Path, quiet: Duration) -> Result<Outcom
 
     let tmp = state.tmp().join(format!("{TMP_PREFIX}{stem}.mp4"));
     let mut out = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let written = write_mp4(&file, &layout.head, &layout.ranges, &mut out)
+    let written = write_mp4_file(&file, len, &layout.head, &layout.ranges, &mut out)
         .with_context(|| format!("writing {} from {}", tmp.display(), flv.display()))?;
     out.sync_all()
         .with_context(|| format!("fsync {}", tmp.display()))?;

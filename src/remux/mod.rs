@@ -8,6 +8,7 @@
 pub mod copy;
 pub mod job;
 pub mod manifest;
+pub mod mapped;
 pub mod scan;
 
 use std::collections::HashMap;
