@@ -603,3 +603,185 @@ fn moov(tracks: &[&Track], base: u64, wide: bool, creation_time: u64) -> Result<
         ..Moov::default()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mp4_atom::{Decode, Moov};
+
+    fn avc(sps: &[u8]) -> SampleEntry {
+        // AVCDecoderConfigurationRecord: version, profile, compat, level, 4-byte lengths,
+        // one SPS, one PPS.
+        let mut rec = vec![1, sps[1], sps[2], sps[3], 0xFF, 0xE1];
+        rec.extend_from_slice(&(sps.len() as u16).to_be_bytes());
+        rec.extend_from_slice(sps);
+        rec.extend_from_slice(&[1, 0, 4, 0x68, 0xEB, 0xE3, 0xCB]);
+        SampleEntry::avc(&rec).unwrap()
+    }
+
+    const SPS_720P: [u8; 26] = [
+        0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40, 0x50, 0x05, 0xbb, 0x01, 0x10, 0x00, 0x00, 0x03,
+        0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x83, 0x19, 0x60,
+    ];
+
+    fn aac() -> SampleEntry {
+        SampleEntry::aac(&[0x11, 0x90]).unwrap()
+    }
+
+    fn parse(layout: &Layout) -> (Moov, usize) {
+        let head = &layout.head;
+        let ftyp_len = u32::from_be_bytes(head[..4].try_into().unwrap()) as usize;
+        assert_eq!(&head[4..8], b"ftyp");
+        assert_eq!(&head[ftyp_len + 4..ftyp_len + 8], b"moov");
+        let mut rest = &head[ftyp_len..];
+        let moov = Moov::decode(&mut rest).unwrap();
+        (moov, head.len())
+    }
+
+    fn frame(dts: i64, cto: i32, size: u32, source: u64, keyframe: bool) -> SampleIn {
+        SampleIn {
+            dts_ms: dts,
+            cto_ms: cto,
+            size,
+            keyframe,
+            source,
+        }
+    }
+
+    #[test]
+    fn interleaved_tracks_get_chunks_offsets_and_an_edit_for_the_late_track() {
+        let mut m = Movie::new();
+        let v = m.add_track(avc(&SPS_720P));
+        let a = m.add_track(aac());
+        let mut src = 1000u64;
+        for i in 0..10i64 {
+            m.push(
+                v,
+                frame(i * 33, if i % 2 == 1 { 66 } else { 0 }, 100, src, i == 0),
+            );
+            src += 120;
+            m.push(a, frame(46 + i * 21, 0, 10, src, true));
+            src += 30;
+            m.push(a, frame(46 + i * 21 + 10, 0, 10, src, true));
+            src += 30;
+        }
+        let layout = m.layout(0).unwrap();
+        let (moov, head_len) = parse(&layout);
+        assert_eq!(moov.trak.len(), 2);
+        let vt = &moov.trak[0];
+        let at = &moov.trak[1];
+        assert_eq!(vt.mdia.mdhd.timescale, 90_000);
+        assert_eq!(at.mdia.mdhd.timescale, 48_000);
+        assert_eq!(
+            (vt.tkhd.width.integer(), vt.tkhd.height.integer()),
+            (1280, 720)
+        );
+        // Video starts the movie: no edit. Audio starts 46 ms later: an empty edit.
+        assert!(vt.edts.is_none());
+        let elst = at.edts.as_ref().unwrap().elst.as_ref().unwrap();
+        assert_eq!(elst.entries[0].media_time, None);
+        assert_eq!(elst.entries[0].segment_duration, 46);
+        // Signed composition offsets (only where B-frames are): 66 ms in 90 kHz.
+        let ctts = vt.mdia.minf.stbl.ctts.as_ref().unwrap();
+        assert!(ctts.entries.iter().any(|e| e.sample_offset == 66 * 90));
+        // Sync samples: only the first video frame.
+        assert_eq!(vt.mdia.minf.stbl.stss.as_ref().unwrap().entries, vec![1]);
+        // One chunk per run: 10 video chunks of 1, 10 audio chunks of 2; offsets in mdat.
+        let vco = &vt.mdia.minf.stbl.stco.as_ref().unwrap().entries;
+        let aco = &at.mdia.minf.stbl.stco.as_ref().unwrap().entries;
+        assert_eq!((vco.len(), aco.len()), (10, 10));
+        assert_eq!(vco[0] as usize, head_len);
+        assert_eq!(aco[0] as usize, head_len + 100);
+        assert_eq!(vco[1] as usize, head_len + 120);
+        assert_eq!(at.mdia.minf.stbl.stsc.entries[0].samples_per_chunk, 2);
+        // The copy plan is the source order.
+        assert_eq!(layout.ranges[0], (1000, 100));
+        assert_eq!(layout.ranges[1], (1120, 10));
+        assert_eq!(layout.ranges.len(), 30);
+        assert_eq!(layout.file_size, head_len as u64 + 10 * 100 + 20 * 10);
+    }
+
+    #[test]
+    fn a_new_configuration_mid_track_is_a_second_sample_description() {
+        let mut m = Movie::new();
+        let v = m.add_track(avc(&SPS_720P));
+        m.push(v, frame(0, 0, 10, 0, true));
+        m.push(v, frame(33, 0, 10, 10, false));
+        assert!(
+            !m.set_entry(v, avc(&SPS_720P)),
+            "a repeated header changes nothing"
+        );
+        let mut other = SPS_720P;
+        other[3] = 0x28; // another level
+        assert!(m.set_entry(v, avc(&other)));
+        m.push(v, frame(66, 0, 10, 20, true));
+        m.push(v, frame(99, 0, 10, 30, false));
+        let (moov, _) = parse(&m.layout(0).unwrap());
+        let stbl = &moov.trak[0].mdia.minf.stbl;
+        assert_eq!(stbl.stsd.codecs.len(), 2);
+        let idx: Vec<(u32, u32)> = stbl
+            .stsc
+            .entries
+            .iter()
+            .map(|e| (e.first_chunk, e.sample_description_index))
+            .collect();
+        assert_eq!(idx, vec![(1, 1), (2, 2)]);
+        assert_eq!(m.summaries()[0].entries, 2);
+    }
+
+    #[test]
+    fn timestamps_going_back_or_jumping_are_stitched() {
+        let mut m = Movie::new();
+        let v = m.add_track(avc(&SPS_720P));
+        let mut repaired = 0;
+        for (i, dts) in [0, 33, 66, 10, 43, 3_600_076, 3_600_109].iter().enumerate() {
+            if m.push(v, frame(*dts, 0, 1, i as u64, i == 0)) {
+                repaired += 1;
+            }
+        }
+        assert_eq!(repaired, 2);
+        let s = &m.summaries()[0];
+        assert_eq!(s.repaired, 2);
+        assert_eq!(s.frames, 7);
+        // 7 frames 33 ms apart: 0..=198, plus the last frame's duration.
+        assert_eq!(s.duration_ms, 231);
+        let (moov, _) = parse(&m.layout(0).unwrap());
+        let stts = &moov.trak[0].mdia.minf.stbl.stts.entries;
+        assert_eq!(stts.len(), 1);
+        assert_eq!((stts[0].sample_count, stts[0].sample_delta), (7, 33 * 90));
+    }
+
+    #[test]
+    fn past_4_gib_offsets_are_64_bit_and_mdat_uses_a_large_size() {
+        let mut m = Movie::new();
+        let v = m.add_track(avc(&SPS_720P));
+        let a = m.add_track(aac());
+        let big = 1u32 << 30;
+        let mut src = 0u64;
+        for i in 0..5i64 {
+            m.push(v, frame(i * 33, 0, big, src, i == 0));
+            src += u64::from(big) + 20;
+            m.push(a, frame(i * 33, 0, 100, src, true));
+            src += 120;
+        }
+        let layout = m.layout(0).unwrap();
+        let (moov, head_len) = parse(&layout);
+        let stbl = &moov.trak[1].mdia.minf.stbl;
+        assert!(stbl.stco.is_none());
+        let co = &stbl.co64.as_ref().unwrap().entries;
+        assert!(co[4] > u64::from(u32::MAX));
+        assert_eq!(co[0], head_len as u64 + u64::from(big));
+        let h = &layout.head[head_len - 16..];
+        assert_eq!(&h[..8], &[0, 0, 0, 1, b'm', b'd', b'a', b't']);
+        let body = 5 * (u64::from(big) + 100);
+        assert_eq!(u64::from_be_bytes(h[8..].try_into().unwrap()), body + 16);
+        assert_eq!(layout.file_size, head_len as u64 + body);
+    }
+
+    #[test]
+    fn an_empty_movie_is_an_error() {
+        let mut m = Movie::new();
+        m.add_track(aac());
+        assert!(matches!(m.layout(0), Err(MovieError::Empty)));
+    }
+}
