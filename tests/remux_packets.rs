@@ -485,3 +485,65 @@ fn garbage_and_empty_inputs_fail_while_the_queue_drains() {
     assert_eq!(std::fs::read_dir(state.join("remux")).unwrap().count(), 0);
     assert_eq!(std::fs::read_dir(state.join("tmp")).unwrap().count(), 0);
 }
+
+#[test]
+fn av1_enhanced_rtmp_flv() {
+    let dir = tempfile::tempdir().unwrap();
+    let flv = dir.path().join("in.flv");
+    let f9 = ffmpeg9();
+    encode_with(
+        &f9,
+        &flv,
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=sample_rate=48000",
+        ],
+        &[
+            "-t",
+            "3",
+            "-c:v",
+            "libsvtav1",
+            "-preset",
+            "12",
+            "-c:a",
+            "aac",
+            "-f",
+            "flv",
+        ],
+    );
+    let data = std::fs::read(&flv).unwrap();
+    assert!(
+        data.windows(4).any(|w| w == b"av01"),
+        "no Enhanced RTMP av01 header"
+    );
+    let (mp4, _) = remux_one(dir.path(), &flv);
+    // MP4 samples leave out AV1 temporal delimiters (as ffmpeg's MP4 muxer does), so the
+    // reference is ffmpeg's remux; otherwise every byte is the FLV's.
+    assert_like_ffmpeg_remux(&f9, &flv, &mp4);
+    let (src, got) = (
+        payloads(&packets_with(&f9, &flv)),
+        payloads(&packets_with(&f9, &mp4)),
+    );
+    assert_eq!(src[&1], got[&1], "audio differs");
+    let delimiters = src[&0]
+        .iter()
+        .zip(&got[&0])
+        .filter(|(a, b)| a.0 == b.0 + 2)
+        .count();
+    assert_eq!(
+        delimiters,
+        src[&0].len(),
+        "every AV1 frame lost exactly its 2-byte delimiter"
+    );
+    let m = manifest(&mp4);
+    assert!(
+        m["video"]["codec"].as_str().unwrap().starts_with("av01.0."),
+        "{m}"
+    );
+}

@@ -18,10 +18,25 @@ fn small_flv(path: &Path) {
     encode(
         path,
         &[
-            "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-f", "lavfi", "-i",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
             "sine=sample_rate=48000",
         ],
-        &["-t", "2", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"],
+        &[
+            "-t",
+            "2",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
+        ],
     );
 }
 
@@ -34,9 +49,16 @@ fn hand_copied_files_wait_until_quiet_then_get_default_names() {
     queue(&state, &[("my video.flv", &flv)]);
     let out = remux(&state, &[]);
     assert!(out.status.success());
-    assert!(state.join("remux/my video.flv").exists(), "taken before it was quiet");
+    assert!(
+        state.join("remux/my video.flv").exists(),
+        "taken before it was quiet"
+    );
     let out = remux(&state, &["--quiet-seconds", "0"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(state.join("publish/my video.mp4").exists());
     assert!(state.join("archive/my video.flv").exists());
     let m: serde_json::Value =
@@ -45,7 +67,11 @@ fn hand_copied_files_wait_until_quiet_then_get_default_names() {
     assert_eq!(m["name"], "my video");
     assert_eq!(m["stream"], "my video");
     assert_eq!(m["sequence"], 1);
-    assert_packet_identical(Path::new(ffmpeg()), &flv, &state.join("publish/my video.mp4"));
+    assert_packet_identical(
+        Path::new(ffmpeg()),
+        &flv,
+        &state.join("publish/my video.mp4"),
+    );
 }
 
 #[test]
@@ -88,8 +114,11 @@ fn watch_mode_picks_up_new_chunks_and_stops_on_sigterm() {
     // Arrives the way ingest hands chunks on: written elsewhere, renamed in.
     let name = chunk_name(7);
     std::fs::copy(&flv, state.join("recording").join(&name)).unwrap();
-    std::fs::rename(state.join("recording").join(&name), state.join("remux").join(&name))
-        .unwrap();
+    std::fs::rename(
+        state.join("recording").join(&name),
+        state.join("remux").join(&name),
+    )
+    .unwrap();
     let mp4 = state
         .join("publish")
         .join(format!("{}.mp4", name.trim_end_matches(".flv")));
@@ -98,7 +127,10 @@ fn watch_mode_picks_up_new_chunks_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(mp4.exists(), "--watch did not remux the new chunk");
-    assert!(child.try_wait().unwrap().is_none(), "--watch exited on its own");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "--watch exited on its own"
+    );
     // SAFETY: signalling our own child by its PID.
     unsafe {
         libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
@@ -108,7 +140,10 @@ fn watch_mode_picks_up_new_chunks_and_stops_on_sigterm() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(t.elapsed() < Duration::from_secs(10), "no exit after SIGTERM");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "no exit after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "{status:?}");
@@ -132,7 +167,10 @@ fn keep_flv_for_prunes_old_archived_flvs_only() {
     assert!(out.status.success());
     assert!(!archive.join("old.flv").exists());
     assert!(archive.join("new.flv").exists());
-    assert!(archive.join("old.mp4").exists(), "publish's archived MP4 was deleted");
+    assert!(
+        archive.join("old.mp4").exists(),
+        "publish's archived MP4 was deleted"
+    );
     // Without the option nothing is deleted.
     std::fs::File::create(archive.join("old2.flv"))
         .unwrap()
@@ -159,7 +197,10 @@ fn the_manifest_carries_ingest_metadata() {
             META_UTC_START.to_string(),
             Amf0Value::String("2026-11-26T03:00:00.250Z".to_string()),
         ),
-        (META_STREAM_OFFSET_MS.to_string(), Amf0Value::Number(12_300_000.0)),
+        (
+            META_STREAM_OFFSET_MS.to_string(),
+            Amf0Value::Number(12_300_000.0),
+        ),
     ]);
     for t in tags.iter_mut().filter(|t| t.kind == 18) {
         t.body = meta.clone();

@@ -244,6 +244,11 @@ fn on_tag<R: ReadAt + ?Sized>(
                     }
                 }
                 VideoPacket::Frame { composition_time } => {
+                    let mut header_len = header_len;
+                    if codec == VideoCodec::Av1 {
+                        header_len +=
+                            temporal_delimiter_len(prefix.get(header_len..).unwrap_or(&[]));
+                    }
                     let size = tag.data_size.saturating_sub(header_len as u32);
                     match s.video {
                         Some(track) if size > 0 => {
@@ -314,6 +319,29 @@ fn on_tag<R: ReadAt + ?Sized>(
         }
     }
     Ok(())
+}
+
+/// Length of a leading AV1 temporal delimiter OBU, which MP4 samples leave out (AV1 in
+/// ISOBMFF, section 2.4); 0 if the frame does not start with one.
+fn temporal_delimiter_len(obus: &[u8]) -> usize {
+    const OBU_TEMPORAL_DELIMITER: u8 = 2;
+    let Some(&header) = obus.first() else {
+        return 0;
+    };
+    let has_extension = header & 0x04 != 0;
+    let has_size = header & 0x02 != 0;
+    if (header >> 3) & 0x0f != OBU_TEMPORAL_DELIMITER || !has_size {
+        return 0;
+    }
+    let mut at = 1 + usize::from(has_extension);
+    // leb128 obu_size; a temporal delimiter has no payload, so it is 0.
+    match obus.get(at) {
+        Some(0) => {
+            at += 1;
+            at
+        }
+        _ => 0,
+    }
 }
 
 /// Makes `entry` current for the video or audio track, creating the track on first use.
