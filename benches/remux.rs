@@ -126,7 +126,10 @@ fn main() {
         let state = work.join("state");
         let _ = std::fs::remove_dir_all(&state);
         std::fs::create_dir_all(state.join("remux")).unwrap();
-        std::fs::copy(&flv, state.join("remux").join(format!("{name}.flv"))).unwrap();
+        let queued = state.join("remux").join(format!("{name}.flv"));
+        std::fs::copy(&flv, &queued).unwrap();
+        // Ingest hands chunks on fsynced; so does this setup (not timed).
+        std::fs::File::open(&queued).unwrap().sync_all().unwrap();
         // Warm the page cache for every contender alike (streamed: this process must stay
         // small, its children inherit its peak RSS until exec).
         warm(&state.join("remux").join(format!("{name}.flv")));

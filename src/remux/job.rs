@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use super::copy::write_mp4_file;
+use super::direct;
 use super::manifest;
 use super::mapped::MappedFile;
 use super::scan::{self, ScanError};
@@ -105,9 +106,14 @@ pub fn remux_one(state: &StateDir, flv: &Path, quiet: Duration) -> Result<Outcom
     };
 
     let tmp = state.tmp().join(format!("{TMP_PREFIX}{stem}.mp4"));
-    let mut out = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let written = write_mp4_file(&file, len, &layout.head, &layout.ranges, &mut out)
-        .with_context(|| format!("writing {} from {}", tmp.display(), flv.display()))?;
+    let (mut out, direct) =
+        direct::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let written = if direct {
+        direct::write_mp4_direct(&file, len, &layout.head, &layout.ranges, &mut out)
+    } else {
+        write_mp4_file(&file, len, &layout.head, &layout.ranges, &mut out)
+    }
+    .with_context(|| format!("writing {} from {}", tmp.display(), flv.display()))?;
     out.sync_all()
         .with_context(|| format!("fsync {}", tmp.display()))?;
     drop(out);

@@ -6,6 +6,7 @@
 //! reaches `archive/` after its MP4 was produced.
 
 pub mod copy;
+pub mod direct;
 pub mod job;
 pub mod manifest;
 pub mod mapped;
