@@ -1,6 +1,7 @@
 //! rtmp-recorder: records live RTMP streams into time-based chunks, remuxes each chunk into a
 //! faststart MP4 and uploads it. See `docs/ARCHITECTURE.md` for how the stages fit together.
 
+pub mod amf0;
 pub mod chunk;
 pub mod cli;
 pub mod duration;

@@ -7,7 +7,7 @@
 //! - [`writer`]: the tag writer ingest records chunks with;
 //! - [`video`] / [`audio`]: the codec headers at the start of each tag body (legacy FLV and
 //!   Enhanced RTMP FourCC headers);
-//! - [`script`]: AMF0 script data (`onMetaData`) decode and encode.
+//! - [`script`]: `onMetaData` script data on top of [`crate::amf0`].
 
 pub mod audio;
 pub mod reader;
@@ -18,7 +18,8 @@ pub mod writer;
 
 pub use audio::{AudioCodec, AudioTag, parse_audio};
 pub use reader::{FlvReader, TagInfo, complete_prefix_len};
-pub use tag::{FlvError, FlvHeader, TagHeader, TagType};
+pub use script::{Amf0Value, Properties};
+pub use tag::{FlvError, FlvHeader, TagHeader, TagType, tag_len};
 pub use video::{VideoCodec, VideoPacket, VideoTag, parse_video};
 pub use writer::FlvWriter;
 

@@ -77,6 +77,43 @@ fn writer_reader_round_trip() {
     );
 }
 
+/// Hands out one byte per read and an `Interrupted` error every third call.
+struct Trickle<'a> {
+    data: &'a [u8],
+    calls: usize,
+}
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.calls += 1;
+        if self.calls.is_multiple_of(3) {
+            return Err(std::io::ErrorKind::Interrupted.into());
+        }
+        let n = buf.len().min(self.data.len()).min(1);
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn short_reads_and_interrupts_are_retried() {
+    let tags = sample_tags();
+    let (bytes, _) = write_file(&tags);
+    let mut r = FlvReader::new(Trickle {
+        data: &bytes,
+        calls: 0,
+    })
+    .unwrap();
+    for (_, ts, body) in &tags {
+        let info = r.next_tag().unwrap().unwrap();
+        assert_eq!(info.header.timestamp, *ts);
+        assert_eq!(r.body(), &body[..]);
+    }
+    assert!(r.next_tag().unwrap().is_none());
+    assert_eq!(r.torn_tail(), None);
+}
+
 #[test]
 fn torn_tail_at_every_offset() {
     let (bytes, ends) = write_file(&sample_tags());

@@ -75,8 +75,8 @@ pub enum VideoPacket {
     EndOfSequence,
     /// Enhanced RTMP AMF metadata (e.g. HDR colour info).
     Metadata,
-    /// Recognised but not handled: multitrack, MPEG2-TS sequence start, legacy codecs other
-    /// than AVC, command frames, unknown packet types.
+    /// Recognised but not handled: multitrack, MPEG2-TS sequence start, command frames,
+    /// unknown packet types. (Legacy codecs other than AVC give `Frame` with codec `Other`.)
     Unsupported,
 }
 
@@ -134,8 +134,14 @@ fn parse_legacy(body: &[u8]) -> Result<VideoTag<'_>, FlvError> {
         packet: VideoPacket::Unsupported,
         payload: &body[1..],
     };
-    if tag.command || codec != VideoCodec::Avc {
-        tag.keyframe = tag.keyframe && !tag.command;
+    if tag.command {
+        return Ok(tag);
+    }
+    if codec != VideoCodec::Avc {
+        // Older codecs (Sorenson, VP6, ...) put the frame right after the header byte.
+        tag.packet = VideoPacket::Frame {
+            composition_time: 0,
+        };
         return Ok(tag);
     }
     if body.len() < 5 {
@@ -262,6 +268,16 @@ mod tests {
         let t = parse_video(&[0x57, 0]).unwrap();
         assert!(t.command && !t.keyframe);
         assert_eq!(t.packet, VideoPacket::Unsupported);
+        let t = parse_video(&[0x14, 0, 1]).unwrap();
+        assert_eq!(t.codec, VideoCodec::Other(4));
+        assert!(t.keyframe);
+        assert_eq!(
+            t.packet,
+            VideoPacket::Frame {
+                composition_time: 0
+            }
+        );
+        assert_eq!(t.payload, &[0, 1]);
     }
 
     #[test]

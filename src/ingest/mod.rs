@@ -1,13 +1,30 @@
 //! The ingest stage: an RTMP server that records every published stream into FLV chunks in
 //! `recording/` and hands each finished chunk to `remux/`.
 
+mod connection;
+pub mod keys;
+mod metadata;
+pub mod recorder;
+pub mod salvage;
+pub mod status;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
+use crate::chunk::SplitConfig;
+use crate::rtmp::ServerConfig;
+use crate::shutdown::Shutdown;
 use crate::spool::StateDir;
+use crate::systemd;
+use connection::Shared;
+use keys::{AllowedKeys, Policy};
+use status::Stats;
 
 #[derive(Debug, Clone, clap::Args)]
 #[group(id = "ingest")]
@@ -61,11 +78,168 @@ impl Args {
     }
 }
 
+/// How long shutdown waits for open chunks to be finished before giving up on them (salvage
+/// picks up whatever is left at the next start).
+const FINISH_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Runs the ingest stage until shutdown.
-pub async fn run(
-    _state: StateDir,
-    _args: Args,
-    _shutdown: crate::shutdown::Shutdown,
-) -> Result<()> {
-    anyhow::bail!("ingest is not built yet")
+pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<()> {
+    let salvage_state = state.clone();
+    let salvaged = tokio::task::spawn_blocking(move || salvage::salvage(&salvage_state))
+        .await
+        .context("salvage task")??;
+    if salvaged > 0 {
+        log::warn!("handed {salvaged} chunk(s) left by a crashed ingest to remux");
+    }
+
+    let policy = match &args.allowed_keys {
+        Some(path) => {
+            let keys = AllowedKeys::load(path)
+                .map_err(|e| crate::exit::Coded::new(crate::exit::USAGE, format!("{e:#}")))?;
+            log::info!(
+                "{} allowed stream key(s) loaded from {}",
+                keys.len(),
+                path.display()
+            );
+            Policy::with_keys(keys)
+        }
+        None => Policy::open(),
+    };
+
+    let listeners = listeners(&args).await?;
+    let target = args.chunk_duration();
+    let shared = Arc::new(Shared {
+        state,
+        policy,
+        split: SplitConfig {
+            target_ms: target.as_millis() as u64,
+            max_bytes: args.max_chunk_size,
+        },
+        rtmp: ServerConfig::default(),
+        handshake_timeout: args.handshake_timeout,
+        idle_timeout: args.idle_timeout,
+        stats: Arc::new(Stats::default()),
+        live: Mutex::new(Default::default()),
+        recorders: Arc::new(()),
+    });
+    let slots = Arc::new(Semaphore::new(args.max_connections));
+    let mut addrs = Vec::new();
+    for listener in listeners {
+        addrs.push(
+            listener
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+        );
+        tokio::spawn(accept_loop(
+            listener,
+            shared.clone(),
+            slots.clone(),
+            shutdown.clone(),
+        ));
+    }
+    let listening = format!(
+        "listening on {}; chunks of {}",
+        addrs.join(", "),
+        crate::duration::format(target)
+    );
+    log::info!("{listening}");
+    systemd::ready(&listening);
+    tokio::spawn(report_status(shared.stats.clone(), shutdown.clone()));
+
+    shutdown.requested().await;
+    let open = shared
+        .stats
+        .live_streams
+        .load(std::sync::atomic::Ordering::Relaxed);
+    systemd::stopping(&format!("finishing {open} open chunk(s)"));
+    log::info!("shutting down: finishing {open} open chunk(s)");
+    let deadline = tokio::time::Instant::now() + FINISH_TIMEOUT;
+    // Connections see the same shutdown signal, close their recorders' queues, and the recorder
+    // threads hand their chunks on; each holds a clone of `recorders` until it is done.
+    while Arc::strong_count(&shared.recorders) > 1
+        || shared
+            .stats
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+    {
+        if tokio::time::Instant::now() >= deadline {
+            log::error!(
+                "some chunks were not finished within {FINISH_TIMEOUT:?}; the next start salvages them"
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    log::info!("ingest stopped: {}", shared.stats.status_line());
+    Ok(())
+}
+
+/// Sockets from systemd when socket-activated, else our own on `--listen`.
+async fn listeners(args: &Args) -> Result<Vec<TcpListener>> {
+    let passed = systemd::listeners()?;
+    if !passed.is_empty() {
+        return passed
+            .into_iter()
+            .map(|l| TcpListener::from_std(l).context("using a socket passed by systemd"))
+            .collect();
+    }
+    let mut out = Vec::new();
+    for addr in &args.listen {
+        let l = TcpListener::bind(addr).await.with_context(|| {
+            format!("listening on {addr} (is another RTMP server running there? change --listen)")
+        })?;
+        out.push(l);
+    }
+    Ok(out)
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    slots: Arc<Semaphore>,
+    mut shutdown: Shutdown,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.requested() => return,
+        };
+        let (socket, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                log::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            log::warn!(peer = peer.to_string().as_str(); "refusing a connection: --max-connections reached");
+            continue;
+        };
+        let shared = shared.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            connection::serve(socket, peer, shared, shutdown).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Keeps systemd's STATUS= line current and feeds the watchdog.
+async fn report_status(stats: Arc<Stats>, shutdown: Shutdown) {
+    let watchdog = systemd::watchdog_interval();
+    let period = watchdog
+        .map(|w| w.min(Duration::from_secs(2)))
+        .unwrap_or(Duration::from_secs(2));
+    let mut tick = tokio::time::interval(period);
+    while !shutdown.is_requested() {
+        tick.tick().await;
+        systemd::status(&stats.status_line());
+        if watchdog.is_some() {
+            systemd::watchdog();
+        }
+    }
 }

@@ -1,0 +1,373 @@
+//! One RTMP connection: a task that reads the socket, feeds our sans-IO `ServerConnection`,
+//! answers the peer, and passes each accepted stream's messages to its recorder thread through a
+//! bounded channel (a slow disk slows the publisher down through TCP, memory stays bounded).
+//! Whatever ends the connection (EOF, timeout, bad bytes, shutdown, a panic), the recorders'
+//! channels close and each finishes and hands on its open chunk.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::chunk::SplitConfig;
+use crate::ingest::keys::{Policy, Verdict};
+use crate::ingest::recorder::{Input, StreamRecorder};
+use crate::ingest::status::Stats;
+use crate::rtmp::{Event, MediaKind, ServerConfig, ServerConnection};
+use crate::shutdown::Shutdown;
+use crate::spool::StateDir;
+
+/// What every connection shares.
+pub struct Shared {
+    pub state: StateDir,
+    pub policy: Policy,
+    pub split: SplitConfig,
+    pub rtmp: ServerConfig,
+    pub handshake_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub stats: Arc<Stats>,
+    /// `(app, label)` of every stream being recorded: a second publisher on one is refused.
+    pub live: Mutex<HashSet<(String, String)>>,
+    /// Held by every recorder thread; shutdown waits until only this one is left.
+    pub recorders: Arc<()>,
+}
+
+/// Batches a recorder thread may have queued before the connection waits for it.
+const RECORDER_QUEUE: usize = 8;
+/// A batch goes to the recorder once it holds this many bytes...
+const BATCH_BYTES: usize = 256 * 1024;
+/// ...or once its oldest message has waited this long. Handing over every frame on its own
+/// woke the recorder thread ~80 times a second per stream, which cost more CPU than the writing.
+const BATCH_AGE: Duration = Duration::from_millis(100);
+
+struct Publishing {
+    label: String,
+    tx: mpsc::Sender<Vec<Input>>,
+    batch: Vec<Input>,
+    batch_bytes: usize,
+    batch_since: Instant,
+    thread: std::thread::JoinHandle<()>,
+    _live: LiveGuard,
+}
+
+/// Removes a stream from the live set when its publishing ends, however it ends.
+struct LiveGuard {
+    shared: Arc<Shared>,
+    key: (String, String),
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        if let Ok(mut live) = self.shared.live.lock() {
+            live.remove(&self.key);
+        }
+        Stats::sub(&self.shared.stats.live_streams, 1);
+    }
+}
+
+pub async fn serve(
+    mut socket: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    mut shutdown: Shutdown,
+) {
+    let _ = socket.set_nodelay(true);
+    Stats::add(&shared.stats.connections, 1);
+    let mut session = Session {
+        conn: ServerConnection::new(shared.rtmp.clone()),
+        shared: shared.clone(),
+        peer,
+        app: None,
+        publishing: HashMap::new(),
+        ever_published: false,
+    };
+    let result = session.run(&mut socket, &mut shutdown).await;
+    if let Err(e) = &result {
+        log::warn!(peer = peer.to_string().as_str(); "connection closed: {e:#}");
+    } else {
+        log::debug!(peer = peer.to_string().as_str(); "connection closed");
+    }
+    // Whatever happened, write what we owe the peer (an error status) before closing.
+    let out = session.conn.take_output();
+    if !out.is_empty() {
+        let _ = tokio::time::timeout(Duration::from_secs(1), socket.write_all(&out)).await;
+    }
+    session.finish_all().await;
+    Stats::sub(&shared.stats.connections, 1);
+}
+
+struct Session {
+    conn: ServerConnection,
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    app: Option<String>,
+    publishing: HashMap<u32, Publishing>,
+    ever_published: bool,
+}
+
+impl Session {
+    async fn run(&mut self, socket: &mut TcpStream, shutdown: &mut Shutdown) -> Result<()> {
+        let started = Instant::now();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut events = Vec::new();
+        loop {
+            // Until a stream publishes, the whole handshake must fit in the handshake timeout;
+            // after that, each read must come within the idle timeout.
+            let deadline = if self.ever_published {
+                Instant::now() + self.shared.idle_timeout
+            } else {
+                started + self.shared.handshake_timeout
+            };
+            let read = tokio::select! {
+                r = tokio::time::timeout_at(deadline, socket.read(&mut buf)) => r,
+                _ = shutdown.requested() => return Ok(()),
+            };
+            let n = match read {
+                Err(_) if self.ever_published => {
+                    bail!("no data for {:?}", self.shared.idle_timeout)
+                }
+                Err(_) => bail!(
+                    "no publish within {:?} of connecting (handshake timeout)",
+                    self.shared.handshake_timeout
+                ),
+                Ok(r) => r.context("reading from the socket")?,
+            };
+            if n == 0 {
+                return Ok(());
+            }
+            Stats::add(&self.shared.stats.bytes_received, n as u64);
+            if let Err(e) = self.conn.feed(&buf[..n], &mut events) {
+                Stats::add(&self.shared.stats.protocol_errors, 1);
+                // Events decoded before the bad bytes are still real frames: record them.
+                for event in events.drain(..) {
+                    self.handle(event).await?;
+                }
+                return Err(e).context("RTMP protocol error");
+            }
+            for event in events.drain(..) {
+                self.handle(event).await?;
+            }
+            self.flush_aged().await?;
+            let out = self.conn.take_output();
+            if !out.is_empty() {
+                socket
+                    .write_all(&out)
+                    .await
+                    .context("writing to the socket")?;
+            }
+        }
+    }
+
+    async fn handle(&mut self, event: Event) -> Result<()> {
+        match event {
+            Event::Connected { app, .. } => {
+                log::debug!(peer = self.peer.to_string().as_str(), app = app.as_str(); "connect");
+                self.app = Some(app);
+            }
+            Event::PublishRequested {
+                stream_id, name, ..
+            } => self.publish(stream_id, &name)?,
+            Event::Metadata { stream_id, body } => {
+                self.send(stream_id, Input::Metadata(body)).await?
+            }
+            Event::Media {
+                stream_id,
+                kind,
+                timestamp,
+                body,
+            } => {
+                let input = match kind {
+                    MediaKind::Audio => Input::Audio { timestamp, body },
+                    MediaKind::Video => Input::Video { timestamp, body },
+                };
+                self.send(stream_id, input).await?;
+            }
+            Event::Unpublished { stream_id } => {
+                if let Some(p) = self.publishing.remove(&stream_id) {
+                    log::info!(stream = p.label.as_str(); "publisher stopped");
+                    finish(p).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn publish(&mut self, stream_id: u32, name: &str) -> Result<()> {
+        let app = self.app.clone().unwrap_or_default();
+        let peer = self.peer.to_string();
+        let label = match self.shared.policy.check(name) {
+            Verdict::Allowed { label } => label,
+            Verdict::Denied => {
+                Stats::add(&self.shared.stats.rejected, 1);
+                log::warn!(
+                    peer = peer.as_str(),
+                    app = app.as_str();
+                    "publish refused: stream key {} is not in the allowed keys",
+                    self.shared.policy.loggable(name)
+                );
+                self.conn.reject_publish(
+                    stream_id,
+                    "NetStream.Publish.BadName",
+                    "stream key not allowed",
+                )?;
+                return Ok(());
+            }
+        };
+        let key = (app.clone(), label.clone());
+        let newly_live = self
+            .shared
+            .live
+            .lock()
+            .map(|mut live| live.insert(key.clone()))
+            .unwrap_or(false);
+        if !newly_live || self.publishing.contains_key(&stream_id) {
+            Stats::add(&self.shared.stats.rejected, 1);
+            log::warn!(
+                peer = peer.as_str(),
+                app = app.as_str(),
+                stream = label.as_str();
+                "publish refused: this stream is already live; the running publisher is kept"
+            );
+            self.conn.reject_publish(
+                stream_id,
+                "NetStream.Publish.BadName",
+                "stream is already being published",
+            )?;
+            return Ok(());
+        }
+        Stats::add(&self.shared.stats.live_streams, 1);
+        let guard = LiveGuard {
+            shared: self.shared.clone(),
+            key,
+        };
+        let (tx, rx) = mpsc::channel(RECORDER_QUEUE);
+        let recorder = StreamRecorder::new(
+            self.shared.state.clone(),
+            &app,
+            &label,
+            self.shared.split,
+            self.shared.stats.clone(),
+        );
+        let token = self.shared.recorders.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("record {label}"))
+            .spawn(move || record(recorder, rx, token))
+            .context("starting a recorder thread")?;
+        self.conn.accept_publish(stream_id)?;
+        log::info!(peer = peer.as_str(), app = app.as_str(), stream = label.as_str(); "publish started");
+        self.ever_published = true;
+        self.publishing.insert(
+            stream_id,
+            Publishing {
+                label,
+                tx,
+                batch: Vec::new(),
+                batch_bytes: 0,
+                batch_since: Instant::now(),
+                thread,
+                _live: guard,
+            },
+        );
+        Ok(())
+    }
+
+    async fn send(&mut self, stream_id: u32, input: Input) -> Result<()> {
+        // Media on a stream that is not publishing (refused, or never asked) is dropped: it was
+        // never accepted, so it is not ours to record.
+        let Some(p) = self.publishing.get_mut(&stream_id) else {
+            return Ok(());
+        };
+        if p.batch.is_empty() {
+            p.batch_since = Instant::now();
+        }
+        p.batch_bytes += match &input {
+            Input::Metadata(b) | Input::Audio { body: b, .. } | Input::Video { body: b, .. } => {
+                b.len()
+            }
+        };
+        p.batch.push(input);
+        if p.batch_bytes >= BATCH_BYTES {
+            self.flush(stream_id).await?;
+        }
+        Ok(())
+    }
+
+    /// Hands batches that have waited long enough to their recorders.
+    async fn flush_aged(&mut self) -> Result<()> {
+        let aged: Vec<u32> = self
+            .publishing
+            .iter()
+            .filter(|(_, p)| !p.batch.is_empty() && p.batch_since.elapsed() >= BATCH_AGE)
+            .map(|(id, _)| *id)
+            .collect();
+        for stream_id in aged {
+            self.flush(stream_id).await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self, stream_id: u32) -> Result<()> {
+        let Some(p) = self.publishing.get_mut(&stream_id) else {
+            return Ok(());
+        };
+        let batch = std::mem::take(&mut p.batch);
+        p.batch_bytes = 0;
+        if p.tx.send(batch).await.is_err() {
+            let label = p.label.clone();
+            if let Some(p) = self.publishing.remove(&stream_id) {
+                finish(p).await;
+            }
+            bail!(
+                "stream {label}: its recorder stopped (see the error above); closing the connection"
+            );
+        }
+        Ok(())
+    }
+
+    async fn finish_all(&mut self) {
+        for (_, p) in self.publishing.drain() {
+            log::info!(stream = p.label.as_str(); "publisher gone: finishing its chunk");
+            finish(p).await;
+        }
+    }
+}
+
+/// Closes a stream's queue and waits for its recorder to hand on the open chunk.
+async fn finish(p: Publishing) {
+    let Publishing {
+        tx,
+        thread,
+        batch,
+        _live,
+        ..
+    } = p;
+    if !batch.is_empty() {
+        // The recorder may have stopped already; then these are lost with its error logged.
+        let _ = tx.send(batch).await;
+    }
+    drop(tx);
+    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    drop(_live);
+}
+
+/// The recorder thread: writes until the queue closes or writing fails, then finishes the chunk
+/// (by dropping the recorder).
+fn record(mut recorder: StreamRecorder, mut rx: mpsc::Receiver<Vec<Input>>, _token: Arc<()>) {
+    while let Some(batch) = rx.blocking_recv() {
+        for input in &batch {
+            if let Err(e) = recorder.push(input) {
+                log::error!(
+                    stream = recorder.label();
+                    "recording failed: {e:#}; the publisher is disconnected, what was recorded is handed on"
+                );
+                return;
+            }
+        }
+    }
+}

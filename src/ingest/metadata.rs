@@ -1,0 +1,105 @@
+//! The onMetaData a chunk begins with: the publisher's fields (minus those that describe the
+//! whole live stream, like `duration: 0`, which players would take as the chunk's), plus ours:
+//! sequence, previous chunk, UTC start and offset in the stream, which remux carries into the
+//! manifest.
+
+use crate::flv::script::{self, Amf0Value, Properties};
+use crate::manifest;
+
+/// Our fields for one chunk.
+#[derive(Debug, Clone)]
+pub struct ChunkFields {
+    pub sequence: u32,
+    pub previous: Option<String>,
+    pub utc_start: String,
+    pub stream_offset_ms: u64,
+}
+
+/// Publisher fields that would lie about a chunk.
+const DROPPED: [&str; 3] = ["duration", "filesize", "datasize"];
+
+/// The body of the chunk's onMetaData script tag. Publisher metadata that does not decode is
+/// left out (and logged once per chunk): it is advisory, the frames are what matter.
+pub fn chunk_metadata(publisher: Option<&[u8]>, fields: &ChunkFields) -> Vec<u8> {
+    let mut props: Properties = match publisher.map(script::decode_metadata) {
+        Some(Ok(p)) => p,
+        Some(Err(e)) => {
+            log::warn!("publisher's onMetaData does not decode ({e}); the chunk gets ours only");
+            Vec::new()
+        }
+        None => Vec::new(),
+    };
+    props.retain(|(k, _)| !DROPPED.contains(&k.as_str()));
+    script::set(
+        &mut props,
+        manifest::META_SEQUENCE,
+        Amf0Value::Number(f64::from(fields.sequence)),
+    );
+    script::set(
+        &mut props,
+        manifest::META_PREVIOUS,
+        Amf0Value::String(fields.previous.clone().unwrap_or_default()),
+    );
+    script::set(
+        &mut props,
+        manifest::META_UTC_START,
+        Amf0Value::String(fields.utc_start.clone()),
+    );
+    script::set(
+        &mut props,
+        manifest::META_STREAM_OFFSET_MS,
+        Amf0Value::Number(fields.stream_offset_ms as f64),
+    );
+    script::encode_metadata(&props)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_publisher_fields_drops_live_duration_adds_ours() {
+        let publisher = script::encode_metadata(&[
+            ("duration".into(), Amf0Value::Number(0.0)),
+            ("width".into(), Amf0Value::Number(1280.0)),
+            ("encoder".into(), Amf0Value::String("Lavf".into())),
+        ]);
+        let fields = ChunkFields {
+            sequence: 3,
+            previous: Some("prev".into()),
+            utc_start: "2026-11-26T03:27:59.123Z".into(),
+            stream_offset_ms: 20_000,
+        };
+        let props = script::decode_metadata(&chunk_metadata(Some(&publisher), &fields)).unwrap();
+        assert_eq!(script::get(&props, "duration"), None);
+        assert_eq!(
+            script::get(&props, "width"),
+            Some(&Amf0Value::Number(1280.0))
+        );
+        assert_eq!(
+            script::get(&props, manifest::META_SEQUENCE),
+            Some(&Amf0Value::Number(3.0))
+        );
+        assert_eq!(
+            script::get(&props, manifest::META_PREVIOUS).and_then(Amf0Value::as_str),
+            Some("prev")
+        );
+        assert_eq!(
+            script::get(&props, manifest::META_STREAM_OFFSET_MS),
+            Some(&Amf0Value::Number(20_000.0))
+        );
+    }
+
+    #[test]
+    fn undecodable_publisher_metadata_is_replaced_by_ours() {
+        let fields = ChunkFields {
+            sequence: 1,
+            previous: None,
+            utc_start: "x".into(),
+            stream_offset_ms: 0,
+        };
+        let props =
+            script::decode_metadata(&chunk_metadata(Some(b"\x02\xff\xff"), &fields)).unwrap();
+        assert_eq!(props.len(), 4);
+    }
+}

@@ -1,0 +1,61 @@
+//! Crash recovery: chunks left in `recording/` by a writer that died (kill -9, power loss) are
+//! cut at their last complete tag and handed to `remux/`, so nothing that reached the disk is lost.
+//! A live writer holds its chunk's lock, so a locked file is never touched.
+
+use std::fs::{self, OpenOptions};
+use std::io::BufReader;
+
+use anyhow::{Context, Result};
+
+use crate::flv;
+use crate::spool::{self, StateDir};
+
+/// Salvages every abandoned chunk. Returns how many were handed on.
+pub fn salvage(state: &StateDir) -> Result<usize> {
+    let mut handed = 0;
+    for path in spool::list_inbox(&state.recording(), "flv")? {
+        let Some(file) = spool::try_lock(&path)? else {
+            log::info!(chunk = path.display().to_string().as_str(); "chunk is being written by another process; left alone");
+            continue;
+        };
+        let len = file
+            .metadata()
+            .with_context(|| format!("stat {}", path.display()))?
+            .len();
+        let complete = match flv::complete_prefix_len(BufReader::new(&file)) {
+            Ok(n) => n,
+            Err(e) => {
+                drop(file);
+                let reason = format!("abandoned chunk is not a readable FLV: {e}");
+                log::error!(chunk = path.display().to_string().as_str(); "{reason}; moved to failed/");
+                state.fail(&path, &reason)?;
+                continue;
+            }
+        };
+        if complete < len {
+            let f = OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            f.set_len(complete)
+                .with_context(|| format!("truncating {}", path.display()))?;
+            f.sync_all()
+                .with_context(|| format!("fsync {}", path.display()))?;
+            log::warn!(
+                chunk = path.display().to_string().as_str();
+                "salvaged an abandoned chunk: cut {} torn bytes after the last complete tag",
+                len - complete
+            );
+        } else {
+            log::warn!(chunk = path.display().to_string().as_str(); "salvaged an abandoned chunk (it was complete)");
+        }
+        drop(file);
+        if complete == 0 {
+            fs::remove_file(&path).with_context(|| format!("removing empty {}", path.display()))?;
+            continue;
+        }
+        spool::handoff(&path, &state.remux_inbox())?;
+        handed += 1;
+    }
+    Ok(handed)
+}
