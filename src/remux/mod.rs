@@ -36,6 +36,8 @@ pub struct Args {
 
 /// How often `--watch` looks at the inbox.
 const POLL: Duration = Duration::from_millis(200);
+/// How often `--watch` looks for archived FLVs to delete.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// After a failure that is not the input's fault (I/O), wait this long before retrying it.
 const RETRY_AFTER: Duration = Duration::from_secs(30);
 
@@ -46,12 +48,19 @@ pub async fn run(
     watch: bool,
     mut shutdown: crate::shutdown::Shutdown,
 ) -> Result<()> {
-    spool::clear_tmp(&state, job::TMP_PREFIX)?;
-    clear_stale_partials(&state.tmp());
+    let start = state.clone();
+    tokio::task::spawn_blocking(move || {
+        clear_stale_partials(&start.tmp());
+        spool::clear_tmp(&start, job::TMP_PREFIX)
+    })
+    .await??;
     let mut retry_at: HashMap<PathBuf, Instant> = HashMap::new();
+    let mut pruned_at: Option<Instant> = None;
     loop {
         let errors = drain(&state, &args, &shutdown, &mut retry_at).await?;
-        if !args.keep_flv_for.is_zero() {
+        let prune_due = pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_EVERY);
+        if !args.keep_flv_for.is_zero() && prune_due {
+            pruned_at = Some(Instant::now());
             let archive = state.archive();
             let age = args.keep_flv_for;
             let removed = tokio::task::spawn_blocking(move || {
