@@ -225,3 +225,105 @@ fn the_manifest_carries_ingest_metadata() {
     let d = m["duration_ms"].as_u64().unwrap();
     assert!((1950..=2150).contains(&d), "duration {d}");
 }
+
+/// Peak RSS of `rtmp-recorder remux` over a ~100 MB chunk stays far below the chunk size:
+/// pass 1 keeps a few numbers per sample, pass 2 a fixed window and buffer.
+#[test]
+fn memory_stays_flat_in_chunk_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("clip.flv");
+    encode(
+        &clip,
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=sample_rate=48000",
+        ],
+        &[
+            "-t",
+            "2",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-bf",
+            "0",
+            "-b:v",
+            "8M",
+            "-minrate",
+            "8M",
+            "-maxrate",
+            "8M",
+            "-bufsize",
+            "16M",
+            "-x264-params",
+            "nal-hrd=cbr",
+            "-c:a",
+            "aac",
+        ],
+    );
+    // The clip back to back until the chunk is ~100 MB (no encoder needed for the bulk).
+    let (header, tags) = split_flv(&std::fs::read(&clip).unwrap());
+    let span = tags.iter().map(|t| t.timestamp).max().unwrap() + 100;
+    let clip_bytes: usize = tags.iter().map(|t| t.body.len() + 15).sum();
+    let copies = (100 << 20) / clip_bytes + 1;
+    let mut all = Vec::new();
+    for k in 0..copies as u32 {
+        all.extend(tags.iter().filter(|t| k == 0 || t.kind != 18).map(|t| Tag {
+            kind: t.kind,
+            timestamp: t.timestamp + k * span,
+            body: t.body.clone(),
+        }));
+    }
+    let flv = dir.path().join("big.flv");
+    std::fs::write(&flv, join_flv(&header, &all)).unwrap();
+    drop(all);
+    let size = std::fs::metadata(&flv).unwrap().len();
+    assert!(size > 100 << 20, "fixture only {size} bytes");
+
+    let state = dir.path().join("state");
+    let name = chunk_name(1);
+    queue(&state, &[(&name, &flv)]);
+    // GNU time forks the remux from its own small process: a child spawned straight from
+    // this (large) test process would inherit its peak RSS in ru_maxrss.
+    ensure_apt("/usr/bin/time", "time");
+    let report = dir.path().join("rusage");
+    let status = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(&report)
+        .arg(BIN)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["remux", "--log-level", "warn"])
+        .env_remove("JOURNAL_STREAM")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let kib: f64 = std::fs::read_to_string(&report)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let peak_mib = kib / 1024.0;
+    eprintln!(
+        "remux of a {} MB chunk: peak RSS {peak_mib:.1} MiB",
+        size >> 20
+    );
+    assert!(peak_mib < 32.0, "peak RSS {peak_mib:.1} MiB");
+    let mp4 = state
+        .join("publish")
+        .join(format!("{}.mp4", name.trim_end_matches(".flv")));
+    // Every packet of the big chunk, byte for byte. (No decode check here: the splice points
+    // leave gaps that make ffmpeg's null muxer complain about any MP4 of this input, its own
+    // `-c copy` remux included.)
+    let got = packets(&mp4);
+    assert_eq!(got.len(), packets(&clip).len() * copies, "packet count");
+    assert_eq!(payloads(&got), payloads(&packets(&flv)));
+}
