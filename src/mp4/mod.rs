@@ -2,6 +2,7 @@
 //! caller pushes samples (where each payload lies in its source) and gets back the file head
 //! (`ftyp`, `moov`, `mdat` header) plus the byte ranges to copy behind it.
 
+mod boxes;
 pub mod codec;
 pub mod movie;
 pub mod params;

@@ -5,14 +5,19 @@
 //!
 //! The `mdat` keeps the source order of samples, so the copy is one sequential pass over the
 //! source; each run of consecutive samples of one track (and one sample entry) is an MP4 chunk.
+//!
+//! Timing: video runs at 90 kHz (every millisecond is whole ticks), audio at its sample rate;
+//! each sample's DTS is its source millisecond converted to ticks (not accumulated durations),
+//! so a demuxer reads back exactly the FLV's DTS and PTS (PTS = DTS + composition offset, as
+//! `ctts`). The movie starts at the earliest first DTS of all tracks (normally 0; otherwise
+//! everything moves by that one constant); a track starting later gets an empty edit of the
+//! difference. A first composition offset above zero (B-frames) needs no edit: the first
+//! frame simply presents at its FLV PTS.
 
-use mp4_atom::{
-    Co64, Ctts, CttsEntry, Dinf, Dref, DrefEntry, Edts, Elst, ElstEntry, Encode, FourCC, Ftyp,
-    Hdlr, Matrix, Mdhd, Mdia, Minf, Moov, Mvhd, Smhd, Stbl, Stco, Stsc, StscEntry, Stsd, Stss,
-    Stsz, StszSamples, Stts, SttsEntry, Tkhd, Trak, Url, Vmhd,
-};
+use mp4_atom::Encode;
 use thiserror::Error;
 
+use super::boxes;
 use super::codec::SampleEntry;
 
 /// Timestamps that move backwards, or forwards by more than this, are a discontinuity: the
@@ -46,13 +51,14 @@ pub struct SampleIn {
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Sample {
-    dts_ms: i64,
-    cto_ms: i32,
-    size: u32,
-    source: u64,
-    entry: u16,
-    keyframe: bool,
+pub(super) struct Sample {
+    pub(super) dts_ms: i64,
+    pub(super) cto_ms: i32,
+    pub(super) size: u32,
+    pub(super) source: u64,
+    /// Index into the track's sample entries.
+    pub(super) entry: u16,
+    pub(super) keyframe: bool,
 }
 
 /// What a track looked like, for logs and the manifest.
@@ -74,25 +80,25 @@ pub struct TrackSummary {
 }
 
 #[derive(Debug)]
-struct Track {
-    entries: Vec<SampleEntry>,
+pub(super) struct Track {
+    pub(super) entries: Vec<SampleEntry>,
     current: u16,
-    samples: Vec<Sample>,
+    pub(super) samples: Vec<Sample>,
     /// Added to incoming DTS to stitch over discontinuities.
     shift: i64,
     repaired: u64,
 }
 
 impl Track {
-    fn timescale(&self) -> u32 {
+    pub(super) fn timescale(&self) -> u32 {
         self.entries[0].timescale()
     }
 
-    fn video(&self) -> bool {
+    pub(super) fn video(&self) -> bool {
         self.entries[0].is_video()
     }
 
-    fn ticks(&self, ms: i64) -> i64 {
+    pub(super) fn ticks(&self, ms: i64) -> i64 {
         let ts = i64::from(self.timescale());
         (ms * ts + ms.signum() * 500) / 1000
     }
@@ -112,7 +118,7 @@ impl Track {
         }
     }
 
-    fn last_duration_ticks(&self) -> u32 {
+    pub(super) fn last_duration_ticks(&self) -> u32 {
         let n = self.samples.len();
         if let Some(t) = self.entries[usize::from(self.current)].frame_ticks() {
             return t;
@@ -127,7 +133,7 @@ impl Track {
     }
 
     /// Media duration in the track's timescale.
-    fn media_ticks(&self) -> u64 {
+    pub(super) fn media_ticks(&self) -> u64 {
         match (self.samples.first(), self.samples.last()) {
             (Some(a), Some(b)) => {
                 (self.ticks(b.dts_ms) - self.ticks(a.dts_ms)) as u64
@@ -260,7 +266,9 @@ impl Movie {
         if tracks.is_empty() {
             return Err(MovieError::Empty);
         }
-        let ranges = merge_ranges(&tracks);
+        let ranges: Vec<(u64, u32)> = source_order(&tracks)
+            .map(|(_, s)| (s.source, s.size))
+            .collect();
         let mdat_body: u64 = ranges.iter().map(|r| u64::from(r.1)).sum();
         let mdat_header: u64 = if mdat_body + 8 > u64::from(u32::MAX) {
             16
@@ -268,18 +276,18 @@ impl Movie {
             8
         };
 
-        let ftyp = encode(&ftyp(&tracks), "ftyp")?;
+        let ftyp = encode(&boxes::ftyp(&tracks), "ftyp")?;
         // The chunk offsets depend on the moov's own size, which depends only on whether
         // offsets need 64 bits: lay out once with zero base, then with the real one.
         let mut wide = false;
         loop {
-            let probe = encode(&moov(&tracks, 0, wide, creation_time)?, "moov")?;
+            let probe = encode(&boxes::moov(&tracks, 0, wide, creation_time)?, "moov")?;
             let base = ftyp.len() as u64 + probe.len() as u64 + mdat_header;
             if !wide && base + mdat_body > u64::from(u32::MAX) {
                 wide = true;
                 continue;
             }
-            let moov = encode(&moov(&tracks, base, wide, creation_time)?, "moov")?;
+            let moov = encode(&boxes::moov(&tracks, base, wide, creation_time)?, "moov")?;
             debug_assert_eq!(moov.len(), probe.len());
             let mut head = ftyp;
             head.extend_from_slice(&moov);
@@ -308,12 +316,12 @@ fn encode<T: Encode>(atom: &T, what: &'static str) -> Result<Vec<u8>, MovieError
     Ok(out)
 }
 
-/// All samples' source ranges in source order (the tracks interleaved as in the source).
-fn merge_ranges(tracks: &[&Track]) -> Vec<(u64, u32)> {
-    let total = tracks.iter().map(|t| t.samples.len()).sum();
-    let mut out = Vec::with_capacity(total);
+/// The samples of all tracks in source order, which is the `mdat` order: (track, sample).
+pub(super) fn source_order<'a>(
+    tracks: &'a [&'a Track],
+) -> impl Iterator<Item = (usize, &'a Sample)> + 'a {
     let mut next = vec![0usize; tracks.len()];
-    loop {
+    std::iter::from_fn(move || {
         let mut best: Option<(usize, u64)> = None;
         for (i, t) in tracks.iter().enumerate() {
             if let Some(s) = t.samples.get(next[i])
@@ -322,285 +330,10 @@ fn merge_ranges(tracks: &[&Track]) -> Vec<(u64, u32)> {
                 best = Some((i, s.source));
             }
         }
-        let Some((i, _)) = best else { break };
+        let (i, _) = best?;
         let s = &tracks[i].samples[next[i]];
-        out.push((s.source, s.size));
         next[i] += 1;
-    }
-    out
-}
-
-fn ftyp(tracks: &[&Track]) -> Ftyp {
-    let mut brands: Vec<FourCC> = vec![b"isom".into(), b"iso2".into(), b"mp41".into()];
-    for t in tracks {
-        let brand: Option<FourCC> = match t.entries[0] {
-            SampleEntry::Avc { .. } => Some(b"avc1".into()),
-            SampleEntry::Av1 { .. } => Some(b"av01".into()),
-            _ => None,
-        };
-        if let Some(b) = brand
-            && !brands.contains(&b)
-        {
-            brands.push(b);
-        }
-    }
-    Ftyp {
-        major_brand: b"isom".into(),
-        minor_version: 512,
-        compatible_brands: brands,
-    }
-}
-
-/// Movie timescale: milliseconds, the FLV's own unit.
-const MOVIE_TIMESCALE: u32 = 1000;
-
-fn moov(tracks: &[&Track], base: u64, wide: bool, creation_time: u64) -> Result<Moov, MovieError> {
-    let start_ms = tracks
-        .iter()
-        .filter_map(|t| t.samples.first().map(|s| s.dts_ms))
-        .min()
-        .unwrap_or(0);
-    // Chunk offsets: walk the mdat in source order, tracking where each track's runs start.
-    let mut offsets: Vec<Vec<u64>> = vec![Vec::new(); tracks.len()];
-    let mut runs: Vec<Vec<(u32, u16)>> = vec![Vec::new(); tracks.len()]; // (samples, entry)
-    {
-        let mut next = vec![0usize; tracks.len()];
-        let mut pos = base;
-        let mut last: Option<(usize, u16)> = None;
-        loop {
-            let mut best: Option<(usize, u64)> = None;
-            for (i, t) in tracks.iter().enumerate() {
-                if let Some(s) = t.samples.get(next[i])
-                    && best.is_none_or(|(_, src)| s.source < src)
-                {
-                    best = Some((i, s.source));
-                }
-            }
-            let Some((i, _)) = best else { break };
-            let s = &tracks[i].samples[next[i]];
-            if last == Some((i, s.entry)) {
-                if let Some(r) = runs[i].last_mut() {
-                    r.0 += 1;
-                }
-            } else {
-                offsets[i].push(pos);
-                runs[i].push((1, s.entry));
-            }
-            last = Some((i, s.entry));
-            pos += u64::from(s.size);
-            next[i] += 1;
-        }
-    }
-
-    let mut traks = Vec::with_capacity(tracks.len());
-    let mut movie_duration = 0u64;
-    for (i, t) in tracks.iter().enumerate() {
-        let track_id = i as u32 + 1;
-        let ts = t.timescale();
-        let media_ticks = t.media_ticks();
-        let media_ms = media_ticks * 1000 / u64::from(ts);
-        let first = t.samples[0].dts_ms;
-        let delay_ms = (first - start_ms) as u64;
-        let track_ms = delay_ms + media_ms;
-        movie_duration = movie_duration.max(track_ms);
-
-        // stts: deltas between successive DTS in ticks.
-        let mut stts: Vec<SttsEntry> = Vec::new();
-        let mut push_delta = |delta: u32| match stts.last_mut() {
-            Some(e) if e.sample_delta == delta => e.sample_count += 1,
-            _ => stts.push(SttsEntry {
-                sample_count: 1,
-                sample_delta: delta,
-            }),
-        };
-        for w in t.samples.windows(2) {
-            let d = t.ticks(w[1].dts_ms) - t.ticks(w[0].dts_ms);
-            push_delta(u32::try_from(d).map_err(|_| MovieError::Track {
-                track: track_id,
-                why: "sample interval out of range",
-            })?);
-        }
-        push_delta(t.last_duration_ticks());
-
-        let ctts = if t.samples.iter().any(|s| s.cto_ms != 0) {
-            let mut entries: Vec<CttsEntry> = Vec::new();
-            for s in &t.samples {
-                let off = t.ticks(i64::from(s.cto_ms));
-                match entries.last_mut() {
-                    Some(e) if e.sample_offset == off => e.sample_count += 1,
-                    _ => entries.push(CttsEntry {
-                        sample_count: 1,
-                        sample_offset: off,
-                    }),
-                }
-            }
-            Some(Ctts { entries })
-        } else {
-            None
-        };
-
-        let stss = if t.video() && !t.samples.iter().all(|s| s.keyframe) {
-            Some(Stss {
-                entries: t
-                    .samples
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, s)| s.keyframe)
-                    .map(|(n, _)| n as u32 + 1)
-                    .collect(),
-            })
-        } else {
-            None
-        };
-
-        let mut stsc: Vec<StscEntry> = Vec::new();
-        for (n, &(count, entry)) in runs[i].iter().enumerate() {
-            let desc = u32::from(entry) + 1;
-            if stsc
-                .last()
-                .is_some_and(|e| e.samples_per_chunk == count && e.sample_description_index == desc)
-            {
-                continue;
-            }
-            stsc.push(StscEntry {
-                first_chunk: n as u32 + 1,
-                samples_per_chunk: count,
-                sample_description_index: desc,
-            });
-        }
-
-        let first_size = t.samples[0].size;
-        let stsz = if t.samples.iter().all(|s| s.size == first_size) {
-            StszSamples::Identical {
-                count: t.samples.len() as u32,
-                size: first_size,
-            }
-        } else {
-            StszSamples::Different {
-                sizes: t.samples.iter().map(|s| s.size).collect(),
-            }
-        };
-
-        let (stco, co64) = if wide {
-            (
-                None,
-                Some(Co64 {
-                    entries: offsets[i].clone(),
-                }),
-            )
-        } else {
-            (
-                Some(Stco {
-                    entries: offsets[i].iter().map(|&o| o as u32).collect(),
-                }),
-                None,
-            )
-        };
-
-        let stbl = Stbl {
-            stsd: Stsd {
-                codecs: t.entries.iter().map(|e| e.to_codec(track_id)).collect(),
-            },
-            stts: Stts { entries: stts },
-            ctts,
-            stss,
-            stsc: Stsc { entries: stsc },
-            stsz: Stsz { samples: stsz },
-            stco,
-            co64,
-            ..Stbl::default()
-        };
-
-        // Tracks that start later than the movie get an empty edit, so every sample keeps the
-        // presentation time it had in the source.
-        let edts = (delay_ms > 0).then(|| Edts {
-            elst: Some(Elst {
-                entries: vec![
-                    ElstEntry {
-                        segment_duration: delay_ms,
-                        media_time: None,
-                        media_rate: 1i16.into(),
-                    },
-                    ElstEntry {
-                        segment_duration: media_ms,
-                        media_time: Some(0),
-                        media_rate: 1i16.into(),
-                    },
-                ],
-            }),
-        });
-
-        let video = t.video();
-        let (width, height) = t.entries[0].dimensions().unwrap_or((0, 0));
-        traks.push(Trak {
-            tkhd: Tkhd {
-                creation_time,
-                modification_time: creation_time,
-                track_id,
-                duration: track_ms,
-                layer: 0,
-                alternate_group: 0,
-                enabled: true,
-                in_movie: true,
-                size_is_aspect_ratio: false,
-                volume: if video { 0u8.into() } else { 1u8.into() },
-                matrix: Matrix::default(),
-                width: width.into(),
-                height: height.into(),
-            },
-            edts,
-            mdia: Mdia {
-                mdhd: Mdhd {
-                    creation_time,
-                    modification_time: creation_time,
-                    timescale: ts,
-                    duration: media_ticks,
-                    language: "und".to_string(),
-                },
-                hdlr: Hdlr {
-                    handler: if video {
-                        b"vide".into()
-                    } else {
-                        b"soun".into()
-                    },
-                    name: if video {
-                        "VideoHandler"
-                    } else {
-                        "SoundHandler"
-                    }
-                    .to_string(),
-                },
-                minf: Minf {
-                    vmhd: video.then(Vmhd::default),
-                    smhd: (!video).then(Smhd::default),
-                    dinf: Dinf {
-                        dref: Dref {
-                            entries: vec![DrefEntry::Url(Url {
-                                location: String::new(),
-                            })],
-                        },
-                    },
-                    stbl,
-                    ..Minf::default()
-                },
-            },
-            ..Trak::default()
-        });
-    }
-
-    Ok(Moov {
-        mvhd: Mvhd {
-            creation_time,
-            modification_time: creation_time,
-            timescale: MOVIE_TIMESCALE,
-            duration: movie_duration,
-            rate: 1u16.into(),
-            volume: 1u8.into(),
-            matrix: Matrix::default(),
-            next_track_id: tracks.len() as u32 + 1,
-        },
-        trak: traks,
-        ..Moov::default()
+        Some((i, s))
     })
 }
 
