@@ -104,13 +104,16 @@ impl SampleEntry {
         })
     }
 
-    /// From an AV1CodecConfigurationRecord; the picture size comes from the caller (metadata),
-    /// since decoders take it from the sequence header OBU anyway.
+    /// From an AV1CodecConfigurationRecord. The picture size comes from its sequence header
+    /// OBU; `width`/`height` (the stream's metadata) are the fallback when it carries none.
     pub fn av1(record: &[u8], width: u16, height: u16) -> Result<SampleEntry, CodecError> {
         let config = Av1c::decode_body(&mut &record[..]).map_err(|source| CodecError::Record {
             what: "AV1 codec configuration record",
             source,
         })?;
+        let (width, height) = params::av1_dimensions(&config.config_obus)
+            .map(|(w, h)| (w as u16, h as u16))
+            .unwrap_or((width, height));
         Ok(SampleEntry::Av1 {
             config,
             width,

@@ -236,6 +236,97 @@ pub fn hevc_dimensions(sps: &[u8]) -> Result<(u32, u32), ParamError> {
     )
 }
 
+/// Picture size (the maximum frame size) from the sequence header OBU among AV1 `configOBUs`
+/// (the tail of an AV1CodecConfigurationRecord).
+pub fn av1_dimensions(config_obus: &[u8]) -> Result<(u32, u32), ParamError> {
+    const WHAT: &str = "AV1 sequence header";
+    const OBU_SEQUENCE_HEADER: u8 = 1;
+    let mut rest = config_obus;
+    while let Some(&header) = rest.first() {
+        let kind = (header >> 3) & 0x0f;
+        let mut at = 1 + usize::from(header & 0x04 != 0);
+        let size = if header & 0x02 != 0 {
+            let mut size = 0usize;
+            let mut i = 0;
+            loop {
+                let b = *rest.get(at).ok_or(truncated(WHAT))?;
+                size |= usize::from(b & 0x7f) << (7 * i);
+                at += 1;
+                i += 1;
+                if b & 0x80 == 0 || i == 8 {
+                    break;
+                }
+            }
+            size
+        } else {
+            rest.len().saturating_sub(at)
+        };
+        let payload = rest.get(at..at + size).ok_or(truncated(WHAT))?;
+        if kind == OBU_SEQUENCE_HEADER {
+            return av1_sequence_header_dimensions(payload);
+        }
+        rest = &rest[at + size..];
+    }
+    Err(ParamError::Invalid {
+        what: WHAT,
+        why: "no sequence header OBU",
+    })
+}
+
+fn av1_sequence_header_dimensions(obu: &[u8]) -> Result<(u32, u32), ParamError> {
+    const WHAT: &str = "AV1 sequence header";
+    let mut r = Bits::new(obu, WHAT);
+    r.skip(4)?; // seq_profile, still_picture
+    let reduced_still_picture_header = r.bit()? == 1;
+    if reduced_still_picture_header {
+        r.skip(5)?; // seq_level_idx[0]
+    } else {
+        let mut decoder_model_info_present = false;
+        let mut buffer_delay_length = 0;
+        if r.bit()? == 1 {
+            // timing_info
+            r.skip(64)?;
+            if r.bit()? == 1 {
+                // num_ticks_per_picture_minus_1, uvlc
+                let mut zeros = 0;
+                while r.bit()? == 0 {
+                    zeros += 1;
+                    if zeros >= 32 {
+                        break;
+                    }
+                }
+                if zeros < 32 {
+                    r.skip(zeros)?;
+                }
+            }
+            decoder_model_info_present = r.bit()? == 1;
+            if decoder_model_info_present {
+                buffer_delay_length = r.bits(5)? + 1;
+                r.skip(32 + 5 + 5)?;
+            }
+        }
+        let initial_display_delay_present = r.bit()? == 1;
+        let operating_points = r.bits(5)? + 1;
+        for _ in 0..operating_points {
+            r.skip(12)?; // operating_point_idc
+            if r.bits(5)? > 7 {
+                r.skip(1)?; // seq_tier
+            }
+            if decoder_model_info_present && r.bit()? == 1 {
+                r.skip(2 * buffer_delay_length as usize + 1)?;
+            }
+            if initial_display_delay_present && r.bit()? == 1 {
+                r.skip(4)?;
+            }
+        }
+    }
+    let width_bits = r.bits(4)? + 1;
+    let height_bits = r.bits(4)? + 1;
+    let width = u64::from(r.bits(width_bits)?) + 1;
+    let height = u64::from(r.bits(height_bits)?) + 1;
+    dims(width, height, WHAT)
+}
+
 fn dims(width: u64, height: u64, what: &'static str) -> Result<(u32, u32), ParamError> {
     if width == 0 || height == 0 || width > 65535 || height > 65535 {
         return Err(ParamError::Invalid {
@@ -380,6 +471,17 @@ mod tests {
             0xbc, 0x05, 0xa0, 0x20, 0x00, 0x00, 0x03, 0x00, 0x20, 0x00, 0x00, 0x03, 0x03, 0xc1,
         ];
         assert_eq!(hevc_dimensions(&sps), Ok((640, 360)));
+    }
+
+    #[test]
+    fn av1_sequence_header_640x360() {
+        // configOBUs of an SVT-AV1 640x360 stream (a sequence header OBU with a size field).
+        let obus = [
+            0x0a, 0x0c, 0x02, 0x00, 0x00, 0x0d, 0x26, 0x27, 0xfb, 0x38, 0x05, 0xf0, 0x00, 0x80,
+        ];
+        assert_eq!(av1_dimensions(&obus), Ok((640, 360)));
+        assert!(av1_dimensions(&obus[..6]).is_err());
+        assert!(av1_dimensions(&[]).is_err());
     }
 
     #[test]
