@@ -20,9 +20,12 @@ use thiserror::Error;
 use super::boxes;
 use super::codec::SampleEntry;
 
-/// Timestamps that move backwards, or forwards by more than this, are a discontinuity: the
-/// track's timeline is stitched so the sample follows its predecessor by one typical interval.
+/// A DTS more than this ahead of its predecessor is a discontinuity: the rest of the track's
+/// timeline is stitched on so the sample follows its predecessor by one typical interval.
 pub const MAX_DTS_GAP_MS: i64 = 30_000;
+/// A DTS this far behind its predecessor is a timestamp reset (a discontinuity, handled as
+/// above); less is jitter, and only that one sample moves.
+pub const MAX_DTS_STEP_BACK_MS: i64 = 500;
 
 #[derive(Debug, Error)]
 pub enum MovieError {
@@ -205,8 +208,8 @@ impl Movie {
         true
     }
 
-    /// Appends a sample to `track`. A DTS that goes backwards or jumps ahead by more than
-    /// [`MAX_DTS_GAP_MS`] is repaired (see [`TrackSummary::repaired`]); returns true if so.
+    /// Appends a sample to `track`. A DTS that does not move forward, or jumps ahead by more
+    /// than [`MAX_DTS_GAP_MS`], is repaired (see [`TrackSummary::repaired`]); returns true if so.
     pub fn push(&mut self, track: usize, s: SampleIn) -> bool {
         let typical = self.tracks[track].typical_interval_ms();
         let t = &mut self.tracks[track];
@@ -214,10 +217,17 @@ impl Movie {
         let mut repaired = false;
         if let Some(prev) = t.samples.last() {
             let gap = dts - prev.dts_ms;
-            if gap <= 0 || gap > MAX_DTS_GAP_MS {
+            if gap <= -MAX_DTS_STEP_BACK_MS || gap > MAX_DTS_GAP_MS {
+                // A discontinuity: stitch the rest of the track on.
                 let target = prev.dts_ms + typical;
                 t.shift += target - dts;
                 dts = target;
+                t.repaired += 1;
+                repaired = true;
+            } else if gap <= 0 {
+                // Jitter (two frames with one timestamp, a frame a little early): nudge this
+                // one sample just past its predecessor and leave the timeline alone.
+                dts = prev.dts_ms + 1;
                 t.repaired += 1;
                 repaired = true;
             }
@@ -467,21 +477,34 @@ mod tests {
         let mut m = Movie::new();
         let v = m.add_track(avc(&SPS_720P));
         let mut repaired = 0;
-        for (i, dts) in [0, 33, 66, 10, 43, 3_600_076, 3_600_109].iter().enumerate() {
+        // A reset by a minute, a jump by an hour, then jitter (a repeated timestamp).
+        let dts = [
+            60_000, 60_033, 60_066, 10, 43, 3_600_076, 3_600_109, 3_600_109, 3_600_142,
+        ];
+        for (i, dts) in dts.iter().enumerate() {
             if m.push(v, frame(*dts, 0, 1, i as u64, i == 0)) {
                 repaired += 1;
             }
         }
-        assert_eq!(repaired, 2);
+        assert_eq!(repaired, 3);
         let s = &m.summaries()[0];
-        assert_eq!(s.repaired, 2);
-        assert_eq!(s.frames, 7);
-        // 7 frames 33 ms apart: 0..=198, plus the last frame's duration.
-        assert_eq!(s.duration_ms, 231);
+        assert_eq!(s.repaired, 3);
+        assert_eq!(s.frames, 9);
+        // Stitched: 60000, +33 ... 60198; the repeated one nudged to 60199, the next on time.
+        assert_eq!(s.first_dts_ms, 60_000);
+        // The last frame lasts as long as the interval before it (32 ms).
+        assert_eq!(s.duration_ms, 60_231 + 32 - 60_000);
         let (moov, _) = parse(&m.layout(0).unwrap());
-        let stts = &moov.trak[0].mdia.minf.stbl.stts.entries;
-        assert_eq!(stts.len(), 1);
-        assert_eq!((stts[0].sample_count, stts[0].sample_delta), (7, 33 * 90));
+        let stts: Vec<(u32, u32)> = moov.trak[0]
+            .mdia
+            .minf
+            .stbl
+            .stts
+            .entries
+            .iter()
+            .map(|e| (e.sample_count, e.sample_delta / 90))
+            .collect();
+        assert_eq!(stts, vec![(6, 33), (1, 1), (2, 32)]);
     }
 
     #[test]
