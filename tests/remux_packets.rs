@@ -223,31 +223,25 @@ fn mp3_audio() {
 }
 
 #[test]
-fn resolution_change_mid_stream() {
+fn resolution_and_audio_config_change_mid_stream() {
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("a.flv");
     let b = dir.path().join("b.flv");
-    let enc = |out: &Path, size: &str| {
+    // The second part also changes the audio configuration (48 kHz stereo -> 44.1 kHz mono).
+    let enc = |out: &Path, size: &str, rate: &str, channels: &str| {
+        let video = format!("testsrc2=size={size}:rate=30");
+        let audio = format!("sine=sample_rate={rate}");
         encode(
             out,
-            &[
-                "-f",
-                "lavfi",
-                "-i",
-                &format!("testsrc2=size={size}:rate=30"),
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=sample_rate=48000",
-            ],
+            &["-f", "lavfi", "-i", &video, "-f", "lavfi", "-i", &audio],
             &[
                 "-t", "2", "-c:v", "libx264", "-preset", "veryfast", "-bf", "2", "-g", "30",
-                "-c:a", "aac", "-ar", "48000",
+                "-c:a", "aac", "-ar", rate, "-ac", channels,
             ],
         )
     };
-    enc(&a, "640x360");
-    enc(&b, "320x240");
+    enc(&a, "640x360", "48000", "2");
+    enc(&b, "320x240", "44100", "1");
     // One FLV: all of a, then b's tags (its second AVC/AAC sequence headers included, its
     // onMetaData dropped) shifted to follow a.
     let (header, mut tags) = split_flv(&std::fs::read(&a).unwrap());
@@ -286,6 +280,28 @@ fn resolution_change_mid_stream() {
     };
     assert_eq!(count("640,360"), 60, "{text}");
     assert_eq!(count("320,240"), 60, "{text}");
+    // And both audio configurations.
+    let audio = run(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-select_streams",
+            "a",
+            "-show_entries",
+            "frame=sample_rate,channels",
+            "-of",
+            "csv=p=0",
+            mp4.to_str().unwrap(),
+        ],
+    );
+    let text = String::from_utf8_lossy(&audio.stdout);
+    let configs: std::collections::BTreeSet<&str> =
+        text.lines().map(|l| l.trim_end_matches(',')).collect();
+    assert!(
+        configs.contains("2") && configs.contains("1"),
+        "{configs:?}"
+    );
 }
 
 #[test]
