@@ -189,7 +189,6 @@ fn on_tag<R: ReadAt + ?Sized>(
     prefix: &[u8],
     buf: &mut Vec<u8>,
 ) -> Result<(), ScanError> {
-    let dts = i64::from(tag.timestamp);
     match tag.tag_type {
         TagType::Script => {
             if s.metadata.is_none() && tag.data_size <= MAX_SCRIPT {
@@ -198,118 +197,81 @@ fn on_tag<R: ReadAt + ?Sized>(
                     s.metadata = Some(props);
                 }
             }
+            Ok(())
         }
-        TagType::Video => {
-            let parsed = match parse_video(prefix) {
-                Err(FlvError::ShortBody { .. }) if prefix.len() < tag.data_size as usize => {
-                    let body = full_body(r, tag, body_off, buf)?;
-                    parse_video(body)
-                        .map(|t| (t.codec, t.keyframe, t.packet, body.len() - t.payload.len()))
-                }
-                other => other.map(|t| {
-                    (
-                        t.codec,
-                        t.keyframe,
-                        t.packet,
-                        prefix.len() - t.payload.len(),
-                    )
-                }),
-            };
-            let Ok((codec, keyframe, packet, header_len)) = parsed else {
-                s.dropped += 1;
-                return Ok(());
-            };
-            match packet {
-                VideoPacket::SequenceHeader => {
-                    let body = full_body(r, tag, body_off, buf)?;
-                    let record = &body[header_len.min(body.len())..];
-                    let entry = match codec {
-                        VideoCodec::Avc => SampleEntry::avc(record),
-                        VideoCodec::Hevc => SampleEntry::hevc(record),
-                        VideoCodec::Av1 => {
-                            let (w, h) = metadata_size(s.metadata.as_ref());
-                            SampleEntry::av1(record, w, h)
-                        }
-                        _ => {
-                            s.dropped += 1;
-                            return Ok(());
-                        }
-                    };
-                    match entry {
-                        Ok(entry) => set_entry(s, true, entry),
-                        Err(e) => {
-                            log::warn!(offset = body_off; "ignoring a bad video sequence header: {e}");
-                            s.dropped += 1;
-                        }
-                    }
-                }
-                VideoPacket::Frame { composition_time } => {
-                    let mut header_len = header_len;
-                    if codec == VideoCodec::Av1 {
-                        header_len +=
-                            temporal_delimiter_len(prefix.get(header_len..).unwrap_or(&[]));
-                    }
-                    let size = tag.data_size.saturating_sub(header_len as u32);
-                    match s.video {
-                        Some(track) if size > 0 => {
-                            s.movie.push(
-                                track,
-                                SampleIn {
-                                    dts_ms: dts,
-                                    cto_ms: composition_time,
-                                    size,
-                                    keyframe,
-                                    source: body_off + header_len as u64,
-                                },
-                            );
-                        }
-                        _ => s.dropped += 1,
-                    }
-                }
-                _ => {}
-            }
+        TagType::Video => on_video(r, s, tag, body_off, prefix, buf),
+        TagType::Audio => on_audio(r, s, tag, body_off, prefix, buf),
+    }
+}
+
+/// A video tag: a sequence header makes (or changes) the track's sample entry, a frame
+/// becomes a sample whose payload starts after the tag's codec header.
+fn on_video<R: ReadAt + ?Sized>(
+    r: &R,
+    s: &mut Scan,
+    tag: &TagHeader,
+    body_off: u64,
+    prefix: &[u8],
+    buf: &mut Vec<u8>,
+) -> Result<(), ScanError> {
+    let dts = i64::from(tag.timestamp);
+    let parsed = match parse_video(prefix) {
+        Err(FlvError::ShortBody { .. }) if prefix.len() < tag.data_size as usize => {
+            let body = full_body(r, tag, body_off, buf)?;
+            parse_video(body).map(|t| (t.codec, t.keyframe, t.packet, body.len() - t.payload.len()))
         }
-        TagType::Audio => {
-            let Ok(t) = parse_audio(prefix) else {
-                s.dropped += 1;
-                return Ok(());
-            };
-            let header_len = prefix.len() - t.payload.len();
-            let size = tag.data_size.saturating_sub(header_len as u32);
-            match t.codec {
-                AudioCodec::Aac if t.sequence_header => {
-                    let body = full_body(r, tag, body_off, buf)?;
-                    match SampleEntry::aac(&body[header_len.min(body.len())..]) {
-                        Ok(entry) => set_entry(s, false, entry),
-                        Err(e) => {
-                            log::warn!(offset = body_off; "ignoring a bad AAC sequence header: {e}");
-                            s.dropped += 1;
-                        }
-                    }
-                    return Ok(());
+        other => other.map(|t| {
+            (
+                t.codec,
+                t.keyframe,
+                t.packet,
+                prefix.len() - t.payload.len(),
+            )
+        }),
+    };
+    let Ok((codec, keyframe, packet, header_len)) = parsed else {
+        s.dropped += 1;
+        return Ok(());
+    };
+    match packet {
+        VideoPacket::SequenceHeader => {
+            let body = full_body(r, tag, body_off, buf)?;
+            let record = &body[header_len.min(body.len())..];
+            let entry = match codec {
+                VideoCodec::Avc => SampleEntry::avc(record),
+                VideoCodec::Hevc => SampleEntry::hevc(record),
+                VideoCodec::Av1 => {
+                    let (w, h) = metadata_size(s.metadata.as_ref());
+                    SampleEntry::av1(record, w, h)
                 }
-                AudioCodec::Mp3 if !t.unsupported => match SampleEntry::mp3(t.payload) {
-                    Ok(entry) => set_entry(s, false, entry),
-                    Err(_) => {
-                        s.dropped += 1;
-                        return Ok(());
-                    }
-                },
-                AudioCodec::Aac if !t.unsupported => {}
                 _ => {
                     s.dropped += 1;
                     return Ok(());
                 }
+            };
+            match entry {
+                Ok(entry) => set_entry(s, true, entry),
+                Err(e) => {
+                    log::warn!(offset = body_off; "ignoring a bad video sequence header: {e}");
+                    s.dropped += 1;
+                }
             }
-            match s.audio {
+        }
+        VideoPacket::Frame { composition_time } => {
+            let mut header_len = header_len;
+            if codec == VideoCodec::Av1 {
+                header_len += temporal_delimiter_len(prefix.get(header_len..).unwrap_or(&[]));
+            }
+            let size = tag.data_size.saturating_sub(header_len as u32);
+            match s.video {
                 Some(track) if size > 0 => {
                     s.movie.push(
                         track,
                         SampleIn {
                             dts_ms: dts,
-                            cto_ms: 0,
+                            cto_ms: composition_time,
                             size,
-                            keyframe: true,
+                            keyframe,
                             source: body_off + header_len as u64,
                         },
                     );
@@ -317,6 +279,67 @@ fn on_tag<R: ReadAt + ?Sized>(
                 _ => s.dropped += 1,
             }
         }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// An audio tag: an AAC sequence header (or, for MP3, each frame header) sets the sample
+/// entry; frames become samples.
+fn on_audio<R: ReadAt + ?Sized>(
+    r: &R,
+    s: &mut Scan,
+    tag: &TagHeader,
+    body_off: u64,
+    prefix: &[u8],
+    buf: &mut Vec<u8>,
+) -> Result<(), ScanError> {
+    let dts = i64::from(tag.timestamp);
+    let Ok(t) = parse_audio(prefix) else {
+        s.dropped += 1;
+        return Ok(());
+    };
+    let header_len = prefix.len() - t.payload.len();
+    let size = tag.data_size.saturating_sub(header_len as u32);
+    match t.codec {
+        AudioCodec::Aac if t.sequence_header => {
+            let body = full_body(r, tag, body_off, buf)?;
+            match SampleEntry::aac(&body[header_len.min(body.len())..]) {
+                Ok(entry) => set_entry(s, false, entry),
+                Err(e) => {
+                    log::warn!(offset = body_off; "ignoring a bad AAC sequence header: {e}");
+                    s.dropped += 1;
+                }
+            }
+            return Ok(());
+        }
+        AudioCodec::Mp3 if !t.unsupported => match SampleEntry::mp3(t.payload) {
+            Ok(entry) => set_entry(s, false, entry),
+            Err(_) => {
+                s.dropped += 1;
+                return Ok(());
+            }
+        },
+        AudioCodec::Aac if !t.unsupported => {}
+        _ => {
+            s.dropped += 1;
+            return Ok(());
+        }
+    }
+    match s.audio {
+        Some(track) if size > 0 => {
+            s.movie.push(
+                track,
+                SampleIn {
+                    dts_ms: dts,
+                    cto_ms: 0,
+                    size,
+                    keyframe: true,
+                    source: body_off + header_len as u64,
+                },
+            );
+        }
+        _ => s.dropped += 1,
     }
     Ok(())
 }
