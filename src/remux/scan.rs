@@ -402,3 +402,76 @@ impl From<CodecError> for ScanError {
         ScanError::Unusable(e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flv::FlvWriter;
+
+    /// An FLV with an AAC config and `frames` AAC frames (after one AVC frame that has no
+    /// sequence header yet).
+    fn flv(frames: u32) -> Vec<u8> {
+        let mut w = FlvWriter::new(Vec::new(), true, true).unwrap();
+        w.write_tag(TagType::Video, 0, &[0x17, 1, 0, 0, 0, 0, 0, 0, 1, 0x65])
+            .unwrap();
+        w.write_tag(TagType::Audio, 0, &[0xAF, 0, 0x11, 0x90])
+            .unwrap();
+        for i in 0..frames {
+            w.write_tag(
+                TagType::Audio,
+                i * 21,
+                &[0xAF, 1, 0x21, 0x10, 0x05, i as u8],
+            )
+            .unwrap();
+        }
+        w.into_inner()
+    }
+
+    #[test]
+    fn frames_become_samples_after_their_codec_header() {
+        let data = flv(3);
+        let s = scan(data.as_slice(), data.len() as u64).unwrap();
+        assert_eq!(s.audio, Some(0));
+        assert_eq!(s.video, None);
+        assert_eq!(s.dropped, 1, "the AVC frame before any sequence header");
+        let t = &s.movie.summaries()[0];
+        assert_eq!((t.frames, t.codec.as_str()), (3, "mp4a.40.2"));
+        let layout = s.movie.layout(0).unwrap();
+        // Each payload starts after the 2-byte AAC header: 4 bytes per frame.
+        assert!(layout.ranges.iter().all(|r| r.1 == 4));
+        assert_eq!(
+            &data[layout.ranges[2].0 as usize..][..4],
+            &[0x21, 0x10, 0x05, 2]
+        );
+        assert_eq!((s.torn_at, s.framing_lost_at), (None, None));
+    }
+
+    #[test]
+    fn a_torn_tail_and_lost_framing_stop_the_scan_cleanly() {
+        let data = flv(3);
+        let torn = &data[..data.len() - 3];
+        let s = scan(torn, torn.len() as u64).unwrap();
+        assert_eq!(s.movie.summaries()[0].frames, 2);
+        assert!(s.torn_at.is_some());
+
+        let mut broken = flv(3);
+        let at = broken.len();
+        broken.extend_from_slice(&[0x07; 20]);
+        let s = scan(broken.as_slice(), broken.len() as u64).unwrap();
+        assert_eq!(s.movie.summaries()[0].frames, 3);
+        assert_eq!(s.framing_lost_at, Some(at as u64));
+    }
+
+    #[test]
+    fn unusable_inputs_say_why() {
+        let why = |d: &[u8]| match scan(d, d.len() as u64) {
+            Err(ScanError::Unusable(w)) => w,
+            other => panic!("{other:?}"),
+        };
+        assert!(why(b"").contains("empty"));
+        assert!(why(b"GIF89a.........").contains("not an FLV"));
+        let header_only = &flv(0)[..13];
+        assert!(why(header_only).contains("no complete tag"));
+        assert!(why(&flv(0)).contains("no decodable"));
+    }
+}
