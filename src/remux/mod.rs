@@ -1,11 +1,26 @@
 //! The remux stage: drains `remux/`, turning each finished FLV chunk into a faststart MP4 in
-//! `publish/`.
+//! `publish/` (manifest first, then the MP4), and moves the FLV to `archive/`. Unusable inputs
+//! go to `failed/` with a reason; the queue keeps draining.
+//!
+//! `--keep-flv-for`: archived FLVs older than that are deleted. Age alone is enough: an FLV only
+//! reaches `archive/` after its MP4 was produced.
 
-use std::time::Duration;
+pub mod copy;
+pub mod direct;
+pub mod job;
+pub mod manifest;
+pub mod mapped;
+pub mod scan;
 
-use anyhow::Result;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use crate::spool::StateDir;
+use anyhow::{Context, Result};
+
+use crate::spool::{self, StateDir};
+
+pub use job::{Outcome, remux_one};
 
 #[derive(Debug, Clone, clap::Args)]
 #[group(id = "remux")]
@@ -19,12 +34,126 @@ pub struct Args {
     pub keep_flv_for: Duration,
 }
 
+/// How often `--watch` looks at the inbox.
+const POLL: Duration = Duration::from_millis(200);
+/// How often `--watch` looks for archived FLVs to delete.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// After a failure that is not the input's fault (I/O), wait this long before retrying it.
+const RETRY_AFTER: Duration = Duration::from_secs(30);
+
 /// Drains the inbox; with `watch`, keeps remuxing new chunks until shutdown.
 pub async fn run(
-    _state: StateDir,
-    _args: Args,
-    _watch: bool,
-    _shutdown: crate::shutdown::Shutdown,
+    state: StateDir,
+    args: Args,
+    watch: bool,
+    mut shutdown: crate::shutdown::Shutdown,
 ) -> Result<()> {
-    anyhow::bail!("remux is not built yet")
+    let start = state.clone();
+    tokio::task::spawn_blocking(move || {
+        clear_stale_partials(&start.tmp());
+        spool::clear_tmp(&start, job::TMP_PREFIX)
+    })
+    .await??;
+    let mut retry_at: HashMap<PathBuf, Instant> = HashMap::new();
+    let mut pruned_at: Option<Instant> = None;
+    loop {
+        let errors = drain(&state, &args, &shutdown, &mut retry_at).await?;
+        let prune_due = pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_EVERY);
+        if !args.keep_flv_for.is_zero() && prune_due {
+            pruned_at = Some(Instant::now());
+            let archive = state.archive();
+            let age = args.keep_flv_for;
+            let removed = tokio::task::spawn_blocking(move || {
+                spool::remove_older_than(&archive, age, |p| {
+                    p.extension().is_none_or(|e| e != "flv")
+                })
+            })
+            .await??;
+            if removed > 0 {
+                log::info!(removed = removed; "deleted {removed} archived FLVs older than --keep-flv-for");
+            }
+        }
+        if !watch || shutdown.is_requested() {
+            if errors > 0 {
+                anyhow::bail!(
+                    "{errors} chunks could not be remuxed (see the log); they stay in remux/"
+                );
+            }
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            _ = shutdown.requested() => return Ok(()),
+        }
+    }
+}
+
+/// One pass over the inbox, oldest first. Returns how many chunks failed for reasons other
+/// than their content.
+async fn drain(
+    state: &StateDir,
+    args: &Args,
+    shutdown: &crate::shutdown::Shutdown,
+    retry_at: &mut HashMap<PathBuf, Instant>,
+) -> Result<usize> {
+    let inbox = state.remux_inbox();
+    let files = tokio::task::spawn_blocking(move || spool::list_inbox(&inbox, "flv")).await??;
+    retry_at.retain(|p, _| files.contains(p));
+    let mut errors = 0;
+    for flv in files {
+        if shutdown.is_requested() {
+            break;
+        }
+        if retry_at.get(&flv).is_some_and(|t| Instant::now() < *t) {
+            continue;
+        }
+        match one(state, &flv, args.quiet).await {
+            Ok(_) => {
+                retry_at.remove(&flv);
+            }
+            Err(e) => {
+                errors += 1;
+                retry_at.insert(flv.clone(), Instant::now() + RETRY_AFTER);
+                log::error!(chunk = chunk_label(&flv).as_str(); "remux failed, will retry: {e:#}");
+            }
+        }
+    }
+    Ok(errors)
+}
+
+async fn one(state: &StateDir, flv: &Path, quiet: Duration) -> Result<Outcome> {
+    let state = state.clone();
+    let flv = flv.to_path_buf();
+    tokio::task::spawn_blocking(move || remux_one(&state, &flv, quiet))
+        .await
+        .context("remux task panicked")?
+}
+
+/// `spool::write_atomically` leaves `NAME.PID.partial` behind when its process dies; remove
+/// those of manifests whose writer is gone (a live PID may be another stage at work).
+fn clear_stale_partials(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_suffix(".partial") else {
+            continue;
+        };
+        let Some((stem, pid)) = rest.rsplit_once('.') else {
+            continue;
+        };
+        let alive = pid
+            .parse::<u32>()
+            .is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        if stem.ends_with(".json") && !alive {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+fn chunk_label(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }

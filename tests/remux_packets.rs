@@ -1,0 +1,565 @@
+//! Packet identity: FLV chunks made by real encoders go through `rtmp-recorder remux`; the MP4
+//! must carry exactly the FLV's packets (same bytes, same order per stream, same timestamps),
+//! agree with `ffmpeg -c copy`, decode without a single error and have its moov first.
+
+mod remux_common;
+
+use std::path::{Path, PathBuf};
+
+use remux_common::*;
+
+/// Remuxes one FLV through a fresh state directory; returns the MP4 path and the log.
+fn remux_one(dir: &Path, flv: &Path) -> (PathBuf, String) {
+    let state = dir.join("state");
+    let name = chunk_name(1);
+    queue(&state, &[(&name, flv)]);
+    let out = remux(&state, &[]);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "remux failed: {log}");
+    let stem = name.trim_end_matches(".flv");
+    let mp4 = state.join("publish").join(format!("{stem}.mp4"));
+    assert!(mp4.exists(), "no MP4 in publish/: {log}");
+    assert!(
+        state.join("publish").join(format!("{stem}.json")).exists(),
+        "no manifest"
+    );
+    assert!(
+        state.join("archive").join(&name).exists(),
+        "FLV not archived"
+    );
+    assert!(
+        !state.join("remux").join(&name).exists(),
+        "FLV left in remux/"
+    );
+    (mp4, log)
+}
+
+fn manifest(mp4: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(mp4.with_extension("json")).unwrap()).unwrap()
+}
+
+#[test]
+fn h264_high_bframes_aac_720p() {
+    let dir = tempfile::tempdir().unwrap();
+    let flv = dir.path().join("in.flv");
+    let mut inputs = VIDEO_720P.to_vec();
+    inputs.extend_from_slice(SINE_48K);
+    encode(
+        &flv,
+        &inputs,
+        &[
+            "-t",
+            "5",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-profile:v",
+            "high",
+            "-bf",
+            "3",
+            "-g",
+            "60",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            "-ar",
+            "48000",
+            "-ac",
+            "2",
+        ],
+    );
+    let (mp4, _) = remux_one(dir.path(), &flv);
+    assert_packet_identical(Path::new(ffmpeg()), &flv, &mp4);
+    // B-frames: the first frame's pts is after its dts, and ffprobe agrees with the FLV.
+    let p = packets(&mp4);
+    assert!(p.iter().any(|x| x.stream == 0 && x.pts_ms != x.dts_ms));
+    let m = manifest(&mp4);
+    let level = run(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "stream=level",
+            "-of",
+            "csv=p=0",
+            flv.to_str().unwrap(),
+        ],
+    );
+    let level: u32 = String::from_utf8_lossy(&level.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(m["video"]["codec"], format!("avc1.6400{level:02x}"));
+    assert_eq!(m["video"]["width"], 1280);
+    assert_eq!(m["video"]["height"], 720);
+    assert_eq!(m["video"]["frames"], 150);
+    assert_eq!(m["audio"]["codec"], "mp4a.40.2");
+    assert_eq!(m["audio"]["sample_rate"], 48000);
+    assert_eq!(m["audio"]["channels"], 2);
+    let d = m["duration_ms"].as_u64().unwrap();
+    assert!((4900..=5200).contains(&d), "duration {d}");
+}
+
+#[test]
+fn audio_only_aac() {
+    let dir = tempfile::tempdir().unwrap();
+    let flv = dir.path().join("in.flv");
+    encode(
+        &flv,
+        SINE_48K,
+        &["-t", "4", "-c:a", "aac", "-b:a", "96k", "-ac", "2"],
+    );
+    let (mp4, _) = remux_one(dir.path(), &flv);
+    assert_packet_identical(Path::new(ffmpeg()), &flv, &mp4);
+    let m = manifest(&mp4);
+    assert!(m["video"].is_null());
+    assert_eq!(m["audio"]["codec"], "mp4a.40.2");
+}
+
+#[test]
+fn video_only_h264() {
+    let dir = tempfile::tempdir().unwrap();
+    let flv = dir.path().join("in.flv");
+    encode(
+        &flv,
+        &["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25"],
+        &[
+            "-t", "4", "-c:v", "libx264", "-preset", "veryfast", "-g", "50",
+        ],
+    );
+    let (mp4, _) = remux_one(dir.path(), &flv);
+    assert_packet_identical(Path::new(ffmpeg()), &flv, &mp4);
+    let m = manifest(&mp4);
+    assert!(m["audio"].is_null());
+    assert_eq!(m["video"]["frames"], 100);
+}
+
+#[test]
+fn aac_mono_44k() {
+    let dir = tempfile::tempdir().unwrap();
+    let flv = dir.path().join("in.flv");
+    encode(
+        &flv,
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=1000:sample_rate=44100",
+        ],
+        &[
+            "-t", "4", "-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac", "-ar", "44100",
+            "-ac", "1",
+        ],
+    );
+    let (mp4, _) = remux_one(dir.path(), &flv);
+    assert_packet_identical(Path::new(ffmpeg()), &flv, &mp4);
+    let m = manifest(&mp4);
+    assert_eq!(m["audio"]["sample_rate"], 44100);
+    assert_eq!(m["audio"]["channels"], 1);
+}
+
+#[test]
+fn mp3_audio() {
+    let dir = tempfile::tempdir().unwrap();
+    let flv = dir.path().join("in.flv");
+    encode(
+        &flv,
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=600:sample_rate=44100",
+        ],
+        &[
+            "-t",
+            "4",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-c:a",
+            "libmp3lame",
+            "-b:a",
+            "128k",
+            "-ar",
+            "44100",
+        ],
+    );
+    let (mp4, _) = remux_one(dir.path(), &flv);
+    assert_packet_identical(Path::new(ffmpeg()), &flv, &mp4);
+    let m = manifest(&mp4);
+    assert_eq!(m["audio"]["codec"], "mp4a.6b");
+    assert_eq!(m["audio"]["sample_rate"], 44100);
+    let probe = run(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-select_streams",
+            "a",
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "csv=p=0",
+            mp4.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&probe.stdout).trim(), "mp3");
+}
+
+#[test]
+fn resolution_and_audio_config_change_mid_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.flv");
+    let b = dir.path().join("b.flv");
+    // The second part also changes the audio configuration (48 kHz stereo -> 44.1 kHz mono).
+    let enc = |out: &Path, size: &str, rate: &str, channels: &str| {
+        let video = format!("testsrc2=size={size}:rate=30");
+        let audio = format!("sine=sample_rate={rate}");
+        encode(
+            out,
+            &["-f", "lavfi", "-i", &video, "-f", "lavfi", "-i", &audio],
+            &[
+                "-t", "2", "-c:v", "libx264", "-preset", "veryfast", "-bf", "2", "-g", "30",
+                "-c:a", "aac", "-ar", rate, "-ac", channels,
+            ],
+        )
+    };
+    enc(&a, "640x360", "48000", "2");
+    enc(&b, "320x240", "44100", "1");
+    // One FLV: all of a, then b's tags (its second AVC/AAC sequence headers included, its
+    // onMetaData dropped) shifted to follow a.
+    let (header, mut tags) = split_flv(&std::fs::read(&a).unwrap());
+    let end = tags.iter().map(|t| t.timestamp).max().unwrap() + 40;
+    let (_, b_tags) = split_flv(&std::fs::read(&b).unwrap());
+    tags.extend(b_tags.into_iter().filter(|t| t.kind != 18).map(|mut t| {
+        t.timestamp += end;
+        t
+    }));
+    let flv = dir.path().join("in.flv");
+    std::fs::write(&flv, join_flv(&header, &tags)).unwrap();
+
+    let (mp4, log) = remux_one(dir.path(), &flv);
+    assert!(log.contains("sample descriptions"), "{log}");
+    assert_packet_identical(Path::new(ffmpeg()), &flv, &mp4);
+    // Both picture sizes come out of the decoder.
+    let frames = run(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "frame=width,height",
+            "-of",
+            "csv=p=0",
+            mp4.to_str().unwrap(),
+        ],
+    );
+    let text = String::from_utf8_lossy(&frames.stdout);
+    let count = |size: &str| {
+        text.lines()
+            .filter(|l| l.trim_end_matches(',') == size)
+            .count()
+    };
+    assert_eq!(count("640,360"), 60, "{text}");
+    assert_eq!(count("320,240"), 60, "{text}");
+    // And both audio configurations.
+    let audio = run(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-select_streams",
+            "a",
+            "-show_entries",
+            "frame=sample_rate,channels",
+            "-of",
+            "csv=p=0",
+            mp4.to_str().unwrap(),
+        ],
+    );
+    let text = String::from_utf8_lossy(&audio.stdout);
+    let configs: std::collections::BTreeSet<&str> =
+        text.lines().map(|l| l.trim_end_matches(',')).collect();
+    assert!(
+        configs.contains("2") && configs.contains("1"),
+        "{configs:?}"
+    );
+}
+
+#[test]
+fn hevc_enhanced_rtmp_flv() {
+    let dir = tempfile::tempdir().unwrap();
+    let flv = dir.path().join("in.flv");
+    let f9 = ffmpeg9();
+    encode_with(
+        &f9,
+        &flv,
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=sample_rate=48000",
+        ],
+        &[
+            "-t",
+            "4",
+            "-c:v",
+            "libx265",
+            "-preset",
+            "veryfast",
+            "-x265-params",
+            "log-level=none:bframes=3",
+            "-c:a",
+            "aac",
+            "-f",
+            "flv",
+        ],
+    );
+    // The FourCC header: an ExVideoTagHeader with "hvc1".
+    let data = std::fs::read(&flv).unwrap();
+    assert!(
+        data.windows(4).any(|w| w == b"hvc1"),
+        "no Enhanced RTMP hvc1 header"
+    );
+    let (mp4, _) = remux_one(dir.path(), &flv);
+    assert_packet_identical(&f9, &flv, &mp4);
+    // Debian's ffmpeg (which cannot read enhanced FLV) decodes our MP4 cleanly too.
+    assert_decodes_clean(Path::new(ffmpeg()), &mp4);
+    let m = manifest(&mp4);
+    assert!(
+        m["video"]["codec"]
+            .as_str()
+            .unwrap()
+            .starts_with("hvc1.1.6.L"),
+        "{m}"
+    );
+    assert_eq!(m["video"]["width"], 640);
+}
+
+#[test]
+fn truncated_flv_is_remuxed_up_to_its_last_complete_tag() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full.flv");
+    let mut inputs = vec!["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"];
+    inputs.extend_from_slice(SINE_48K);
+    encode(
+        &full,
+        &inputs,
+        &[
+            "-t", "4", "-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac",
+        ],
+    );
+    let data = std::fs::read(&full).unwrap();
+    let ends = tag_ends(&data);
+    let last_complete = ends[ends.len() * 2 / 3];
+    let next = ends[ends.len() * 2 / 3 + 1];
+    // Cut in the middle of the following tag.
+    let cut = (last_complete + next) / 2;
+    let torn = dir.path().join("torn.flv");
+    std::fs::write(&torn, &data[..cut]).unwrap();
+    let reference = dir.path().join("complete.flv");
+    std::fs::write(&reference, &data[..last_complete]).unwrap();
+
+    let (mp4, log) = remux_one(dir.path(), &torn);
+    assert!(
+        log.contains("torn tail"),
+        "no warning about the torn tail: {log}"
+    );
+    assert_packet_identical(Path::new(ffmpeg()), &reference, &mp4);
+}
+
+#[test]
+fn bad_timestamps_are_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.flv");
+    let mut inputs = vec!["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30"];
+    inputs.extend_from_slice(SINE_48K);
+    encode(
+        &src,
+        &inputs,
+        &[
+            "-t", "4", "-c:v", "libx264", "-preset", "veryfast", "-bf", "0", "-c:a", "aac",
+        ],
+    );
+    let (header, mut tags) = split_flv(&std::fs::read(&src).unwrap());
+    let n = tags.len();
+    // A timestamp reset a third of the way in and a jump of an hour two thirds in.
+    for t in &mut tags[n / 3..] {
+        t.timestamp = t.timestamp.saturating_sub(1000);
+    }
+    for t in &mut tags[2 * n / 3..] {
+        t.timestamp += 3_600_000;
+    }
+    let flv = dir.path().join("in.flv");
+    std::fs::write(&flv, join_flv(&header, &tags)).unwrap();
+    let (mp4, log) = remux_one(dir.path(), &flv);
+    assert!(log.contains("repaired"), "{log}");
+    assert_decodes_clean(Path::new(ffmpeg()), &mp4);
+    assert_moov_first(&mp4);
+    // Every packet is there, byte for byte, and the decode order is monotonic again.
+    let src_p = packets(&flv);
+    let got = packets(&mp4);
+    assert_eq!(payloads(&src_p), payloads(&got));
+    for (stream, ts) in times(&got) {
+        assert!(
+            ts.windows(2).all(|w| w[1].0 > w[0].0),
+            "stream {stream}: dts not increasing"
+        );
+        let span = ts.last().unwrap().0 - ts[0].0;
+        assert!(
+            span < 6_000,
+            "stream {stream}: the jump was kept ({span} ms)"
+        );
+    }
+    let m = manifest(&mp4);
+    assert!(m["duration_ms"].as_u64().unwrap() < 6_000, "{m}");
+}
+
+#[test]
+fn garbage_and_empty_inputs_fail_while_the_queue_drains() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.flv");
+    encode(&good, SINE_48K, &["-t", "2", "-c:a", "aac"]);
+    let garbage = dir.path().join("garbage.flv");
+    let noise: Vec<u8> = (0..100_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&garbage, noise).unwrap();
+    let empty = dir.path().join("empty.flv");
+    std::fs::write(&empty, b"").unwrap();
+    // An FLV header with nothing decodable: a script tag only.
+    let (header, tags) = split_flv(&std::fs::read(&good).unwrap());
+    let meta_only = dir.path().join("meta.flv");
+    std::fs::write(
+        &meta_only,
+        join_flv(
+            &header,
+            &tags
+                .into_iter()
+                .filter(|t| t.kind == 18)
+                .collect::<Vec<_>>(),
+        ),
+    )
+    .unwrap();
+
+    let state = dir.path().join("state");
+    let names = [chunk_name(1), chunk_name(2), chunk_name(3), chunk_name(4)];
+    queue(
+        &state,
+        &[
+            (&names[0], &garbage),
+            (&names[1], &empty),
+            (&names[2], &meta_only),
+            (&names[3], &good),
+        ],
+    );
+    let out = remux(&state, &[]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    for (name, why) in [
+        (&names[0], "not an FLV"),
+        (&names[1], "empty"),
+        (&names[2], "no decodable"),
+    ] {
+        assert!(
+            state.join("failed").join(name).exists(),
+            "{name} not in failed/"
+        );
+        let reason =
+            std::fs::read_to_string(state.join("failed").join(format!("{name}.reason"))).unwrap();
+        assert!(reason.contains(why), "{name}: reason {reason:?}");
+    }
+    let stem = names[3].trim_end_matches(".flv");
+    let mp4 = state.join("publish").join(format!("{stem}.mp4"));
+    assert!(
+        mp4.exists(),
+        "the good chunk after the bad ones was not remuxed: {log}"
+    );
+    assert_packet_identical(Path::new(ffmpeg()), &good, &mp4);
+    assert_eq!(std::fs::read_dir(state.join("remux")).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(state.join("tmp")).unwrap().count(), 0);
+}
+
+#[test]
+fn av1_enhanced_rtmp_flv() {
+    let dir = tempfile::tempdir().unwrap();
+    let flv = dir.path().join("in.flv");
+    let f9 = ffmpeg9();
+    encode_with(
+        &f9,
+        &flv,
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=sample_rate=48000",
+        ],
+        &[
+            "-t",
+            "3",
+            "-c:v",
+            "libsvtav1",
+            "-preset",
+            "12",
+            "-c:a",
+            "aac",
+            "-f",
+            "flv",
+        ],
+    );
+    let data = std::fs::read(&flv).unwrap();
+    assert!(
+        data.windows(4).any(|w| w == b"av01"),
+        "no Enhanced RTMP av01 header"
+    );
+    let (mp4, _) = remux_one(dir.path(), &flv);
+    // MP4 samples leave out AV1 temporal delimiters (as ffmpeg's MP4 muxer does), so the
+    // reference is ffmpeg's remux; otherwise every byte is the FLV's.
+    assert_like_ffmpeg_remux(&f9, &flv, &mp4);
+    let (src, got) = (
+        payloads(&packets_with(&f9, &flv)),
+        payloads(&packets_with(&f9, &mp4)),
+    );
+    assert_eq!(src[&1], got[&1], "audio differs");
+    let delimiters = src[&0]
+        .iter()
+        .zip(&got[&0])
+        .filter(|(a, b)| a.0 == b.0 + 2)
+        .count();
+    assert_eq!(
+        delimiters,
+        src[&0].len(),
+        "every AV1 frame lost exactly its 2-byte delimiter"
+    );
+    let m = manifest(&mp4);
+    assert!(
+        m["video"]["codec"].as_str().unwrap().starts_with("av01.0."),
+        "{m}"
+    );
+}

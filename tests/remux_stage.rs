@@ -1,0 +1,329 @@
+//! The remux stage around the conversion: files copied in by hand wait until quiet, locked
+//! files are left to their owner, `--watch` picks up new chunks and stops on SIGTERM,
+//! `--keep-flv-for` prunes old archived FLVs only, and the manifest carries ingest's metadata.
+
+mod remux_common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use remux_common::*;
+use rtmp_recorder::flv::script::{Amf0Value, encode_metadata};
+use rtmp_recorder::manifest::{
+    META_PREVIOUS, META_SEQUENCE, META_STREAM_OFFSET_MS, META_UTC_START,
+};
+
+fn small_flv(path: &Path) {
+    encode(
+        path,
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=sample_rate=48000",
+        ],
+        &[
+            "-t",
+            "2",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
+        ],
+    );
+}
+
+#[test]
+fn hand_copied_files_wait_until_quiet_then_get_default_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let flv = dir.path().join("in.flv");
+    small_flv(&flv);
+    let state = dir.path().join("state");
+    queue(&state, &[("my video.flv", &flv)]);
+    let out = remux(&state, &[]);
+    assert!(out.status.success());
+    assert!(
+        state.join("remux/my video.flv").exists(),
+        "taken before it was quiet"
+    );
+    let out = remux(&state, &["--quiet-seconds", "0"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(state.join("publish/my video.mp4").exists());
+    assert!(state.join("archive/my video.flv").exists());
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state.join("publish/my video.json")).unwrap())
+            .unwrap();
+    assert_eq!(m["name"], "my video");
+    assert_eq!(m["stream"], "my video");
+    assert_eq!(m["sequence"], 1);
+    assert_packet_identical(
+        Path::new(ffmpeg()),
+        &flv,
+        &state.join("publish/my video.mp4"),
+    );
+}
+
+#[test]
+fn a_locked_chunk_is_left_to_its_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let flv = dir.path().join("in.flv");
+    small_flv(&flv);
+    let state = dir.path().join("state");
+    let name = chunk_name(1);
+    queue(&state, &[(&name, &flv)]);
+    let queued = state.join("remux").join(&name);
+    let held = std::fs::File::open(&queued).unwrap();
+    held.try_lock().unwrap();
+    let out = remux(&state, &[]);
+    assert!(out.status.success());
+    assert!(queued.exists(), "a locked chunk was taken");
+    assert_eq!(std::fs::read_dir(state.join("publish")).unwrap().count(), 0);
+    drop(held);
+    assert!(remux(&state, &[]).status.success());
+    assert!(!queued.exists());
+    assert!(state.join("archive").join(&name).exists());
+}
+
+#[test]
+fn watch_mode_picks_up_new_chunks_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let flv = dir.path().join("in.flv");
+    small_flv(&flv);
+    let state = dir.path().join("state");
+    let mut child = Command::new(BIN)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["remux", "--watch"])
+        .env_remove("JOURNAL_STREAM")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // Arrives the way ingest hands chunks on: written elsewhere, renamed in.
+    let name = chunk_name(7);
+    std::fs::copy(&flv, state.join("recording").join(&name)).unwrap();
+    std::fs::rename(
+        state.join("recording").join(&name),
+        state.join("remux").join(&name),
+    )
+    .unwrap();
+    let mp4 = state
+        .join("publish")
+        .join(format!("{}.mp4", name.trim_end_matches(".flv")));
+    let t = Instant::now();
+    while !mp4.exists() && t.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(mp4.exists(), "--watch did not remux the new chunk");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "--watch exited on its own"
+    );
+    // SAFETY: signalling our own child by its PID.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    assert_packet_identical(Path::new(ffmpeg()), &flv, &mp4);
+}
+
+#[test]
+fn keep_flv_for_prunes_old_archived_flvs_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let archive = state.join("archive");
+    std::fs::create_dir_all(&archive).unwrap();
+    let two_hours_ago = SystemTime::now() - Duration::from_secs(7200);
+    for (name, old) in [("old.flv", true), ("new.flv", false), ("old.mp4", true)] {
+        let f = std::fs::File::create(archive.join(name)).unwrap();
+        if old {
+            f.set_modified(two_hours_ago).unwrap();
+        }
+    }
+    let out = remux(&state, &["--keep-flv-for", "1h"]);
+    assert!(out.status.success());
+    assert!(!archive.join("old.flv").exists());
+    assert!(archive.join("new.flv").exists());
+    assert!(
+        archive.join("old.mp4").exists(),
+        "publish's archived MP4 was deleted"
+    );
+    // Without the option nothing is deleted.
+    std::fs::File::create(archive.join("old2.flv"))
+        .unwrap()
+        .set_modified(two_hours_ago)
+        .unwrap();
+    assert!(remux(&state, &[]).status.success());
+    assert!(archive.join("old2.flv").exists());
+}
+
+#[test]
+fn the_manifest_carries_ingest_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.flv");
+    small_flv(&src);
+    let (header, mut tags) = split_flv(&std::fs::read(&src).unwrap());
+    let meta = encode_metadata(&[
+        ("width".to_string(), Amf0Value::Number(320.0)),
+        (META_SEQUENCE.to_string(), Amf0Value::Number(42.0)),
+        (
+            META_PREVIOUS.to_string(),
+            Amf0Value::String("20261126T025500.000Z_live_cam1_000041".to_string()),
+        ),
+        (
+            META_UTC_START.to_string(),
+            Amf0Value::String("2026-11-26T03:00:00.250Z".to_string()),
+        ),
+        (
+            META_STREAM_OFFSET_MS.to_string(),
+            Amf0Value::Number(12_300_000.0),
+        ),
+    ]);
+    for t in tags.iter_mut().filter(|t| t.kind == 18) {
+        t.body = meta.clone();
+    }
+    let flv = dir.path().join("in.flv");
+    std::fs::write(&flv, join_flv(&header, &tags)).unwrap();
+    let state = dir.path().join("state");
+    let name = "20261126T030000.250Z_live_cam1_000042.flv";
+    queue(&state, &[(name, &flv)]);
+    assert!(remux(&state, &[]).status.success());
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(state.join("publish/20261126T030000.250Z_live_cam1_000042.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(m["sequence"], 42);
+    assert_eq!(m["previous"], "20261126T025500.000Z_live_cam1_000041");
+    assert_eq!(m["utc_start"], "2026-11-26T03:00:00.250Z");
+    assert_eq!(m["stream_offset_ms"], 12_300_000);
+    assert_eq!(m["app"], "live");
+    assert_eq!(m["stream"], "cam1");
+    assert_eq!(m["video"]["frames"], 60);
+    let d = m["duration_ms"].as_u64().unwrap();
+    assert!((1950..=2150).contains(&d), "duration {d}");
+}
+
+/// Peak RSS of `rtmp-recorder remux` over a ~100 MB chunk stays far below the chunk size:
+/// pass 1 keeps a few numbers per sample, pass 2 a fixed window and buffer.
+#[test]
+fn memory_stays_flat_in_chunk_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("clip.flv");
+    encode(
+        &clip,
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=sample_rate=48000",
+        ],
+        &[
+            "-t",
+            "2",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-bf",
+            "0",
+            "-b:v",
+            "8M",
+            "-minrate",
+            "8M",
+            "-maxrate",
+            "8M",
+            "-bufsize",
+            "16M",
+            "-x264-params",
+            "nal-hrd=cbr",
+            "-c:a",
+            "aac",
+        ],
+    );
+    // The clip back to back until the chunk is ~100 MB (no encoder needed for the bulk).
+    let (header, tags) = split_flv(&std::fs::read(&clip).unwrap());
+    let span = tags.iter().map(|t| t.timestamp).max().unwrap() + 100;
+    let clip_bytes: usize = tags.iter().map(|t| t.body.len() + 15).sum();
+    let copies = (100 << 20) / clip_bytes + 1;
+    let mut all = Vec::new();
+    for k in 0..copies as u32 {
+        all.extend(tags.iter().filter(|t| k == 0 || t.kind != 18).map(|t| Tag {
+            kind: t.kind,
+            timestamp: t.timestamp + k * span,
+            body: t.body.clone(),
+        }));
+    }
+    let flv = dir.path().join("big.flv");
+    std::fs::write(&flv, join_flv(&header, &all)).unwrap();
+    drop(all);
+    let size = std::fs::metadata(&flv).unwrap().len();
+    assert!(size > 100 << 20, "fixture only {size} bytes");
+
+    let state = dir.path().join("state");
+    let name = chunk_name(1);
+    queue(&state, &[(&name, &flv)]);
+    // GNU time forks the remux from its own small process: a child spawned straight from
+    // this (large) test process would inherit its peak RSS in ru_maxrss.
+    ensure_apt("/usr/bin/time", "time");
+    let report = dir.path().join("rusage");
+    let status = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(&report)
+        .arg(BIN)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["remux", "--log-level", "warn"])
+        .env_remove("JOURNAL_STREAM")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let kib: f64 = std::fs::read_to_string(&report)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let peak_mib = kib / 1024.0;
+    eprintln!(
+        "remux of a {} MB chunk: peak RSS {peak_mib:.1} MiB",
+        size >> 20
+    );
+    assert!(peak_mib < 32.0, "peak RSS {peak_mib:.1} MiB");
+    let mp4 = state
+        .join("publish")
+        .join(format!("{}.mp4", name.trim_end_matches(".flv")));
+    // Every packet of the big chunk, byte for byte. (No decode check here: the splice points
+    // leave gaps that make ffmpeg's null muxer complain about any MP4 of this input, its own
+    // `-c copy` remux included.)
+    let got = packets(&mp4);
+    assert_eq!(got.len(), packets(&clip).len() * copies, "packet count");
+    assert_eq!(payloads(&got), payloads(&packets(&flv)));
+}
