@@ -8,7 +8,8 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
-/// The allowed-keys file, read once at start: lines `KEY` or `KEY LABEL`; `#` starts a comment.
+/// The allowed-keys file, read once at start: lines `KEY` or `KEY LABEL`. A `#` starts a comment
+/// only at the start of a word, so a key may contain `#` (`abc#def` is one key, not `abc`).
 #[derive(Debug, Clone, Default)]
 pub struct AllowedKeys {
     labels: HashMap<String, String>,
@@ -35,12 +36,10 @@ impl AllowedKeys {
     pub fn parse(text: &str) -> Result<AllowedKeys> {
         let mut labels = HashMap::new();
         for (i, line) in text.lines().enumerate() {
-            let line = line.split('#').next().unwrap_or("").trim();
-            if line.is_empty() {
+            let mut words = line.split_whitespace().take_while(|w| !w.starts_with('#'));
+            let Some(key) = words.next() else {
                 continue;
-            }
-            let mut words = line.split_whitespace();
-            let key = words.next().unwrap_or_default();
+            };
             let label = words
                 .next()
                 .map(str::to_string)
@@ -157,6 +156,15 @@ mod tests {
         assert_eq!(policy.check("guess"), Verdict::Denied);
         assert!(!policy.loggable("guess").contains("guess"));
         assert!(AllowedKeys::parse("a b c").is_err());
+        // A `#` inside a key is part of it: cutting there would let `abc` publish.
+        let policy = Policy::with_keys(AllowedKeys::parse("abc#defSECRET cam # note").unwrap());
+        assert_eq!(policy.check("abc"), Verdict::Denied);
+        assert_eq!(
+            policy.check("abc#defSECRET"),
+            Verdict::Allowed {
+                label: "cam".into()
+            }
+        );
     }
 
     #[test]
