@@ -275,19 +275,6 @@ pub fn remove_older_than(dir: &Path, age: Duration, keep: impl Fn(&Path) -> bool
     Ok(removed)
 }
 
-/// Removes leftovers of a crashed run from `tmp/` that carry this stage's `prefix`.
-pub fn clear_tmp(state: &StateDir, prefix: &str) -> Result<()> {
-    for entry in
-        fs::read_dir(state.tmp()).with_context(|| format!("listing {}", state.tmp().display()))?
-    {
-        let entry = entry?;
-        if entry.file_name().to_string_lossy().starts_with(prefix) {
-            let _ = fs::remove_file(entry.path());
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

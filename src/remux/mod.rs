@@ -51,7 +51,7 @@ pub async fn run(
     let start = state.clone();
     tokio::task::spawn_blocking(move || {
         clear_stale_partials(&start.tmp());
-        spool::clear_tmp(&start, job::TMP_PREFIX)
+        clear_abandoned_outputs(&start)
     })
     .await??;
     let mut retry_at: HashMap<PathBuf, Instant> = HashMap::new();
@@ -127,6 +127,28 @@ async fn one(state: &StateDir, flv: &Path, quiet: Duration) -> Result<Outcome> {
     tokio::task::spawn_blocking(move || remux_one(&state, &flv, quiet))
         .await
         .context("remux task panicked")?
+}
+
+/// Removes `tmp/remux-STEM.mp4` files no remux is writing: their FLV is gone (done) or not locked
+/// (its remux died). A locked FLV means another remux process is at work on that very file.
+fn clear_abandoned_outputs(state: &StateDir) -> Result<()> {
+    let tmp = state.tmp();
+    let entries = std::fs::read_dir(&tmp).with_context(|| format!("listing {}", tmp.display()))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(stem) = name
+            .strip_prefix(job::TMP_PREFIX)
+            .and_then(|n| n.strip_suffix(".mp4"))
+        else {
+            continue;
+        };
+        let flv = state.remux_inbox().join(format!("{stem}.flv"));
+        let in_use = flv.exists() && matches!(spool::try_lock(&flv), Ok(None));
+        if !in_use {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    Ok(())
 }
 
 /// `spool::write_atomically` leaves `NAME.PID.partial` behind when its process dies; remove
