@@ -27,14 +27,6 @@ impl Trigger {
 }
 
 impl Shutdown {
-    /// A handle that never fires, for tests and one-shot runs.
-    pub fn never() -> Shutdown {
-        let (trigger, shutdown) = channel();
-        // Keep the sender alive forever so `requested()` never resolves by the channel closing.
-        std::mem::forget(trigger);
-        shutdown
-    }
-
     pub fn is_requested(&self) -> bool {
         *self.rx.borrow()
     }
