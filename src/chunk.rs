@@ -229,9 +229,15 @@ impl Splitter {
                         }
                         Action::Remember
                     }
-                    // Audio frames are split points only while the stream has no video.
+                    // Audio frames are split points while the stream has no video, or when its
+                    // video has been silent for a whole chunk length (a camera that died while
+                    // the microphone goes on): chunks must not grow without end waiting for a
+                    // keyframe that never comes.
                     Kind::Frame { .. } => {
-                        let split_point = !self.seen_video_frame;
+                        let video_gone = self.last_video.is_none_or(|v| {
+                            timestamp.saturating_sub(v) >= self.config.target_ms.max(1)
+                        });
+                        let split_point = !self.seen_video_frame || video_gone;
                         let previous = self.last_audio.replace(timestamp);
                         self.frame(timestamp, previous, body.len(), split_point)
                     }
@@ -521,6 +527,30 @@ mod tests {
     }
 
     #[test]
+    fn audio_splits_once_video_has_been_silent_for_a_chunk_length() {
+        let mut s = Splitter::new(cfg(1000, u64::MAX));
+        s.push(&v(0, &vseq(&[1])));
+        assert_eq!(
+            s.push(&v(0, &vframe(true, 0))),
+            start(SplitReason::StreamStart)
+        );
+        assert_eq!(s.push(&v(500, &vframe(false, 0))), write(500));
+        // Video stops at 500; audio goes on. Within a chunk length of the last video frame audio
+        // is no split point, after it audio is.
+        assert_eq!(s.push(&a(1400, &aframe())), write(1400));
+        assert_eq!(s.push(&a(1500, &aframe())), start(SplitReason::Duration));
+        assert_eq!(s.push(&a(2400, &aframe())), write(900));
+        assert_eq!(s.push(&a(2500, &aframe())), start(SplitReason::Duration));
+        // Video comes back with a keyframe: it splits on video again.
+        assert_eq!(s.push(&v(2600, &vframe(true, 0))), write(100));
+        assert_eq!(s.push(&a(3550, &aframe())), write(1050));
+        assert_eq!(
+            s.push(&v(3600, &vframe(true, 0))),
+            start(SplitReason::Duration)
+        );
+    }
+
+    #[test]
     fn audio_only_streams_split_on_audio_until_video_appears() {
         let mut s = Splitter::new(cfg(1000, u64::MAX));
         assert_eq!(s.push(&a(0, &aframe())), start(SplitReason::StreamStart));
@@ -537,6 +567,7 @@ mod tests {
             s.push(&v(2010, &vframe(true, 0))),
             start(SplitReason::VideoConfigChanged)
         );
+        assert_eq!(s.push(&v(3000, &vframe(false, 0))), write(990));
         assert_eq!(s.push(&a(3100, &aframe())), write(1090));
         assert_eq!(
             s.push(&v(3100, &vframe(true, 0))),
