@@ -134,9 +134,15 @@ async fn injected_faults_are_retried_and_every_file_lands_once() {
         fault,
         min_body: 4 << 20,
     };
+    let body = |fault| Planned {
+        fault,
+        min_body: 200_000,
+    };
     let plan = vec![
         any(Fault::Status500),
         any(Fault::SlowDown),
+        body(Fault::Status500),
+        body(Fault::CutMidBody),
         part(Fault::CutMidBody),
         any(Fault::Status500),
         part(Fault::SlowDown),

@@ -9,6 +9,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
@@ -49,6 +50,8 @@ pub struct S3Config {
 pub struct S3Store {
     client: Client,
     cfg: S3Config,
+    /// Set once HeadBucket has shown the bucket exists (or could not tell, on a 403).
+    bucket_checked: AtomicBool,
 }
 
 /// S3 limits: parts are 5 MiB to 5 GiB, at most 10,000 of them.
@@ -88,7 +91,37 @@ impl S3Store {
         S3Store {
             client: Client::from_conf(builder.build()),
             cfg,
+            bucket_checked: AtomicBool::new(false),
         }
+    }
+
+    /// Some S3-compatible stores create a missing bucket on the first PUT; a typo in the bucket
+    /// name must not silently scatter recordings, so the bucket is checked once first.
+    async fn check_bucket(&self, key: &str) -> Result<(), Fault> {
+        if self.bucket_checked.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let url = self.url(key);
+        match self
+            .client
+            .head_bucket()
+            .bucket(&self.cfg.bucket)
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if status_of(&e) == Some(404) => {
+                return Err(Fault::Permanent(format!(
+                    "HeadBucket for {url}: NoSuchBucket (HTTP 404): bucket {:?} does not exist",
+                    self.cfg.bucket
+                )));
+            }
+            // Upload-only credentials may not allow HeadBucket; the writes will tell.
+            Err(e) if status_of(&e) == Some(403) => {}
+            Err(e) => return Err(sdk_fault("HeadBucket", &url, e)),
+        }
+        self.bucket_checked.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
     pub fn bucket(&self) -> &str {
@@ -104,6 +137,7 @@ impl S3Store {
     }
 
     pub async fn put_file(&self, path: &Path, spec: &ObjectSpec) -> Result<Stored, Fault> {
+        self.check_bucket(&spec.key).await?;
         let size = tokio::fs::metadata(path)
             .await
             .map_err(|e| Fault::Transient(format!("stat {}: {e}", path.display())))?
@@ -122,6 +156,7 @@ impl S3Store {
 
     /// One PUT with `x-amz-checksum-sha256`; the store rejects the body if it does not match.
     pub async fn put_bytes(&self, bytes: Vec<u8>, spec: &ObjectSpec) -> Result<Stored, Fault> {
+        self.check_bucket(&spec.key).await?;
         let size = bytes.len() as u64;
         let (bytes, sha256) = tokio::task::spawn_blocking(move || {
             let sha: [u8; 32] = Sha256::digest(&bytes).into();
