@@ -157,3 +157,45 @@ fn hand_copied_files_wait_until_quiet_and_foreign_names_fail() {
     );
     assert!(state.archive().join(&file).exists());
 }
+
+#[test]
+fn watch_mode_publishes_new_files_and_stops_on_sigterm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = StateDir::open(tmp.path().join("state")).unwrap();
+    let mut cmd = dir_cmd(state.root(), &["--watch", "--sync-interval", "1s"]);
+    let mut child = cmd.spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut queued = Vec::new();
+    for seq in 1..=3u32 {
+        let name = chunk_name("cam1", seq);
+        // With a manifest, a file counts as handed over by remux and needs no quiet period.
+        let json = state.publish_inbox().join(format!("{}.json", name.stem()));
+        let manifest = serde_json::json!({
+            "version": 1, "name": name.stem(), "app": "live", "stream": "cam1",
+            "sequence": seq, "previous": null, "utc_start": name.start.rfc3339(),
+            "stream_offset_ms": 0, "duration_ms": 1000, "video": null, "audio": null,
+            "mp4_bytes": null, "sha256": null
+        });
+        std::fs::write(&json, serde_json::to_vec(&manifest).unwrap()).unwrap();
+        queued.push(queue_mp4(
+            &state,
+            &name,
+            &random_bytes(5000, u64::from(seq)),
+        ));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while queued.iter().any(|f| !state.archive().join(f).exists()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "watch mode did not publish"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "watch mode exited");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SAFETY: kill(2) on our own child's PID.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(files_in(&state.publish_inbox()), Vec::<String>::new());
+}

@@ -99,7 +99,10 @@ async fn small_and_multipart_arrive_intact() {
     let big_bytes = random_bytes(21 << 20, 7);
     queue_mp4(&state, &big, &big_bytes);
 
-    let out = run(publish_cmd(state.root(), &server.endpoint(), BUCKET));
+    // More parts than upload slots, so parts finish while others are still being scheduled.
+    let mut cmd = publish_cmd(state.root(), &server.endpoint(), BUCKET);
+    cmd.args(["--part-size", "5M", "--part-concurrency", "2"]);
+    let out = run(cmd);
     assert_eq!(out.status.code(), Some(0));
     let files = vec![(small.clone(), mp4), (big, big_bytes)];
     assert_published(&c, &state, &files).await;

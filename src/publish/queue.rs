@@ -103,14 +103,14 @@ impl Queue {
                 }
                 None if !watch => continue,
                 None => {}
-                Some(Fault::Conflict(_)) => unreachable!("conflicts are handled per file"),
                 Some(Fault::Permanent(msg)) => {
                     if !watch {
-                        log::error!(
+                        // main logs this as the run's one error line.
+                        let text = format!(
                             "{msg}; files stay in {}",
                             self.state.publish_inbox().display()
                         );
-                        return Err(Coded::new(exit::PERMANENT, msg).into());
+                        return Err(Coded::new(exit::PERMANENT, text).into());
                     }
                     // A service keeps going: the operator may fix the credentials or bucket.
                     if last_reported.as_deref() != Some(msg.as_str()) {
@@ -125,7 +125,9 @@ impl Queue {
                     }
                     continue;
                 }
-                Some(Fault::Transient(msg)) => {
+                // Conflicts are settled per file in publish_one; should one get here, waiting
+                // is the safe choice.
+                Some(Fault::Transient(msg) | Fault::Conflict(msg)) => {
                     let since = *trouble_since.get_or_insert_with(Instant::now);
                     if let Some(limit) = self.retry_for
                         && since.elapsed() >= limit
@@ -135,7 +137,6 @@ impl Queue {
                             crate::duration::format(limit),
                             self.state.publish_inbox().display()
                         );
-                        log::error!("{text}");
                         return Err(Coded::new(exit::TEMPORARY, text).into());
                     }
                     let delay = backoff.next_delay();

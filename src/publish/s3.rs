@@ -409,15 +409,15 @@ impl S3Store {
         );
         let slots = Arc::new(Semaphore::new(self.cfg.part_concurrency.max(1)));
         let mut tasks = tokio::task::JoinSet::new();
+        let mut parts = Vec::with_capacity(crcs.len());
         for (index, crc) in crcs.iter().copied().enumerate() {
             let permit = Arc::clone(&slots)
                 .acquire_owned()
                 .await
                 .map_err(|e| Fault::Transient(format!("part scheduler: {e}")))?;
-            // Stop early once a part has failed for good.
-            if let Some(Ok(Err(fault))) = tasks.try_join_next() {
-                tasks.abort_all();
-                return Err(fault);
+            // Collect finished parts as we go, and stop early once one has failed for good.
+            while let Some(joined) = tasks.try_join_next() {
+                parts.push(part_result(joined).inspect_err(|_| tasks.abort_all())?);
             }
             let job = PartJob {
                 client: self.client.clone(),
@@ -438,21 +438,18 @@ impl S3Store {
                 r
             });
         }
-        let mut parts = Vec::with_capacity(crcs.len());
         while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok(Ok(part)) => parts.push(part),
-                Ok(Err(fault)) => {
-                    tasks.abort_all();
-                    return Err(fault);
-                }
-                Err(e) => {
-                    tasks.abort_all();
-                    return Err(Fault::Transient(format!("part task: {e}")));
-                }
-            }
+            parts.push(part_result(joined).inspect_err(|_| tasks.abort_all())?);
         }
         parts.sort_by_key(|p| p.part_number());
+        if parts.len() != crcs.len() {
+            return Err(Fault::Transient(format!(
+                "{}: {} of {} parts uploaded",
+                self.url(key),
+                parts.len(),
+                crcs.len()
+            )));
+        }
         Ok(parts)
     }
 
@@ -620,6 +617,12 @@ impl PartJob {
             tokio::time::sleep(backoff.next_delay()).await;
         }
     }
+}
+
+fn part_result(
+    joined: Result<Result<CompletedPart, Fault>, tokio::task::JoinError>,
+) -> Result<CompletedPart, Fault> {
+    joined.map_err(|e| Fault::Transient(format!("part task: {e}")))?
 }
 
 fn crc32c(bytes: &[u8]) -> u32 {
