@@ -58,7 +58,7 @@ pub struct Args {
     pub sync_interval: Duration,
 
     /// Object key layout; placeholders {prefix} {app} {stream} {YYYY} {MM} {DD} {HH} {file} {stem}.
-    #[arg(long, env = "KEY_TEMPLATE", default_value = key::DEFAULT_TEMPLATE)]
+    #[arg(long, env = "PUBLISH_KEY_TEMPLATE", default_value = key::DEFAULT_TEMPLATE)]
     pub key_template: String,
 
     /// Without --watch: how long to keep retrying while the store is unreachable before exiting
@@ -71,7 +71,7 @@ pub struct Args {
     pub backoff_cap: Duration,
 
     /// Delete archived (uploaded and verified) MP4s and manifests older than this.
-    #[arg(long, env = "KEEP_UPLOADED_FOR", default_value = "1d", value_parser = crate::duration::parse)]
+    #[arg(long, env = "PUBLISH_KEEP_UPLOADED_FOR", default_value = "1d", value_parser = crate::duration::parse)]
     pub keep_uploaded_for: Duration,
 
     /// A request that gets no answer for this long is abandoned and retried.
@@ -83,15 +83,15 @@ pub struct Args {
     pub upload_quiet_for: Duration,
 
     /// Files this large or larger are uploaded in parts.
-    #[arg(long, env = "MULTIPART_THRESHOLD", default_value = "16M", value_parser = crate::cli::parse_size)]
+    #[arg(long, env = "PUBLISH_MULTIPART_THRESHOLD", default_value = "16M", value_parser = crate::cli::parse_size)]
     pub multipart_threshold: u64,
 
     /// Size of one part of a multipart upload (at least 5M).
-    #[arg(long, env = "PART_SIZE", default_value = "8M", value_parser = crate::cli::parse_size)]
+    #[arg(long, env = "PUBLISH_PART_SIZE", default_value = "8M", value_parser = crate::cli::parse_size)]
     pub part_size: u64,
 
     /// Parts uploaded at the same time.
-    #[arg(long, env = "PART_CONCURRENCY", default_value = "4")]
+    #[arg(long, env = "PUBLISH_PART_CONCURRENCY", default_value = "4")]
     pub part_concurrency: usize,
 }
 
