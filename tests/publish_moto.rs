@@ -115,10 +115,11 @@ async fn kill_9_at_random_points_then_rerun_leaves_every_object_once() {
         let bytes = random_bytes((16 << 20) + (next() % (6 << 20)) as usize, next());
         queue_mp4(&state, &name, &bytes);
         files.push((name, bytes));
+        let log = std::fs::File::create(tmp.path().join(format!("run{round}.log"))).unwrap();
         let mut cmd = publish_cmd(state.root(), &server.endpoint(), BUCKET);
         cmd.args(["--part-size", "5M"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(Stdio::from(log));
         let mut child = cmd.spawn().unwrap();
         std::thread::sleep(Duration::from_millis(next() % 1200));
         if child.try_wait().unwrap().is_none() {
@@ -128,6 +129,16 @@ async fn kill_9_at_random_points_then_rerun_leaves_every_object_once() {
         child.wait().unwrap();
     }
     eprintln!("{killed_while_busy} of 22 runs were killed mid-work");
+    // Later runs found and aborted the uploads that killed runs left open.
+    let stale_aborted: usize = (0..22)
+        .map(|r| std::fs::read_to_string(tmp.path().join(format!("run{r}.log"))).unwrap())
+        .map(|log| log.matches("aborting stale multipart upload").count())
+        .sum();
+    eprintln!("{stale_aborted} stale multipart uploads aborted by later runs");
+    assert!(
+        stale_aborted >= 1,
+        "no kill landed inside a multipart upload"
+    );
     assert!(killed_while_busy >= 15, "too few kills landed mid-work");
     let out = run(publish_cmd(state.root(), &server.endpoint(), BUCKET));
     assert_eq!(out.status.code(), Some(0));

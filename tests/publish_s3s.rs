@@ -151,6 +151,7 @@ async fn injected_faults_are_retried_and_every_file_lands_once() {
         part(Fault::SlowDown),
         part(Fault::CutMidBody),
         any(Fault::Blackhole),
+        part(Fault::Blackhole),
         part(Fault::Status500),
         any(Fault::SlowDown),
     ];
