@@ -109,6 +109,7 @@ async fn kill_9_at_random_points_then_rerun_leaves_every_object_once() {
     };
     let mut files = Vec::new();
     let mut killed_while_busy = 0;
+    let mut left_open = std::collections::HashSet::new();
     for round in 0..22u32 {
         // Each round queues new multipart-sized work, so every kill lands on an upload.
         let name = chunk_name("cam1", round + 1);
@@ -121,27 +122,66 @@ async fn kill_9_at_random_points_then_rerun_leaves_every_object_once() {
             .stdout(Stdio::null())
             .stderr(Stdio::from(log));
         let mut child = cmd.spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(next() % 1200));
+        if round % 2 == 0 {
+            // Every other run is killed while a multipart upload is open on the server.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while std::time::Instant::now() < deadline {
+                let open = c
+                    .list_multipart_uploads()
+                    .bucket(BUCKET)
+                    .send()
+                    .await
+                    .unwrap();
+                if !open.uploads().is_empty() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(next() % 30)).await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(next() % 1200)).await;
+        }
         if child.try_wait().unwrap().is_none() {
             killed_while_busy += 1;
         }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
+        let open = c
+            .list_multipart_uploads()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .unwrap();
+        left_open.extend(
+            open.uploads()
+                .iter()
+                .filter_map(|u| u.upload_id().map(str::to_string)),
+        );
     }
     eprintln!("{killed_while_busy} of 22 runs were killed mid-work");
-    // Later runs found and aborted the uploads that killed runs left open.
-    let stale_aborted: usize = (0..22)
-        .map(|r| std::fs::read_to_string(tmp.path().join(format!("run{r}.log"))).unwrap())
-        .map(|log| log.matches("aborting stale multipart upload").count())
-        .sum();
-    eprintln!("{stale_aborted} stale multipart uploads aborted by later runs");
-    assert!(
-        stale_aborted >= 1,
-        "no kill landed inside a multipart upload"
-    );
     assert!(killed_while_busy >= 15, "too few kills landed mid-work");
     let out = run(publish_cmd(state.root(), &server.endpoint(), BUCKET));
     assert_eq!(out.status.code(), Some(0));
+    // Each upload a kill left open was found and aborted by a later run.
+    let stale_aborted: usize = (0..22)
+        .map(|r| std::fs::read_to_string(tmp.path().join(format!("run{r}.log"))).unwrap())
+        .chain([String::from_utf8_lossy(&out.stderr).into_owned()])
+        .map(|log| log.matches("aborting stale multipart upload").count())
+        .sum();
+    eprintln!(
+        "{} multipart uploads left open by kills, {stale_aborted} aborted as stale",
+        left_open.len()
+    );
+    // (A kill can also land after CompleteMultipartUpload was sent; the store then finishes
+    // it by itself, so the two counts need not be equal.)
+    assert!(
+        left_open.len() >= 2,
+        "too few kills landed inside a multipart upload"
+    );
+    assert!(
+        stale_aborted >= 2,
+        "stale uploads were not aborted by later runs"
+    );
 
     let mut expected: Vec<String> = files
         .iter()
