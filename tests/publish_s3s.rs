@@ -314,3 +314,62 @@ async fn a_different_object_at_the_key_is_never_overwritten() {
     let reason = std::fs::read_to_string(state.failed().join(format!("{file}.reason"))).unwrap();
     assert!(reason.contains("different content"), "{reason}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manifest_sha256_is_checked_against_the_bytes_sent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = s3s_fs(&tmp.path().join("s3"), 0);
+    let c = client(&server.endpoint());
+    create_bucket(&c, BUCKET).await;
+    let state = StateDir::open(tmp.path().join("state")).unwrap();
+    let manifest_for = |name: &rtmp_recorder::spool::ChunkName, bytes: &[u8], sha: String| {
+        let m = ChunkManifest {
+            version: 1,
+            name: name.stem(),
+            app: "live".into(),
+            stream: name.stream.clone(),
+            sequence: name.seq,
+            previous: None,
+            utc_start: name.start.rfc3339(),
+            stream_offset_ms: 0,
+            duration_ms: 1000,
+            video: None,
+            audio: None,
+            mp4_bytes: Some(bytes.len() as u64),
+            sha256: Some(sha),
+        };
+        std::fs::write(
+            state.publish_inbox().join(format!("{}.json", name.stem())),
+            serde_json::to_vec(&m).unwrap(),
+        )
+        .unwrap();
+    };
+    // Right hash, multipart: uploaded in one read of the file.
+    let good = chunk_name("cam1", 1);
+    let good_bytes = random_bytes(18 << 20, 1);
+    manifest_for(&good, &good_bytes, sha256_hex(&good_bytes));
+    queue_mp4(&state, &good, &good_bytes);
+    // Wrong hash (the file is not what remux wrote), multipart and small.
+    let mut bad = Vec::new();
+    for (seq, len) in [(2u32, 18usize << 20), (3, 4000)] {
+        let name = chunk_name("cam1", seq);
+        let bytes = random_bytes(len, u64::from(seq));
+        manifest_for(&name, &bytes, sha256_hex(b"something else"));
+        bad.push(queue_mp4(&state, &name, &bytes));
+    }
+    let out = run(publish_cmd(state.root(), &server.endpoint(), BUCKET));
+    assert_eq!(out.status.code(), Some(0));
+    let got = get(&c, BUCKET, &key_for(&good, "mp4")).await;
+    assert_eq!(sha256_hex(&got.bytes), sha256_hex(&good_bytes));
+    assert_eq!(
+        list_keys(&c, BUCKET).await,
+        vec![key_for(&good, "json"), key_for(&good, "mp4")],
+        "nothing of the mismatched files was stored"
+    );
+    for file in &bad {
+        let reason = std::fs::read_to_string(state.failed().join(format!("{file}.reason")))
+            .unwrap_or_else(|_| panic!("{file} not in failed/"));
+        assert!(reason.contains("manifest"), "{reason}");
+    }
+    assert_eq!(files_in(&state.publish_inbox()), Vec::<String>::new());
+}

@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use super::backoff::Backoff;
 use super::fault::Fault;
 use super::key::KeyTemplate;
-use super::store::{ObjectSpec, Store, hex};
+use super::store::{ObjectSpec, Store, hex, parse_sha256};
 use crate::exit::{self, Coded};
 use crate::manifest::{ChunkManifest, MANIFEST_VERSION};
 use crate::shutdown::Shutdown;
@@ -202,7 +202,15 @@ impl Queue {
             content_type: "video/mp4",
             metadata: metadata.clone(),
         };
-        let stored = match self.store.put_file(mp4, &mp4_spec).await {
+        // Remux may have hashed the MP4 as it wrote it; then a large upload reads it only once.
+        let size = fs::metadata(mp4)
+            .with_context(|| format!("stat {}", mp4.display()))?
+            .len();
+        let known_sha256 = match (&manifest.sha256, manifest.mp4_bytes) {
+            (Some(text), Some(bytes)) if bytes == size => parse_sha256(text),
+            _ => None,
+        };
+        let stored = match self.store.put_file(mp4, &mp4_spec, known_sha256).await {
             Ok(s) => s,
             Err(Fault::Conflict(reason)) => return self.set_aside(mp4, &reason).map(Ok),
             Err(f) => return Ok(Err(f)),

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -136,7 +136,14 @@ impl S3Store {
         format!("s3://{}/{key}", self.cfg.bucket)
     }
 
-    pub async fn put_file(&self, path: &Path, spec: &ObjectSpec) -> Result<Stored, Fault> {
+    /// Uploads the file at `path`. `known_sha256` (from the manifest) lets a large file be
+    /// read only once; the upload is not completed if the bytes sent do not match it.
+    pub async fn put_file(
+        &self,
+        path: &Path,
+        spec: &ObjectSpec,
+        known_sha256: Option<[u8; 32]>,
+    ) -> Result<Stored, Fault> {
         self.check_bucket(&spec.key).await?;
         let size = tokio::fs::metadata(path)
             .await
@@ -148,15 +155,24 @@ impl S3Store {
                 .await
                 .map_err(|e| Fault::Transient(format!("read task: {e}")))?
                 .map_err(|e| Fault::Transient(format!("reading {}: {e}", path.display())))?;
-            self.put_bytes(bytes, spec).await
+            self.put_small(bytes, spec, known_sha256).await
         } else {
-            self.put_multipart(path, size, spec).await
+            self.put_multipart(path, size, spec, known_sha256).await
         }
     }
 
     /// One PUT with `x-amz-checksum-sha256`; the store rejects the body if it does not match.
     pub async fn put_bytes(&self, bytes: Vec<u8>, spec: &ObjectSpec) -> Result<Stored, Fault> {
         self.check_bucket(&spec.key).await?;
+        self.put_small(bytes, spec, None).await
+    }
+
+    async fn put_small(
+        &self,
+        bytes: Vec<u8>,
+        spec: &ObjectSpec,
+        known_sha256: Option<[u8; 32]>,
+    ) -> Result<Stored, Fault> {
         let size = bytes.len() as u64;
         let (bytes, sha256) = tokio::task::spawn_blocking(move || {
             let sha: [u8; 32] = Sha256::digest(&bytes).into();
@@ -165,6 +181,15 @@ impl S3Store {
         .await
         .map_err(|e| Fault::Transient(format!("hash task: {e}")))?;
         let url = self.url(&spec.key);
+        if let Some(expected) = known_sha256
+            && expected != sha256
+        {
+            return Err(Fault::Conflict(format!(
+                "sha256 {} differs from the manifest's {}; not uploading it to {url}",
+                hex(&sha256),
+                hex(&expected)
+            )));
+        }
         if self.existing(&spec.key, size, &sha256).await? == Existing::Same {
             return Ok(Stored {
                 size,
@@ -305,6 +330,7 @@ impl S3Store {
         path: &Path,
         size: u64,
         spec: &ObjectSpec,
+        known_sha256: Option<[u8; 32]>,
     ) -> Result<Stored, Fault> {
         let url = self.url(&spec.key);
         let part_size = self
@@ -313,13 +339,20 @@ impl S3Store {
             .max(MIN_PART)
             .max(size.div_ceil(MAX_PARTS));
         // The object's SHA-256 goes into its metadata, which S3 fixes when the upload is
-        // created, so it has to be known before the first part. This pass also records each
-        // part's CRC32C; the upload pass checks the bytes it sends against it, so what goes
-        // up is what was hashed.
-        let p = path.to_path_buf();
-        let (sha256, crcs) = tokio::task::spawn_blocking(move || prehash(&p, part_size))
-            .await
-            .map_err(|e| Fault::Transient(format!("hash task: {e}")))??;
+        // created, so it must be known before the first part. If the manifest brings it, the
+        // upload pass hashes what it sends and refuses to complete on a mismatch: one read.
+        // Otherwise a first pass computes it along with each part's CRC32C, and the upload
+        // pass checks each part it sends against that CRC, so what goes up is what was hashed.
+        let (sha256, part_check) = match known_sha256 {
+            Some(sha) => (sha, PartCheck::Sha256(sha)),
+            None => {
+                let p = path.to_path_buf();
+                let (sha, crcs) = tokio::task::spawn_blocking(move || prehash(&p, part_size))
+                    .await
+                    .map_err(|e| Fault::Transient(format!("hash task: {e}")))??;
+                (sha, PartCheck::Crcs(crcs))
+            }
+        };
         if self.existing(&spec.key, size, &sha256).await? == Existing::Same {
             return Ok(Stored {
                 size,
@@ -347,7 +380,7 @@ impl S3Store {
             )));
         }
         let parts = self
-            .upload_parts(path, &spec.key, &upload_id, part_size, size, &crcs)
+            .upload_parts(path, &spec.key, &upload_id, part_size, size, part_check)
             .await;
         let parts = match parts {
             Ok(parts) => parts,
@@ -401,16 +434,22 @@ impl S3Store {
         upload_id: &str,
         part_size: u64,
         size: u64,
-        crcs: &[u32],
+        check: PartCheck,
     ) -> Result<Vec<CompletedPart>, Fault> {
         let file = Arc::new(
             File::open(path)
                 .map_err(|e| Fault::Transient(format!("opening {}: {e}", path.display())))?,
         );
+        let count = size.div_ceil(part_size) as usize;
+        let (expected_sha, crcs) = match check {
+            PartCheck::Sha256(sha) => (Some(sha), None),
+            PartCheck::Crcs(crcs) => (None, Some(crcs)),
+        };
+        let mut hasher = expected_sha.map(|_| Sha256::new());
         let slots = Arc::new(Semaphore::new(self.cfg.part_concurrency.max(1)));
         let mut tasks = tokio::task::JoinSet::new();
-        let mut parts = Vec::with_capacity(crcs.len());
-        for (index, crc) in crcs.iter().copied().enumerate() {
+        let mut parts = Vec::with_capacity(count);
+        for index in 0..count {
             let permit = Arc::clone(&slots)
                 .acquire_owned()
                 .await
@@ -419,16 +458,47 @@ impl S3Store {
             while let Some(joined) = tasks.try_join_next() {
                 parts.push(part_result(joined).inspect_err(|_| tasks.abort_all())?);
             }
+            let offset = index as u64 * part_size;
+            let len = part_size.min(size - offset);
+            // Parts are read (and hashed) in order here; only sending is concurrent.
+            let (f, h) = (Arc::clone(&file), hasher.take());
+            let (bytes, crc, h) = tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; len as usize];
+                f.read_exact_at(&mut buf, offset)?;
+                let crc = crc32c(&buf);
+                let h = h.map(|mut h| {
+                    h.update(&buf);
+                    h
+                });
+                Ok::<_, std::io::Error>((buf, crc, h))
+            })
+            .await
+            .map_err(|e| Fault::Transient(format!("read task: {e}")))?
+            .map_err(|e| {
+                tasks.abort_all();
+                Fault::Transient(format!(
+                    "reading {} at offset {offset}: {e}",
+                    path.display()
+                ))
+            })?;
+            hasher = h;
+            if let Some(expected) = crcs.as_ref().and_then(|c| c.get(index))
+                && *expected != crc
+            {
+                tasks.abort_all();
+                return Err(Fault::Transient(format!(
+                    "{} changed while it was being uploaded (part {} at offset {offset})",
+                    path.display(),
+                    index + 1
+                )));
+            }
             let job = PartJob {
                 client: self.client.clone(),
                 bucket: self.cfg.bucket.clone(),
                 key: key.to_string(),
                 upload_id: upload_id.to_string(),
-                file: Arc::clone(&file),
-                path: path.to_path_buf(),
+                body: bytes::Bytes::from(bytes),
                 number: index as i32 + 1,
-                offset: index as u64 * part_size,
-                len: part_size.min(size - index as u64 * part_size),
                 crc,
                 io_timeout: self.cfg.io_timeout,
             };
@@ -441,13 +511,23 @@ impl S3Store {
         while let Some(joined) = tasks.join_next().await {
             parts.push(part_result(joined).inspect_err(|_| tasks.abort_all())?);
         }
+        if let (Some(h), Some(expected)) = (hasher, expected_sha) {
+            let sent: [u8; 32] = h.finalize().into();
+            if sent != expected {
+                return Err(Fault::Conflict(format!(
+                    "{} has sha256 {}, but its manifest says {}; not completing the upload",
+                    path.display(),
+                    hex(&sent),
+                    hex(&expected)
+                )));
+            }
+        }
         parts.sort_by_key(|p| p.part_number());
-        if parts.len() != crcs.len() {
+        if parts.len() != count {
             return Err(Fault::Transient(format!(
-                "{}: {} of {} parts uploaded",
+                "{}: {} of {count} parts uploaded",
                 self.url(key),
-                parts.len(),
-                crcs.len()
+                parts.len()
             )));
         }
         Ok(parts)
@@ -535,42 +615,24 @@ struct PartJob {
     bucket: String,
     key: String,
     upload_id: String,
-    file: Arc<File>,
-    path: PathBuf,
+    body: bytes::Bytes,
     number: i32,
-    offset: u64,
-    len: u64,
     crc: u32,
     io_timeout: Duration,
 }
 
+/// How the bytes sent are tied to the SHA-256 in the object's metadata.
+enum PartCheck {
+    /// Known from the manifest: hash while sending, compare before completing.
+    Sha256([u8; 32]),
+    /// From a first pass: each part's CRC32C must match what that pass saw.
+    Crcs(Vec<u32>),
+}
+
 impl PartJob {
     async fn run(self) -> Result<CompletedPart, Fault> {
-        let (file, offset, len) = (Arc::clone(&self.file), self.offset, self.len);
-        let bytes = tokio::task::spawn_blocking(move || {
-            let mut buf = vec![0u8; len as usize];
-            file.read_exact_at(&mut buf, offset).map(|_| buf)
-        })
-        .await
-        .map_err(|e| Fault::Transient(format!("read task: {e}")))?
-        .map_err(|e| {
-            Fault::Transient(format!(
-                "reading {} at offset {}: {e}",
-                self.path.display(),
-                self.offset
-            ))
-        })?;
-        let crc = crc32c(&bytes);
-        if crc != self.crc {
-            return Err(Fault::Transient(format!(
-                "{} changed while it was being uploaded (part {} at offset {})",
-                self.path.display(),
-                self.number,
-                self.offset
-            )));
-        }
+        let (crc, body) = (self.crc, self.body.clone());
         let sent = B64.encode(crc.to_be_bytes());
-        let body = bytes::Bytes::from(bytes);
         let url = format!("s3://{}/{} part {}", self.bucket, self.key, self.number);
         let mut backoff = Backoff::new(
             Duration::from_millis(200),
@@ -585,7 +647,7 @@ impl PartJob {
                 .key(&self.key)
                 .upload_id(&self.upload_id)
                 .part_number(self.number)
-                .content_length(self.len as i64)
+                .content_length(body.len() as i64)
                 .checksum_crc32_c(&sent)
                 .body(ByteStream::from(body.clone()))
                 .customize()

@@ -32,15 +32,30 @@ pub enum Store {
 }
 
 impl Store {
-    /// Uploads the file at `path` (its SHA-256 is computed from the bytes sent).
-    pub async fn put_file(&self, path: &Path, spec: &ObjectSpec) -> Result<Stored, Fault> {
+    /// Uploads the file at `path`; its SHA-256 is computed from the bytes read for the upload.
+    /// `known_sha256` (from the manifest, if remux filled it) lets S3 multipart uploads read
+    /// the file once; a file whose bytes do not match it is a conflict.
+    pub async fn put_file(
+        &self,
+        path: &Path,
+        spec: &ObjectSpec,
+        known_sha256: Option<[u8; 32]>,
+    ) -> Result<Stored, Fault> {
         match self {
-            Store::S3(s3) => s3.put_file(path, spec).await,
+            Store::S3(s3) => s3.put_file(path, spec, known_sha256).await,
             Store::Dir(dir) => {
                 let (dir, path, spec) = (dir.clone(), path.to_path_buf(), spec.clone());
-                tokio::task::spawn_blocking(move || dir.put_file(&path, &spec))
+                let stored = tokio::task::spawn_blocking(move || dir.put_file(&path, &spec))
                     .await
-                    .map_err(|e| Fault::Transient(format!("copy task failed: {e}")))?
+                    .map_err(|e| Fault::Transient(format!("copy task failed: {e}")))??;
+                match known_sha256 {
+                    Some(sha) if sha != stored.sha256 => Err(Fault::Conflict(format!(
+                        "sha256 {} differs from the manifest's {}",
+                        hex(&stored.sha256),
+                        hex(&sha)
+                    ))),
+                    _ => Ok(stored),
+                }
             }
         }
     }
@@ -73,4 +88,31 @@ pub fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
         s
     })
+}
+
+/// Parses a 64-digit hex SHA-256 (as manifests carry it).
+pub fn parse_sha256(text: &str) -> Option<[u8; 32]> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks(2).enumerate() {
+        let s = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(s, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_hex_round_trips() {
+        let sha: [u8; 32] = std::array::from_fn(|i| (i * 7) as u8);
+        assert_eq!(parse_sha256(&hex(&sha)), Some(sha));
+        assert_eq!(parse_sha256("abc"), None);
+        assert_eq!(parse_sha256(&"zz".repeat(32)), None);
+    }
 }
