@@ -18,7 +18,7 @@ use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
     BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ObjectCannedAcl,
@@ -548,7 +548,7 @@ impl S3Store {
             log::warn!(
                 "could not abort multipart upload {upload_id} of {}: {}",
                 self.url(key),
-                DisplayErrorContext(&e)
+                chain(&e)
             );
         }
     }
@@ -778,20 +778,32 @@ where
         }
         SdkError::TimeoutError(_) => Fault::Transient(format!("{op} {url}: timed out")),
         SdkError::ConstructionFailure(_) => {
-            Fault::Permanent(format!("{op} {url}: {}", DisplayErrorContext(&err)))
+            Fault::Permanent(format!("{op} {url}: {}", chain(&err)))
         }
         _ => {
-            let text = DisplayErrorContext(&err).to_string();
+            let text = chain(&err);
             // Missing credentials show up as a dispatch failure, but no retry will find them.
-            if text.contains("no providers in chain provided credentials")
-                || text.contains("failed to load credentials")
-            {
-                Fault::Permanent(format!("{op} {url}: no AWS credentials found: {text}"))
+            if text.contains("no credentials found") || text.contains("CredentialsNotLoaded") {
+                Fault::Permanent(format!("{op} {url}: no AWS credentials: {text}"))
             } else {
                 Fault::Transient(format!("{op} {url}: {text}"))
             }
         }
     }
+}
+
+/// An error and its causes on one line (`a: b: c`), without the SDK's debug dump.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next: Option<&dyn std::error::Error> = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string().replace('\n', " ");
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
 }
 
 #[cfg(test)]
