@@ -373,3 +373,18 @@ async fn a_manifest_sha256_is_checked_against_the_bytes_sent() {
     }
     assert_eq!(files_in(&state.publish_inbox()), Vec::<String>::new());
 }
+
+#[test]
+fn no_credentials_at_all_exit_77_and_keep_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = StateDir::open(tmp.path().join("state")).unwrap();
+    let file = queue_mp4(&state, &chunk_name("cam1", 1), &random_bytes(1000, 1));
+    let server = s3s_fs(&tmp.path().join("s3"), 0);
+    let mut cmd = publish_cmd(state.root(), &server.endpoint(), BUCKET);
+    cmd.env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY");
+    let out = run(cmd);
+    assert_eq!(out.status.code(), Some(77));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no AWS credentials"));
+    assert_eq!(files_in(&state.publish_inbox()), vec![file]);
+}
