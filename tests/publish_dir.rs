@@ -199,3 +199,34 @@ fn watch_mode_publishes_new_files_and_stops_on_sigterm() {
     assert_eq!(status.code(), Some(0));
     assert_eq!(files_in(&state.publish_inbox()), Vec::<String>::new());
 }
+
+#[test]
+fn manifests_left_by_a_crash_after_archiving_are_tidied() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = StateDir::open(tmp.path().join("state")).unwrap();
+    // A run died after moving A.mp4 to archive/ (archive/A.json written) but before removing
+    // publish/A.json; for B it died before writing archive/B.json. C is remux mid-handoff
+    // (manifest renamed in, MP4 not yet): it must be left alone.
+    let [a, b, c] = [1, 2, 3].map(|seq| chunk_name("cam1", seq).stem());
+    std::fs::write(state.archive().join(format!("{a}.mp4")), b"a").unwrap();
+    std::fs::write(state.archive().join(format!("{a}.json")), b"{\"done\":1}").unwrap();
+    std::fs::write(state.publish_inbox().join(format!("{a}.json")), b"{}").unwrap();
+    std::fs::write(state.archive().join(format!("{b}.mp4")), b"b").unwrap();
+    std::fs::write(
+        state.publish_inbox().join(format!("{b}.json")),
+        b"{\"b\":1}",
+    )
+    .unwrap();
+    std::fs::write(state.publish_inbox().join(format!("{c}.json")), b"{}").unwrap();
+    let out = run(dir_cmd(state.root(), &[]));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(files_in(&state.publish_inbox()), vec![format!("{c}.json")]);
+    assert_eq!(
+        std::fs::read(state.archive().join(format!("{a}.json"))).unwrap(),
+        b"{\"done\":1}"
+    );
+    assert_eq!(
+        std::fs::read(state.archive().join(format!("{b}.json"))).unwrap(),
+        b"{\"b\":1}"
+    );
+}
