@@ -1,0 +1,352 @@
+//! The publish loop over `publish/`: one file at a time, oldest first. Each MP4 goes up, then its
+//! manifest; only when the destination has confirmed both do they move to `archive/`. Transient
+//! faults wait (backoff with jitter) and retry; permanent ones stop the run with a clear line;
+//! a file that can never be published goes to `failed/` with its reason.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result};
+
+use super::backoff::Backoff;
+use super::fault::Fault;
+use super::key::KeyTemplate;
+use super::store::{ObjectSpec, Store, hex, parse_sha256};
+use crate::exit::{self, Coded};
+use crate::manifest::{ChunkManifest, MANIFEST_VERSION};
+use crate::shutdown::Shutdown;
+use crate::spool::{self, ChunkName, StateDir};
+
+/// How often watch mode looks for new files between sweeps.
+const POLL: Duration = Duration::from_millis(200);
+
+pub struct Queue {
+    pub state: StateDir,
+    pub store: Store,
+    pub template: KeyTemplate,
+    pub prefix: String,
+    /// Drain mode gives up after this long without progress; watch mode (`None`) never does.
+    pub retry_for: Option<Duration>,
+    pub backoff_cap: Duration,
+    pub keep_uploaded_for: Duration,
+    pub quiet_for: Duration,
+}
+
+/// What happened to one inbox file.
+#[derive(Debug, PartialEq, Eq)]
+enum Done {
+    Published,
+    /// Another process holds it, or it vanished meanwhile.
+    Busy,
+    /// Copied in by hand and still changing (or not yet quiet long enough).
+    NotQuiet,
+    /// Set aside in `failed/`.
+    Failed,
+}
+
+impl Queue {
+    pub async fn run(
+        self,
+        watch: bool,
+        sync_interval: Duration,
+        mut shutdown: Shutdown,
+    ) -> Result<()> {
+        let seed = u64::from(std::process::id())
+            ^ SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos() as u64)
+                .unwrap_or(0);
+        let mut backoff = Backoff::new(Duration::from_millis(250), self.backoff_cap, seed);
+        let mut trouble_since: Option<Instant> = None;
+        let mut last_reported: Option<String> = None;
+        let mut last_sweep: Option<Instant> = None;
+        loop {
+            if shutdown.is_requested() {
+                return Ok(());
+            }
+            if last_sweep.is_none_or(|t| t.elapsed() >= sync_interval) {
+                self.sweep()?;
+                last_sweep = Some(Instant::now());
+            }
+            let files = spool::list_inbox(&self.state.publish_inbox(), "mp4")?;
+            let mut published = 0usize;
+            let mut fault = None;
+            for file in files {
+                if shutdown.is_requested() {
+                    return Ok(());
+                }
+                let outcome = tokio::select! {
+                    r = self.publish_one(&file) => r?,
+                    _ = shutdown.requested() => return Ok(()),
+                };
+                match outcome {
+                    Ok(Done::Published) => {
+                        published += 1;
+                        backoff.reset();
+                        trouble_since = None;
+                        last_reported = None;
+                    }
+                    Ok(Done::Failed) => published += 1,
+                    Ok(Done::Busy | Done::NotQuiet) => {}
+                    Err(f) => {
+                        fault = Some(f);
+                        break;
+                    }
+                }
+            }
+            match fault {
+                None if !watch && published == 0 => {
+                    self.sweep()?;
+                    return Ok(());
+                }
+                None if !watch => continue,
+                None => {}
+                Some(Fault::Permanent(msg)) => {
+                    if !watch {
+                        // main logs this as the run's one error line.
+                        let text = format!(
+                            "{msg}; files stay in {}",
+                            self.state.publish_inbox().display()
+                        );
+                        return Err(Coded::new(exit::PERMANENT, text).into());
+                    }
+                    // A service keeps going: the operator may fix the credentials or bucket.
+                    if last_reported.as_deref() != Some(msg.as_str()) {
+                        log::error!(
+                            "{msg}; files stay queued, retrying every {}",
+                            crate::duration::format(self.backoff_cap)
+                        );
+                        last_reported = Some(msg);
+                    }
+                    if sleep_or_shutdown(self.backoff_cap, &mut shutdown).await {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                // Conflicts are settled per file in publish_one; should one get here, waiting
+                // is the safe choice.
+                Some(Fault::Transient(msg) | Fault::Conflict(msg)) => {
+                    let since = *trouble_since.get_or_insert_with(Instant::now);
+                    if let Some(limit) = self.retry_for
+                        && since.elapsed() >= limit
+                    {
+                        let text = format!(
+                            "gave up after {} of retries: {msg}; files stay in {}",
+                            crate::duration::format(limit),
+                            self.state.publish_inbox().display()
+                        );
+                        return Err(Coded::new(exit::TEMPORARY, text).into());
+                    }
+                    let delay = backoff.next_delay();
+                    log::warn!(
+                        "{msg}; retry {} in {:.1}s",
+                        backoff.attempts(),
+                        delay.as_secs_f64()
+                    );
+                    if sleep_or_shutdown(delay, &mut shutdown).await {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            }
+            if sleep_or_shutdown(POLL, &mut shutdown).await {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Publishes one MP4 and its manifest. `Err` is for local failures (the state directory);
+    /// `Ok(Err(fault))` for the destination's.
+    async fn publish_one(&self, mp4: &Path) -> Result<Result<Done, Fault>> {
+        let Some(file_name) = mp4.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+            return Ok(Ok(Done::Busy));
+        };
+        let lock = match spool::try_lock(mp4) {
+            Ok(Some(lock)) => lock,
+            Ok(None) => return Ok(Ok(Done::Busy)),
+            Err(_) if !mp4.exists() => return Ok(Ok(Done::Busy)),
+            Err(e) => return Err(e),
+        };
+        let json_path = mp4.with_extension("json");
+        let has_manifest = json_path.exists();
+        // Our stages rename complete files in; anything else must have stopped changing.
+        if !has_manifest && spool::unmodified_for(mp4)? < self.quiet_for {
+            return Ok(Ok(Done::NotQuiet));
+        }
+        let Some(chunk) = ChunkName::parse(&file_name) else {
+            return self
+                .set_aside(mp4, &format!(
+                    "{file_name} is not a chunk name ({{UTC start}}_{{app}}_{{stream}}_{{seq}}.mp4), so it has no object key"
+                ))
+                .map(Ok);
+        };
+        let mut manifest = if has_manifest {
+            match read_manifest(&json_path) {
+                Ok(m) => m,
+                Err(e) => return self.set_aside(mp4, &format!("{e:#}")).map(Ok),
+            }
+        } else {
+            minimal_manifest(&chunk)
+        };
+        let mut metadata = BTreeMap::new();
+        metadata.insert("stream".to_string(), chunk.stream.clone());
+        metadata.insert("utc-start".to_string(), manifest.utc_start.clone());
+        metadata.insert(
+            "duration".to_string(),
+            format!("{:.3}", manifest.duration_ms as f64 / 1000.0),
+        );
+        let mp4_spec = ObjectSpec {
+            key: self.template.render(&self.prefix, &chunk, &file_name),
+            content_type: "video/mp4",
+            metadata: metadata.clone(),
+        };
+        // Remux may have hashed the MP4 as it wrote it; then a large upload reads it only once.
+        let size = fs::metadata(mp4)
+            .with_context(|| format!("stat {}", mp4.display()))?
+            .len();
+        let known_sha256 = match (&manifest.sha256, manifest.mp4_bytes) {
+            (Some(text), Some(bytes)) if bytes == size => parse_sha256(text),
+            _ => None,
+        };
+        let stored = match self.store.put_file(mp4, &mp4_spec, known_sha256).await {
+            Ok(s) => s,
+            Err(Fault::Conflict(reason)) => return self.set_aside(mp4, &reason).map(Ok),
+            Err(f) => return Ok(Err(f)),
+        };
+        manifest.mp4_bytes = Some(stored.size);
+        manifest.sha256 = Some(hex(&stored.sha256));
+        let mut json = serde_json::to_vec_pretty(&manifest).context("encoding manifest")?;
+        json.push(b'\n');
+        let json_spec = ObjectSpec {
+            key: self
+                .template
+                .render(&self.prefix, &chunk, &format!("{}.json", chunk.stem())),
+            content_type: "application/json",
+            metadata,
+        };
+        match self.store.put_bytes(json.clone(), &json_spec).await {
+            Ok(_) => {}
+            Err(Fault::Conflict(reason)) => return self.set_aside(mp4, &reason).map(Ok),
+            Err(f) => return Ok(Err(f)),
+        }
+        log::info!(
+            "{} {file_name} ({} bytes, sha256 {}) as {}",
+            if stored.already_there {
+                "already published"
+            } else {
+                "published"
+            },
+            stored.size,
+            hex(&stored.sha256),
+            self.store.url(&mp4_spec.key)
+        );
+        // Retention counts from the upload, not from when remux wrote the file.
+        let _ = lock.set_modified(SystemTime::now());
+        let archive = self.state.archive();
+        spool::write_atomically(
+            &self.state.tmp(),
+            &archive.join(format!("{}.json", chunk.stem())),
+            &json,
+        )?;
+        spool::handoff(mp4, &archive)?;
+        drop(lock);
+        remove_if_present(&json_path)?;
+        Ok(Ok(Done::Published))
+    }
+
+    /// Moves the MP4 (and its manifest) to `failed/` with the reason.
+    fn set_aside(&self, mp4: &Path, reason: &str) -> Result<Done> {
+        log::error!(
+            "{}: {reason}; moved to {}",
+            mp4.display(),
+            self.state.failed().display()
+        );
+        self.state.fail(mp4, reason)?;
+        let json = mp4.with_extension("json");
+        if json.exists() {
+            spool::handoff(&json, &self.state.failed())?;
+        }
+        Ok(Done::Failed)
+    }
+
+    /// Housekeeping: manifests whose MP4 was archived by a run that died before removing them,
+    /// and retention of archived files.
+    fn sweep(&self) -> Result<()> {
+        let inbox = self.state.publish_inbox();
+        let archive = self.state.archive();
+        for json in spool::list_inbox(&inbox, "json")? {
+            let mp4 = json.with_extension("mp4");
+            let Some(name) = mp4.file_name() else {
+                continue;
+            };
+            if !mp4.exists() && archive.join(name).exists() {
+                let archived_json = json.file_name().map(|n| archive.join(n));
+                if archived_json.is_some_and(|p| p.exists()) {
+                    remove_if_present(&json)?;
+                } else {
+                    spool::handoff(&json, &archive)?;
+                }
+            }
+        }
+        let removed = spool::remove_older_than(&archive, self.keep_uploaded_for, |p| {
+            !matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("mp4") | Some("json")
+            )
+        })?;
+        if removed > 0 {
+            log::info!(
+                "retention: deleted {removed} archived files older than {}",
+                crate::duration::format(self.keep_uploaded_for)
+            );
+        }
+        Ok(())
+    }
+}
+
+async fn sleep_or_shutdown(d: Duration, shutdown: &mut Shutdown) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => false,
+        _ = shutdown.requested() => true,
+    }
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => {
+            if let Some(dir) = path.parent() {
+                spool::fsync_dir(dir).with_context(|| format!("fsync {}", dir.display()))?;
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
+    }
+}
+
+fn read_manifest(path: &Path) -> Result<ChunkManifest> {
+    let text = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not a chunk manifest", path.display()))
+}
+
+/// For an MP4 copied in by hand: what its name tells.
+fn minimal_manifest(chunk: &ChunkName) -> ChunkManifest {
+    ChunkManifest {
+        version: MANIFEST_VERSION,
+        name: chunk.stem(),
+        app: chunk.app.clone(),
+        stream: chunk.stream.clone(),
+        sequence: chunk.seq,
+        previous: None,
+        utc_start: chunk.start.rfc3339(),
+        stream_offset_ms: 0,
+        duration_ms: 0,
+        video: None,
+        audio: None,
+        mp4_bytes: None,
+        sha256: None,
+    }
+}

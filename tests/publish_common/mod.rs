@@ -1,0 +1,310 @@
+//! Shared parts of the publish tests: real S3 servers (s3s-fs, moto) on free 127.0.0.1 ports,
+//! stopped by PID; a fault-injecting HTTP proxy; chunk fixtures; running the real binary.
+//!
+//! Setup (also done by .ci/run):
+//!   cargo install s3s-fs --version 0.14.1 --features binary --locked
+//!   pip install 'moto[server]' awscli
+//! A missing tool fails the test with that hint; nothing is skipped.
+#![allow(dead_code)]
+
+pub mod proxy;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use rtmp_recorder::spool::{ChunkName, StateDir};
+use rtmp_recorder::utc::Civil;
+use sha2::{Digest, Sha256};
+
+pub const AK: &str = "rtmprecorderkey";
+pub const SK: &str = "rtmprecordersecret";
+pub const BIN: &str = env!("CARGO_BIN_EXE_rtmp-recorder");
+
+/// Finds `name` on PATH or in ~/.cargo/bin; panics with how to install it.
+pub fn require_tool(name: &str, install: &str) -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(Path::new(&home).join(".cargo/bin"));
+    }
+    for d in dirs {
+        let p = d.join(name);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!("{name} is required by this test but is not installed; install it with: {install}");
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding a free port")
+}
+
+fn wait_for_port(port: u16, child: &mut Child, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited early: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} did not listen on 127.0.0.1:{port} within 30 s");
+}
+
+/// A server process stopped by its PID when dropped.
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+    pub name: &'static str,
+}
+
+impl Server {
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// s3s-fs (checks SigV4 and checksums) serving `root` on `port` (0: a free one).
+pub fn s3s_fs(root: &Path, port: u16) -> Server {
+    let bin = require_tool(
+        "s3s-fs",
+        "cargo install s3s-fs --version 0.14.1 --features binary --locked",
+    );
+    std::fs::create_dir_all(root).unwrap();
+    let port = if port == 0 { free_port() } else { port };
+    let mut child = Command::new(bin)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--access-key", AK, "--secret-key", SK])
+        .arg(root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting s3s-fs");
+    wait_for_port(port, &mut child, "s3s-fs");
+    Server {
+        child,
+        port,
+        name: "s3s-fs",
+    }
+}
+
+/// moto's S3 server (in-memory; supports ACLs and ListMultipartUploads).
+pub fn moto() -> Server {
+    let bin = require_tool("moto_server", "pip install 'moto[server]'");
+    let port = free_port();
+    let mut child = Command::new(bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting moto_server");
+    wait_for_port(port, &mut child, "moto_server");
+    Server {
+        child,
+        port,
+        name: "moto",
+    }
+}
+
+pub fn client(endpoint: &str) -> Client {
+    let conf = aws_sdk_s3::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-west-2"))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(Credentials::new(AK, SK, None, None, "test"))
+        .build();
+    Client::from_conf(conf)
+}
+
+pub async fn create_bucket(c: &Client, bucket: &str) {
+    use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+    c.create_bucket()
+        .bucket(bucket)
+        .create_bucket_configuration(
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::UsWest2)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("creating bucket");
+}
+
+/// Every key in the bucket.
+pub async fn list_keys(c: &Client, bucket: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut token = None;
+    loop {
+        let out = c
+            .list_objects_v2()
+            .bucket(bucket)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .expect("listing objects");
+        keys.extend(
+            out.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_string)),
+        );
+        match out.next_continuation_token() {
+            Some(t) => token = Some(t.to_string()),
+            None => break,
+        }
+    }
+    keys.sort();
+    keys
+}
+
+pub struct Fetched {
+    pub bytes: Vec<u8>,
+    pub content_type: Option<String>,
+    pub metadata: std::collections::HashMap<String, String>,
+}
+
+pub async fn get(c: &Client, bucket: &str, key: &str) -> Fetched {
+    let out = c
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {key}: {e:?}"));
+    let content_type = out.content_type().map(str::to_string);
+    let metadata = out.metadata().cloned().unwrap_or_default();
+    let bytes = out.body.collect().await.unwrap().into_bytes().to_vec();
+    Fetched {
+        bytes,
+        content_type,
+        metadata,
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A chunk name at a fixed date: 2026-11-26T03:27:59.123Z plus `seq` minutes.
+pub fn chunk_name(stream: &str, seq: u32) -> ChunkName {
+    ChunkName::new(
+        Civil::from_unix_millis(1_795_663_679_123 + i64::from(seq) * 60_000),
+        "live",
+        stream,
+        seq,
+    )
+}
+
+/// Deterministic pseudo-random bytes (for pure-transfer tests, where content does not matter).
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Puts `bytes` into `publish/` as `NAME.mp4` the way remux does (via tmp + rename), with no
+/// manifest. Returns the file name.
+pub fn queue_mp4(state: &StateDir, name: &ChunkName, bytes: &[u8]) -> String {
+    let file = format!("{}.mp4", name.stem());
+    let tmp = state.tmp().join(&file);
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, state.publish_inbox().join(&file)).unwrap();
+    file
+}
+
+/// A real 2-second H.264/AAC faststart MP4 made by ffmpeg.
+pub fn real_mp4(dir: &Path) -> Vec<u8> {
+    let ffmpeg = require_tool("ffmpeg", "apt-get install -y ffmpeg");
+    let out = dir.join("fixture.mp4");
+    let status = Command::new(ffmpeg)
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=duration=2:size=320x240:rate=25",
+        ])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:duration=2"])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"])
+        .args(["-movflags", "+faststart"])
+        .arg(&out)
+        .status()
+        .expect("running ffmpeg");
+    assert!(status.success(), "ffmpeg failed");
+    std::fs::read(out).unwrap()
+}
+
+/// The publish command with a hermetic AWS environment (no profile files, no IMDS).
+pub fn publish_cmd(state: &Path, endpoint: &str, bucket: &str) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--state-dir")
+        .arg(state)
+        .args(["--log-level", "debug", "publish"])
+        .args(["--destination", &format!("s3://{bucket}/rec")])
+        .args(["--endpoint-url", endpoint])
+        .args(["--upload-quiet-for", "0"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("AWS_ACCESS_KEY_ID", AK)
+        .env("AWS_SECRET_ACCESS_KEY", SK)
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    cmd
+}
+
+pub fn run(mut cmd: Command) -> Output {
+    let out = cmd.output().expect("running rtmp-recorder");
+    eprintln!(
+        "--- rtmp-recorder exited {:?}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn files_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
