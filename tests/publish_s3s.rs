@@ -214,18 +214,19 @@ async fn store_down_then_back_within_the_retry_window() {
         "--upload-timeout",
         "2s",
         "--backoff-cap",
-        "2s",
+        "5s",
         "--retry-for",
-        "2m",
+        "3m",
     ]);
     let started = Instant::now();
     let child = std::thread::spawn(move || run(cmd));
-    // The store is down for ~10 s (60 s in production outages; kept short for CI).
-    std::thread::sleep(Duration::from_secs(10));
+    // The store is down for a minute, as in the outage, then comes back on its port.
+    const OUTAGE: Duration = Duration::from_secs(60);
+    std::thread::sleep(OUTAGE);
     let server = s3s_fs(&root, port);
     let out = child.join().unwrap();
     assert_eq!(out.status.code(), Some(0));
-    assert!(started.elapsed() >= Duration::from_secs(10));
+    assert!(started.elapsed() >= OUTAGE);
     assert_published(&client(&server.endpoint()), &state, &files).await;
 }
 
