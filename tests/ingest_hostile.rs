@@ -6,6 +6,7 @@
 //! 200 MiB.
 
 mod common;
+mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -3,6 +3,7 @@
 //! (pure transfer; content does not matter here).
 
 mod publish_common;
+mod support;
 
 use std::process::Stdio;
 use std::time::{Duration, SystemTime};

@@ -4,6 +4,7 @@
 //! currentTime back to the server; we assert it played.
 
 mod remux_common;
+mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -4,6 +4,7 @@
 //! in `archive/`, none lost, nothing in `failed/`.
 
 mod remux_common;
+mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

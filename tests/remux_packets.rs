@@ -3,6 +3,7 @@
 //! agree with `ffmpeg -c copy`, decode without a single error and have its moov first.
 
 mod remux_common;
+mod support;
 
 use std::path::{Path, PathBuf};
 

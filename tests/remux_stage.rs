@@ -3,6 +3,7 @@
 //! `--keep-flv-for` prunes old archived FLVs only, and the manifest carries ingest's metadata.
 
 mod remux_common;
+mod support;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

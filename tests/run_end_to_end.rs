@@ -7,6 +7,7 @@
 mod common;
 #[path = "publish_common/mod.rs"]
 mod publish_common;
+mod support;
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};

@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -26,30 +25,9 @@ pub const JITTER_MS: i64 = 50;
 // ---------------------------------------------------------------------------------------------
 // Waiting without blind sleeps
 
-/// A port that was free a moment ago on 127.0.0.1.
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
-    l.local_addr().expect("local_addr").port()
-}
-
-/// Polls `cond` every 50 ms until it holds; panics with `what` after `timeout`.
-pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return;
-        }
-        if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// True once something accepts TCP connections on 127.0.0.1:`port`.
-pub fn port_open(port: u16) -> bool {
-    TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
-}
+use crate::support;
+#[allow(unused_imports)]
+pub use support::{free_port, port_open, sha256_hex, wait_until};
 
 /// Waits for a child to exit; kills it and panics (showing `log`) after `timeout`.
 pub fn wait_child(child: &mut Child, timeout: Duration, what: &str, log: &Path) -> ExitStatus {
@@ -202,23 +180,14 @@ impl Recorder {
     }
 
     fn wait_listening(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !port_open(self.port) {
-            if let Some(status) = self.child_mut().try_wait().expect("try_wait") {
-                panic!(
-                    "rtmp-recorder exited ({status}) before listening on {}\n{}",
-                    self.port,
-                    show_log(&self.log)
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "rtmp-recorder not listening on {} after 15 s\n{}",
-                self.port,
-                show_log(&self.log)
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let (port, log) = (self.port, self.log.clone());
+        support::wait_for_port(
+            port,
+            self.child_mut(),
+            Duration::from_secs(15),
+            "rtmp-recorder",
+            || show_log(&log),
+        );
     }
 
     fn child_mut(&mut self) -> &mut Child {
@@ -388,17 +357,11 @@ impl Nginx {
             record_dir,
             log,
         };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !port_open(port) {
-            if let Some(s) = n.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("nginx exited ({s})\n{}", show_log(&n.log));
-            }
-            assert!(
-                Instant::now() < deadline,
-                "nginx not listening\n{}",
-                show_log(&n.log)
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        let log = n.log.clone();
+        if let Some(child) = n.child.as_mut() {
+            support::wait_for_port(port, child, Duration::from_secs(10), "nginx", || {
+                show_log(&log)
+            });
         }
         n
     }
@@ -615,17 +578,9 @@ pub fn gst_publish(url: &str, secs: u32, opts: &PublishOpts) -> Publisher {
 // ffprobe / ffmpeg checks
 
 fn run_capture(cmd: &mut Command, what: &str) -> (String, String) {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("running {what}: {e}"));
+    let out = support::run_ok(cmd, what);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "{what} failed ({}): {stderr}",
-        out.status
-    );
     (stdout, stderr)
 }
 

@@ -4,29 +4,16 @@
 //! timestamps).
 #![allow(dead_code)]
 
+use crate::support;
+#[allow(unused_imports)]
+pub use support::ensure_apt;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_rtmp-recorder");
-
-/// Makes sure a Debian tool is installed (installs the package if it is missing).
-pub fn ensure_apt(tool: &str, package: &str) {
-    if Command::new("which")
-        .arg(tool)
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-    {
-        return;
-    }
-    let ok = Command::new("apt-get")
-        .args(["install", "-y", package])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "could not install {package} (needed for {tool})");
-}
 
 pub fn ffmpeg() -> &'static str {
     static ONCE: OnceLock<()> = OnceLock::new();
@@ -67,17 +54,8 @@ pub fn ffmpeg9() -> PathBuf {
 
 /// Runs an encoder command line; panics with its stderr on failure.
 pub fn run(bin: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Output {
-    let out = Command::new(bin.as_ref())
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running {:?}: {e}", bin.as_ref()));
-    assert!(
-        out.status.success(),
-        "{:?} {args:?} failed: {}",
-        bin.as_ref(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    let bin = bin.as_ref();
+    support::run_ok(Command::new(bin).args(args), &format!("{bin:?} {args:?}"))
 }
 
 /// Encodes a fixture with Debian ffmpeg: `args` go between the inputs and the output.
