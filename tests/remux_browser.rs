@@ -106,16 +106,7 @@ fn remuxed_chunk(dir: &Path) -> PathBuf {
     let flv = dir.join("in.flv");
     encode(
         &flv,
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=640x360:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-        ],
+        AV_640X360,
         &[
             "-t",
             "5",
@@ -135,18 +126,7 @@ fn remuxed_chunk(dir: &Path) -> PathBuf {
             "48000",
         ],
     );
-    let state = dir.join("state");
-    let name = chunk_name(1);
-    queue(&state, &[(&name, &flv)]);
-    let out = remux(&state, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    state
-        .join("publish")
-        .join(format!("{}.mp4", name.trim_end_matches(".flv")))
+    remux_one(dir, &flv).0
 }
 
 #[test]

@@ -8,7 +8,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
 
 use remux_common::*;
@@ -28,12 +28,7 @@ impl Rng {
 }
 
 fn spawn(state: &Path) -> std::process::Child {
-    Command::new(BIN)
-        .arg("--state-dir")
-        .arg(state)
-        .args(["remux", "--log-level", "error"])
-        .env_remove("STATE_DIRECTORY")
-        .env_remove("JOURNAL_STREAM")
+    remux_command(state, &["--log-level", "error"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -179,9 +174,7 @@ fn sigkill_at_random_points_never_loses_or_corrupts() {
         want_publish.sort();
         assert_eq!(listing("publish"), want_publish, "seed {seed} run {run}");
         for (name, want) in &expected {
-            let mp4 = state
-                .join("publish")
-                .join(format!("{}.mp4", name.trim_end_matches(".flv")));
+            let mp4 = published_mp4(&state, name);
             assert_eq!(
                 &payloads(&packets(&mp4)),
                 want,

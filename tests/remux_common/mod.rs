@@ -74,6 +74,27 @@ pub fn encode_with(bin: &Path, out: &Path, inputs: &[&str], args: &[&str]) {
 
 pub const VIDEO_720P: &[&str] = &["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30"];
 pub const SINE_48K: &[&str] = &["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"];
+/// A test picture with a 440 Hz tone at 48 kHz.
+pub const AV_640X360: &[&str] = &[
+    "-f",
+    "lavfi",
+    "-i",
+    "testsrc2=size=640x360:rate=30",
+    "-f",
+    "lavfi",
+    "-i",
+    "sine=frequency=440:sample_rate=48000",
+];
+pub const AV_320X240: &[&str] = &[
+    "-f",
+    "lavfi",
+    "-i",
+    "testsrc2=size=320x240:rate=30",
+    "-f",
+    "lavfi",
+    "-i",
+    "sine=frequency=440:sample_rate=48000",
+];
 
 /// One packet as ffmpeg's demuxer delivers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -285,17 +306,77 @@ pub fn queue(state: &Path, flvs: &[(&str, &Path)]) {
     }
 }
 
-/// Runs `rtmp-recorder --state-dir STATE remux` to completion.
-pub fn remux(state: &Path, extra: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--state-dir")
+/// `rtmp-recorder --state-dir STATE remux EXTRA...`, with no systemd variables.
+pub fn remux_command(state: &Path, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--state-dir")
         .arg(state)
         .arg("remux")
         .args(extra)
         .env_remove("STATE_DIRECTORY")
-        .env_remove("JOURNAL_STREAM")
+        .env_remove("JOURNAL_STREAM");
+    cmd
+}
+
+/// Runs `rtmp-recorder --state-dir STATE remux` to completion.
+pub fn remux(state: &Path, extra: &[&str]) -> Output {
+    remux_command(state, extra)
         .output()
         .expect("running rtmp-recorder")
+}
+
+/// Where remux publishes the MP4 of the chunk queued as `name`.
+pub fn published_mp4(state: &Path, name: &str) -> PathBuf {
+    state
+        .join("publish")
+        .join(format!("{}.mp4", name.trim_end_matches(".flv")))
+}
+
+/// The manifest published next to `mp4`.
+pub fn manifest(mp4: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(mp4.with_extension("json")).unwrap()).unwrap()
+}
+
+/// Remuxes one FLV through a fresh state directory `dir/state`; checks the chunk moved on
+/// (MP4 and manifest published, FLV archived) and returns the MP4 path and the log.
+pub fn remux_one(dir: &Path, flv: &Path) -> (PathBuf, String) {
+    let state = dir.join("state");
+    let name = chunk_name(1);
+    queue(&state, &[(&name, flv)]);
+    let out = remux(&state, &[]);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "remux failed: {log}");
+    let mp4 = published_mp4(&state, &name);
+    assert!(mp4.exists(), "no MP4 in publish/: {log}");
+    assert!(mp4.with_extension("json").exists(), "no manifest");
+    assert!(
+        state.join("archive").join(&name).exists(),
+        "FLV not archived"
+    );
+    assert!(
+        !state.join("remux").join(&name).exists(),
+        "FLV left in remux/"
+    );
+    (mp4, log)
+}
+
+/// `ffprobe -select_streams STREAMS -show_entries ENTRIES -of csv=p=0 FILE`'s output.
+pub fn probe(file: &Path, streams: &str, entries: &str) -> String {
+    let out = run(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-select_streams",
+            streams,
+            "-show_entries",
+            entries,
+            "-of",
+            "csv=p=0",
+            file.to_str().unwrap(),
+        ],
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A chunk name of the form ingest writes.
