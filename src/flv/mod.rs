@@ -24,4 +24,4 @@ pub use video::{VideoCodec, VideoPacket, VideoTag, parse_video};
 pub use writer::FlvWriter;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
