@@ -152,6 +152,13 @@ fn reply_contains(s: &mut TcpStream, needle: &[u8], within: Duration) -> bool {
     false
 }
 
+/// A Set Chunk Size protocol control message (type 1 on chunk stream 2).
+fn set_chunk_size(size: u32) -> Vec<u8> {
+    let mut b = fmt0(2, 0, 4, 1, 0);
+    b.extend(size.to_be_bytes());
+    b
+}
+
 /// A fmt0 header announcing a command of 0xFFFFFF bytes, a little payload, and a hang-up.
 fn huge_length_header(port: u16) {
     let mut s = handshake(port);
@@ -164,8 +171,7 @@ fn huge_length_header(port: u16) {
 /// The largest chunk size the protocol allows (2^31-1), then a message that uses it.
 fn max_chunk_size(port: u16) {
     let mut s = handshake(port);
-    let mut b = fmt0(2, 0, 4, 1, 0);
-    b.extend(0x7fff_ffffu32.to_be_bytes());
+    let mut b = set_chunk_size(0x7fff_ffff);
     b.extend(fmt0(6, 0, 0xff_ffff, 9, 1));
     b.extend(vec![0x17; 65_536]);
     send(&mut s, &b);
@@ -174,8 +180,7 @@ fn max_chunk_size(port: u16) {
 /// A video message just under 8 MiB, sent whole in 64 KiB chunks, with no publish before it.
 fn large_message_without_publish(port: u16) {
     let mut s = handshake(port);
-    let mut b = fmt0(2, 0, 4, 1, 0);
-    b.extend(65_536u32.to_be_bytes());
+    let mut b = set_chunk_size(65_536);
     let len = (8 << 20) - 16;
     b.extend(fmt0(6, 0, len as u32, 9, 1));
     let body = vec![0x27u8; len];
