@@ -233,6 +233,18 @@ fn garbage_after_handshake(port: u16) {
 /// One hostile client, given the ingest port.
 type Attack = fn(u16);
 
+const ATTACKS: [(&str, Attack); 6] = [
+    ("huge fmt0 length", huge_length_header),
+    ("max chunk size", max_chunk_size),
+    (
+        "8 MiB message without publish",
+        large_message_without_publish,
+    ),
+    ("16 MiB message", sixteen_mib_message),
+    ("garbage without handshake", garbage_without_handshake),
+    ("garbage after handshake", garbage_after_handshake),
+];
+
 #[test]
 fn hostile_connections_do_not_disturb_a_recording() {
     let dir = TempDir::new().unwrap();
@@ -251,20 +263,9 @@ fn hostile_connections_do_not_disturb_a_recording() {
     send(&mut stalled, &[3u8; 700]);
 
     let port = rec.port;
-    let attacks: [(&str, Attack); 6] = [
-        ("huge fmt0 length", huge_length_header),
-        ("max chunk size", max_chunk_size),
-        (
-            "8 MiB message without publish",
-            large_message_without_publish,
-        ),
-        ("16 MiB message", sixteen_mib_message),
-        ("garbage without handshake", garbage_without_handshake),
-        ("garbage after handshake", garbage_after_handshake),
-    ];
     for round in 0..3 {
         let interleaved = std::thread::spawn(move || interleaved_chunk_streams(port));
-        let threads: Vec<_> = attacks
+        let threads: Vec<_> = ATTACKS
             .iter()
             .map(|&(name, attack)| (name, std::thread::spawn(move || attack(port))))
             .collect();
@@ -319,17 +320,7 @@ fn attack_clients_work_against_nginx_rtmp() {
         answered,
         "nginx-rtmp did not answer the interleaved connect"
     );
-    for (name, attack) in [
-        ("huge fmt0 length", huge_length_header as Attack),
-        ("max chunk size", max_chunk_size),
-        (
-            "8 MiB message without publish",
-            large_message_without_publish,
-        ),
-        ("16 MiB message", sixteen_mib_message),
-        ("garbage without handshake", garbage_without_handshake),
-        ("garbage after handshake", garbage_after_handshake),
-    ] {
+    for (name, attack) in ATTACKS {
         std::thread::spawn(move || attack(port))
             .join()
             .unwrap_or_else(|_| panic!("attack {name} failed against nginx-rtmp"));

@@ -727,25 +727,23 @@ impl Tag {
     }
     /// AVC sequence header (legacy `AVCPacketType 0`) or enhanced `SequenceStart`.
     pub fn is_video_seq_header(&self) -> bool {
-        if !self.is_video() || self.data.len() < 2 {
-            return false;
-        }
-        if self.ex_header() {
-            self.data[0] & 0x0f == 0
-        } else {
-            self.data[0] & 0x0f == 7 && self.data[1] == 0
-        }
+        self.is_video_packet_type(0)
     }
     /// AVC end of sequence (`AVCPacketType 2`, enhanced `SequenceEnd`): ffmpeg writes one at
     /// the end of a stream; it is not a frame.
     pub fn is_video_end_of_sequence(&self) -> bool {
+        self.is_video_packet_type(2)
+    }
+    /// The enhanced VideoPacketType or the legacy AVCPacketType is `n` (0 and 2 mean the same
+    /// in both).
+    fn is_video_packet_type(&self, n: u8) -> bool {
         if !self.is_video() || self.data.len() < 2 {
             return false;
         }
         if self.ex_header() {
-            self.data[0] & 0x0f == 2
+            self.data[0] & 0x0f == n
         } else {
-            self.data[0] & 0x0f == 7 && self.data[1] == 2
+            self.data[0] & 0x0f == 7 && self.data[1] == n
         }
     }
     /// The composition time offset (PTS - DTS) of an AVC/HEVC frame, 0 when absent.

@@ -245,15 +245,21 @@ pub fn publish_cmd(state: &Path, endpoint: &str, bucket: &str) -> Command {
         .args(["--log-level", "debug", "publish"])
         .args(["--destination", &format!("s3://{bucket}/rec")])
         .args(["--endpoint-url", endpoint])
-        .args(["--upload-quiet-for", "0"])
-        .env_clear()
+        .args(["--upload-quiet-for", "0"]);
+    hermetic_aws_env(&mut cmd);
+    cmd
+}
+
+/// Clears `cmd`'s environment but PATH and gives it our test credentials, with no AWS profile
+/// files and no instance metadata service.
+pub fn hermetic_aws_env(cmd: &mut Command) -> &mut Command {
+    cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("AWS_ACCESS_KEY_ID", AK)
         .env("AWS_SECRET_ACCESS_KEY", SK)
         .env("AWS_CONFIG_FILE", "/nonexistent")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-        .env("AWS_EC2_METADATA_DISABLED", "true");
-    cmd
+        .env("AWS_EC2_METADATA_DISABLED", "true")
 }
 
 pub fn run(mut cmd: Command) -> Output {
