@@ -68,16 +68,10 @@ fn sigkill_at_random_points_never_loses_or_corrupts() {
         let flv = dir.path().join(format!("src{i}.flv"));
         encode(
             &flv,
-            &[
-                "-f",
-                "lavfi",
-                "-i",
+            &lavfi_av(
                 &format!("testsrc2=size={}x{}:rate=30", 480 + 32 * i, 270 + 18 * i),
-                "-f",
-                "lavfi",
-                "-i",
                 &format!("sine=frequency={}:sample_rate=48000", 300 + 100 * i),
-            ],
+            ),
             &[
                 "-t",
                 "3",

@@ -101,16 +101,10 @@ fn aac_mono_44k() {
     let flv = dir.path().join("in.flv");
     encode(
         &flv,
-        &[
-            "-f",
-            "lavfi",
-            "-i",
+        &lavfi_av(
             "testsrc2=size=320x240:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
             "sine=frequency=1000:sample_rate=44100",
-        ],
+        ),
         &[
             "-t", "4", "-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac", "-ar", "44100",
             "-ac", "1",
@@ -129,16 +123,10 @@ fn mp3_audio() {
     let flv = dir.path().join("in.flv");
     encode(
         &flv,
-        &[
-            "-f",
-            "lavfi",
-            "-i",
+        &lavfi_av(
             "testsrc2=size=320x240:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
             "sine=frequency=600:sample_rate=44100",
-        ],
+        ),
         &[
             "-t",
             "4",
@@ -173,7 +161,7 @@ fn resolution_and_audio_config_change_mid_stream() {
         let audio = format!("sine=sample_rate={rate}");
         encode(
             out,
-            &["-f", "lavfi", "-i", &video, "-f", "lavfi", "-i", &audio],
+            &lavfi_av(&video, &audio),
             &[
                 "-t", "2", "-c:v", "libx264", "-preset", "veryfast", "-bf", "2", "-g", "30",
                 "-c:a", "aac", "-ar", rate, "-ac", channels,

@@ -59,13 +59,13 @@ pub fn run(bin: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Output {
 }
 
 /// Encodes a fixture with Debian ffmpeg: `args` go between the inputs and the output.
-pub fn encode(out: &Path, inputs: &[&str], args: &[&str]) {
+pub fn encode(out: &Path, inputs: &[impl AsRef<str>], args: &[&str]) {
     encode_with(ffmpeg().as_ref(), out, inputs, args)
 }
 
-pub fn encode_with(bin: &Path, out: &Path, inputs: &[&str], args: &[&str]) {
+pub fn encode_with(bin: &Path, out: &Path, inputs: &[impl AsRef<str>], args: &[&str]) {
     let mut all = vec!["-v", "error", "-y"];
-    all.extend_from_slice(inputs);
+    all.extend(inputs.iter().map(AsRef::as_ref));
     all.extend_from_slice(args);
     let o = out.to_str().expect("utf-8 path");
     all.push(o);
@@ -74,6 +74,11 @@ pub fn encode_with(bin: &Path, out: &Path, inputs: &[&str], args: &[&str]) {
 
 pub const VIDEO_720P: &[&str] = &["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30"];
 pub const SINE_48K: &[&str] = &["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"];
+/// lavfi inputs: the `video` source (e.g. `testsrc2=...`), then the `audio` one (`sine=...`).
+pub fn lavfi_av(video: &str, audio: &str) -> [String; 8] {
+    ["-f", "lavfi", "-i", video, "-f", "lavfi", "-i", audio].map(String::from)
+}
+
 /// A test picture with a 440 Hz tone at 48 kHz.
 pub const AV_640X360: &[&str] = &[
     "-f",
