@@ -68,6 +68,17 @@ pub fn show_log(path: &Path) -> String {
     )
 }
 
+/// Kills a harness child that still runs; while a test panics, shows its log too.
+fn stop_and_report(child: &mut Option<Child>, log: &Path) {
+    if let Some(mut child) = child.take() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    if std::thread::panicking() {
+        eprintln!("{}", show_log(log));
+    }
+}
+
 fn log_file(path: &Path) -> File {
     OpenOptions::new()
         .create(true)
@@ -291,13 +302,7 @@ impl Recorder {
 
 impl Drop for Recorder {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!("{}", show_log(&self.log));
-        }
+        stop_and_report(&mut self.child, &self.log);
     }
 }
 
@@ -382,13 +387,7 @@ impl Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!("{}", show_log(&self.log));
-        }
+        stop_and_report(&mut self.child, &self.log);
     }
 }
 
