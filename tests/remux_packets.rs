@@ -5,9 +5,26 @@
 mod remux_common;
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use remux_common::*;
+
+/// `dir/in.flv` from ffmpeg 9 with AAC and the `video` encoder arguments; asserts its video
+/// carries the Enhanced RTMP FourCC header (an ExVideoTagHeader with `fourcc`). Returns the
+/// ffmpeg 9 binary and the FLV.
+fn enhanced_flv(dir: &Path, fourcc: &str, video: &[&str]) -> (PathBuf, PathBuf) {
+    let flv = dir.join("in.flv");
+    let f9 = ffmpeg9();
+    let mut args = video.to_vec();
+    args.extend_from_slice(&["-c:a", "aac", "-f", "flv"]);
+    encode_with(&f9, &flv, AV_640X360, &args);
+    let data = std::fs::read(&flv).unwrap();
+    assert!(
+        data.windows(4).any(|w| w == fourcc.as_bytes()),
+        "no Enhanced RTMP {fourcc} header"
+    );
+    (f9, flv)
+}
 
 #[test]
 fn h264_high_bframes_aac_720p() {
@@ -207,12 +224,9 @@ fn resolution_and_audio_config_change_mid_stream() {
 #[test]
 fn hevc_enhanced_rtmp_flv() {
     let dir = tempfile::tempdir().unwrap();
-    let flv = dir.path().join("in.flv");
-    let f9 = ffmpeg9();
-    encode_with(
-        &f9,
-        &flv,
-        AV_640X360,
+    let (f9, flv) = enhanced_flv(
+        dir.path(),
+        "hvc1",
         &[
             "-t",
             "4",
@@ -222,17 +236,7 @@ fn hevc_enhanced_rtmp_flv() {
             "veryfast",
             "-x265-params",
             "log-level=none:bframes=3",
-            "-c:a",
-            "aac",
-            "-f",
-            "flv",
         ],
-    );
-    // The FourCC header: an ExVideoTagHeader with "hvc1".
-    let data = std::fs::read(&flv).unwrap();
-    assert!(
-        data.windows(4).any(|w| w == b"hvc1"),
-        "no Enhanced RTMP hvc1 header"
     );
     let (mp4, _) = remux_one(dir.path(), &flv);
     assert_packet_identical(&f9, &flv, &mp4);
@@ -391,29 +395,10 @@ fn garbage_and_empty_inputs_fail_while_the_queue_drains() {
 #[test]
 fn av1_enhanced_rtmp_flv() {
     let dir = tempfile::tempdir().unwrap();
-    let flv = dir.path().join("in.flv");
-    let f9 = ffmpeg9();
-    encode_with(
-        &f9,
-        &flv,
-        AV_640X360,
-        &[
-            "-t",
-            "3",
-            "-c:v",
-            "libsvtav1",
-            "-preset",
-            "12",
-            "-c:a",
-            "aac",
-            "-f",
-            "flv",
-        ],
-    );
-    let data = std::fs::read(&flv).unwrap();
-    assert!(
-        data.windows(4).any(|w| w == b"av01"),
-        "no Enhanced RTMP av01 header"
+    let (f9, flv) = enhanced_flv(
+        dir.path(),
+        "av01",
+        &["-t", "3", "-c:v", "libsvtav1", "-preset", "12"],
     );
     let (mp4, _) = remux_one(dir.path(), &flv);
     // MP4 samples leave out AV1 temporal delimiters (as ffmpeg's MP4 muxer does), so the
