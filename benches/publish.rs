@@ -7,6 +7,8 @@
 
 #[path = "../tests/publish_common/mod.rs"]
 mod publish_common;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -990,13 +990,9 @@ mod tests {
         }
     }
 
+    /// A tool's stdout followed by its stderr (where ffprobe reports decode errors).
     fn tool(cmd: &mut std::process::Command) -> String {
-        let out = cmd.output().expect("run tool (apt-get install -y ffmpeg)");
-        assert!(
-            out.status.success(),
-            "{cmd:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = crate::flv::tests::run_tool(cmd);
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
     }
 
@@ -1008,35 +1004,7 @@ mod tests {
         use std::process::Command;
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("src.flv");
-        tool(
-            Command::new("ffmpeg")
-                .args([
-                    "-hide_banner",
-                    "-loglevel",
-                    "error",
-                    "-f",
-                    "lavfi",
-                    "-i",
-                    "testsrc2=size=320x240:rate=30",
-                    "-f",
-                    "lavfi",
-                    "-i",
-                    "sine",
-                    "-t",
-                    "4",
-                    "-c:v",
-                    "libx264",
-                    "-bf",
-                    "2",
-                    "-g",
-                    "30",
-                    "-c:a",
-                    "aac",
-                    "-f",
-                    "flv",
-                ])
-                .arg(&src),
-        );
+        crate::flv::tests::ffmpeg_h264_aac_flv(&src, "4");
         let bytes = std::fs::read(&src).unwrap();
         let mut r = FlvReader::new(Cursor::new(&bytes)).unwrap();
         let mut s = Splitter::new(cfg(1000, u64::MAX));

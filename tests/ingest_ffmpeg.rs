@@ -3,6 +3,7 @@
 //! the first keyframe after 10 s, each a self-contained FLV.
 
 mod common;
+mod support;
 
 use std::time::Duration;
 

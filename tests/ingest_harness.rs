@@ -4,6 +4,7 @@
 //! rejected. If these fail, the ingest tests' verdicts mean nothing.
 
 mod common;
+mod support;
 
 use std::time::Duration;
 

@@ -6,6 +6,7 @@
 //! 200 MiB.
 
 mod common;
+mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -151,6 +152,13 @@ fn reply_contains(s: &mut TcpStream, needle: &[u8], within: Duration) -> bool {
     false
 }
 
+/// A Set Chunk Size protocol control message (type 1 on chunk stream 2).
+fn set_chunk_size(size: u32) -> Vec<u8> {
+    let mut b = fmt0(2, 0, 4, 1, 0);
+    b.extend(size.to_be_bytes());
+    b
+}
+
 /// A fmt0 header announcing a command of 0xFFFFFF bytes, a little payload, and a hang-up.
 fn huge_length_header(port: u16) {
     let mut s = handshake(port);
@@ -163,8 +171,7 @@ fn huge_length_header(port: u16) {
 /// The largest chunk size the protocol allows (2^31-1), then a message that uses it.
 fn max_chunk_size(port: u16) {
     let mut s = handshake(port);
-    let mut b = fmt0(2, 0, 4, 1, 0);
-    b.extend(0x7fff_ffffu32.to_be_bytes());
+    let mut b = set_chunk_size(0x7fff_ffff);
     b.extend(fmt0(6, 0, 0xff_ffff, 9, 1));
     b.extend(vec![0x17; 65_536]);
     send(&mut s, &b);
@@ -173,8 +180,7 @@ fn max_chunk_size(port: u16) {
 /// A video message just under 8 MiB, sent whole in 64 KiB chunks, with no publish before it.
 fn large_message_without_publish(port: u16) {
     let mut s = handshake(port);
-    let mut b = fmt0(2, 0, 4, 1, 0);
-    b.extend(65_536u32.to_be_bytes());
+    let mut b = set_chunk_size(65_536);
     let len = (8 << 20) - 16;
     b.extend(fmt0(6, 0, len as u32, 9, 1));
     let body = vec![0x27u8; len];
@@ -227,6 +233,18 @@ fn garbage_after_handshake(port: u16) {
 /// One hostile client, given the ingest port.
 type Attack = fn(u16);
 
+const ATTACKS: [(&str, Attack); 6] = [
+    ("huge fmt0 length", huge_length_header),
+    ("max chunk size", max_chunk_size),
+    (
+        "8 MiB message without publish",
+        large_message_without_publish,
+    ),
+    ("16 MiB message", sixteen_mib_message),
+    ("garbage without handshake", garbage_without_handshake),
+    ("garbage after handshake", garbage_after_handshake),
+];
+
 #[test]
 fn hostile_connections_do_not_disturb_a_recording() {
     let dir = TempDir::new().unwrap();
@@ -245,20 +263,9 @@ fn hostile_connections_do_not_disturb_a_recording() {
     send(&mut stalled, &[3u8; 700]);
 
     let port = rec.port;
-    let attacks: [(&str, Attack); 6] = [
-        ("huge fmt0 length", huge_length_header),
-        ("max chunk size", max_chunk_size),
-        (
-            "8 MiB message without publish",
-            large_message_without_publish,
-        ),
-        ("16 MiB message", sixteen_mib_message),
-        ("garbage without handshake", garbage_without_handshake),
-        ("garbage after handshake", garbage_after_handshake),
-    ];
     for round in 0..3 {
         let interleaved = std::thread::spawn(move || interleaved_chunk_streams(port));
-        let threads: Vec<_> = attacks
+        let threads: Vec<_> = ATTACKS
             .iter()
             .map(|&(name, attack)| (name, std::thread::spawn(move || attack(port))))
             .collect();
@@ -313,17 +320,7 @@ fn attack_clients_work_against_nginx_rtmp() {
         answered,
         "nginx-rtmp did not answer the interleaved connect"
     );
-    for (name, attack) in [
-        ("huge fmt0 length", huge_length_header as Attack),
-        ("max chunk size", max_chunk_size),
-        (
-            "8 MiB message without publish",
-            large_message_without_publish,
-        ),
-        ("16 MiB message", sixteen_mib_message),
-        ("garbage without handshake", garbage_without_handshake),
-        ("garbage after handshake", garbage_after_handshake),
-    ] {
+    for (name, attack) in ATTACKS {
         std::thread::spawn(move || attack(port))
             .join()
             .unwrap_or_else(|_| panic!("attack {name} failed against nginx-rtmp"));

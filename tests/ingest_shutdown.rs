@@ -4,6 +4,7 @@
 //! is the chunk files, not the encoder.
 
 mod common;
+mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;

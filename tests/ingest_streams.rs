@@ -7,12 +7,12 @@
 //! 720p next to another test would not keep up on two cores.
 
 mod common;
+mod support;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use common::*;
-use sha2::{Digest, Sha256};
 
 fn small(dir: &std::path::Path, name: &str) -> PublishOpts {
     PublishOpts {
@@ -99,9 +99,7 @@ fn allowed_keys_reject_unknown_keys_and_hide_known_ones() {
     rec.wait_chunks(4, Duration::from_secs(15));
 
     // Without a label the name is `key-` and the first 8 hex digits of the key's SHA-256.
-    let digest = Sha256::digest(bare_key.as_bytes());
-    let hex: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
-    let bare_label = format!("key-{hex}");
+    let bare_label = format!("key-{}", &sha256_hex(bare_key.as_bytes())[..8]);
 
     check_chunks_against_reference(
         &chunks_labelled(&rec, "lobby"),

@@ -4,6 +4,7 @@
 //! `STOPPING=1` to the `NOTIFY_SOCKET` this test binds.
 
 mod common;
+mod support;
 
 use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Command, Stdio};

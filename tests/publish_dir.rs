@@ -3,6 +3,7 @@
 //! Fixtures: a real ffmpeg-made MP4 and random bytes named like chunks.
 
 mod publish_common;
+mod support;
 
 use std::path::Path;
 use std::process::Command;

@@ -3,10 +3,14 @@
 //! (pure transfer; content does not matter here).
 
 mod publish_common;
+mod support;
 
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 
+use aws_sdk_s3::Client;
+use aws_sdk_s3::types::{Grant, MultipartUpload};
 use publish_common::*;
 use rtmp_recorder::spool::StateDir;
 
@@ -16,7 +20,16 @@ fn key_for(name: &rtmp_recorder::spool::ChunkName, ext: &str) -> String {
     format!("rec/live/{}/2026/11/26/{}.{ext}", name.stream, name.stem())
 }
 
-async fn assert_public_read(c: &aws_sdk_s3::Client, key: &str) {
+/// moto with the bucket made, and a state directory in `tmp`.
+async fn moto_and_state(tmp: &Path) -> (Server, Client, StateDir) {
+    let server = moto();
+    let c = client(&server.endpoint());
+    create_bucket(&c, BUCKET).await;
+    let state = StateDir::open(tmp.join("state")).unwrap();
+    (server, c, state)
+}
+
+async fn grants(c: &Client, key: &str) -> Vec<Grant> {
     let acl = c
         .get_object_acl()
         .bucket(BUCKET)
@@ -24,26 +37,34 @@ async fn assert_public_read(c: &aws_sdk_s3::Client, key: &str) {
         .send()
         .await
         .unwrap();
-    let public = acl.grants().iter().any(|g| {
+    acl.grants().to_vec()
+}
+
+async fn open_uploads(c: &Client) -> Vec<MultipartUpload> {
+    let open = c
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    open.uploads().to_vec()
+}
+
+async fn assert_public_read(c: &Client, key: &str) {
+    let grants = grants(c, key).await;
+    let public = grants.iter().any(|g| {
         g.grantee()
             .and_then(|gr| gr.uri())
             .is_some_and(|u| u.ends_with("/global/AllUsers"))
             && g.permission().map(|p| p.as_str()) == Some("READ")
     });
-    assert!(
-        public,
-        "{key} lacks the public-read grant: {:?}",
-        acl.grants()
-    );
+    assert!(public, "{key} lacks the public-read grant: {grants:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn public_acl_and_metadata_on_small_and_multipart() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = moto();
-    let c = client(&server.endpoint());
-    create_bucket(&c, BUCKET).await;
-    let state = StateDir::open(tmp.path().join("state")).unwrap();
+    let (server, c, state) = moto_and_state(tmp.path()).await;
     let small = chunk_name("cam1", 1);
     let small_bytes = random_bytes(123_456, 1);
     queue_mp4(&state, &small, &small_bytes);
@@ -73,15 +94,9 @@ async fn public_acl_and_metadata_on_small_and_multipart() {
             .code(),
         Some(0)
     );
-    let acl = c
-        .get_object_acl()
-        .bucket(BUCKET)
-        .key(key_for(&third, "mp4"))
-        .send()
-        .await
-        .unwrap();
     assert!(
-        !acl.grants()
+        !grants(&c, &key_for(&third, "mp4"))
+            .await
             .iter()
             .any(|g| g.grantee().and_then(|gr| gr.uri()).is_some()),
         "private object has a group grant"
@@ -91,10 +106,7 @@ async fn public_acl_and_metadata_on_small_and_multipart() {
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_at_random_points_then_rerun_leaves_every_object_once() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = moto();
-    let c = client(&server.endpoint());
-    create_bucket(&c, BUCKET).await;
-    let state = StateDir::open(tmp.path().join("state")).unwrap();
+    let (server, c, state) = moto_and_state(tmp.path()).await;
     let mut rng = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
@@ -126,13 +138,7 @@ async fn kill_9_at_random_points_then_rerun_leaves_every_object_once() {
             // Every other run is killed while a multipart upload is open on the server.
             let deadline = std::time::Instant::now() + Duration::from_secs(10);
             while std::time::Instant::now() < deadline {
-                let open = c
-                    .list_multipart_uploads()
-                    .bucket(BUCKET)
-                    .send()
-                    .await
-                    .unwrap();
-                if !open.uploads().is_empty() {
+                if !open_uploads(&c).await.is_empty() {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -146,14 +152,9 @@ async fn kill_9_at_random_points_then_rerun_leaves_every_object_once() {
         }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        let open = c
-            .list_multipart_uploads()
-            .bucket(BUCKET)
-            .send()
-            .await
-            .unwrap();
         left_open.extend(
-            open.uploads()
+            open_uploads(&c)
+                .await
                 .iter()
                 .filter_map(|u| u.upload_id().map(str::to_string)),
         );
@@ -193,16 +194,10 @@ async fn kill_9_at_random_points_then_rerun_leaves_every_object_once() {
         let got = get(&c, BUCKET, &key_for(name, "mp4")).await;
         assert_eq!(sha256_hex(&got.bytes), sha256_hex(bytes), "{}", name.stem());
     }
-    let uploads = c
-        .list_multipart_uploads()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .unwrap();
+    let uploads = open_uploads(&c).await;
     assert!(
-        uploads.uploads().is_empty(),
-        "leftover multipart uploads: {:?}",
-        uploads.uploads()
+        uploads.is_empty(),
+        "leftover multipart uploads: {uploads:?}"
     );
     assert_eq!(files_in(&state.publish_inbox()), Vec::<String>::new());
     assert_eq!(files_in(&state.failed()), Vec::<String>::new());

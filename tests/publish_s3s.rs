@@ -3,6 +3,7 @@
 //! upload with its manifest); random bytes named like chunks for pure-transfer tests.
 
 mod publish_common;
+mod support;
 
 use std::time::{Duration, Instant};
 

@@ -4,6 +4,7 @@
 //! currentTime back to the server; we assert it played.
 
 mod remux_common;
+mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -105,16 +106,7 @@ fn remuxed_chunk(dir: &Path) -> PathBuf {
     let flv = dir.join("in.flv");
     encode(
         &flv,
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=640x360:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-        ],
+        AV_640X360,
         &[
             "-t",
             "5",
@@ -134,18 +126,7 @@ fn remuxed_chunk(dir: &Path) -> PathBuf {
             "48000",
         ],
     );
-    let state = dir.join("state");
-    let name = chunk_name(1);
-    queue(&state, &[(&name, &flv)]);
-    let out = remux(&state, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    state
-        .join("publish")
-        .join(format!("{}.mp4", name.trim_end_matches(".flv")))
+    remux_one(dir, &flv).0
 }
 
 #[test]

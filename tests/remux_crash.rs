@@ -4,10 +4,11 @@
 //! in `archive/`, none lost, nothing in `failed/`.
 
 mod remux_common;
+mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
 
 use remux_common::*;
@@ -27,12 +28,7 @@ impl Rng {
 }
 
 fn spawn(state: &Path) -> std::process::Child {
-    Command::new(BIN)
-        .arg("--state-dir")
-        .arg(state)
-        .args(["remux", "--log-level", "error"])
-        .env_remove("STATE_DIRECTORY")
-        .env_remove("JOURNAL_STREAM")
+    remux_command(state, &["--log-level", "error"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -72,16 +68,10 @@ fn sigkill_at_random_points_never_loses_or_corrupts() {
         let flv = dir.path().join(format!("src{i}.flv"));
         encode(
             &flv,
-            &[
-                "-f",
-                "lavfi",
-                "-i",
+            &lavfi_av(
                 &format!("testsrc2=size={}x{}:rate=30", 480 + 32 * i, 270 + 18 * i),
-                "-f",
-                "lavfi",
-                "-i",
                 &format!("sine=frequency={}:sample_rate=48000", 300 + 100 * i),
-            ],
+            ),
             &[
                 "-t",
                 "3",
@@ -178,9 +168,7 @@ fn sigkill_at_random_points_never_loses_or_corrupts() {
         want_publish.sort();
         assert_eq!(listing("publish"), want_publish, "seed {seed} run {run}");
         for (name, want) in &expected {
-            let mp4 = state
-                .join("publish")
-                .join(format!("{}.mp4", name.trim_end_matches(".flv")));
+            let mp4 = published_mp4(&state, name);
             assert_eq!(
                 &payloads(&packets(&mp4)),
                 want,

@@ -3,39 +3,27 @@
 //! agree with `ffmpeg -c copy`, decode without a single error and have its moov first.
 
 mod remux_common;
+mod support;
 
 use std::path::{Path, PathBuf};
 
 use remux_common::*;
 
-/// Remuxes one FLV through a fresh state directory; returns the MP4 path and the log.
-fn remux_one(dir: &Path, flv: &Path) -> (PathBuf, String) {
-    let state = dir.join("state");
-    let name = chunk_name(1);
-    queue(&state, &[(&name, flv)]);
-    let out = remux(&state, &[]);
-    let log = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "remux failed: {log}");
-    let stem = name.trim_end_matches(".flv");
-    let mp4 = state.join("publish").join(format!("{stem}.mp4"));
-    assert!(mp4.exists(), "no MP4 in publish/: {log}");
+/// `dir/in.flv` from ffmpeg 9 with AAC and the `video` encoder arguments; asserts its video
+/// carries the Enhanced RTMP FourCC header (an ExVideoTagHeader with `fourcc`). Returns the
+/// ffmpeg 9 binary and the FLV.
+fn enhanced_flv(dir: &Path, fourcc: &str, video: &[&str]) -> (PathBuf, PathBuf) {
+    let flv = dir.join("in.flv");
+    let f9 = ffmpeg9();
+    let mut args = video.to_vec();
+    args.extend_from_slice(&["-c:a", "aac", "-f", "flv"]);
+    encode_with(&f9, &flv, AV_640X360, &args);
+    let data = std::fs::read(&flv).unwrap();
     assert!(
-        state.join("publish").join(format!("{stem}.json")).exists(),
-        "no manifest"
+        data.windows(4).any(|w| w == fourcc.as_bytes()),
+        "no Enhanced RTMP {fourcc} header"
     );
-    assert!(
-        state.join("archive").join(&name).exists(),
-        "FLV not archived"
-    );
-    assert!(
-        !state.join("remux").join(&name).exists(),
-        "FLV left in remux/"
-    );
-    (mp4, log)
-}
-
-fn manifest(mp4: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(mp4.with_extension("json")).unwrap()).unwrap()
+    (f9, flv)
 }
 
 #[test]
@@ -78,24 +66,7 @@ fn h264_high_bframes_aac_720p() {
     let p = packets(&mp4);
     assert!(p.iter().any(|x| x.stream == 0 && x.pts_ms != x.dts_ms));
     let m = manifest(&mp4);
-    let level = run(
-        "ffprobe",
-        &[
-            "-v",
-            "error",
-            "-select_streams",
-            "v",
-            "-show_entries",
-            "stream=level",
-            "-of",
-            "csv=p=0",
-            flv.to_str().unwrap(),
-        ],
-    );
-    let level: u32 = String::from_utf8_lossy(&level.stdout)
-        .trim()
-        .parse()
-        .unwrap();
+    let level: u32 = probe(&flv, "v", "stream=level").trim().parse().unwrap();
     assert_eq!(m["video"]["codec"], format!("avc1.6400{level:02x}"));
     assert_eq!(m["video"]["width"], 1280);
     assert_eq!(m["video"]["height"], 720);
@@ -147,16 +118,10 @@ fn aac_mono_44k() {
     let flv = dir.path().join("in.flv");
     encode(
         &flv,
-        &[
-            "-f",
-            "lavfi",
-            "-i",
+        &lavfi_av(
             "testsrc2=size=320x240:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
             "sine=frequency=1000:sample_rate=44100",
-        ],
+        ),
         &[
             "-t", "4", "-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac", "-ar", "44100",
             "-ac", "1",
@@ -175,16 +140,10 @@ fn mp3_audio() {
     let flv = dir.path().join("in.flv");
     encode(
         &flv,
-        &[
-            "-f",
-            "lavfi",
-            "-i",
+        &lavfi_av(
             "testsrc2=size=320x240:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
             "sine=frequency=600:sample_rate=44100",
-        ],
+        ),
         &[
             "-t",
             "4",
@@ -205,21 +164,7 @@ fn mp3_audio() {
     let m = manifest(&mp4);
     assert_eq!(m["audio"]["codec"], "mp4a.6b");
     assert_eq!(m["audio"]["sample_rate"], 44100);
-    let probe = run(
-        "ffprobe",
-        &[
-            "-v",
-            "error",
-            "-select_streams",
-            "a",
-            "-show_entries",
-            "stream=codec_name",
-            "-of",
-            "csv=p=0",
-            mp4.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(String::from_utf8_lossy(&probe.stdout).trim(), "mp3");
+    assert_eq!(probe(&mp4, "a", "stream=codec_name").trim(), "mp3");
 }
 
 #[test]
@@ -233,7 +178,7 @@ fn resolution_and_audio_config_change_mid_stream() {
         let audio = format!("sine=sample_rate={rate}");
         encode(
             out,
-            &["-f", "lavfi", "-i", &video, "-f", "lavfi", "-i", &audio],
+            &lavfi_av(&video, &audio),
             &[
                 "-t", "2", "-c:v", "libx264", "-preset", "veryfast", "-bf", "2", "-g", "30",
                 "-c:a", "aac", "-ar", rate, "-ac", channels,
@@ -258,21 +203,7 @@ fn resolution_and_audio_config_change_mid_stream() {
     assert!(log.contains("sample descriptions"), "{log}");
     assert_packet_identical(Path::new(ffmpeg()), &flv, &mp4);
     // Both picture sizes come out of the decoder.
-    let frames = run(
-        "ffprobe",
-        &[
-            "-v",
-            "error",
-            "-select_streams",
-            "v",
-            "-show_entries",
-            "frame=width,height",
-            "-of",
-            "csv=p=0",
-            mp4.to_str().unwrap(),
-        ],
-    );
-    let text = String::from_utf8_lossy(&frames.stdout);
+    let text = probe(&mp4, "v", "frame=width,height");
     let count = |size: &str| {
         text.lines()
             .filter(|l| l.trim_end_matches(',') == size)
@@ -281,21 +212,7 @@ fn resolution_and_audio_config_change_mid_stream() {
     assert_eq!(count("640,360"), 60, "{text}");
     assert_eq!(count("320,240"), 60, "{text}");
     // And both audio configurations.
-    let audio = run(
-        "ffprobe",
-        &[
-            "-v",
-            "error",
-            "-select_streams",
-            "a",
-            "-show_entries",
-            "frame=sample_rate,channels",
-            "-of",
-            "csv=p=0",
-            mp4.to_str().unwrap(),
-        ],
-    );
-    let text = String::from_utf8_lossy(&audio.stdout);
+    let text = probe(&mp4, "a", "frame=sample_rate,channels");
     let configs: std::collections::BTreeSet<&str> =
         text.lines().map(|l| l.trim_end_matches(',')).collect();
     assert!(
@@ -307,21 +224,9 @@ fn resolution_and_audio_config_change_mid_stream() {
 #[test]
 fn hevc_enhanced_rtmp_flv() {
     let dir = tempfile::tempdir().unwrap();
-    let flv = dir.path().join("in.flv");
-    let f9 = ffmpeg9();
-    encode_with(
-        &f9,
-        &flv,
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=640x360:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=sample_rate=48000",
-        ],
+    let (f9, flv) = enhanced_flv(
+        dir.path(),
+        "hvc1",
         &[
             "-t",
             "4",
@@ -331,17 +236,7 @@ fn hevc_enhanced_rtmp_flv() {
             "veryfast",
             "-x265-params",
             "log-level=none:bframes=3",
-            "-c:a",
-            "aac",
-            "-f",
-            "flv",
         ],
-    );
-    // The FourCC header: an ExVideoTagHeader with "hvc1".
-    let data = std::fs::read(&flv).unwrap();
-    assert!(
-        data.windows(4).any(|w| w == b"hvc1"),
-        "no Enhanced RTMP hvc1 header"
     );
     let (mp4, _) = remux_one(dir.path(), &flv);
     assert_packet_identical(&f9, &flv, &mp4);
@@ -362,11 +257,9 @@ fn hevc_enhanced_rtmp_flv() {
 fn truncated_flv_is_remuxed_up_to_its_last_complete_tag() {
     let dir = tempfile::tempdir().unwrap();
     let full = dir.path().join("full.flv");
-    let mut inputs = vec!["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"];
-    inputs.extend_from_slice(SINE_48K);
     encode(
         &full,
-        &inputs,
+        AV_640X360,
         &[
             "-t", "4", "-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac",
         ],
@@ -394,11 +287,9 @@ fn truncated_flv_is_remuxed_up_to_its_last_complete_tag() {
 fn bad_timestamps_are_repaired() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src.flv");
-    let mut inputs = vec!["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30"];
-    inputs.extend_from_slice(SINE_48K);
     encode(
         &src,
-        &inputs,
+        AV_320X240,
         &[
             "-t", "4", "-c:v", "libx264", "-preset", "veryfast", "-bf", "0", "-c:a", "aac",
         ],
@@ -491,8 +382,7 @@ fn garbage_and_empty_inputs_fail_while_the_queue_drains() {
             std::fs::read_to_string(state.join("failed").join(format!("{name}.reason"))).unwrap();
         assert!(reason.contains(why), "{name}: reason {reason:?}");
     }
-    let stem = names[3].trim_end_matches(".flv");
-    let mp4 = state.join("publish").join(format!("{stem}.mp4"));
+    let mp4 = published_mp4(&state, &names[3]);
     assert!(
         mp4.exists(),
         "the good chunk after the bad ones was not remuxed: {log}"
@@ -505,38 +395,10 @@ fn garbage_and_empty_inputs_fail_while_the_queue_drains() {
 #[test]
 fn av1_enhanced_rtmp_flv() {
     let dir = tempfile::tempdir().unwrap();
-    let flv = dir.path().join("in.flv");
-    let f9 = ffmpeg9();
-    encode_with(
-        &f9,
-        &flv,
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=640x360:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=sample_rate=48000",
-        ],
-        &[
-            "-t",
-            "3",
-            "-c:v",
-            "libsvtav1",
-            "-preset",
-            "12",
-            "-c:a",
-            "aac",
-            "-f",
-            "flv",
-        ],
-    );
-    let data = std::fs::read(&flv).unwrap();
-    assert!(
-        data.windows(4).any(|w| w == b"av01"),
-        "no Enhanced RTMP av01 header"
+    let (f9, flv) = enhanced_flv(
+        dir.path(),
+        "av01",
+        &["-t", "3", "-c:v", "libsvtav1", "-preset", "12"],
     );
     let (mp4, _) = remux_one(dir.path(), &flv);
     // MP4 samples leave out AV1 temporal delimiters (as ffmpeg's MP4 muxer does), so the

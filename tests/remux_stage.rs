@@ -3,6 +3,7 @@
 //! `--keep-flv-for` prunes old archived FLVs only, and the manifest carries ingest's metadata.
 
 mod remux_common;
+mod support;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -17,16 +18,7 @@ use rtmp_recorder::manifest::{
 fn small_flv(path: &Path) {
     encode(
         path,
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=sample_rate=48000",
-        ],
+        AV_320X240,
         &[
             "-t",
             "2",
@@ -61,9 +53,7 @@ fn hand_copied_files_wait_until_quiet_then_get_default_names() {
     );
     assert!(state.join("publish/my video.mp4").exists());
     assert!(state.join("archive/my video.flv").exists());
-    let m: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(state.join("publish/my video.json")).unwrap())
-            .unwrap();
+    let m = manifest(&state.join("publish/my video.mp4"));
     assert_eq!(m["name"], "my video");
     assert_eq!(m["stream"], "my video");
     assert_eq!(m["sequence"], 1);
@@ -101,11 +91,7 @@ fn watch_mode_picks_up_new_chunks_and_stops_on_sigterm() {
     let flv = dir.path().join("in.flv");
     small_flv(&flv);
     let state = dir.path().join("state");
-    let mut child = Command::new(BIN)
-        .arg("--state-dir")
-        .arg(&state)
-        .args(["remux", "--watch"])
-        .env_remove("JOURNAL_STREAM")
+    let mut child = remux_command(&state, &["--watch"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -119,9 +105,7 @@ fn watch_mode_picks_up_new_chunks_and_stops_on_sigterm() {
         state.join("remux").join(&name),
     )
     .unwrap();
-    let mp4 = state
-        .join("publish")
-        .join(format!("{}.mp4", name.trim_end_matches(".flv")));
+    let mp4 = published_mp4(&state, &name);
     let t = Instant::now();
     while !mp4.exists() && t.elapsed() < Duration::from_secs(20) {
         std::thread::sleep(Duration::from_millis(50));
@@ -211,10 +195,7 @@ fn the_manifest_carries_ingest_metadata() {
     let name = "20261126T030000.250Z_live_cam1_000042.flv";
     queue(&state, &[(name, &flv)]);
     assert!(remux(&state, &[]).status.success());
-    let m: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(state.join("publish/20261126T030000.250Z_live_cam1_000042.json")).unwrap(),
-    )
-    .unwrap();
+    let m = manifest(&published_mp4(&state, name));
     assert_eq!(m["sequence"], 42);
     assert_eq!(m["previous"], "20261126T025500.000Z_live_cam1_000041");
     assert_eq!(m["utc_start"], "2026-11-26T03:00:00.250Z");
@@ -234,16 +215,7 @@ fn memory_stays_flat_in_chunk_size() {
     let clip = dir.path().join("clip.flv");
     encode(
         &clip,
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=640x360:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=sample_rate=48000",
-        ],
+        AV_640X360,
         &[
             "-t",
             "2",
@@ -317,9 +289,7 @@ fn memory_stays_flat_in_chunk_size() {
         size >> 20
     );
     assert!(peak_mib < 32.0, "peak RSS {peak_mib:.1} MiB");
-    let mp4 = state
-        .join("publish")
-        .join(format!("{}.mp4", name.trim_end_matches(".flv")));
+    let mp4 = published_mp4(&state, &name);
     // Every packet of the big chunk, byte for byte. (No decode check here: the splice points
     // leave gaps that make ffmpeg's null muxer complain about any MP4 of this input, its own
     // `-c copy` remux included.)

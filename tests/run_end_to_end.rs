@@ -7,13 +7,14 @@
 mod common;
 #[path = "publish_common/mod.rs"]
 mod publish_common;
+mod support;
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{PublishOpts, TempDir, by_stream, ffmpeg_publish, framehash, port_open, wait_until};
-use publish_common::{AK, SK, client, create_bucket, get, list_keys, s3s_fs, sha256_hex};
+use publish_common::{client, create_bucket, get, hermetic_aws_env, list_keys, s3s_fs, sha256_hex};
 use rtmp_recorder::manifest::ChunkManifest;
 
 const BUCKET: &str = "recordings";
@@ -30,25 +31,20 @@ fn ffmpeg_to_s3_through_run() {
 
     let port = common::free_port();
     let log = dir.path().join("run.log");
-    let mut recorder = Command::new(env!("CARGO_BIN_EXE_rtmp-recorder"))
-        .arg("--state-dir")
-        .arg(&state)
-        .args(["run", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--chunk-duration", "10s"])
-        .args(["--destination", &format!("s3://{BUCKET}/e2e")])
-        .args(["--endpoint-url", &endpoint])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("AWS_ACCESS_KEY_ID", AK)
-        .env("AWS_SECRET_ACCESS_KEY", SK)
-        .env("AWS_CONFIG_FILE", "/nonexistent")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("starting rtmp-recorder run");
+    let mut recorder = hermetic_aws_env(
+        Command::new(env!("CARGO_BIN_EXE_rtmp-recorder"))
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["run", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--chunk-duration", "10s"])
+            .args(["--destination", &format!("s3://{BUCKET}/e2e")])
+            .args(["--endpoint-url", &endpoint]),
+    )
+    .stdin(Stdio::null())
+    .stdout(std::fs::File::create(&log).unwrap())
+    .stderr(std::fs::File::create(&log).unwrap())
+    .spawn()
+    .expect("starting rtmp-recorder run");
     let show = || std::fs::read_to_string(&log).unwrap_or_default();
     wait_until(Duration::from_secs(15), "run listening", || port_open(port));
 

@@ -1,6 +1,7 @@
 //! Audio tag headers: the legacy SoundFormat byte (AAC with its AACPacketType, MP3, others
 //! reported as `Other`) and the Enhanced RTMP `ExAudioTagHeader` for the `mp4a`/`.mp3` FourCCs.
 
+use super::modex::skip_mod_ex;
 use super::tag::FlvError;
 
 const FORMAT_MP3: u8 = 2;
@@ -11,7 +12,6 @@ const FORMAT_AAC: u8 = 10;
 const APT_SEQUENCE_START: u8 = 0;
 const APT_CODED_FRAMES: u8 = 1;
 const APT_MULTITRACK: u8 = 5;
-const APT_MOD_EX: u8 = 7;
 
 /// An audio codec. `Other` holds the legacy SoundFormat (9 for enhanced FourCCs we do not map).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -100,29 +100,7 @@ pub fn parse_audio(body: &[u8]) -> Result<AudioTag<'_>, FlvError> {
 }
 
 fn parse_enhanced(body: &[u8]) -> Result<AudioTag<'_>, FlvError> {
-    let mut packet_type = body[0] & 0x0f;
-    let mut rest = &body[1..];
-    while packet_type == APT_MOD_EX {
-        let (&len0, tail) = rest
-            .split_first()
-            .ok_or_else(|| short(body.len(), "ModEx size missing"))?;
-        let (size, tail) = if len0 == 0xff {
-            if tail.len() < 2 {
-                return Err(short(body.len(), "ModEx 16-bit size missing"));
-            }
-            (
-                usize::from(u16::from_be_bytes([tail[0], tail[1]])) + 1,
-                &tail[2..],
-            )
-        } else {
-            (usize::from(len0) + 1, tail)
-        };
-        if tail.len() < size + 1 {
-            return Err(short(body.len(), "ModEx data cut short"));
-        }
-        packet_type = tail[size] & 0x0f;
-        rest = &tail[size + 1..];
-    }
+    let (packet_type, rest) = skip_mod_ex("audio", body)?;
     let mut tag = AudioTag {
         codec: AudioCodec::Other(FORMAT_EX_HEADER),
         sequence_header: false,

@@ -6,10 +6,11 @@
 //!   apart from a clean end, and [`complete_prefix_len`] for crash salvage;
 //! - [`writer`]: the tag writer ingest records chunks with;
 //! - [`video`] / [`audio`]: the codec headers at the start of each tag body (legacy FLV and
-//!   Enhanced RTMP FourCC headers);
+//!   Enhanced RTMP FourCC headers), sharing [`modex`] for Enhanced RTMP's ModEx prefix;
 //! - [`script`]: `onMetaData` script data on top of [`crate::amf0`].
 
 pub mod audio;
+mod modex;
 pub mod reader;
 pub mod script;
 pub mod tag;
@@ -24,4 +25,4 @@ pub use video::{VideoCodec, VideoPacket, VideoTag, parse_video};
 pub use writer::FlvWriter;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

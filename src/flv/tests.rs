@@ -2,7 +2,8 @@
 //! written by ffmpeg.
 
 use std::io::{BufReader, Cursor};
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
 
 use super::script::{self, Amf0Value};
 use super::*;
@@ -233,14 +234,53 @@ fn oversized_body_is_refused_by_the_writer() {
     assert_eq!(w.bytes_written(), 13);
 }
 
-fn run(cmd: &mut Command) -> String {
+/// Runs a tool; panics with its stderr unless it succeeds.
+pub(crate) fn run_tool(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("run tool (apt-get install -y ffmpeg)");
     assert!(
         out.status.success(),
         "{cmd:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    out
+}
+
+fn run(cmd: &mut Command) -> String {
+    String::from_utf8_lossy(&run_tool(cmd).stdout).into_owned()
+}
+
+/// A real FLV from ffmpeg at `path`: `seconds` of 320x240 30 fps H.264 with B-frames and a
+/// keyframe every 30 frames, plus AAC.
+pub(crate) fn ffmpeg_h264_aac_flv(path: &Path, seconds: &str) {
+    run_tool(
+        Command::new("ffmpeg")
+            .args([
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=320x240:rate=30",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine",
+                "-t",
+                seconds,
+                "-c:v",
+                "libx264",
+                "-bf",
+                "2",
+                "-g",
+                "30",
+                "-c:a",
+                "aac",
+                "-f",
+                "flv",
+            ])
+            .arg(path),
+    );
 }
 
 /// Real FLV from ffmpeg: H.264 with B-frames and AAC.
@@ -248,33 +288,7 @@ fn run(cmd: &mut Command) -> String {
 fn parses_ffmpeg_flv() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("x.flv");
-    run(Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine",
-            "-t",
-            "2",
-            "-c:v",
-            "libx264",
-            "-bf",
-            "2",
-            "-g",
-            "30",
-            "-c:a",
-            "aac",
-            "-f",
-            "flv",
-        ])
-        .arg(&path));
+    ffmpeg_h264_aac_flv(&path, "2");
     // Per video packet "dts,pts,flags", in file order.
     let probe = run(Command::new("ffprobe")
         .args([

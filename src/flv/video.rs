@@ -5,6 +5,7 @@
 //! body is a sequence header (decoder configuration) or a coded frame, and the composition
 //! time offset. Multitrack bodies are recognised and reported as [`VideoPacket::Unsupported`].
 
+use super::modex::skip_mod_ex;
 use super::tag::FlvError;
 
 const FRAME_KEY: u8 = 1;
@@ -19,7 +20,6 @@ const PT_CODED_FRAMES_X: u8 = 3;
 const PT_METADATA: u8 = 4;
 const PT_MPEG2TS_SEQUENCE_START: u8 = 5;
 const PT_MULTITRACK: u8 = 6;
-const PT_MOD_EX: u8 = 7;
 
 /// A video codec. `Other` holds a legacy codec id (1..=15) or an unknown FourCC (big-endian).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -161,30 +161,7 @@ fn parse_legacy(body: &[u8]) -> Result<VideoTag<'_>, FlvError> {
 
 fn parse_enhanced(body: &[u8]) -> Result<VideoTag<'_>, FlvError> {
     let frame_type = (body[0] >> 4) & 0x07;
-    let mut packet_type = body[0] & 0x0f;
-    let mut rest = &body[1..];
-    // ModEx (v2) prefixes carry optional extensions we do not need; skip each one.
-    while packet_type == PT_MOD_EX {
-        let (&len0, tail) = rest
-            .split_first()
-            .ok_or_else(|| short(body.len(), "ModEx size missing"))?;
-        let (size, tail) = if len0 == 0xff {
-            if tail.len() < 2 {
-                return Err(short(body.len(), "ModEx 16-bit size missing"));
-            }
-            (
-                usize::from(u16::from_be_bytes([tail[0], tail[1]])) + 1,
-                &tail[2..],
-            )
-        } else {
-            (usize::from(len0) + 1, tail)
-        };
-        if tail.len() < size + 1 {
-            return Err(short(body.len(), "ModEx data cut short"));
-        }
-        packet_type = tail[size] & 0x0f;
-        rest = &tail[size + 1..];
-    }
+    let (packet_type, mut rest) = skip_mod_ex("video", body)?;
     let command = frame_type == FRAME_COMMAND;
     let mut tag = VideoTag {
         codec: VideoCodec::Other(0),
@@ -232,6 +209,7 @@ fn parse_enhanced(body: &[u8]) -> Result<VideoTag<'_>, FlvError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flv::modex::PACKET_TYPE_MOD_EX as PT_MOD_EX;
 
     #[test]
     fn legacy_avc_frame_with_negative_composition_time() {

@@ -100,14 +100,13 @@ pub fn h264_dimensions(sps: &[u8]) -> Result<(u32, u32), ParamError> {
     r.skip(16)?; // constraint flags, level_idc
     r.ue()?; // seq_parameter_set_id
     let mut chroma_format_idc = 1;
-    let mut separate_colour_plane = false;
     if matches!(
         profile_idc,
         100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
     ) {
         chroma_format_idc = r.ue()?;
         if chroma_format_idc == 3 {
-            separate_colour_plane = r.bit()? == 1;
+            r.bit()?; // separate_colour_plane_flag: crops like 4:4:4 either way
         }
         r.ue()?; // bit_depth_luma_minus8
         r.ue()?; // bit_depth_chroma_minus8
@@ -161,25 +160,38 @@ pub fn h264_dimensions(sps: &[u8]) -> Result<(u32, u32), ParamError> {
         r.bit()?; // mb_adaptive_frame_field_flag
     }
     r.bit()?; // direct_8x8_inference_flag
-    let (mut left, mut right, mut top, mut bottom) = (0u64, 0u64, 0u64, 0u64);
-    if r.bit()? == 1 {
-        left = r.ue()?.into();
-        right = r.ue()?.into();
-        top = r.ue()?.into();
-        bottom = r.ue()?.into();
-    }
-    let (sub_w, sub_h) = match (chroma_format_idc, separate_colour_plane) {
-        (0, _) | (3, true) => (1, 1),
-        (1, _) => (2, 2),
-        (2, _) => (2, 1),
-        _ => (1, 1),
-    };
+    let (left, right, top, bottom) = crop_offsets(&mut r)?;
+    let (sub_w, sub_h) = crop_units(chroma_format_idc);
     let crop_x = sub_w;
     let crop_y = sub_h * (2 - frame_mbs_only);
     let width = (width_mbs * 16).saturating_sub(crop_x * (left + right));
     let height =
         ((2 - frame_mbs_only) * height_map_units * 16).saturating_sub(crop_y * (top + bottom));
     dims(width, height, WHAT)
+}
+
+/// The cropping (H.264) or conformance (HEVC) window: a presence flag, then left, right, top
+/// and bottom offsets in crop units; all zero when absent.
+fn crop_offsets(r: &mut Bits<'_>) -> Result<(u64, u64, u64, u64), ParamError> {
+    if r.bit()? == 0 {
+        return Ok((0, 0, 0, 0));
+    }
+    Ok((
+        r.ue()?.into(),
+        r.ue()?.into(),
+        r.ue()?.into(),
+        r.ue()?.into(),
+    ))
+}
+
+/// Horizontal and vertical crop units (SubWidthC, SubHeightC) for a chroma_format_idc, the
+/// same in H.264 and HEVC: monochrome, 4:4:4 and separate colour planes crop whole samples.
+fn crop_units(chroma_format_idc: u32) -> (u64, u64) {
+    match chroma_format_idc {
+        1 => (2, 2),
+        2 => (2, 1),
+        _ => (1, 1),
+    }
 }
 
 /// Display size from an HEVC SPS NAL unit (with its two-byte NAL header).
@@ -211,24 +223,13 @@ pub fn hevc_dimensions(sps: &[u8]) -> Result<(u32, u32), ParamError> {
     }
     r.ue()?; // sps_seq_parameter_set_id
     let chroma_format_idc = r.ue()?;
-    let mut separate_colour_plane = false;
     if chroma_format_idc == 3 {
-        separate_colour_plane = r.bit()? == 1;
+        r.bit()?; // separate_colour_plane_flag: crops like 4:4:4 either way
     }
     let width = u64::from(r.ue()?);
     let height = u64::from(r.ue()?);
-    let (mut left, mut right, mut top, mut bottom) = (0u64, 0u64, 0u64, 0u64);
-    if r.bit()? == 1 {
-        left = r.ue()?.into();
-        right = r.ue()?.into();
-        top = r.ue()?.into();
-        bottom = r.ue()?.into();
-    }
-    let (sub_w, sub_h) = match (chroma_format_idc, separate_colour_plane) {
-        (1, _) => (2, 2),
-        (2, _) => (2, 1),
-        _ => (1, 1),
-    };
+    let (left, right, top, bottom) = crop_offsets(&mut r)?;
+    let (sub_w, sub_h) = crop_units(chroma_format_idc);
     dims(
         width.saturating_sub(sub_w * (left + right)),
         height.saturating_sub(sub_h * (top + bottom)),

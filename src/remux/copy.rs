@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 
-use super::mapped::Mapping;
+use super::mapped::{Mapping, page_size};
 use super::scan::ReadAt;
 
 /// Size of the read block and of the write batch.
@@ -66,6 +66,17 @@ pub fn write_mp4<R: ReadAt + ?Sized, W: Write>(
     Ok(written)
 }
 
+/// Refuses `ranges` (offset, length) of which any runs past `src_len`, before a byte is written.
+pub(super) fn check_ranges(src_len: u64, ranges: &[(u64, u32)]) -> io::Result<()> {
+    match ranges.iter().find(|(o, l)| o + u64::from(*l) > src_len) {
+        Some(&(o, l)) => Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("range {o}+{l} runs past the end of the source ({src_len} bytes)"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Start writeback of every this many output bytes while copying.
 const WRITEBACK_EVERY: u64 = 16 << 20;
 /// Bytes of the source mapped at a time: what bounds our resident memory.
@@ -84,17 +95,11 @@ pub fn write_mp4_file(
     ranges: &[(u64, u32)],
     out: &mut File,
 ) -> io::Result<u64> {
-    if let Some(&(o, l)) = ranges.iter().find(|(o, l)| o + u64::from(*l) > src_len) {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            format!("range {o}+{l} runs past the end of the source ({src_len} bytes)"),
-        ));
-    }
+    check_ranges(src_len, ranges)?;
     out.write_all(head)?;
     let mut written = head.len() as u64;
     let mut flushed = 0u64;
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
+    let page = page_size();
     let mut iov: Vec<libc::iovec> = Vec::with_capacity(IOV_MAX);
     let mut next = 0usize;
     let mut carry: Option<(u64, u64)> = None;

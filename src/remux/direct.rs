@@ -11,6 +11,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use super::copy::check_ranges;
 use super::mapped::{Mapping, page_size};
 
 /// Bytes gathered per write; a multiple of any logical block size.
@@ -122,12 +123,7 @@ pub fn write_mp4_direct(
     ranges: &[(u64, u32)],
     out: &mut File,
 ) -> io::Result<u64> {
-    if let Some(&(o, l)) = ranges.iter().find(|(o, l)| o + u64::from(*l) > src_len) {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            format!("range {o}+{l} runs past the end of the source ({src_len} bytes)"),
-        ));
-    }
+    check_ranges(src_len, ranges)?;
     let mut w = DirectWriter {
         out,
         buf: AlignedBuf::new()?,

@@ -262,22 +262,14 @@ fn on_video<R: ReadAt + ?Sized>(
             if codec == VideoCodec::Av1 {
                 header_len += temporal_delimiter_len(prefix.get(header_len..).unwrap_or(&[]));
             }
-            let size = tag.data_size.saturating_sub(header_len as u32);
-            match s.video {
-                Some(track) if size > 0 => {
-                    s.movie.push(
-                        track,
-                        SampleIn {
-                            dts_ms: dts,
-                            cto_ms: composition_time,
-                            size,
-                            keyframe,
-                            source: body_off + header_len as u64,
-                        },
-                    );
-                }
-                _ => s.dropped += 1,
-            }
+            let sample = SampleIn {
+                dts_ms: dts,
+                cto_ms: composition_time,
+                size: tag.data_size.saturating_sub(header_len as u32),
+                keyframe,
+                source: body_off + header_len as u64,
+            };
+            push_sample(s, s.video, sample);
         }
         _ => {}
     }
@@ -326,22 +318,26 @@ fn on_audio<R: ReadAt + ?Sized>(
             return Ok(());
         }
     }
-    match s.audio {
-        Some(track) if size > 0 => {
-            s.movie.push(
-                track,
-                SampleIn {
-                    dts_ms: dts,
-                    cto_ms: 0,
-                    size,
-                    keyframe: true,
-                    source: body_off + header_len as u64,
-                },
-            );
+    let sample = SampleIn {
+        dts_ms: dts,
+        cto_ms: 0,
+        size,
+        keyframe: true,
+        source: body_off + header_len as u64,
+    };
+    push_sample(s, s.audio, sample);
+    Ok(())
+}
+
+/// Adds `sample` to `track`; an empty sample, or one before its track has a sample entry, is
+/// dropped (and counted).
+fn push_sample(s: &mut Scan, track: Option<usize>, sample: SampleIn) {
+    match track {
+        Some(track) if sample.size > 0 => {
+            s.movie.push(track, sample);
         }
         _ => s.dropped += 1,
     }
-    Ok(())
 }
 
 /// Length of a leading AV1 temporal delimiter OBU, which MP4 samples leave out (AV1 in

@@ -429,19 +429,7 @@ impl ServerConnection {
         let txn = command.transaction_id;
         match command.name.as_str() {
             "connect" => self.handle_connect(&command, events),
-            "releaseStream" => {
-                if txn != 0.0 {
-                    self.send_command(
-                        0,
-                        &[
-                            string("_result"),
-                            Amf0Value::Number(txn),
-                            Amf0Value::Null,
-                            Amf0Value::Undefined,
-                        ],
-                    );
-                }
-            }
+            "releaseStream" => self.send_empty_result(txn),
             "FCPublish" => {
                 let name = command.string_arg(0).unwrap_or_default().to_string();
                 self.send_command(
@@ -456,17 +444,7 @@ impl ServerConnection {
                         ]),
                     ],
                 );
-                if txn != 0.0 {
-                    self.send_command(
-                        0,
-                        &[
-                            string("_result"),
-                            Amf0Value::Number(txn),
-                            Amf0Value::Null,
-                            Amf0Value::Undefined,
-                        ],
-                    );
-                }
+                self.send_empty_result(txn);
             }
             "createStream" => {
                 if self.streams.len() >= MAX_MESSAGE_STREAMS {
@@ -479,15 +457,7 @@ impl ServerConnection {
                     let id = self.next_stream_id;
                     self.next_stream_id += 1;
                     self.streams.insert(id, MessageStream::new());
-                    self.send_command(
-                        0,
-                        &[
-                            string("_result"),
-                            Amf0Value::Number(txn),
-                            Amf0Value::Null,
-                            Amf0Value::Number(f64::from(id)),
-                        ],
-                    );
+                    self.send_result(txn, Amf0Value::Number(f64::from(id)));
                 }
             }
             "publish" => self.handle_publish(stream_id, &command, events),
@@ -502,17 +472,7 @@ impl ServerConnection {
                 if let Some(id) = found {
                     self.unpublish(id, events);
                 }
-                if txn != 0.0 {
-                    self.send_command(
-                        0,
-                        &[
-                            string("_result"),
-                            Amf0Value::Number(txn),
-                            Amf0Value::Null,
-                            Amf0Value::Undefined,
-                        ],
-                    );
-                }
+                self.send_empty_result(txn);
             }
             "closeStream" => self.unpublish(stream_id, events),
             "deleteStream" => {
@@ -645,6 +605,26 @@ impl ServerConnection {
             stream_id,
             &payload,
         );
+    }
+
+    /// `_result` for call `txn` with no command object and `value` as its information.
+    fn send_result(&mut self, txn: f64, value: Amf0Value) {
+        self.send_command(
+            0,
+            &[
+                string("_result"),
+                Amf0Value::Number(txn),
+                Amf0Value::Null,
+                value,
+            ],
+        );
+    }
+
+    /// An empty `_result`, sent only when the caller asked for one (a non-zero transaction id).
+    fn send_empty_result(&mut self, txn: f64) {
+        if txn != 0.0 {
+            self.send_result(txn, Amf0Value::Undefined);
+        }
     }
 
     fn send_error(&mut self, txn: f64, code: &str, description: &str) {

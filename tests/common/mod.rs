@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -26,30 +25,9 @@ pub const JITTER_MS: i64 = 50;
 // ---------------------------------------------------------------------------------------------
 // Waiting without blind sleeps
 
-/// A port that was free a moment ago on 127.0.0.1.
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
-    l.local_addr().expect("local_addr").port()
-}
-
-/// Polls `cond` every 50 ms until it holds; panics with `what` after `timeout`.
-pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return;
-        }
-        if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// True once something accepts TCP connections on 127.0.0.1:`port`.
-pub fn port_open(port: u16) -> bool {
-    TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
-}
+use crate::support;
+#[allow(unused_imports)]
+pub use support::{free_port, port_open, sha256_hex, wait_until};
 
 /// Waits for a child to exit; kills it and panics (showing `log`) after `timeout`.
 pub fn wait_child(child: &mut Child, timeout: Duration, what: &str, log: &Path) -> ExitStatus {
@@ -88,6 +66,17 @@ pub fn show_log(path: &Path) -> String {
         lines.len() - from,
         lines[from..].join("\n")
     )
+}
+
+/// Kills a harness child that still runs; while a test panics, shows its log too.
+fn stop_and_report(child: &mut Option<Child>, log: &Path) {
+    if let Some(mut child) = child.take() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    if std::thread::panicking() {
+        eprintln!("{}", show_log(log));
+    }
 }
 
 fn log_file(path: &Path) -> File {
@@ -202,23 +191,14 @@ impl Recorder {
     }
 
     fn wait_listening(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !port_open(self.port) {
-            if let Some(status) = self.child_mut().try_wait().expect("try_wait") {
-                panic!(
-                    "rtmp-recorder exited ({status}) before listening on {}\n{}",
-                    self.port,
-                    show_log(&self.log)
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "rtmp-recorder not listening on {} after 15 s\n{}",
-                self.port,
-                show_log(&self.log)
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let (port, log) = (self.port, self.log.clone());
+        support::wait_for_port(
+            port,
+            self.child_mut(),
+            Duration::from_secs(15),
+            "rtmp-recorder",
+            || show_log(&log),
+        );
     }
 
     fn child_mut(&mut self) -> &mut Child {
@@ -322,13 +302,7 @@ impl Recorder {
 
 impl Drop for Recorder {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!("{}", show_log(&self.log));
-        }
+        stop_and_report(&mut self.child, &self.log);
     }
 }
 
@@ -388,17 +362,11 @@ impl Nginx {
             record_dir,
             log,
         };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !port_open(port) {
-            if let Some(s) = n.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("nginx exited ({s})\n{}", show_log(&n.log));
-            }
-            assert!(
-                Instant::now() < deadline,
-                "nginx not listening\n{}",
-                show_log(&n.log)
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        let log = n.log.clone();
+        if let Some(child) = n.child.as_mut() {
+            support::wait_for_port(port, child, Duration::from_secs(10), "nginx", || {
+                show_log(&log)
+            });
         }
         n
     }
@@ -419,13 +387,7 @@ impl Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!("{}", show_log(&self.log));
-        }
+        stop_and_report(&mut self.child, &self.log);
     }
 }
 
@@ -615,17 +577,9 @@ pub fn gst_publish(url: &str, secs: u32, opts: &PublishOpts) -> Publisher {
 // ffprobe / ffmpeg checks
 
 fn run_capture(cmd: &mut Command, what: &str) -> (String, String) {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("running {what}: {e}"));
+    let out = support::run_ok(cmd, what);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "{what} failed ({}): {stderr}",
-        out.status
-    );
     (stdout, stderr)
 }
 
@@ -772,25 +726,23 @@ impl Tag {
     }
     /// AVC sequence header (legacy `AVCPacketType 0`) or enhanced `SequenceStart`.
     pub fn is_video_seq_header(&self) -> bool {
-        if !self.is_video() || self.data.len() < 2 {
-            return false;
-        }
-        if self.ex_header() {
-            self.data[0] & 0x0f == 0
-        } else {
-            self.data[0] & 0x0f == 7 && self.data[1] == 0
-        }
+        self.is_video_packet_type(0)
     }
     /// AVC end of sequence (`AVCPacketType 2`, enhanced `SequenceEnd`): ffmpeg writes one at
     /// the end of a stream; it is not a frame.
     pub fn is_video_end_of_sequence(&self) -> bool {
+        self.is_video_packet_type(2)
+    }
+    /// The enhanced VideoPacketType or the legacy AVCPacketType is `n` (0 and 2 mean the same
+    /// in both).
+    fn is_video_packet_type(&self, n: u8) -> bool {
         if !self.is_video() || self.data.len() < 2 {
             return false;
         }
         if self.ex_header() {
-            self.data[0] & 0x0f == 2
+            self.data[0] & 0x0f == n
         } else {
-            self.data[0] & 0x0f == 7 && self.data[1] == 2
+            self.data[0] & 0x0f == 7 && self.data[1] == n
         }
     }
     /// The composition time offset (PTS - DTS) of an AVC/HEVC frame, 0 when absent.

@@ -8,59 +8,23 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+use crate::support;
+#[allow(unused_imports)]
+pub use support::{free_port, require_tool, sha256_hex};
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use rtmp_recorder::spool::{ChunkName, StateDir};
 use rtmp_recorder::utc::Civil;
-use sha2::{Digest, Sha256};
 
 pub const AK: &str = "rtmprecorderkey";
 pub const SK: &str = "rtmprecordersecret";
 pub const BIN: &str = env!("CARGO_BIN_EXE_rtmp-recorder");
-
-/// Finds `name` on PATH or in ~/.cargo/bin; panics with how to install it.
-pub fn require_tool(name: &str, install: &str) -> PathBuf {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    if let Some(home) = std::env::var_os("HOME") {
-        dirs.push(Path::new(&home).join(".cargo/bin"));
-    }
-    for d in dirs {
-        let p = d.join(name);
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!("{name} is required by this test but is not installed; install it with: {install}");
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("binding a free port")
-}
-
-fn wait_for_port(port: u16, child: &mut Child, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited early: {status}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{what} did not listen on 127.0.0.1:{port} within 30 s");
-}
 
 /// A server process stopped by its PID when dropped.
 pub struct Server {
@@ -104,7 +68,13 @@ pub fn s3s_fs(root: &Path, port: u16) -> Server {
         .stderr(Stdio::null())
         .spawn()
         .expect("starting s3s-fs");
-    wait_for_port(port, &mut child, "s3s-fs");
+    support::wait_for_port(
+        port,
+        &mut child,
+        Duration::from_secs(30),
+        "s3s-fs",
+        String::new,
+    );
     Server {
         child,
         port,
@@ -122,7 +92,13 @@ pub fn moto() -> Server {
         .stderr(Stdio::null())
         .spawn()
         .expect("starting moto_server");
-    wait_for_port(port, &mut child, "moto_server");
+    support::wait_for_port(
+        port,
+        &mut child,
+        Duration::from_secs(30),
+        "moto_server",
+        String::new,
+    );
     Server {
         child,
         port,
@@ -205,13 +181,6 @@ pub async fn get(c: &Client, bucket: &str, key: &str) -> Fetched {
     }
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// A chunk name at a fixed date: 2026-11-26T03:27:59.123Z plus `seq` minutes.
 pub fn chunk_name(stream: &str, seq: u32) -> ChunkName {
     ChunkName::new(
@@ -276,15 +245,21 @@ pub fn publish_cmd(state: &Path, endpoint: &str, bucket: &str) -> Command {
         .args(["--log-level", "debug", "publish"])
         .args(["--destination", &format!("s3://{bucket}/rec")])
         .args(["--endpoint-url", endpoint])
-        .args(["--upload-quiet-for", "0"])
-        .env_clear()
+        .args(["--upload-quiet-for", "0"]);
+    hermetic_aws_env(&mut cmd);
+    cmd
+}
+
+/// Clears `cmd`'s environment but PATH and gives it our test credentials, with no AWS profile
+/// files and no instance metadata service.
+pub fn hermetic_aws_env(cmd: &mut Command) -> &mut Command {
+    cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("AWS_ACCESS_KEY_ID", AK)
         .env("AWS_SECRET_ACCESS_KEY", SK)
         .env("AWS_CONFIG_FILE", "/nonexistent")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-        .env("AWS_EC2_METADATA_DISABLED", "true");
-    cmd
+        .env("AWS_EC2_METADATA_DISABLED", "true")
 }
 
 pub fn run(mut cmd: Command) -> Output {

@@ -4,29 +4,16 @@
 //! timestamps).
 #![allow(dead_code)]
 
+use crate::support;
+#[allow(unused_imports)]
+pub use support::ensure_apt;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_rtmp-recorder");
-
-/// Makes sure a Debian tool is installed (installs the package if it is missing).
-pub fn ensure_apt(tool: &str, package: &str) {
-    if Command::new("which")
-        .arg(tool)
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-    {
-        return;
-    }
-    let ok = Command::new("apt-get")
-        .args(["install", "-y", package])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "could not install {package} (needed for {tool})");
-}
 
 pub fn ffmpeg() -> &'static str {
     static ONCE: OnceLock<()> = OnceLock::new();
@@ -67,27 +54,18 @@ pub fn ffmpeg9() -> PathBuf {
 
 /// Runs an encoder command line; panics with its stderr on failure.
 pub fn run(bin: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Output {
-    let out = Command::new(bin.as_ref())
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running {:?}: {e}", bin.as_ref()));
-    assert!(
-        out.status.success(),
-        "{:?} {args:?} failed: {}",
-        bin.as_ref(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    let bin = bin.as_ref();
+    support::run_ok(Command::new(bin).args(args), &format!("{bin:?} {args:?}"))
 }
 
 /// Encodes a fixture with Debian ffmpeg: `args` go between the inputs and the output.
-pub fn encode(out: &Path, inputs: &[&str], args: &[&str]) {
+pub fn encode(out: &Path, inputs: &[impl AsRef<str>], args: &[&str]) {
     encode_with(ffmpeg().as_ref(), out, inputs, args)
 }
 
-pub fn encode_with(bin: &Path, out: &Path, inputs: &[&str], args: &[&str]) {
+pub fn encode_with(bin: &Path, out: &Path, inputs: &[impl AsRef<str>], args: &[&str]) {
     let mut all = vec!["-v", "error", "-y"];
-    all.extend_from_slice(inputs);
+    all.extend(inputs.iter().map(AsRef::as_ref));
     all.extend_from_slice(args);
     let o = out.to_str().expect("utf-8 path");
     all.push(o);
@@ -96,6 +74,32 @@ pub fn encode_with(bin: &Path, out: &Path, inputs: &[&str], args: &[&str]) {
 
 pub const VIDEO_720P: &[&str] = &["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30"];
 pub const SINE_48K: &[&str] = &["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"];
+/// lavfi inputs: the `video` source (e.g. `testsrc2=...`), then the `audio` one (`sine=...`).
+pub fn lavfi_av(video: &str, audio: &str) -> [String; 8] {
+    ["-f", "lavfi", "-i", video, "-f", "lavfi", "-i", audio].map(String::from)
+}
+
+/// A test picture with a 440 Hz tone at 48 kHz.
+pub const AV_640X360: &[&str] = &[
+    "-f",
+    "lavfi",
+    "-i",
+    "testsrc2=size=640x360:rate=30",
+    "-f",
+    "lavfi",
+    "-i",
+    "sine=frequency=440:sample_rate=48000",
+];
+pub const AV_320X240: &[&str] = &[
+    "-f",
+    "lavfi",
+    "-i",
+    "testsrc2=size=320x240:rate=30",
+    "-f",
+    "lavfi",
+    "-i",
+    "sine=frequency=440:sample_rate=48000",
+];
 
 /// One packet as ffmpeg's demuxer delivers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -307,17 +311,77 @@ pub fn queue(state: &Path, flvs: &[(&str, &Path)]) {
     }
 }
 
-/// Runs `rtmp-recorder --state-dir STATE remux` to completion.
-pub fn remux(state: &Path, extra: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--state-dir")
+/// `rtmp-recorder --state-dir STATE remux EXTRA...`, with no systemd variables.
+pub fn remux_command(state: &Path, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--state-dir")
         .arg(state)
         .arg("remux")
         .args(extra)
         .env_remove("STATE_DIRECTORY")
-        .env_remove("JOURNAL_STREAM")
+        .env_remove("JOURNAL_STREAM");
+    cmd
+}
+
+/// Runs `rtmp-recorder --state-dir STATE remux` to completion.
+pub fn remux(state: &Path, extra: &[&str]) -> Output {
+    remux_command(state, extra)
         .output()
         .expect("running rtmp-recorder")
+}
+
+/// Where remux publishes the MP4 of the chunk queued as `name`.
+pub fn published_mp4(state: &Path, name: &str) -> PathBuf {
+    state
+        .join("publish")
+        .join(format!("{}.mp4", name.trim_end_matches(".flv")))
+}
+
+/// The manifest published next to `mp4`.
+pub fn manifest(mp4: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(mp4.with_extension("json")).unwrap()).unwrap()
+}
+
+/// Remuxes one FLV through a fresh state directory `dir/state`; checks the chunk moved on
+/// (MP4 and manifest published, FLV archived) and returns the MP4 path and the log.
+pub fn remux_one(dir: &Path, flv: &Path) -> (PathBuf, String) {
+    let state = dir.join("state");
+    let name = chunk_name(1);
+    queue(&state, &[(&name, flv)]);
+    let out = remux(&state, &[]);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "remux failed: {log}");
+    let mp4 = published_mp4(&state, &name);
+    assert!(mp4.exists(), "no MP4 in publish/: {log}");
+    assert!(mp4.with_extension("json").exists(), "no manifest");
+    assert!(
+        state.join("archive").join(&name).exists(),
+        "FLV not archived"
+    );
+    assert!(
+        !state.join("remux").join(&name).exists(),
+        "FLV left in remux/"
+    );
+    (mp4, log)
+}
+
+/// `ffprobe -select_streams STREAMS -show_entries ENTRIES -of csv=p=0 FILE`'s output.
+pub fn probe(file: &Path, streams: &str, entries: &str) -> String {
+    let out = run(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-select_streams",
+            streams,
+            "-show_entries",
+            entries,
+            "-of",
+            "csv=p=0",
+            file.to_str().unwrap(),
+        ],
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A chunk name of the form ingest writes.

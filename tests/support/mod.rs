@@ -1,0 +1,120 @@
+//! Generic pieces every integration-test harness needs (ingest, remux, publish): free ports on
+//! 127.0.0.1, waiting without blind sleeps, running a tool and keeping its output, SHA-256 hex,
+//! and finding or installing tools. Each test file declares `mod support;` next to its harness
+//! module (which reaches it as `crate::support`), so every test file stays its own crate.
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
+    l.local_addr().expect("local_addr").port()
+}
+
+/// Polls `cond` every 50 ms until it holds; panics with `what` after `timeout`.
+pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// True once something accepts TCP connections on 127.0.0.1:`port`.
+pub fn port_open(port: u16) -> bool {
+    TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
+}
+
+/// Waits until `child` (called `what`) accepts TCP on 127.0.0.1:`port`; panics if it exits
+/// first or `timeout` passes. `context` (e.g. the child's log) is appended to the panic.
+pub fn wait_for_port(
+    port: u16,
+    child: &mut Child,
+    timeout: Duration,
+    what: &str,
+    context: impl Fn() -> String,
+) {
+    let deadline = Instant::now() + timeout;
+    while !port_open(port) {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            panic!(
+                "{what} exited ({status}) before listening on 127.0.0.1:{port}\n{}",
+                context()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} not listening on 127.0.0.1:{port} after {timeout:?}\n{}",
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs `cmd` (stdin from /dev/null) to completion; panics with `what` and its stderr unless
+/// it succeeds.
+pub fn run_ok(cmd: &mut Command, what: &str) -> Output {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Finds `name` on PATH or in ~/.cargo/bin; panics with how to install it.
+pub fn require_tool(name: &str, install: &str) -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(Path::new(&home).join(".cargo/bin"));
+    }
+    for d in dirs {
+        let p = d.join(name);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!("{name} is required by this test but is not installed; install it with: {install}");
+}
+
+/// Makes sure a Debian tool is installed (installs the package if it is missing).
+pub fn ensure_apt(tool: &str, package: &str) {
+    if Command::new("which")
+        .arg(tool)
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        return;
+    }
+    let ok = Command::new("apt-get")
+        .args(["install", "-y", package])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "could not install {package} (needed for {tool})");
+}
