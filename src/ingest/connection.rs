@@ -34,8 +34,9 @@ pub struct Shared {
     pub stats: Arc<Stats>,
     /// `(app, label)` of every stream being recorded: a second publisher on one is refused.
     pub live: Mutex<HashSet<(String, String)>>,
-    /// Held by every recorder thread; shutdown waits until only this one is left.
-    pub recorders: Arc<()>,
+    /// Never sent on: every connection (through its `Arc<Shared>`) and every recorder thread
+    /// holds a clone, so the receiver sees the channel close once all of them are done.
+    pub alive: mpsc::Sender<()>,
 }
 
 /// Batches a recorder thread may have queued before the connection waits for it.
@@ -254,10 +255,10 @@ impl Session {
             self.shared.split,
             self.shared.stats.clone(),
         );
-        let token = self.shared.recorders.clone();
+        let alive = self.shared.alive.clone();
         let thread = std::thread::Builder::new()
             .name(format!("record {label}"))
-            .spawn(move || record(recorder, rx, token))
+            .spawn(move || record(recorder, rx, alive))
             .context("starting a recorder thread")?;
         self.conn.accept_publish(stream_id)?;
         log::info!(peer = peer.as_str(), app = app.as_str(), stream = label.as_str(); "publish started");
@@ -358,7 +359,11 @@ async fn finish(p: Publishing) {
 
 /// The recorder thread: writes until the queue closes or writing fails, then finishes the chunk
 /// (by dropping the recorder).
-fn record(mut recorder: StreamRecorder, mut rx: mpsc::Receiver<Vec<Input>>, _token: Arc<()>) {
+fn record(
+    mut recorder: StreamRecorder,
+    mut rx: mpsc::Receiver<Vec<Input>>,
+    _alive: mpsc::Sender<()>,
+) {
     while let Some(batch) = rx.blocking_recv() {
         for input in &batch {
             if let Err(e) = recorder.push(input) {

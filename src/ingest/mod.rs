@@ -94,7 +94,10 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
 
     let policy = match &args.allowed_keys {
         Some(path) => {
-            let keys = AllowedKeys::load(path)
+            let file = path.clone();
+            let keys = tokio::task::spawn_blocking(move || AllowedKeys::load(&file))
+                .await
+                .context("allowed keys task")?
                 .map_err(|e| crate::exit::Coded::new(crate::exit::USAGE, format!("{e:#}")))?;
             log::info!(
                 "{} allowed stream key(s) loaded from {}",
@@ -108,6 +111,7 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
 
     let listeners = listeners(&args).await?;
     let target = args.chunk_duration();
+    let (alive, mut all_done) = tokio::sync::mpsc::channel::<()>(1);
     let shared = Arc::new(Shared {
         state,
         policy,
@@ -120,7 +124,7 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
         idle_timeout: args.idle_timeout,
         stats: Arc::new(Stats::default()),
         live: Mutex::new(Default::default()),
-        recorders: Arc::new(()),
+        alive,
     });
     let slots = Arc::new(Semaphore::new(args.max_connections));
     let mut addrs = Vec::new();
@@ -154,25 +158,20 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
         .load(std::sync::atomic::Ordering::Relaxed);
     systemd::stopping(&format!("finishing {open} open chunk(s)"));
     log::info!("shutting down: finishing {open} open chunk(s)");
-    let deadline = tokio::time::Instant::now() + FINISH_TIMEOUT;
-    // Connections see the same shutdown signal, close their recorders' queues, and the recorder
-    // threads hand their chunks on; each holds a clone of `recorders` until it is done.
-    while Arc::strong_count(&shared.recorders) > 1
-        || shared
-            .stats
-            .connections
-            .load(std::sync::atomic::Ordering::Relaxed)
-            > 0
+    // Accept loops and connections see the same shutdown signal; connections close their
+    // recorders' queues and the recorder threads hand their chunks on. Each holds a clone of
+    // `alive`, so the channel closes when the last of them is done.
+    let stats = shared.stats.clone();
+    drop(shared);
+    if tokio::time::timeout(FINISH_TIMEOUT, all_done.recv())
+        .await
+        .is_err()
     {
-        if tokio::time::Instant::now() >= deadline {
-            log::error!(
-                "some chunks were not finished within {FINISH_TIMEOUT:?}; the next start salvages them"
-            );
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        log::error!(
+            "some chunks were not finished within {FINISH_TIMEOUT:?}; the next start salvages them"
+        );
     }
-    log::info!("ingest stopped: {}", shared.stats.status_line());
+    log::info!("ingest stopped: {}", stats.status_line());
     Ok(())
 }
 

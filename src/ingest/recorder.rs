@@ -195,7 +195,7 @@ impl StreamRecorder {
         Ok(())
     }
 
-    /// Finishes the open chunk, if any: flush, fsync, unlock, rename into `remux/`.
+    /// Finishes the open chunk, if any: flush, unlock, fsync and rename into `remux/`.
     pub fn finish(&mut self) -> Result<()> {
         let Some(chunk) = self.open.take() else {
             return Ok(());
@@ -209,8 +209,7 @@ impl StreamRecorder {
             .into_inner()
             .map_err(|e| e.into_error())
             .with_context(|| format!("writing {}", chunk.path.display()))?;
-        file.sync_all()
-            .with_context(|| format!("fsync {}", chunk.path.display()))?;
+        // Unlock before the rename so remux can take the file at once; `handoff` fsyncs it.
         drop(file);
         spool::handoff(&chunk.path, &self.state.remux_inbox())?;
         Stats::add(&self.stats.chunks_written, 1);

@@ -2,7 +2,7 @@
 //! cut at their last complete tag and handed to `remux/`, so nothing that reached the disk is lost.
 //! A live writer holds its chunk's lock, so a locked file is never touched.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::BufReader;
 
 use anyhow::{Context, Result};
@@ -33,14 +33,9 @@ pub fn salvage(state: &StateDir) -> Result<usize> {
             }
         };
         if complete < len {
-            let f = OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .with_context(|| format!("opening {}", path.display()))?;
-            f.set_len(complete)
+            // `try_lock` opened the file for writing; `handoff` below fsyncs the cut.
+            file.set_len(complete)
                 .with_context(|| format!("truncating {}", path.display()))?;
-            f.sync_all()
-                .with_context(|| format!("fsync {}", path.display()))?;
             log::warn!(
                 chunk = path.display().to_string().as_str();
                 "salvaged an abandoned chunk: cut {} torn bytes after the last complete tag",
