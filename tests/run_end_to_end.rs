@@ -1,7 +1,7 @@
 //! End to end through `rtmp-recorder run`: ffmpeg publishes 30 s with 10 s chunks, and every
 //! chunk arrives in a real S3 server (s3s-fs, which checks SigV4 and checksums) as an MP4 carrying
 //! exactly the published packets, with a manifest chain a consumer can check for gaps. The test
-//! measures, per chunk, the time from the chunk's close (its rename into `remux/`) to its object
+//! measures, per chunk, the time from the chunk's close (the last write of its FLV) to its object
 //! being listed in the bucket.
 
 mod common;
@@ -11,7 +11,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use common::{PublishOpts, TempDir, by_stream, ffmpeg_publish, framehash, port_open, wait_until};
 use publish_common::{client, create_bucket, get, hermetic_aws_env, list_keys, s3s_fs, sha256_hex};
@@ -54,20 +54,18 @@ fn ffmpeg_to_s3_through_run() {
     let url = format!("rtmp://127.0.0.1:{port}/live/cam");
     let mut publisher = ffmpeg_publish(&url, 30, &opts);
 
-    // Watch both ends: when each chunk is closed (appears in remux/) and when its MP4 is listed.
-    let mut closed: BTreeMap<String, Instant> = BTreeMap::new();
-    let mut visible: BTreeMap<String, Instant> = BTreeMap::new();
+    // Note when each MP4 becomes listed. A chunk's close is its FLV's last write before the
+    // rename into remux/: the mtime of the FLV that remux later archives.
+    let mut visible: BTreeMap<String, SystemTime> = BTreeMap::new();
     let mut publisher_done = false;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        for f in common::files_with_ext(&state.join("remux"), "flv") {
-            let stem = f.file_stem().unwrap().to_string_lossy().into_owned();
-            closed.entry(stem).or_insert_with(Instant::now);
-        }
         let keys = rt.block_on(list_keys(&s3, BUCKET));
         for key in &keys {
             if let Some(stem) = key.rsplit('/').next().and_then(|f| f.strip_suffix(".mp4")) {
-                visible.entry(stem.to_string()).or_insert_with(Instant::now);
+                visible
+                    .entry(stem.to_string())
+                    .or_insert_with(SystemTime::now);
             }
         }
         // Each manifest is uploaded right after its MP4.
@@ -76,10 +74,16 @@ fn ffmpeg_to_s3_through_run() {
             publisher.wait_ok(Duration::from_secs(5));
             publisher_done = true;
         }
+        let archived = common::files_with_ext(&state.join("archive"), "flv").len();
+        let pending = ["recording", "remux"]
+            .iter()
+            .map(|d| common::files_with_ext(&state.join(d), "flv").len())
+            .sum::<usize>();
         if publisher_done
-            && visible.len() >= 3
-            && visible.len() == closed.len()
-            && manifests == visible.len()
+            && pending == 0
+            && archived > 0
+            && visible.len() == archived
+            && manifests == archived
         {
             break;
         }
@@ -102,19 +106,15 @@ fn ffmpeg_to_s3_through_run() {
         show()
     );
 
-    // Latency from chunk close to object visible. A chunk can close between two looks at
-    // remux/ and be remuxed before the next, so `closed` may miss it: then it counts from the
-    // first look at the object's stem anywhere, which only makes the number smaller; say so.
     let mut worst = Duration::ZERO;
     for (stem, seen) in &visible {
-        match closed.get(stem) {
-            Some(c) => {
-                let latency = seen.saturating_duration_since(*c);
-                eprintln!("chunk {stem}: closed -> object visible in {latency:?}");
-                worst = worst.max(latency);
-            }
-            None => eprintln!("chunk {stem}: remuxed before the watcher saw it in remux/"),
-        }
+        let flv = state.join("archive").join(format!("{stem}.flv"));
+        let closed = std::fs::metadata(&flv)
+            .and_then(|m| m.modified())
+            .unwrap_or_else(|e| panic!("{}: {e}", flv.display()));
+        let latency = seen.duration_since(closed).unwrap_or(Duration::ZERO);
+        eprintln!("chunk {stem}: closed -> object visible in {latency:?}");
+        worst = worst.max(latency);
     }
     eprintln!("worst chunk close -> object visible: {worst:?} (the replaced stack needs ~75 s)");
     assert!(
