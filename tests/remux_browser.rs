@@ -1,16 +1,12 @@
-//! A real browser plays our MP4: Debian's chromium, headless, loads a page from a tiny HTTP
-//! server in this test (Range requests honoured, as any CDN or S3 does) with a muted autoplay
-//! `<video>` of a remuxed chunk. After ~2 s of playback the page posts readyState, duration and
-//! currentTime back to the server; we assert it played.
+//! A real browser plays our MP4: Debian's chromium, headless, loads a page with a muted autoplay
+//! `<video>` of a remuxed chunk from the test's HTTP server, which honours Range requests as any
+//! CDN or S3 does. After ~2 s of playback the page posts readyState, duration and currentTime
+//! back; we assert it played, and that the browser fetched the file by ranges (answered 206).
 
 mod remux_common;
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use remux_common::*;
@@ -30,77 +26,6 @@ v.addEventListener('playing', () => setTimeout(() => report({event: 'played'}), 
 setTimeout(() => report({event: 'timeout'}), 20000);
 </script>
 </body></html>"#;
-
-/// Serves one connection: `/` is the page, `/chunk.mp4` the file (with Range), POST
-/// `/result` hands its body to `results`.
-fn serve(mut stream: TcpStream, mp4: &Path, results: &mpsc::Sender<String>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut request = String::new();
-    if reader.read_line(&mut request).unwrap_or(0) == 0 {
-        return;
-    }
-    let mut range: Option<(u64, Option<u64>)> = None;
-    let mut content_length = 0usize;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-            break;
-        }
-        let lower = line.to_ascii_lowercase();
-        if let Some(v) = lower.strip_prefix("range: bytes=") {
-            let (a, b) = v.trim().split_once('-').unwrap_or((v.trim(), ""));
-            range = a.parse().ok().map(|a| (a, b.parse().ok()));
-        }
-        if let Some(v) = lower.strip_prefix("content-length:") {
-            content_length = v.trim().parse().unwrap_or(0);
-        }
-    }
-    let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
-    let reply = |stream: &mut TcpStream, status: &str, kind: &str, extra: &str, body: &[u8]| {
-        let head = format!(
-            "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nAccept-Ranges: bytes\r\n{extra}Connection: close\r\n\r\n",
-            body.len()
-        );
-        let _ = stream.write_all(head.as_bytes());
-        let _ = stream.write_all(body);
-    };
-    match path.as_str() {
-        "/" => reply(&mut stream, "200 OK", "text/html", "", PAGE.as_bytes()),
-        "/chunk.mp4" => {
-            let data = std::fs::read(mp4).unwrap();
-            let total = data.len() as u64;
-            match range {
-                Some((start, end)) if start < total => {
-                    let end = end.unwrap_or(total - 1).min(total - 1);
-                    let extra = format!("Content-Range: bytes {start}-{end}/{total}\r\n");
-                    let body = &data[start as usize..=end as usize];
-                    reply(
-                        &mut stream,
-                        "206 Partial Content",
-                        "video/mp4",
-                        &extra,
-                        body,
-                    );
-                }
-                Some(_) => reply(
-                    &mut stream,
-                    "416 Range Not Satisfiable",
-                    "text/plain",
-                    "",
-                    b"",
-                ),
-                None => reply(&mut stream, "200 OK", "video/mp4", "", &data),
-            }
-        }
-        "/result" => {
-            let mut body = vec![0u8; content_length];
-            let _ = reader.read_exact(&mut body);
-            let _ = results.send(String::from_utf8_lossy(&body).into_owned());
-            reply(&mut stream, "200 OK", "text/plain", "", b"ok");
-        }
-        _ => reply(&mut stream, "404 Not Found", "text/plain", "", b""),
-    }
-}
 
 fn remuxed_chunk(dir: &Path) -> PathBuf {
     let flv = dir.join("in.flv");
@@ -131,43 +56,10 @@ fn remuxed_chunk(dir: &Path) -> PathBuf {
 
 #[test]
 fn chromium_plays_the_remuxed_chunk() {
-    ensure_apt("chromium", "chromium");
     let dir = tempfile::tempdir().unwrap();
     let mp4 = remuxed_chunk(dir.path());
-
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (tx, rx) = mpsc::channel();
-    let served = mp4.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let (mp4, tx) = (served.clone(), tx.clone());
-            std::thread::spawn(move || serve(stream, &mp4, &tx));
-        }
-    });
-
-    let profile = dir.path().join("profile");
-    let mut chromium = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--no-first-run",
-            "--autoplay-policy=no-user-gesture-required",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("http://127.0.0.1:{port}/"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting chromium");
-    let result = rx.recv_timeout(Duration::from_secs(60));
-    let _ = chromium.kill();
-    let _ = chromium.wait();
-    let result = result.expect("the page never reported back");
-    let r: serde_json::Value = serde_json::from_str(&result).unwrap();
+    let report = browser::chromium_report(PAGE, &mp4, Duration::from_secs(60));
+    let r = &report.json;
     eprintln!("chromium reported: {r}");
     assert_eq!(r["event"], "played", "{r}");
     assert_eq!(r["error"], 0, "{r}");
@@ -177,4 +69,15 @@ fn chromium_plays_the_remuxed_chunk() {
     assert!((4.9..=5.2).contains(&duration), "duration {duration}: {r}");
     let t = r["currentTime"].as_f64().unwrap();
     assert!(t >= 1.0, "playback did not advance: {r}");
+    let ranged: Vec<_> = report
+        .requests
+        .iter()
+        .filter(|q| q.path == "/chunk.mp4" && q.range.is_some())
+        .collect();
+    eprintln!("requests: {:?}", report.requests);
+    assert!(
+        !ranged.is_empty() && ranged.iter().all(|q| q.status == 206),
+        "the browser made no Range request answered 206: {:?}",
+        report.requests
+    );
 }

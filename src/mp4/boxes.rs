@@ -1,6 +1,6 @@
 //! The boxes of a faststart movie, built from the sample tables of `movie`: `ftyp`, and a
 //! `moov` with one `trak` per track (`stsd`, `stts`, `ctts`, `stss`, `stsc`, `stsz`,
-//! `stco`/`co64`, and an edit list for tracks that start after the movie does).
+//! `stco`/`co64`, and an edit list where a track's first presented frame is not at the movie's start).
 
 use mp4_atom::{
     Co64, Ctts, CttsEntry, Dinf, Dref, DrefEntry, Edts, Elst, ElstEntry, FourCC, Ftyp, Hdlr,
@@ -80,9 +80,8 @@ pub(super) fn moov(
     let mut movie_duration = 0u64;
     for (i, (t, c)) in tracks.iter().zip(&chunks).enumerate() {
         let track_id = i as u32 + 1;
-        let delay_ms = (t.samples[0].dts_ms - start_ms) as u64;
         let stbl = stbl(t, track_id, c, wide)?;
-        let trak = trak(t, track_id, delay_ms, creation_time, stbl);
+        let trak = trak(t, track_id, Edit::of(t, start_ms), creation_time, stbl);
         movie_duration = movie_duration.max(trak.tkhd.duration);
         traks.push(trak);
     }
@@ -206,27 +205,59 @@ fn stbl(t: &Track, track_id: u32, c: &Chunks, wide: bool) -> Result<Stbl, MovieE
     })
 }
 
-fn trak(t: &Track, track_id: u32, delay_ms: u64, creation_time: u64, stbl: Stbl) -> Trak {
+/// Where a track's presentation begins on the movie timeline, in the form ffmpeg's own muxer
+/// writes and every demuxer reads alike: an empty edit up to the track's first presentation
+/// time, then the media from the first sample's composition time (`media_time`). The other
+/// spelling of the same instant (empty edit up to the first *decode* time, `media_time` 0) is
+/// valid too, but ffmpeg's demuxer (and the players built on it) then presents a B-frame
+/// track early by its first composition offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Edit {
+    /// Movie time (ms) before the track's first presented frame.
+    pub(super) empty_ms: u64,
+    /// The composition time in the media (track ticks) shown at the end of the empty edit.
+    pub(super) media_time: u64,
+}
+
+impl Edit {
+    /// `start_ms` is the movie's start: the earliest first DTS of all tracks.
+    pub(super) fn of(t: &Track, start_ms: i64) -> Edit {
+        let first = t.samples[0];
+        // `media_time` cannot be negative: a first frame with a negative composition offset
+        // is entered at its decode time, and the part of it before that is not shown.
+        let lead_ms = i64::from(first.cto_ms.max(0));
+        Edit {
+            empty_ms: (first.dts_ms + lead_ms - start_ms) as u64,
+            media_time: t.ticks(lead_ms) as u64,
+        }
+    }
+
+    fn needed(self) -> bool {
+        self.empty_ms > 0 || self.media_time > 0
+    }
+}
+
+fn trak(t: &Track, track_id: u32, edit: Edit, creation_time: u64, stbl: Stbl) -> Trak {
     let ts = t.timescale();
     let media_ticks = t.media_ticks();
-    let media_ms = media_ticks * 1000 / u64::from(ts);
-    // A track that starts later than the movie gets an empty edit first, so every sample keeps
-    // the presentation time it had in the source.
-    let edts = (delay_ms > 0).then(|| Edts {
-        elst: Some(Elst {
-            entries: vec![
-                ElstEntry {
-                    segment_duration: delay_ms,
-                    media_time: None,
-                    media_rate: 1i16.into(),
-                },
-                ElstEntry {
-                    segment_duration: media_ms,
-                    media_time: Some(0),
-                    media_rate: 1i16.into(),
-                },
-            ],
-        }),
+    let shown_ms = media_ticks.saturating_sub(edit.media_time) * 1000 / u64::from(ts);
+    let edts = edit.needed().then(|| {
+        let mut entries = Vec::with_capacity(2);
+        if edit.empty_ms > 0 {
+            entries.push(ElstEntry {
+                segment_duration: edit.empty_ms,
+                media_time: None,
+                media_rate: 1i16.into(),
+            });
+        }
+        entries.push(ElstEntry {
+            segment_duration: shown_ms,
+            media_time: Some(edit.media_time),
+            media_rate: 1i16.into(),
+        });
+        Edts {
+            elst: Some(Elst { entries }),
+        }
     });
     let video = t.video();
     let (width, height) = t.entries[0].dimensions().unwrap_or((0, 0));
@@ -240,7 +271,7 @@ fn trak(t: &Track, track_id: u32, delay_ms: u64, creation_time: u64, stbl: Stbl)
             creation_time,
             modification_time: creation_time,
             track_id,
-            duration: delay_ms + media_ms,
+            duration: edit.empty_ms + shown_ms,
             layer: 0,
             alternate_group: 0,
             enabled: true,

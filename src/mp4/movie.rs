@@ -10,9 +10,9 @@
 //! each sample's DTS is its source millisecond converted to ticks (not accumulated durations),
 //! so a demuxer reads back exactly the FLV's DTS and PTS (PTS = DTS + composition offset, as
 //! `ctts`). The movie starts at the earliest first DTS of all tracks (normally 0; otherwise
-//! everything moves by that one constant); a track starting later gets an empty edit of the
-//! difference. A first composition offset above zero (B-frames) needs no edit: the first
-//! frame simply presents at its FLV PTS.
+//! everything moves by that one constant). Each track's edit list says where its first frame
+//! is presented: an empty edit up to its first PTS, then the media from that frame's
+//! composition time (`boxes::Edit`), so the A/V relation every demuxer reads is the FLV's.
 
 use mp4_atom::Encode;
 use thiserror::Error;
@@ -419,11 +419,13 @@ mod tests {
             (vt.tkhd.width.integer(), vt.tkhd.height.integer()),
             (1280, 720)
         );
-        // Video starts the movie: no edit. Audio starts 46 ms later: an empty edit.
+        // Video starts the movie and its first frame presents at once: no edit. Audio starts
+        // 46 ms later: an empty edit, then its media from the start.
         assert!(vt.edts.is_none());
-        let elst = at.edts.as_ref().unwrap().elst.as_ref().unwrap();
-        assert_eq!(elst.entries[0].media_time, None);
-        assert_eq!(elst.entries[0].segment_duration, 46);
+        assert_eq!(
+            edits(at),
+            vec![(46, None), (at.tkhd.duration - 46, Some(0))]
+        );
         // Signed composition offsets (only where B-frames are): 66 ms in 90 kHz.
         let ctts = vt.mdia.minf.stbl.ctts.as_ref().unwrap();
         assert!(ctts.entries.iter().any(|e| e.sample_offset == 66 * 90));
@@ -442,6 +444,74 @@ mod tests {
         assert_eq!(layout.ranges[1], (1120, 10));
         assert_eq!(layout.ranges.len(), 30);
         assert_eq!(layout.file_size, head_len as u64 + 10 * 100 + 20 * 10);
+    }
+
+    /// (segment duration in ms, media time in track ticks) of each edit.
+    fn edits(t: &mp4_atom::Trak) -> Vec<(u64, Option<u64>)> {
+        let Some(edts) = &t.edts else {
+            return Vec::new();
+        };
+        edts.elst
+            .as_ref()
+            .unwrap()
+            .entries
+            .iter()
+            .map(|e| (e.segment_duration, e.media_time))
+            .collect()
+    }
+
+    /// A B-frame video track (first composition offset 67 ms) and an audio track starting at
+    /// `audio_ms`, video at `video_ms`.
+    fn av_movie(video_ms: i64, audio_ms: i64, first_cto: i32) -> Moov {
+        let mut m = Movie::new();
+        let v = m.add_track(avc(&SPS_720P));
+        let a = m.add_track(aac());
+        let mut src = 0u64;
+        for i in 0..30i64 {
+            let cto = if i == 0 { first_cto } else { 33 };
+            m.push(v, frame(video_ms + i * 33, cto, 100, src, i == 0));
+            src += 100;
+            m.push(a, frame(audio_ms + i * 21, 0, 10, src, true));
+            src += 10;
+        }
+        parse(&m.layout(0).unwrap()).0
+    }
+
+    #[test]
+    fn a_late_b_frame_track_is_delayed_to_its_first_presentation_time() {
+        // Audio first, video 700 ms later with its first frame shown 67 ms after its decode
+        // time: the empty edit lasts until 767 ms and the media is entered at 67 ms.
+        let moov = av_movie(700, 0, 67);
+        let (vt, at) = (&moov.trak[0], &moov.trak[1]);
+        let shown = vt.tkhd.duration - 767;
+        assert_eq!(edits(vt), vec![(767, None), (shown, Some(67 * 90))]);
+        assert!(at.edts.is_none());
+        // The media edit covers the media from the first presented frame to the end.
+        let media_ms = vt.mdia.mdhd.duration * 1000 / 90_000;
+        assert_eq!(shown, media_ms - 67);
+        assert_eq!(moov.mvhd.duration, vt.tkhd.duration.max(at.tkhd.duration));
+    }
+
+    #[test]
+    fn a_b_frame_track_that_starts_the_movie_enters_its_media_at_the_first_pts() {
+        let moov = av_movie(0, 0, 67);
+        let vt = &moov.trak[0];
+        assert_eq!(
+            edits(vt),
+            vec![(67, None), (vt.tkhd.duration - 67, Some(67 * 90))]
+        );
+        assert!(moov.trak[1].edts.is_none());
+    }
+
+    #[test]
+    fn a_negative_first_composition_offset_enters_the_media_at_its_start() {
+        // `media_time` cannot be negative: the track shows from its first decode time.
+        let moov = av_movie(10, 0, -30);
+        let vt = &moov.trak[0];
+        assert_eq!(
+            edits(vt),
+            vec![(10, None), (vt.tkhd.duration - 10, Some(0))]
+        );
     }
 
     #[test]

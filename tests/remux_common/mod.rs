@@ -4,6 +4,8 @@
 //! timestamps).
 #![allow(dead_code)]
 
+pub mod browser;
+
 use crate::support;
 #[allow(unused_imports)]
 pub use support::ensure_apt;
