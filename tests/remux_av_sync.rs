@@ -280,6 +280,9 @@ fn first_presentation_times_equal_the_flvs_in_ffmpeg_gstreamer_and_chromium() {
             }
         }
         assert_like_ffmpeg_remux(Path::new(ffmpeg()), &flv, &mp4);
+        // The edit list ends after the last frame presented: every frame is shown.
+        let shown = |f: &Path| probe(f, "v", "frame=pts_time").lines().count();
+        assert_eq!(shown(&mp4), shown(&flv), "{}: frames shown", case.name);
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }

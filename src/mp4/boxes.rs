@@ -240,7 +240,8 @@ impl Edit {
 fn trak(t: &Track, track_id: u32, edit: Edit, creation_time: u64, stbl: Stbl) -> Trak {
     let ts = t.timescale();
     let media_ticks = t.media_ticks();
-    let shown_ms = media_ticks.saturating_sub(edit.media_time) * 1000 / u64::from(ts);
+    let shown_ms =
+        t.presentation_end_ticks().saturating_sub(edit.media_time) * 1000 / u64::from(ts);
     let edts = edit.needed().then(|| {
         let mut entries = Vec::with_capacity(2);
         if edit.empty_ms > 0 {

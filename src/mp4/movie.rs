@@ -145,6 +145,27 @@ impl Track {
             _ => 0,
         }
     }
+
+    /// Where presentation ends in the media, in ticks: the latest composition time plus that
+    /// sample's duration. With B-frames this is past the decode span ([`Track::media_ticks`]),
+    /// and an edit that stopped there would drop the last frames shown.
+    pub(super) fn presentation_end_ticks(&self) -> u64 {
+        let Some(first) = self.samples.first() else {
+            return 0;
+        };
+        let origin = self.ticks(first.dts_ms);
+        let last_duration = i64::from(self.last_duration_ticks());
+        let mut end = 0i64;
+        for (i, s) in self.samples.iter().enumerate() {
+            let dts = self.ticks(s.dts_ms);
+            let duration = self
+                .samples
+                .get(i + 1)
+                .map_or(last_duration, |n| self.ticks(n.dts_ms) - dts);
+            end = end.max(dts - origin + self.ticks(i64::from(s.cto_ms)) + duration);
+        }
+        end.max(0) as u64
+    }
 }
 
 /// Builds one movie from samples pushed in source order.
@@ -486,9 +507,10 @@ mod tests {
         let shown = vt.tkhd.duration - 767;
         assert_eq!(edits(vt), vec![(767, None), (shown, Some(67 * 90))]);
         assert!(at.edts.is_none());
-        // The media edit covers the media from the first presented frame to the end.
+        // The media edit runs from the first presented frame to the end of the last one
+        // presented, which (composition offset 33 ms) is 33 ms past the decode span.
         let media_ms = vt.mdia.mdhd.duration * 1000 / 90_000;
-        assert_eq!(shown, media_ms - 67);
+        assert_eq!(shown, media_ms + 33 - 67);
         assert_eq!(moov.mvhd.duration, vt.tkhd.duration.max(at.tkhd.duration));
     }
 
