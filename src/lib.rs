@@ -16,6 +16,7 @@ pub mod remux;
 pub mod rtmp;
 pub mod run;
 pub mod shutdown;
+pub mod size;
 pub mod spool;
 pub mod systemd;
 pub mod utc;
