@@ -11,6 +11,7 @@ pub mod ingest;
 pub mod logging;
 pub mod manifest;
 pub mod mp4;
+pub mod naming;
 pub mod publish;
 pub mod remux;
 pub mod rtmp;

@@ -17,7 +17,8 @@ use crate::chunk::{Action, Message, SplitConfig, SplitReason, Splitter};
 use crate::flv::{FlvWriter, TagType};
 use crate::ingest::metadata::{ChunkFields, chunk_metadata};
 use crate::ingest::status::Stats;
-use crate::spool::{self, ChunkName, StateDir};
+use crate::naming::ChunkName;
+use crate::spool::{self, StateDir};
 use crate::utc::Civil;
 
 /// A message of a publishing stream, as the connection hands it over.
