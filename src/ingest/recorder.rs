@@ -8,7 +8,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -136,7 +136,11 @@ impl StreamRecorder {
 
     fn start(&mut self, reason: SplitReason) -> Result<()> {
         self.seq += 1;
-        let start = Civil::from_system_time(SystemTime::now());
+        // The clock is read here, in the shell; `utc` stays pure.
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
+        let start = Civil::from_unix_millis(since_epoch.as_millis() as i64);
         let name = ChunkName::new(start, &self.app, &self.label, self.seq);
         let stem = name.stem();
         let path = self.state.recording().join(format!("{stem}.flv"));
