@@ -76,43 +76,9 @@ impl Cli {
     }
 }
 
-/// Parses `1000M`, `2G`, `512K`, `1048576` (bytes; binary multiples, as nginx reads them).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let (num, mult) = match t.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let mult = match c.to_ascii_uppercase() {
-                'K' => 1u64 << 10,
-                'M' => 1 << 20,
-                'G' => 1 << 30,
-                'T' => 1 << 40,
-                'B' => 1,
-                _ => return Err(format!("{text:?}: unknown size suffix (use K, M, G or T)")),
-            };
-            (&t[..i], mult)
-        }
-        _ => (t, 1),
-    };
-    let n: u64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?}: not a size (e.g. 1000M)"))?;
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{text:?}: size too large"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("1000M").unwrap(), 1000 << 20);
-        assert_eq!(parse_size("2g").unwrap(), 2 << 30);
-        assert_eq!(parse_size("4096").unwrap(), 4096);
-        assert!(parse_size("12Q").is_err());
-        assert!(parse_size("M").is_err());
-    }
 
     #[test]
     fn cli_definition_is_consistent() {

@@ -1,6 +1,7 @@
-//! The state directory: its folders, chunk names, and the handoff every stage relies on
-//! (write elsewhere, fsync, `rename()` into the next inbox, fsync the directory). See
-//! `docs/ARCHITECTURE.md` for the contract; this module is its only implementation.
+//! The state directory: its folders and the handoff every stage relies on (write elsewhere,
+//! fsync, `rename()` into the next inbox, fsync the directory). See `docs/ARCHITECTURE.md` for
+//! the contract; this module is its only implementation. The names it writes and reads follow
+//! the pure rules in `naming`.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Write};
@@ -9,7 +10,9 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
 
-use crate::utc::Civil;
+use crate::naming;
+// Chunk names are pure rules; callers that do I/O with them find them here too.
+pub use crate::naming::ChunkName;
 
 /// The default when neither `--state-dir` nor `$STATE_DIRECTORY` is set.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/rtmp-recorder";
@@ -25,7 +28,8 @@ impl StateDir {
         StateDir { root: root.into() }
     }
 
-    /// Creates every folder of the layout; a stage calls this before touching anything.
+    /// Creates every folder of the layout and removes partial files left in `tmp/` by writers
+    /// that died; every stage calls this before touching anything.
     pub fn open(root: impl Into<PathBuf>) -> Result<StateDir> {
         let dir = StateDir::new(root);
         for sub in [
@@ -38,6 +42,10 @@ impl StateDir {
         ] {
             fs::create_dir_all(&sub)
                 .with_context(|| format!("creating state folder {}", sub.display()))?;
+        }
+        let removed = clear_stale_partials(&dir.tmp())?;
+        if removed > 0 {
+            log::info!("removed {removed} partial file(s) left in tmp/ by writers that died");
         }
         Ok(dir)
     }
@@ -85,81 +93,6 @@ impl StateDir {
     }
 }
 
-/// The parts of a chunk's file name: `{UTC start}_{app}_{stream}_{seq}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChunkName {
-    pub start: Civil,
-    pub app: String,
-    pub stream: String,
-    pub seq: u32,
-}
-
-impl ChunkName {
-    pub fn new(start: Civil, app: &str, stream: &str, seq: u32) -> ChunkName {
-        ChunkName {
-            start,
-            app: sanitize(app, false),
-            stream: sanitize(stream, true),
-            seq,
-        }
-    }
-
-    /// The name without extension, shared by the FLV, its MP4 and its manifest.
-    pub fn stem(&self) -> String {
-        format!(
-            "{}_{}_{}_{:06}",
-            self.start.compact(),
-            self.app,
-            self.stream,
-            self.seq
-        )
-    }
-
-    /// Parses a stem (or a file name, whose extension is ignored).
-    pub fn parse(name: &str) -> Option<ChunkName> {
-        let stem = match name.rsplit_once('.') {
-            Some((stem, "flv" | "mp4" | "json")) => stem,
-            _ => name,
-        };
-        let start = Civil::parse_compact(stem.get(..20)?)?;
-        let rest = stem.get(20..)?.strip_prefix('_')?;
-        let (app, rest) = rest.split_once('_')?;
-        let (stream, seq) = rest.rsplit_once('_')?;
-        if app.is_empty() || stream.is_empty() || seq.len() < 6 {
-            return None;
-        }
-        if !seq.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        Some(ChunkName {
-            start,
-            app: app.to_string(),
-            stream: stream.to_string(),
-            seq: seq.parse().ok()?,
-        })
-    }
-}
-
-/// Keeps names portable and parseable: `app` never holds `_` (the separator), neither holds `/`.
-fn sanitize(s: &str, allow_underscore: bool) -> String {
-    let cleaned: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' || (allow_underscore && c == '_') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    // "." and ".." are not names; an empty app or stream would break parsing.
-    if cleaned.is_empty() || cleaned.chars().all(|c| c == '.') {
-        "-".to_string()
-    } else {
-        cleaned
-    }
-}
-
 /// Flushes a directory entry change (create, rename) to disk.
 pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
@@ -190,10 +123,9 @@ pub fn write_atomically(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()>
     let name = dest
         .file_name()
         .with_context(|| format!("{} has no file name", dest.display()))?;
-    let tmp = tmp_dir.join(format!(
-        "{}.{}.partial",
-        name.to_string_lossy(),
-        std::process::id()
+    let tmp = tmp_dir.join(naming::partial_name(
+        &name.to_string_lossy(),
+        std::process::id(),
     ));
     let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     f.write_all(bytes)
@@ -205,6 +137,35 @@ pub fn write_atomically(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()>
         fsync_dir(parent).with_context(|| format!("fsync {}", parent.display()))?;
     }
     Ok(())
+}
+
+/// Removes the partial files `write_atomically` left in `tmp_dir` when its process died. A
+/// partial whose writer's PID is alive may be a write in progress of another stage (under `run`
+/// all stages share one PID) and stays. Returns how many were removed.
+pub fn clear_stale_partials(tmp_dir: &Path) -> Result<usize> {
+    let entries = match fs::read_dir(tmp_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e).with_context(|| format!("listing {}", tmp_dir.display())),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("listing {}", tmp_dir.display()))?;
+        let name = entry.file_name();
+        let Some((_, pid)) = name.to_str().and_then(naming::parse_partial) else {
+            continue;
+        };
+        if Path::new("/proc").join(pid.to_string()).exists() {
+            continue;
+        }
+        match fs::remove_file(entry.path()) {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            // Harmless to leave: tmp/ is never an inbox. Say so rather than stop the stage.
+            Err(e) => log::warn!("could not remove stale {}: {e}", entry.path().display()),
+        }
+    }
+    Ok(removed)
 }
 
 /// Opens `path` and takes an exclusive lock without waiting. `Ok(None)`: someone else holds it.
@@ -279,48 +240,6 @@ pub fn remove_older_than(dir: &Path, age: Duration, keep: impl Fn(&Path) -> bool
 mod tests {
     use super::*;
 
-    fn civil() -> Civil {
-        Civil::from_unix_millis(1_795_000_000_123)
-    }
-
-    #[test]
-    fn chunk_name_round_trips() {
-        let n = ChunkName::new(civil(), "live", "cam_1", 7);
-        let stem = n.stem();
-        assert!(stem.ends_with("_live_cam_1_000007"), "{stem}");
-        assert_eq!(ChunkName::parse(&stem), Some(n.clone()));
-        assert_eq!(ChunkName::parse(&format!("{stem}.flv")), Some(n.clone()));
-        assert_eq!(ChunkName::parse(&format!("{stem}.mp4")), Some(n));
-    }
-
-    #[test]
-    fn chunk_name_sanitizes_separators_and_paths() {
-        let n = ChunkName::new(civil(), "my_app", "../../etc/passwd?x=1", 1);
-        assert_eq!(n.app, "my-app");
-        assert!(!n.stream.contains('/'));
-        assert_eq!(ChunkName::parse(&n.stem()), Some(n.clone()));
-        let dots = ChunkName::new(civil(), "..", "..", 1);
-        assert_eq!(dots.app, "-");
-        assert_eq!(dots.stream, "-");
-    }
-
-    #[test]
-    fn chunk_names_sort_by_time() {
-        let a = ChunkName::new(Civil::from_unix_millis(1_000), "z", "z", 9).stem();
-        let b = ChunkName::new(Civil::from_unix_millis(2_000), "a", "a", 1).stem();
-        assert!(a < b);
-    }
-
-    #[test]
-    fn rejects_foreign_names() {
-        assert_eq!(ChunkName::parse("video.flv"), None);
-        assert_eq!(ChunkName::parse("20261126T032759.123Z_live.flv"), None);
-        assert_eq!(
-            ChunkName::parse("20261126T032759.123Z_live_cam_x1.flv"),
-            None
-        );
-    }
-
     #[test]
     fn handoff_moves_and_lock_excludes() {
         let tmp = tempfile::tempdir().unwrap();
@@ -341,5 +260,24 @@ mod tests {
         assert!(failed.exists());
         let reason = fs::read_to_string(state.failed().join("a.flv.reason")).unwrap();
         assert_eq!(reason, "not an FLV\n");
+    }
+
+    #[test]
+    fn open_clears_partials_of_dead_writers_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::open(tmp.path()).unwrap();
+        // Above any pid_max Linux allows (2^22), so never a live process.
+        let dead = naming::partial_name("a.json", 4_000_000_000);
+        let live = naming::partial_name("b.json", std::process::id());
+        for name in [&dead, &live, &"remux-x.mp4".to_string()] {
+            fs::write(state.tmp().join(name), b"x").unwrap();
+        }
+        StateDir::open(tmp.path()).unwrap();
+        let mut left: Vec<String> = fs::read_dir(state.tmp())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, vec![live, "remux-x.mp4".to_string()]);
     }
 }

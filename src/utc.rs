@@ -1,7 +1,5 @@
 //! UTC civil time without a time-zone library: chunk names and metadata only ever need UTC.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 /// A UTC instant split into calendar fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Civil {
@@ -15,11 +13,6 @@ pub struct Civil {
 }
 
 impl Civil {
-    pub fn from_system_time(t: SystemTime) -> Civil {
-        let since = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-        Civil::from_unix_millis(since.as_millis() as i64)
-    }
-
     pub fn from_unix_millis(ms: i64) -> Civil {
         let secs = ms.div_euclid(1000);
         let millis = ms.rem_euclid(1000) as u32;

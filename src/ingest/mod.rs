@@ -48,7 +48,7 @@ pub struct Args {
     pub chunk_duration_minutes: Option<u64>,
 
     /// Split at the next keyframe once a chunk reaches this size (seed: record_max_size 1000M).
-    #[arg(long, env = "MAX_CHUNK_SIZE", value_parser = crate::cli::parse_size, default_value = "1000M")]
+    #[arg(long, env = "MAX_CHUNK_SIZE", value_parser = crate::size::parse, default_value = "1000M")]
     pub max_chunk_size: u64,
 
     /// File of allowed stream keys, one per line: `KEY` or `KEY LABEL`. Unset: any key may publish.

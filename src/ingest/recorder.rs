@@ -8,7 +8,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -17,7 +17,8 @@ use crate::chunk::{Action, Message, SplitConfig, SplitReason, Splitter};
 use crate::flv::{FlvWriter, TagType};
 use crate::ingest::metadata::{ChunkFields, chunk_metadata};
 use crate::ingest::status::Stats;
-use crate::spool::{self, ChunkName, StateDir};
+use crate::naming::ChunkName;
+use crate::spool::{self, StateDir};
 use crate::utc::Civil;
 
 /// A message of a publishing stream, as the connection hands it over.
@@ -135,7 +136,11 @@ impl StreamRecorder {
 
     fn start(&mut self, reason: SplitReason) -> Result<()> {
         self.seq += 1;
-        let start = Civil::from_system_time(SystemTime::now());
+        // The clock is read here, in the shell; `utc` stays pure.
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
+        let start = Civil::from_unix_millis(since_epoch.as_millis() as i64);
         let name = ChunkName::new(start, &self.app, &self.label, self.seq);
         let stem = name.stem();
         let path = self.state.recording().join(format!("{stem}.flv"));

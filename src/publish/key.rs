@@ -1,7 +1,7 @@
 //! Object keys: a template such as `{prefix}/{app}/{stream}/{YYYY}/{MM}/{DD}/{file}` filled from a
 //! chunk's name. Pure: text in, text out.
 
-use crate::spool::ChunkName;
+use crate::naming::ChunkName;
 
 /// The layout the seed's bucket readers expect by default.
 pub const DEFAULT_TEMPLATE: &str = "{prefix}/{app}/{stream}/{YYYY}/{MM}/{DD}/{file}";

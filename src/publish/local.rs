@@ -9,7 +9,7 @@ use std::path::{Component, Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::fault::Fault;
-use super::store::{ObjectSpec, Stored, hex};
+use super::object::{ObjectSpec, Stored, hex};
 use crate::spool::fsync_dir;
 
 #[derive(Debug, Clone)]

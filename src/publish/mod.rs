@@ -7,6 +7,7 @@ mod destination;
 mod fault;
 mod key;
 mod local;
+mod object;
 mod queue;
 mod s3;
 mod store;
@@ -83,11 +84,11 @@ pub struct Args {
     pub upload_quiet_for: Duration,
 
     /// Files this large or larger are uploaded in parts.
-    #[arg(long, env = "PUBLISH_MULTIPART_THRESHOLD", default_value = "16M", value_parser = crate::cli::parse_size)]
+    #[arg(long, env = "PUBLISH_MULTIPART_THRESHOLD", default_value = "16M", value_parser = crate::size::parse)]
     pub multipart_threshold: u64,
 
     /// Size of one part of a multipart upload (at least 5M).
-    #[arg(long, env = "PUBLISH_PART_SIZE", default_value = "8M", value_parser = crate::cli::parse_size)]
+    #[arg(long, env = "PUBLISH_PART_SIZE", default_value = "8M", value_parser = crate::size::parse)]
     pub part_size: u64,
 
     /// Parts uploaded at the same time.

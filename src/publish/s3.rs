@@ -30,7 +30,7 @@ use tokio::sync::Semaphore;
 
 use super::backoff::Backoff;
 use super::fault::{Fault, classify};
-use super::store::{ObjectSpec, Stored, hex};
+use super::object::{ObjectSpec, Stored, hex};
 
 /// Settings of the S3 destination.
 #[derive(Debug, Clone)]

@@ -15,7 +15,8 @@ use super::direct;
 use super::manifest;
 use super::mapped::MappedFile;
 use super::scan::{self, ScanError};
-use crate::spool::{self, ChunkName, StateDir};
+use crate::naming::ChunkName;
+use crate::spool::{self, StateDir};
 
 /// Prefix of this stage's files in `tmp/` (leftovers are removed at stage start).
 pub const TMP_PREFIX: &str = "remux-";

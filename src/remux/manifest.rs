@@ -8,7 +8,7 @@ use crate::manifest::{
     META_UTC_START, TrackSummary,
 };
 use crate::mp4::movie;
-use crate::spool::ChunkName;
+use crate::naming::ChunkName;
 
 /// The manifest of chunk `stem`.
 pub fn build(

@@ -49,11 +49,8 @@ pub async fn run(
     mut shutdown: crate::shutdown::Shutdown,
 ) -> Result<()> {
     let start = state.clone();
-    tokio::task::spawn_blocking(move || {
-        clear_stale_partials(&start.tmp());
-        clear_abandoned_outputs(&start)
-    })
-    .await??;
+    // Stale partials in tmp/ are gone already: `StateDir::open` removes them for every stage.
+    tokio::task::spawn_blocking(move || clear_abandoned_outputs(&start)).await??;
     let mut retry_at: HashMap<PathBuf, Instant> = HashMap::new();
     let mut pruned_at: Option<Instant> = None;
     loop {
@@ -149,29 +146,6 @@ fn clear_abandoned_outputs(state: &StateDir) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// `spool::write_atomically` leaves `NAME.PID.partial` behind when its process dies; remove
-/// those of manifests whose writer is gone (a live PID may be another stage at work).
-fn clear_stale_partials(tmp: &Path) {
-    let Ok(entries) = std::fs::read_dir(tmp) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_suffix(".partial") else {
-            continue;
-        };
-        let Some((stem, pid)) = rest.rsplit_once('.') else {
-            continue;
-        };
-        let alive = pid
-            .parse::<u32>()
-            .is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
-        if stem.ends_with(".json") && !alive {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
 }
 
 fn chunk_label(path: &Path) -> String {
