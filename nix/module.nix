@@ -23,19 +23,7 @@ let
 
   cfg = config.services.rtmp-recorder;
 
-  # Unit names in systemd/ (tests/nix_flake.rs checks this list against that directory).
-  units = {
-    socket = "rtmp-recorder-ingest";
-    services = [
-      "rtmp-recorder-ingest"
-      "rtmp-recorder-remux"
-      "rtmp-recorder-publish"
-    ];
-    paths = [
-      "rtmp-recorder-remux"
-      "rtmp-recorder-publish"
-    ];
-  };
+  units = import ./units.nix;
 
   # The binary reads `90`, `90s`, `5m`, `1h30m`, `250ms`, `2d`; a bare number is seconds.
   duration = types.either types.ints.unsigned (
@@ -110,6 +98,7 @@ in
       type = types.package;
       default = pkgs.rtmp-recorder or (pkgs.callPackage ./package.nix { });
       defaultText = literalExpression "pkgs.rtmp-recorder or (pkgs.callPackage ./package.nix { })";
+      example = literalExpression "inputs.rtmp-recorder.packages.\${pkgs.stdenv.hostPlatform.system}.default";
       description = "The rtmp-recorder package; its units are the ones started.";
     };
 
