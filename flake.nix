@@ -32,7 +32,9 @@
         rtmp-recorder = final.callPackage ./nix/package.nix { };
       };
 
-      nixosModules.default = ./nix/module.nix;
+      nixosModules.default = {
+        imports = [ ./nix/module.nix ];
+      };
 
       packages = forAllSystems (pkgs: {
         default = pkgs.callPackage ./nix/package.nix { };
