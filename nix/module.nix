@@ -1,0 +1,350 @@
+# services.rtmp-recorder: the NixOS side of the appliance.
+#
+# The units themselves come from the package (systemd/ in the repository, installed by
+# nix/package.nix), the same files the .deb and .rpm ship. This module only adds what NixOS
+# must decide: which units start, the socket's listen addresses, the environment the binary
+# reads its settings from, the system user and the firewall. So the units cannot drift apart
+# between NixOS and the other packages.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+
+let
+  inherit (lib)
+    mkEnableOption
+    mkIf
+    mkOption
+    types
+    literalExpression
+    ;
+
+  cfg = config.services.rtmp-recorder;
+
+  units = import ./units.nix;
+
+  # The binary reads `90`, `90s`, `5m`, `1h30m`, `250ms`, `2d`; a bare number is seconds.
+  duration = types.either types.ints.unsigned (
+    types.strMatching "([0-9]+(ms|s|m|min|h|d)?)+"
+  );
+  # `1000M`, `2G`, `512K` or bytes, binary multiples.
+  size = types.either types.ints.positive (types.strMatching "[0-9]+[KMGTBkmgtb]?");
+  # Files read at run time by the service: a string, never a Nix path, so the contents are
+  # not copied into the world-readable Nix store.
+  runtimeFile = types.pathWith {
+    inStore = false;
+    absolute = true;
+  };
+  # What systemd's ListenStream= takes for TCP: a port, or an address and a port.
+  listenAddress = types.strMatching "([0-9]+|[0-9.]+:[0-9]+|[[][0-9a-zA-Z:.%]+[]]:[0-9]+)";
+
+  portOf = address: lib.toInt (lib.last (lib.splitString ":" address));
+
+  # Each typed option and the variables of the binary (and of the seed deployment) it sets.
+  # extraEnvironment must not set them again: two sources for one setting is a contradiction.
+  claimed = {
+    CHUNK_DURATION = "chunkDuration";
+    CHUNK_DURATION_MINUTES = "chunkDuration";
+    MAX_CHUNK_SIZE = "maxChunkSize";
+    ALLOWED_KEYS_FILE = "allowedKeysFile";
+    PUBLISH_KEEP_UPLOADED_FOR = "keepUploadedFor";
+    FLV_MAX_AGE_SECONDS = "keepFlvFor";
+    S3_BUCKET = "s3.bucket";
+    S3_PREFIX = "s3.prefix";
+    AWS_REGION = "s3.region";
+    AWS_ENDPOINT_URL_S3 = "s3.endpoint";
+    S3_ENDPOINT_URL = "s3.endpoint";
+    PUBLIC_ACL = "s3.publicAcl";
+    PUBLISH_KEY_TEMPLATE = "keyTemplate";
+    RTMP_RECORDER_LOG = "logLevel";
+    RTMP_LISTEN = "listenAddresses";
+    RTMP_RECORDER_STATE_DIR = "(fixed: the .path units watch /var/lib/rtmp-recorder)";
+    RECORDINGS_DIR = "(fixed: the .path units watch /var/lib/rtmp-recorder)";
+  };
+  secretVariables = [
+    "AWS_SECRET_ACCESS_KEY"
+    "AWS_SESSION_TOKEN"
+  ];
+
+  str = v: if builtins.isBool v then lib.boolToString v else toString v;
+
+  environment =
+    lib.filterAttrs (_: v: v != null) {
+      CHUNK_DURATION = cfg.chunkDuration;
+      MAX_CHUNK_SIZE = cfg.maxChunkSize;
+      ALLOWED_KEYS_FILE = cfg.allowedKeysFile;
+      PUBLISH_KEEP_UPLOADED_FOR = cfg.keepUploadedFor;
+      FLV_MAX_AGE_SECONDS = cfg.keepFlvFor;
+      S3_BUCKET = cfg.s3.bucket;
+      S3_PREFIX = cfg.s3.prefix;
+      AWS_REGION = cfg.s3.region;
+      AWS_ENDPOINT_URL_S3 = cfg.s3.endpoint;
+      PUBLIC_ACL = if cfg.s3.publicAcl then true else null;
+      PUBLISH_KEY_TEMPLATE = cfg.keyTemplate;
+      RTMP_RECORDER_LOG = cfg.logLevel;
+    }
+    // cfg.extraEnvironment;
+
+  doubled = lib.attrNames (lib.intersectAttrs claimed cfg.extraEnvironment);
+  leaked = lib.filter (v: cfg.extraEnvironment ? ${v}) secretVariables;
+in
+{
+  options.services.rtmp-recorder = {
+    enable = mkEnableOption "rtmp-recorder: record RTMP streams into chunks, remux them to MP4 and upload them to S3";
+
+    package = mkOption {
+      type = types.package;
+      default = pkgs.rtmp-recorder or (pkgs.callPackage ./package.nix { });
+      defaultText = literalExpression "pkgs.rtmp-recorder or (pkgs.callPackage ./package.nix { })";
+      example = literalExpression "inputs.rtmp-recorder.packages.\${pkgs.stdenv.hostPlatform.system}.default";
+      description = "The rtmp-recorder package; its units are the ones started.";
+    };
+
+    listenAddresses = mkOption {
+      type = types.nonEmptyListOf listenAddress;
+      default = [ "1935" ];
+      example = [
+        "0.0.0.0:1935"
+        "[::1]:1935"
+      ];
+      description = ''
+        Where rtmp-recorder-ingest.socket accepts RTMP publishers (systemd's `ListenStream=`):
+        a port (all addresses, IPv4 and IPv6), or an address and a port. Replaces the unit's
+        own list.
+      '';
+    };
+
+    openFirewall = mkOption {
+      type = types.bool;
+      default = false;
+      example = true;
+      description = "Open the TCP ports of {option}`services.rtmp-recorder.listenAddresses` in the firewall.";
+    };
+
+    chunkDuration = mkOption {
+      type = types.nullOr duration;
+      default = null;
+      example = "10m";
+      description = ''
+        Target chunk length in media time (`CHUNK_DURATION`): a chunk ends at the first
+        keyframe at or after it. `null` keeps the binary's default, 5 minutes.
+      '';
+    };
+
+    maxChunkSize = mkOption {
+      type = types.nullOr size;
+      default = null;
+      example = "2G";
+      description = ''
+        Split at the next keyframe once a chunk reaches this size (`MAX_CHUNK_SIZE`).
+        `null` keeps the binary's default, `1000M`.
+      '';
+    };
+
+    allowedKeysFile = mkOption {
+      type = types.nullOr runtimeFile;
+      default = null;
+      example = "/run/secrets/rtmp-recorder-keys";
+      description = ''
+        File of stream keys allowed to publish, one `KEY [LABEL]` per line
+        (`ALLOWED_KEYS_FILE`). Stream keys are secrets, so this is a path read at run time by
+        the service user, never a file in the Nix store. `null`: any key may publish.
+      '';
+    };
+
+    keepUploadedFor = mkOption {
+      type = types.nullOr duration;
+      default = null;
+      example = "7d";
+      description = ''
+        Delete archived MP4s this long after their verified upload
+        (`PUBLISH_KEEP_UPLOADED_FOR`). `null` keeps the binary's default, 1 day.
+      '';
+    };
+
+    keepFlvFor = mkOption {
+      type = types.nullOr duration;
+      default = null;
+      example = "1d";
+      description = ''
+        Delete archived FLV chunks this long after their MP4 was made
+        (`FLV_MAX_AGE_SECONDS`; `0` keeps them). `null` keeps the binary's default, `0`.
+      '';
+    };
+
+    s3 = {
+      bucket = mkOption {
+        type = types.nullOr (types.strMatching "[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]");
+        default = null;
+        example = "my-recordings";
+        description = ''
+          S3 bucket the MP4s and manifests go to (`S3_BUCKET`). `null`: they go to
+          /var/lib/rtmp-recorder/published instead. Credentials come from the default AWS
+          chain: {option}`services.rtmp-recorder.environmentFile`, or the EC2 instance role.
+        '';
+      };
+
+      prefix = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "studio-a";
+        description = "Key prefix in the bucket (`S3_PREFIX`). `null`: none.";
+      };
+
+      region = mkOption {
+        type = types.nullOr (types.strMatching "[a-z0-9-]+");
+        default = null;
+        example = "eu-central-1";
+        description = "Region of the bucket (`AWS_REGION`). `null` keeps the binary's default, `us-west-2`.";
+      };
+
+      endpoint = mkOption {
+        type = types.nullOr (types.strMatching "https?://.+");
+        default = null;
+        example = "http://127.0.0.1:9000";
+        description = ''
+          An S3-compatible store (MinIO, Garage, R2, Ceph) instead of AWS
+          (`AWS_ENDPOINT_URL_S3`), addressed path-style. `null`: AWS.
+        '';
+      };
+
+      publicAcl = mkOption {
+        type = types.bool;
+        default = false;
+        example = true;
+        description = ''
+          Give uploaded objects the canned ACL `public-read` (`PUBLIC_ACL`). The bucket must
+          allow ACLs (S3 Object Ownership other than "bucket owner enforced").
+        '';
+      };
+    };
+
+    keyTemplate = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "{prefix}/{stream}/{YYYY}-{MM}-{DD}/{file}";
+      description = ''
+        Object key layout (`PUBLISH_KEY_TEMPLATE`); placeholders `{prefix}` `{app}` `{stream}`
+        `{YYYY}` `{MM}` `{DD}` `{HH}` `{file}` `{stem}`. `null` keeps the binary's default,
+        `{prefix}/{app}/{stream}/{YYYY}/{MM}/{DD}/{file}`.
+      '';
+    };
+
+    logLevel = mkOption {
+      type = types.nullOr (
+        types.enum [
+          "error"
+          "warn"
+          "info"
+          "debug"
+          "trace"
+        ]
+      );
+      default = null;
+      example = "debug";
+      description = "Log level (`RTMP_RECORDER_LOG`). `null` keeps the binary's default, `info`.";
+    };
+
+    environmentFile = mkOption {
+      type = types.nullOr runtimeFile;
+      default = null;
+      example = "/run/secrets/rtmp-recorder.env";
+      description = ''
+        A file of `NAME=value` lines read by every rtmp-recorder service at start, for secrets
+        such as `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` (not needed on EC2 with an
+        instance role). Only its path is in the Nix store. Values in it override the options
+        here. The units also read /etc/rtmp-recorder/recorder.env when it exists.
+      '';
+    };
+
+    extraEnvironment = mkOption {
+      type = types.attrsOf (
+        types.oneOf [
+          types.str
+          types.int
+          types.bool
+        ]
+      );
+      default = { };
+      example = {
+        IDLE_TIMEOUT = "1m";
+        MAX_CONNECTIONS = 64;
+        PUBLISH_PART_CONCURRENCY = 8;
+      };
+      description = ''
+        Further environment variables for every rtmp-recorder service, for the settings
+        without an option of their own (`rtmp-recorder ingest --help`, `remux --help`,
+        `publish --help` list them with their variables). They end up in the Nix store: put
+        secrets in {option}`services.rtmp-recorder.environmentFile` instead.
+      '';
+    };
+  };
+
+  config = mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = cfg.s3.publicAcl -> cfg.s3.bucket != null;
+        message = "services.rtmp-recorder.s3.publicAcl is set but there is no s3.bucket: local files have no ACL. Set s3.bucket or drop publicAcl.";
+      }
+      {
+        assertion = cfg.s3.endpoint != null -> cfg.s3.bucket != null;
+        message = "services.rtmp-recorder.s3.endpoint is set but there is no s3.bucket to upload to. Set s3.bucket or drop the endpoint.";
+      }
+      {
+        assertion = cfg.s3.prefix != null -> cfg.s3.bucket != null;
+        message = "services.rtmp-recorder.s3.prefix is set but there is no s3.bucket. Set s3.bucket or drop the prefix.";
+      }
+      {
+        assertion = cfg.s3.region != null -> cfg.s3.bucket != null;
+        message = "services.rtmp-recorder.s3.region is set but there is no s3.bucket. Set s3.bucket or drop the region.";
+      }
+      {
+        assertion = cfg.extraEnvironment ? DESTINATION -> cfg.s3.bucket == null;
+        message = "services.rtmp-recorder: extraEnvironment.DESTINATION and s3.bucket both name where MP4s go. Keep one.";
+      }
+      {
+        assertion = doubled == [ ];
+        message = "services.rtmp-recorder.extraEnvironment sets ${lib.concatStringsSep ", " doubled}, which ${
+          lib.concatStringsSep ", " (lib.unique (map (v: claimed.${v}) doubled))
+        } already controls. Use the option.";
+      }
+      {
+        assertion = leaked == [ ];
+        message = "services.rtmp-recorder.extraEnvironment holds ${lib.concatStringsSep ", " leaked}, which would be readable by anyone in the Nix store. Put it in services.rtmp-recorder.environmentFile.";
+      }
+    ];
+
+    # The units (and their hardening) come from the package; what follows are drop-ins.
+    systemd.packages = [ cfg.package ];
+    systemd.tmpfiles.packages = [ cfg.package ];
+
+    systemd.sockets.${units.socket} = {
+      wantedBy = [ "sockets.target" ];
+      # The empty entry resets the unit's own ListenStream= list.
+      listenStreams = [ "" ] ++ cfg.listenAddresses;
+    };
+
+    systemd.paths = lib.genAttrs units.paths (_: {
+      wantedBy = [ "paths.target" ];
+    });
+
+    systemd.services = lib.genAttrs units.services (_: {
+      environment = lib.mapAttrs (_: str) environment;
+      serviceConfig.EnvironmentFile = lib.optional (cfg.environmentFile != null) cfg.environmentFile;
+    });
+
+    # Matches systemd/rtmp-recorder.sysusers: NixOS creates users from these options.
+    users.users.rtmp-recorder = {
+      isSystemUser = true;
+      group = "rtmp-recorder";
+      description = "rtmp-recorder stages";
+    };
+    users.groups.rtmp-recorder = { };
+
+    networking.firewall.allowedTCPPorts = mkIf cfg.openFirewall (
+      lib.unique (map portOf cfg.listenAddresses)
+    );
+  };
+}
