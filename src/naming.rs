@@ -59,6 +59,24 @@ impl ChunkName {
     }
 }
 
+/// The stream label and chunk stem of an inbox file, for the `STREAM=` and `CHUNK=` fields every
+/// log line about a chunk carries, so `journalctl STREAM=cam1` follows one stream through all
+/// stages. A file not named like a chunk gives its stem and an empty stream.
+pub fn log_labels(path: &std::path::Path) -> (String, String) {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stream = ChunkName::parse(&name)
+        .map(|c| c.stream)
+        .unwrap_or_default();
+    let stem = match name.rsplit_once('.') {
+        Some((stem, _)) => stem.to_string(),
+        None => name,
+    };
+    (stream, stem)
+}
+
 /// Keeps names portable and parseable: `app` never holds `_` (the separator), neither holds `/`.
 fn sanitize(s: &str, allow_underscore: bool) -> String {
     let cleaned: String = s

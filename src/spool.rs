@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 
 use crate::naming;
 // Chunk names are pure rules; callers that do I/O with them find them here too.
-pub use crate::naming::ChunkName;
+pub use crate::naming::{ChunkName, log_labels};
 
 /// The default when neither `--state-dir` nor `$STATE_DIRECTORY` is set.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/rtmp-recorder";

@@ -6,7 +6,6 @@
 mod common;
 mod support;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -22,30 +21,6 @@ fn small(dir: &Path, name: &str) -> PublishOpts {
 
 fn file_len(p: &Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
-}
-
-/// The chunks' packets, stream by stream, are the first packets of the reference: nothing lost
-/// or changed up to where the stream was cut.
-fn assert_prefix_of_reference(chunks: &[std::path::PathBuf], reference: &Path) {
-    let mut hashes = Vec::new();
-    for c in chunks {
-        hashes.extend(framehash(c));
-    }
-    let got = by_stream(&hashes);
-    let want: BTreeMap<u32, Vec<(u64, String)>> = by_stream(&framehash(reference));
-    assert_eq!(got.len(), 2, "chunks hold {} streams", got.len());
-    for (stream, list) in &got {
-        let reference_list = &want[stream];
-        assert!(
-            list.len() <= reference_list.len(),
-            "stream {stream}: {} packets recorded, the publisher sent {}",
-            list.len(),
-            reference_list.len()
-        );
-        if let Some(k) = (0..list.len()).find(|&k| list[k] != reference_list[k]) {
-            panic!("stream {stream}: packet {k} differs from the reference");
-        }
-    }
 }
 
 #[test]

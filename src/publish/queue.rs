@@ -62,6 +62,8 @@ impl Queue {
         let mut trouble_since: Option<Instant> = None;
         let mut last_reported: Option<String> = None;
         let mut last_sweep: Option<Instant> = None;
+        let mut uploaded = 0usize;
+        crate::systemd::status("publishing the files in publish/");
         loop {
             if shutdown.is_requested() {
                 return Ok(());
@@ -84,6 +86,11 @@ impl Queue {
                 match outcome {
                     Ok(Done::Published) => {
                         published += 1;
+                        uploaded += 1;
+                        let (_, chunk) = spool::log_labels(&file);
+                        crate::systemd::status(&format!(
+                            "published {uploaded} chunk(s); last {chunk}"
+                        ));
                         backoff.reset();
                         trouble_since = None;
                         last_reported = None;
@@ -91,7 +98,7 @@ impl Queue {
                     Ok(Done::Failed) => published += 1,
                     Ok(Done::Busy | Done::NotQuiet) => {}
                     Err(f) => {
-                        fault = Some(f);
+                        fault = Some((f, spool::log_labels(&file)));
                         break;
                     }
                 }
@@ -103,7 +110,7 @@ impl Queue {
                 }
                 None if !watch => continue,
                 None => {}
-                Some(Fault::Permanent(msg)) => {
+                Some((Fault::Permanent(msg), (stream, chunk))) => {
                     if !watch {
                         // main logs this as the run's one error line.
                         let text = format!(
@@ -114,10 +121,11 @@ impl Queue {
                     }
                     // A service keeps going: the operator may fix the credentials or bucket.
                     if last_reported.as_deref() != Some(msg.as_str()) {
-                        log::error!(
+                        log::error!(stream = stream.as_str(), chunk = chunk.as_str();
                             "{msg}; files stay queued, retrying every {}",
                             crate::duration::format(self.backoff_cap)
                         );
+                        crate::systemd::status(&format!("stuck: {msg}"));
                         last_reported = Some(msg);
                     }
                     if sleep_or_shutdown(self.backoff_cap, &mut shutdown).await {
@@ -127,7 +135,7 @@ impl Queue {
                 }
                 // Conflicts are settled per file in publish_one; should one get here, waiting
                 // is the safe choice.
-                Some(Fault::Transient(msg) | Fault::Conflict(msg)) => {
+                Some((Fault::Transient(msg) | Fault::Conflict(msg), (stream, chunk))) => {
                     let since = *trouble_since.get_or_insert_with(Instant::now);
                     if let Some(limit) = self.retry_for
                         && since.elapsed() >= limit
@@ -140,11 +148,17 @@ impl Queue {
                         return Err(Coded::new(exit::TEMPORARY, text).into());
                     }
                     let delay = backoff.next_delay();
-                    log::warn!(
+                    log::warn!(stream = stream.as_str(), chunk = chunk.as_str();
                         "{msg}; retry {} in {:.1}s",
                         backoff.attempts(),
                         delay.as_secs_f64()
                     );
+                    crate::systemd::status(&format!(
+                        "store unreachable for {}s, retry {} in {:.0}s: {msg}",
+                        since.elapsed().as_secs(),
+                        backoff.attempts(),
+                        delay.as_secs_f64()
+                    ));
                     if sleep_or_shutdown(delay, &mut shutdown).await {
                         return Ok(());
                     }
@@ -231,7 +245,7 @@ impl Queue {
             Err(Fault::Conflict(reason)) => return self.set_aside(mp4, &reason).map(Ok),
             Err(f) => return Ok(Err(f)),
         }
-        log::info!(
+        log::info!(stream = chunk.stream.as_str(), chunk = chunk.stem().as_str();
             "{} {file_name} ({} bytes, sha256 {}) as {}",
             if stored.already_there {
                 "already published"
@@ -258,7 +272,8 @@ impl Queue {
 
     /// Moves the MP4 (and its manifest) to `failed/` with the reason.
     fn set_aside(&self, mp4: &Path, reason: &str) -> Result<Done> {
-        log::error!(
+        let (stream, chunk) = spool::log_labels(mp4);
+        log::error!(stream = stream.as_str(), chunk = chunk.as_str();
             "{}: {reason}; moved to {}",
             mp4.display(),
             self.state.failed().display()

@@ -310,7 +310,8 @@ impl S3Store {
         match self.existing(key, size, sha256).await {
             Ok(Existing::Same) => Ok(()),
             Ok(Existing::Unknown) => {
-                log::warn!(
+                let (stream, chunk) = key_labels(key);
+                log::warn!(stream = stream.as_str(), chunk = chunk.as_str();
                     "{}: HEAD is denied (403), so only the store's checksum confirmation verifies this upload; grant s3:GetObject",
                     self.url(key)
                 );
@@ -545,7 +546,8 @@ impl S3Store {
             .send()
             .await;
         if let Err(e) = r {
-            log::warn!(
+            let (stream, chunk) = key_labels(key);
+            log::warn!(stream = stream.as_str(), chunk = chunk.as_str();
                 "could not abort multipart upload {upload_id} of {}: {}",
                 self.url(key),
                 chain(&e)
@@ -585,7 +587,9 @@ impl S3Store {
                 continue;
             }
             if let Some(id) = upload.upload_id() {
-                log::info!("aborting stale multipart upload {id} of {url}");
+                let (stream, chunk) = key_labels(key);
+                log::info!(stream = stream.as_str(), chunk = chunk.as_str();
+                    "aborting stale multipart upload {id} of {url}");
                 self.client
                     .abort_multipart_upload()
                     .bucket(&self.cfg.bucket)
@@ -804,6 +808,12 @@ fn chain(err: &dyn std::error::Error) -> String {
         next = e.source();
     }
     parts.join(": ")
+}
+
+/// `STREAM=` and `CHUNK=` for a line about an object: its key ends in the chunk's file name
+/// under the default key template (`{file}`).
+fn key_labels(key: &str) -> (String, String) {
+    crate::spool::log_labels(std::path::Path::new(key))
 }
 
 #[cfg(test)]

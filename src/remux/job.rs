@@ -45,6 +45,7 @@ pub fn remux_one(state: &StateDir, flv: &Path, quiet: Duration) -> Result<Outcom
         .unwrap_or(&file_name)
         .to_string();
     let name = ChunkName::parse(&file_name);
+    let stream = name.as_ref().map_or(String::new(), |n| n.stream.clone());
     if !flv.exists() {
         return Ok(Outcome::Skipped("gone"));
     }
@@ -71,25 +72,25 @@ pub fn remux_one(state: &StateDir, flv: &Path, quiet: Duration) -> Result<Outcom
         Ok(s) => s,
         Err(ScanError::Unusable(why)) => {
             state.fail(flv, &why)?;
-            log::warn!(chunk = stem.as_str(); "moved to failed/: {why}");
+            log::warn!(stream = stream.as_str(), chunk = stem.as_str(); "moved to failed/: {why}");
             return Ok(Outcome::Failed(why));
         }
         Err(e) => return Err(e).with_context(|| format!("scanning {}", flv.display())),
     };
     if let Some(at) = scanned.torn_at {
-        log::warn!(chunk = stem.as_str(), offset = at;
+        log::warn!(stream = stream.as_str(), chunk = stem.as_str(), offset = at;
             "the FLV ends inside a tag (torn tail): remuxing the {at} bytes before it");
     }
     if let Some(at) = scanned.framing_lost_at {
-        log::warn!(chunk = stem.as_str(), offset = at;
+        log::warn!(stream = stream.as_str(), chunk = stem.as_str(), offset = at;
             "unknown tag type: FLV framing lost, remuxing the {at} bytes before it");
     }
     if scanned.repaired > 0 {
-        log::warn!(chunk = stem.as_str(), repaired = scanned.repaired;
+        log::warn!(stream = stream.as_str(), chunk = stem.as_str(), repaired = scanned.repaired;
             "repaired {} non-monotonic or jumping timestamps", scanned.repaired);
     }
     if scanned.config_changes > 0 {
-        log::info!(chunk = stem.as_str(), changes = scanned.config_changes;
+        log::info!(stream = stream.as_str(), chunk = stem.as_str(), changes = scanned.config_changes;
             "codec configuration changed mid-chunk: extra sample descriptions written");
     }
 
@@ -101,7 +102,7 @@ pub fn remux_one(state: &StateDir, flv: &Path, quiet: Duration) -> Result<Outcom
         Err(e) => {
             let why = format!("cannot lay out the MP4: {e}");
             state.fail(flv, &why)?;
-            log::warn!(chunk = stem.as_str(); "moved to failed/: {why}");
+            log::warn!(stream = stream.as_str(), chunk = stem.as_str(); "moved to failed/: {why}");
             return Ok(Outcome::Failed(why));
         }
     };
@@ -137,7 +138,7 @@ pub fn remux_one(state: &StateDir, flv: &Path, quiet: Duration) -> Result<Outcom
     spool::handoff(flv, &state.archive())?;
     drop(file);
 
-    log::info!(chunk = stem.as_str(), bytes = written, duration_ms = m.duration_ms,
+    log::info!(stream = stream.as_str(), chunk = stem.as_str(), bytes = written, duration_ms = m.duration_ms,
         video_frames = m.video.as_ref().map_or(0, |v| v.frames),
         audio_frames = m.audio.as_ref().map_or(0, |a| a.frames),
         dropped = scanned.dropped; "remuxed");

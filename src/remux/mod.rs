@@ -53,8 +53,10 @@ pub async fn run(
     tokio::task::spawn_blocking(move || clear_abandoned_outputs(&start)).await??;
     let mut retry_at: HashMap<PathBuf, Instant> = HashMap::new();
     let mut pruned_at: Option<Instant> = None;
+    let mut remuxed = 0usize;
+    crate::systemd::status("remuxing the chunks in remux/");
     loop {
-        let errors = drain(&state, &args, &shutdown, &mut retry_at).await?;
+        let errors = drain(&state, &args, &shutdown, &mut retry_at, &mut remuxed).await?;
         let prune_due = pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_EVERY);
         if !args.keep_flv_for.is_zero() && prune_due {
             pruned_at = Some(Instant::now());
@@ -86,12 +88,13 @@ pub async fn run(
 }
 
 /// One pass over the inbox, oldest first. Returns how many chunks failed for reasons other
-/// than their content.
+/// than their content; `remuxed` counts the MP4s written (shown in `systemctl status`).
 async fn drain(
     state: &StateDir,
     args: &Args,
     shutdown: &crate::shutdown::Shutdown,
     retry_at: &mut HashMap<PathBuf, Instant>,
+    remuxed: &mut usize,
 ) -> Result<usize> {
     let inbox = state.remux_inbox();
     let files = tokio::task::spawn_blocking(move || spool::list_inbox(&inbox, "flv")).await??;
@@ -105,13 +108,20 @@ async fn drain(
             continue;
         }
         match one(state, &flv, args.quiet).await {
-            Ok(_) => {
+            Ok(outcome) => {
                 retry_at.remove(&flv);
+                if let Outcome::Done { mp4 } = outcome {
+                    *remuxed += 1;
+                    let (_, chunk) = spool::log_labels(&mp4);
+                    crate::systemd::status(&format!("remuxed {remuxed} chunk(s); last {chunk}"));
+                }
             }
             Err(e) => {
                 errors += 1;
                 retry_at.insert(flv.clone(), Instant::now() + RETRY_AFTER);
-                log::error!(chunk = chunk_label(&flv).as_str(); "remux failed, will retry: {e:#}");
+                let (stream, chunk) = spool::log_labels(&flv);
+                log::error!(stream = stream.as_str(), chunk = chunk.as_str();
+                    "remux failed, will retry in {}s: {e:#}", RETRY_AFTER.as_secs());
             }
         }
     }
@@ -146,10 +156,4 @@ fn clear_abandoned_outputs(state: &StateDir) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn chunk_label(path: &Path) -> String {
-    path.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
 }

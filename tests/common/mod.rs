@@ -1247,6 +1247,30 @@ pub fn check_chunks_media(chunks: &[PathBuf], reference: &Path) -> Splits {
     }
 }
 
+/// The chunks' packets, stream by stream, are the first packets of the reference: nothing lost
+/// or changed up to where the stream was cut.
+pub fn assert_prefix_of_reference(chunks: &[PathBuf], reference: &Path) {
+    let mut hashes = Vec::new();
+    for c in chunks {
+        hashes.extend(framehash(c));
+    }
+    let got = by_stream(&hashes);
+    let want: BTreeMap<u32, Vec<(u64, String)>> = by_stream(&framehash(reference));
+    assert_eq!(got.len(), 2, "chunks hold {} streams", got.len());
+    for (stream, list) in &got {
+        let reference_list = &want[stream];
+        assert!(
+            list.len() <= reference_list.len(),
+            "stream {stream}: {} packets recorded, the publisher sent {}",
+            list.len(),
+            reference_list.len()
+        );
+        if let Some(k) = (0..list.len()).find(|&k| list[k] != reference_list[k]) {
+            panic!("stream {stream}: packet {k} differs from the reference");
+        }
+    }
+}
+
 /// Everything the publish tests check of chunks recorded from one publish: the media checks
 /// against the reference, then names and the metadata chain.
 pub fn check_chunks_against_reference(
