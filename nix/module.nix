@@ -26,9 +26,7 @@ let
   units = import ./units.nix;
 
   # The binary reads `90`, `90s`, `5m`, `1h30m`, `250ms`, `2d`; a bare number is seconds.
-  duration = types.either types.ints.unsigned (
-    types.strMatching "([0-9]+(ms|s|m|min|h|d)?)+"
-  );
+  duration = types.either types.ints.unsigned (types.strMatching "([0-9]+(ms|s|m|min|h|d)?)+");
   # `1000M`, `2G`, `512K` or bytes, binary multiples.
   size = types.either types.ints.positive (types.strMatching "[0-9]+[KMGTBkmgtb]?");
   # Files read at run time by the service: a string, never a Nix path, so the contents are

@@ -35,10 +35,12 @@ let
       unsigned = type "ints.unsigned" null;
       positive = type "ints.positive" null;
     };
-    either = a: b: type "either" [
-      a
-      b
-    ];
+    either =
+      a: b:
+      type "either" [
+        a
+        b
+      ];
     oneOf = ts: type "oneOf" ts;
     nullOr = t: type "nullOr" t;
     listOf = t: type "listOf" t;
