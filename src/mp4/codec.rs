@@ -22,6 +22,8 @@ pub enum CodecError {
     },
     #[error(transparent)]
     Param(#[from] ParamError),
+    #[error("{0} is not a codec this recorder writes")]
+    Unsupported(String),
 }
 
 /// A track's codec configuration: everything needed to write one `stsd` entry.

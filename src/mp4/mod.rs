@@ -4,8 +4,11 @@
 
 mod boxes;
 pub mod codec;
+#[cfg(test)]
+mod fixtures;
 pub mod movie;
 pub mod params;
+pub mod read;
 
 pub use codec::{CodecError, SampleEntry};
 pub use movie::{Layout, Movie, MovieError, SampleIn, TrackSummary};

@@ -1,0 +1,25 @@
+//! Codec configurations for the unit tests of the MP4 core.
+
+use super::SampleEntry;
+
+/// An AVC sample entry around `sps` (with a fixed PPS).
+pub fn avc(sps: &[u8]) -> SampleEntry {
+    // AVCDecoderConfigurationRecord: version, profile, compat, level, 4-byte lengths,
+    // one SPS, one PPS.
+    let mut rec = vec![1, sps[1], sps[2], sps[3], 0xFF, 0xE1];
+    rec.extend_from_slice(&(sps.len() as u16).to_be_bytes());
+    rec.extend_from_slice(sps);
+    rec.extend_from_slice(&[1, 0, 4, 0x68, 0xEB, 0xE3, 0xCB]);
+    SampleEntry::avc(&rec).unwrap()
+}
+
+/// H.264 High, 1280x720.
+pub const SPS_720P: [u8; 26] = [
+    0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40, 0x50, 0x05, 0xbb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00,
+    0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x83, 0x19, 0x60,
+];
+
+/// AAC LC, 48 kHz stereo.
+pub fn aac() -> SampleEntry {
+    SampleEntry::aac(&[0x11, 0x90]).unwrap()
+}
