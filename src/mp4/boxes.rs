@@ -9,7 +9,7 @@ use mp4_atom::{
 };
 
 use super::codec::SampleEntry;
-use super::movie::{MovieError, Track, source_order};
+use super::movie::{MovieError, Track, Window, source_order};
 
 /// Movie timescale: milliseconds, the FLV's own unit.
 const MOVIE_TIMESCALE: u32 = 1000;
@@ -66,6 +66,7 @@ fn chunks(tracks: &[&Track], base: u64) -> Vec<Chunks> {
 
 pub(super) fn moov(
     tracks: &[&Track],
+    window: Option<Window>,
     base: u64,
     wide: bool,
     creation_time: u64,
@@ -81,7 +82,13 @@ pub(super) fn moov(
     for (i, (t, c)) in tracks.iter().zip(&chunks).enumerate() {
         let track_id = i as u32 + 1;
         let stbl = stbl(t, track_id, c, wide)?;
-        let trak = trak(t, track_id, Edit::of(t, start_ms), creation_time, stbl);
+        let trak = trak(
+            t,
+            track_id,
+            Edit::of(t, start_ms, window),
+            creation_time,
+            stbl,
+        );
         movie_duration = movie_duration.max(trak.tkhd.duration);
         traks.push(trak);
     }
@@ -217,32 +224,43 @@ pub(super) struct Edit {
     pub(super) empty_ms: u64,
     /// The composition time in the media (track ticks) shown at the end of the empty edit.
     pub(super) media_time: u64,
+    /// The composition time in the media (ticks) where presentation stops.
+    pub(super) media_end: u64,
+    /// False when the media is shown whole from the movie's start: no edit list is written.
+    needed: bool,
 }
 
 impl Edit {
-    /// `start_ms` is the movie's start: the earliest first DTS of all tracks.
-    pub(super) fn of(t: &Track, start_ms: i64) -> Edit {
+    /// `start_ms` is the movie's start: the earliest first DTS of all tracks, unless a
+    /// `window` (a clip) says which span of the samples' timeline is shown.
+    pub(super) fn of(t: &Track, start_ms: i64, window: Option<Window>) -> Edit {
         let first = t.samples[0];
+        let origin = window.map_or(start_ms, |w| w.from_ms);
         // `media_time` cannot be negative: a first frame with a negative composition offset
         // is entered at its decode time, and the part of it before that is not shown.
         let lead_ms = i64::from(first.cto_ms.max(0));
+        let shown_from = (first.dts_ms + lead_ms).max(origin);
+        let whole_end = t.presentation_end_ticks();
+        let media_end = match window {
+            Some(w) => whole_end.min(t.ticks(w.to_ms - first.dts_ms).max(0) as u64),
+            None => whole_end,
+        };
+        let empty_ms = (shown_from - origin) as u64;
+        let media_time = t.ticks(shown_from - first.dts_ms) as u64;
         Edit {
-            empty_ms: (first.dts_ms + lead_ms - start_ms) as u64,
-            media_time: t.ticks(lead_ms) as u64,
+            empty_ms,
+            media_time,
+            media_end,
+            needed: empty_ms > 0 || media_time > 0 || media_end < whole_end,
         }
-    }
-
-    fn needed(self) -> bool {
-        self.empty_ms > 0 || self.media_time > 0
     }
 }
 
 fn trak(t: &Track, track_id: u32, edit: Edit, creation_time: u64, stbl: Stbl) -> Trak {
     let ts = t.timescale();
     let media_ticks = t.media_ticks();
-    let shown_ms =
-        t.presentation_end_ticks().saturating_sub(edit.media_time) * 1000 / u64::from(ts);
-    let edts = edit.needed().then(|| {
+    let shown_ms = edit.media_end.saturating_sub(edit.media_time) * 1000 / u64::from(ts);
+    let edts = edit.needed.then(|| {
         let mut entries = Vec::with_capacity(2);
         if edit.empty_ms > 0 {
             entries.push(ElstEntry {

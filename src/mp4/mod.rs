@@ -3,6 +3,7 @@
 //! (`ftyp`, `moov`, `mdat` header) plus the byte ranges to copy behind it.
 
 mod boxes;
+pub mod clip;
 pub mod codec;
 #[cfg(test)]
 mod fixtures;
@@ -11,4 +12,4 @@ pub mod params;
 pub mod read;
 
 pub use codec::{CodecError, SampleEntry};
-pub use movie::{Layout, Movie, MovieError, SampleIn, TrackSummary};
+pub use movie::{Layout, Movie, MovieError, SampleIn, TrackSummary, Window};

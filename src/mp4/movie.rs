@@ -168,10 +168,19 @@ impl Track {
     }
 }
 
+/// The span of the samples' timeline a movie shows (ms, `to_ms` exclusive): a clip decodes from
+/// the keyframe before `from_ms` but presents from `from_ms` on, by its edit lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
 /// Builds one movie from samples pushed in source order.
 #[derive(Debug, Default)]
 pub struct Movie {
     tracks: Vec<Track>,
+    window: Option<Window>,
 }
 
 /// The file head and the copy plan for the `mdat` body.
@@ -200,6 +209,11 @@ impl Movie {
             repaired: 0,
         });
         self.tracks.len() - 1
+    }
+
+    /// Shows only `window` of the timeline; the movie's time 0 is `window.from_ms`.
+    pub fn show_only(&mut self, window: Window) {
+        self.window = Some(window);
     }
 
     pub fn track_count(&self) -> usize {
@@ -312,13 +326,19 @@ impl Movie {
         // offsets need 64 bits: lay out once with zero base, then with the real one.
         let mut wide = false;
         loop {
-            let probe = encode(&boxes::moov(&tracks, 0, wide, creation_time)?, "moov")?;
+            let probe = encode(
+                &boxes::moov(&tracks, self.window, 0, wide, creation_time)?,
+                "moov",
+            )?;
             let base = ftyp.len() as u64 + probe.len() as u64 + mdat_header;
             if !wide && base + mdat_body > u64::from(u32::MAX) {
                 wide = true;
                 continue;
             }
-            let moov = encode(&boxes::moov(&tracks, base, wide, creation_time)?, "moov")?;
+            let moov = encode(
+                &boxes::moov(&tracks, self.window, base, wide, creation_time)?,
+                "moov",
+            )?;
             debug_assert_eq!(moov.len(), probe.len());
             let mut head = ftyp;
             head.extend_from_slice(&moov);
