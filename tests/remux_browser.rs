@@ -1,7 +1,8 @@
 //! A real browser plays our MP4: Debian's chromium, headless, loads a page from a tiny HTTP
 //! server in this test (Range requests honoured, as any CDN or S3 does) with a muted autoplay
 //! `<video>` of a remuxed chunk. After ~2 s of playback the page posts readyState, duration and
-//! currentTime back to the server; we assert it played.
+//! currentTime back to the server; we assert it played, and that the browser fetched the MP4 with
+//! Range requests answered 206 (as it does from a CDN or S3).
 
 mod remux_common;
 mod support;
@@ -10,7 +11,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use remux_common::*;
@@ -31,15 +32,28 @@ setTimeout(() => report({event: 'timeout'}), 20000);
 </script>
 </body></html>"#;
 
-/// Serves one connection: `/` is the page, `/chunk.mp4` the file (with Range), POST
-/// `/result` hands its body to `results`.
-fn serve(mut stream: TcpStream, mp4: &Path, results: &mpsc::Sender<String>) {
+/// A request for the MP4: its `Range:` header, if any, and the status it was answered with.
+#[derive(Debug, Clone)]
+struct Fetch {
+    range: Option<String>,
+    status: u16,
+}
+
+/// Serves one connection: `/` is the page, `/chunk.mp4` the file (with Range, each request
+/// noted in `fetches`), POST `/result` hands its body to `results`.
+fn serve(
+    mut stream: TcpStream,
+    mp4: &Path,
+    results: &mpsc::Sender<String>,
+    fetches: &Mutex<Vec<Fetch>>,
+) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut request = String::new();
     if reader.read_line(&mut request).unwrap_or(0) == 0 {
         return;
     }
     let mut range: Option<(u64, Option<u64>)> = None;
+    let mut range_header = None;
     let mut content_length = 0usize;
     loop {
         let mut line = String::new();
@@ -47,6 +61,9 @@ fn serve(mut stream: TcpStream, mp4: &Path, results: &mpsc::Sender<String>) {
             break;
         }
         let lower = line.to_ascii_lowercase();
+        if lower.starts_with("range:") {
+            range_header = Some(line.trim().to_string());
+        }
         if let Some(v) = lower.strip_prefix("range: bytes=") {
             let (a, b) = v.trim().split_once('-').unwrap_or((v.trim(), ""));
             range = a.parse().ok().map(|a| (a, b.parse().ok()));
@@ -69,6 +86,15 @@ fn serve(mut stream: TcpStream, mp4: &Path, results: &mpsc::Sender<String>) {
         "/chunk.mp4" => {
             let data = std::fs::read(mp4).unwrap();
             let total = data.len() as u64;
+            let status = match range {
+                Some((start, _)) if start < total => 206,
+                Some(_) => 416,
+                None => 200,
+            };
+            fetches.lock().unwrap().push(Fetch {
+                range: range_header,
+                status,
+            });
             match range {
                 Some((start, end)) if start < total => {
                     let end = end.unwrap_or(total - 1).min(total - 1);
@@ -138,11 +164,13 @@ fn chromium_plays_the_remuxed_chunk() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tx, rx) = mpsc::channel();
+    let fetches = Arc::new(Mutex::new(Vec::new()));
     let served = mp4.clone();
+    let noted = fetches.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            let (mp4, tx) = (served.clone(), tx.clone());
-            std::thread::spawn(move || serve(stream, &mp4, &tx));
+            let (mp4, tx, noted) = (served.clone(), tx.clone(), noted.clone());
+            std::thread::spawn(move || serve(stream, &mp4, &tx, &noted));
         }
     });
 
@@ -177,4 +205,10 @@ fn chromium_plays_the_remuxed_chunk() {
     assert!((4.9..=5.2).contains(&duration), "duration {duration}: {r}");
     let t = r["currentTime"].as_f64().unwrap();
     assert!(t >= 1.0, "playback did not advance: {r}");
+    let fetches = fetches.lock().unwrap().clone();
+    eprintln!("MP4 requests: {fetches:?}");
+    assert!(
+        fetches.iter().any(|f| f.range.is_some() && f.status == 206),
+        "the browser never fetched the MP4 with a Range request answered 206: {fetches:?}"
+    );
 }
