@@ -1,16 +1,19 @@
 //! Publish against moto's S3 server: canned ACLs, and crash safety under kill -9 (moto lists
-//! multipart uploads, so leftovers are visible). Fixtures are random bytes named like chunks
+//! multipart uploads, so leftovers are visible; a recording proxy in front of it counts the
+//! writes it accepted, so a duplicate upload is visible too). Fixtures are random bytes named like chunks
 //! (pure transfer; content does not matter here).
 
 mod publish_common;
 mod support;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::types::{Grant, MultipartUpload};
+use publish_common::proxy::{Proxy, Seen};
 use publish_common::*;
 use rtmp_recorder::spool::StateDir;
 
@@ -48,6 +51,26 @@ async fn open_uploads(c: &Client) -> Vec<MultipartUpload> {
         .await
         .unwrap();
     open.uploads().to_vec()
+}
+
+/// Per object key, the writes the store accepted (answered 2xx): PUTs of a whole object and
+/// CompleteMultipartUploads. Part uploads, HEADs and aborts write no object.
+fn accepted_writes(seen: &[Seen]) -> BTreeMap<String, usize> {
+    let mut writes = BTreeMap::new();
+    for s in seen.iter().filter(|s| (200..300).contains(&s.status)) {
+        let (path, query) = s.target.split_once('?').unwrap_or((&s.target, ""));
+        let of_an_upload = query.split('&').any(|q| q.starts_with("uploadId="));
+        let object_write = match s.method.as_str() {
+            "PUT" => !of_an_upload && !query.split('&').any(|q| q.starts_with("acl")),
+            "POST" => of_an_upload,
+            _ => false,
+        };
+        if object_write {
+            let key = path.strip_prefix(&format!("/{BUCKET}/")).unwrap_or(path);
+            *writes.entry(key.to_string()).or_default() += 1;
+        }
+    }
+    writes
 }
 
 async fn assert_public_read(c: &Client, key: &str) {
@@ -107,6 +130,9 @@ async fn public_acl_and_metadata_on_small_and_multipart() {
 async fn kill_9_at_random_points_then_rerun_leaves_every_object_once() {
     let tmp = tempfile::tempdir().unwrap();
     let (server, c, state) = moto_and_state(tmp.path()).await;
+    // Every run of publish talks to moto through this proxy, which notes each request and the
+    // status moto answered (also when the client was killed before reading it).
+    let proxy = Proxy::start(server.addr(), Vec::new());
     let mut rng = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
@@ -129,7 +155,7 @@ async fn kill_9_at_random_points_then_rerun_leaves_every_object_once() {
         queue_mp4(&state, &name, &bytes);
         files.push((name, bytes));
         let log = std::fs::File::create(tmp.path().join(format!("run{round}.log"))).unwrap();
-        let mut cmd = publish_cmd(state.root(), &server.endpoint(), BUCKET);
+        let mut cmd = publish_cmd(state.root(), &proxy.endpoint(), BUCKET);
         cmd.args(["--part-size", "5M"])
             .stdout(Stdio::null())
             .stderr(Stdio::from(log));
@@ -161,7 +187,7 @@ async fn kill_9_at_random_points_then_rerun_leaves_every_object_once() {
     }
     eprintln!("{killed_while_busy} of 22 runs were killed mid-work");
     assert!(killed_while_busy >= 15, "too few kills landed mid-work");
-    let out = run(publish_cmd(state.root(), &server.endpoint(), BUCKET));
+    let out = run(publish_cmd(state.root(), &proxy.endpoint(), BUCKET));
     assert_eq!(out.status.code(), Some(0));
     // Each upload a kill left open was found and aborted by a later run.
     let stale_aborted: usize = (0..22)
@@ -190,6 +216,11 @@ async fn kill_9_at_random_points_then_rerun_leaves_every_object_once() {
         .collect();
     expected.sort();
     assert_eq!(list_keys(&c, BUCKET).await, expected);
+    // No duplicates: the store accepted exactly one write per object over all 23 runs, however
+    // the kills fell (a rerun finds an object a killed run completed, and leaves it).
+    let writes = accepted_writes(&proxy.seen());
+    let once: BTreeMap<String, usize> = expected.iter().map(|k| (k.clone(), 1)).collect();
+    assert_eq!(writes, once, "accepted writes per key");
     for (name, bytes) in &files {
         let got = get(&c, BUCKET, &key_for(name, "mp4")).await;
         assert_eq!(sha256_hex(&got.bytes), sha256_hex(bytes), "{}", name.stem());

@@ -2,7 +2,7 @@
 //! chunk arrives in a real S3 server (s3s-fs, which checks SigV4 and checksums) as an MP4 carrying
 //! exactly the published packets, with a manifest chain a consumer can check for gaps. The test
 //! measures, per chunk, the time from the chunk's close (the last write of its FLV) to its object
-//! being listed in the bucket.
+//! being listed in the bucket, and holds every chunk to [`CLOSE_TO_VISIBLE`].
 
 mod common;
 #[path = "publish_common/mod.rs"]
@@ -18,6 +18,10 @@ use publish_common::{client, create_bucket, get, hermetic_aws_env, list_keys, s3
 use rtmp_recorder::manifest::ChunkManifest;
 
 const BUCKET: &str = "recordings";
+/// The bound the README quotes for chunk close to object visible. Typical runs take well under
+/// half a second (two 200 ms inbox polls, the remux, the upload, our 20 ms listing loop); the
+/// margin is for a loaded 2-core CI machine that also encodes the stream.
+const CLOSE_TO_VISIBLE: Duration = Duration::from_secs(3);
 
 #[test]
 fn ffmpeg_to_s3_through_run() {
@@ -107,6 +111,7 @@ fn ffmpeg_to_s3_through_run() {
     );
 
     let mut worst = Duration::ZERO;
+    let mut best = Duration::MAX;
     for (stem, seen) in &visible {
         let flv = state.join("archive").join(format!("{stem}.flv"));
         let closed = std::fs::metadata(&flv)
@@ -115,11 +120,14 @@ fn ffmpeg_to_s3_through_run() {
         let latency = seen.duration_since(closed).unwrap_or(Duration::ZERO);
         eprintln!("chunk {stem}: closed -> object visible in {latency:?}");
         worst = worst.max(latency);
+        best = best.min(latency);
     }
-    eprintln!("worst chunk close -> object visible: {worst:?} (the replaced stack needs ~75 s)");
+    eprintln!(
+        "chunk close -> object visible: {best:?} to {worst:?} (the replaced stack needs ~75 s)"
+    );
     assert!(
-        worst < Duration::from_secs(10),
-        "a chunk took {worst:?} to reach the bucket\n{}",
+        worst < CLOSE_TO_VISIBLE,
+        "a chunk took {worst:?} to reach the bucket (bound {CLOSE_TO_VISIBLE:?})\n{}",
         show()
     );
 

@@ -1,6 +1,7 @@
 //! `rtmp-recorder run` fails as one: when one stage cannot start, the other stages are stopped
 //! and the process exits at once (no SIGTERM needed) with that stage's error and exit code.
 
+mod common;
 mod support;
 
 use std::net::TcpListener;
@@ -56,7 +57,8 @@ fn a_failing_stage_ends_run_with_its_code() {
         },
     ];
     for case in cases {
-        let state = tempfile::tempdir().unwrap();
+        let state = common::TempDir::new().unwrap();
+        let log_path = state.path().join("run.log");
         let started = Instant::now();
         let mut child = Command::new(env!("CARGO_BIN_EXE_rtmp-recorder"))
             .arg("--state-dir")
@@ -65,18 +67,15 @@ fn a_failing_stage_ends_run_with_its_code() {
             .args(&case.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(std::fs::File::create(&log_path).unwrap())
             .spawn()
             .expect("starting rtmp-recorder run");
         // Before `run` failed as one, the other stages kept watching until SIGTERM.
-        support::wait_until(Duration::from_secs(10), case.what, || {
-            child.try_wait().expect("try_wait").is_some()
-        });
+        let status = common::wait_child(&mut child, Duration::from_secs(10), case.what, &log_path);
         let elapsed = started.elapsed();
-        let out = child.wait_with_output().unwrap();
-        let log = String::from_utf8_lossy(&out.stderr);
+        let log = std::fs::read_to_string(&log_path).unwrap();
         assert_eq!(
-            out.status.code(),
+            status.code(),
             Some(case.code),
             "{}: exit code\n{log}",
             case.what

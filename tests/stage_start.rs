@@ -1,6 +1,7 @@
 //! Every stage starts by clearing `tmp/` of the partial files (`NAME.PID.partial`) that a writer
 //! left when it died, and keeps those of writers still alive.
 
+mod common;
 mod support;
 
 use std::path::Path;
@@ -9,14 +10,14 @@ use std::time::Duration;
 
 use rtmp_recorder::naming::partial_name;
 
-fn stage(state: &Path, args: &[&str]) -> Child {
+fn stage(state: &Path, args: &[&str], log: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_rtmp-recorder"))
         .arg("--state-dir")
         .arg(state)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .expect("starting rtmp-recorder")
 }
@@ -31,7 +32,7 @@ fn every_stage_clears_stale_partials_at_start() {
         ("publish", vec!["publish"]),
     ];
     for (name, args) in cases {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = common::TempDir::new().unwrap();
         let tmp = dir.path().join("tmp");
         std::fs::create_dir_all(&tmp).unwrap();
         // Above any pid_max Linux allows (2^22): a writer that is surely gone.
@@ -41,18 +42,18 @@ fn every_stage_clears_stale_partials_at_start() {
         std::fs::write(&stale, b"{").unwrap();
         std::fs::write(&live, b"{").unwrap();
 
-        let mut child = stage(dir.path(), &args);
-        support::wait_until(Duration::from_secs(10), name, || !stale.exists());
+        let log = dir.path().join("stage.log");
+        let mut child = stage(dir.path(), &args, &log);
         if name == "ingest" {
-            // Long-running: stop it once it listens (its SIGTERM handler is in place by then).
-            support::wait_until(Duration::from_secs(10), "ingest listening", || {
-                support::port_open(port)
-            });
-            // SAFETY: kill(2) on our own child's PID.
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            // Long-running: it cleans up before it listens; stop it once it does.
+            let show = || std::fs::read_to_string(&log).unwrap_or_default();
+            support::wait_for_port(port, &mut child, Duration::from_secs(10), name, show);
+            common::signal(child.id(), libc::SIGTERM);
         }
-        let status = child.wait().unwrap();
+        // remux and publish drain their (empty) inboxes and exit.
+        let status = common::wait_child(&mut child, Duration::from_secs(10), name, &log);
         assert!(status.success(), "{name} exited with {status}");
+        assert!(!stale.exists(), "{name} kept a dead writer's partial");
         assert!(live.exists(), "{name} removed a live writer's partial");
     }
 }

@@ -28,9 +28,8 @@ pub struct Shared {
     pub state: StateDir,
     pub policy: Policy,
     pub split: SplitConfig,
+    /// Limits and deadlines of every connection.
     pub rtmp: ServerConfig,
-    pub handshake_timeout: Duration,
-    pub idle_timeout: Duration,
     pub stats: Arc<Stats>,
     /// `(app, label)` of every stream being recorded: a second publisher on one is refused.
     pub live: Mutex<HashSet<(String, String)>>,
@@ -46,6 +45,8 @@ const BATCH_BYTES: usize = 256 * 1024;
 /// ...or once its oldest message has waited this long. Handing over every frame on its own
 /// woke the recorder thread ~80 times a second per stream, which cost more CPU than the writing.
 const BATCH_AGE: Duration = Duration::from_millis(100);
+/// A deadline too far to add to an `Instant` (a huge `--idle-timeout`) is as good as never.
+const FAR_FUTURE: Duration = Duration::from_secs(365 * 24 * 3600);
 
 struct Publishing {
     label: String,
@@ -86,7 +87,6 @@ pub async fn serve(
         peer,
         app: None,
         publishing: HashMap::new(),
-        ever_published: false,
     };
     let result = session.run(&mut socket, &mut shutdown).await;
     if let Err(e) = &result {
@@ -109,41 +109,35 @@ struct Session {
     peer: SocketAddr,
     app: Option<String>,
     publishing: HashMap<u32, Publishing>,
-    ever_published: bool,
 }
 
 impl Session {
     async fn run(&mut self, socket: &mut TcpStream, shutdown: &mut Shutdown) -> Result<()> {
-        let started = Instant::now();
+        // The connection keeps its own deadlines (handshake, idle) on the time we pass in: how
+        // long since it was accepted. We only sleep until the one it asks for.
+        let accepted = Instant::now();
         let mut buf = vec![0u8; 64 * 1024];
         let mut events = Vec::new();
         loop {
-            // Until a stream publishes, the whole handshake must fit in the handshake timeout;
-            // after that, each read must come within the idle timeout.
-            let deadline = if self.ever_published {
-                Instant::now() + self.shared.idle_timeout
-            } else {
-                started + self.shared.handshake_timeout
-            };
+            let wake = accepted
+                .checked_add(self.conn.poll_timeout())
+                .unwrap_or_else(|| Instant::now() + FAR_FUTURE);
             let read = tokio::select! {
-                r = tokio::time::timeout_at(deadline, socket.read(&mut buf)) => r,
+                r = socket.read(&mut buf) => Some(r),
+                _ = tokio::time::sleep_until(wake) => None,
                 _ = shutdown.requested() => return Ok(()),
             };
-            let n = match read {
-                Err(_) if self.ever_published => {
-                    bail!("no data for {:?}", self.shared.idle_timeout)
-                }
-                Err(_) => bail!(
-                    "no publish within {:?} of connecting (handshake timeout)",
-                    self.shared.handshake_timeout
-                ),
-                Ok(r) => r.context("reading from the socket")?,
+            let now = accepted.elapsed();
+            let Some(read) = read else {
+                self.conn.handle_timeout(now)?;
+                continue;
             };
+            let n = read.context("reading from the socket")?;
             if n == 0 {
                 return Ok(());
             }
             Stats::add(&self.shared.stats.bytes_received, n as u64);
-            if let Err(e) = self.conn.feed(&buf[..n], &mut events) {
+            if let Err(e) = self.conn.handle_input(now, &buf[..n], &mut events) {
                 Stats::add(&self.shared.stats.protocol_errors, 1);
                 // Events decoded before the bad bytes are still real frames: record them.
                 for event in events.drain(..) {
@@ -262,7 +256,6 @@ impl Session {
             .context("starting a recorder thread")?;
         self.conn.accept_publish(stream_id)?;
         log::info!(peer = peer.as_str(), app = app.as_str(), stream = label.as_str(); "publish started");
-        self.ever_published = true;
         self.publishing.insert(
             stream_id,
             Publishing {

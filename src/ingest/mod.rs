@@ -119,9 +119,11 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
             target_ms: target.as_millis() as u64,
             max_bytes: args.max_chunk_size,
         },
-        rtmp: ServerConfig::default(),
-        handshake_timeout: args.handshake_timeout,
-        idle_timeout: args.idle_timeout,
+        rtmp: ServerConfig {
+            handshake_timeout: args.handshake_timeout,
+            idle_timeout: args.idle_timeout,
+            ..ServerConfig::default()
+        },
         stats: Arc::new(Stats::default()),
         live: Mutex::new(Default::default()),
         alive,

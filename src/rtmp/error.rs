@@ -8,6 +8,12 @@ pub enum ProtocolError {
     #[error("RTMP handshake failed: {reason}")]
     Handshake { reason: String },
 
+    #[error("no publish within {timeout:?} of connecting (handshake timeout)")]
+    HandshakeTimeout { timeout: std::time::Duration },
+
+    #[error("no data for {timeout:?}")]
+    IdleTimeout { timeout: std::time::Duration },
+
     #[error(
         "chunk stream {csid}: message type {type_id} declares {length} bytes, more than the limit of {max}"
     )]

@@ -12,6 +12,7 @@
 pub mod amf;
 pub mod chunk_reader;
 pub mod chunk_writer;
+mod deadline;
 mod error;
 mod handshake;
 mod server;

@@ -3,6 +3,7 @@
 //! and reply bytes out; the caller owns the socket and decides whether a publish is allowed.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use crate::amf0::{self, Amf0Value};
 use bytes::Bytes;
@@ -10,6 +11,7 @@ use bytes::Bytes;
 use super::amf::{self, Command, object, string};
 use super::chunk_reader::{ChunkReader, RawMessage};
 use super::chunk_writer::ChunkWriter;
+use super::deadline::Deadlines;
 use super::error::ProtocolError;
 use super::handshake::Handshake;
 
@@ -51,6 +53,10 @@ pub struct ServerConfig {
     pub window_ack_size: u32,
     /// Chunk streams one connection may use.
     pub max_chunk_streams: usize,
+    /// Connect to publish must fit in this.
+    pub handshake_timeout: Duration,
+    /// Once publishing, the peer may be silent at most this long.
+    pub idle_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +66,8 @@ impl Default for ServerConfig {
             out_chunk_size: 4096,
             window_ack_size: 2_500_000,
             max_chunk_streams: 64,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -168,6 +176,7 @@ pub struct ServerConnection {
     connected: bool,
     streams: HashMap<u32, MessageStream>,
     next_stream_id: u32,
+    deadlines: Deadlines,
     /// After an error the connection is dead; further input gets the same error.
     failed: Option<ProtocolError>,
 }
@@ -177,6 +186,7 @@ impl ServerConnection {
         ServerConnection {
             reader: ChunkReader::new(config.max_message_size, config.max_chunk_streams),
             ack_window: config.window_ack_size,
+            deadlines: Deadlines::new(config.handshake_timeout, config.idle_timeout),
             config,
             handshake: Handshake::default(),
             writer: ChunkWriter::default(),
@@ -190,7 +200,39 @@ impl ServerConnection {
         }
     }
 
-    /// Feeds bytes read from the socket (split anywhere); appends the resulting events.
+    /// Feeds bytes read from the socket at `now` (time since the connection was accepted):
+    /// what a shell that keeps the deadlines calls.
+    pub fn handle_input(
+        &mut self,
+        now: Duration,
+        input: &[u8],
+        events: &mut Vec<Event>,
+    ) -> Result<(), ProtocolError> {
+        self.deadlines.input(now);
+        self.feed(input, events)
+    }
+
+    /// When the shell must call [`Self::handle_timeout`], unless input comes first (time since
+    /// the connection was accepted).
+    pub fn poll_timeout(&self) -> Duration {
+        self.deadlines.next()
+    }
+
+    /// Ends the connection with a timeout error once `now` reached its deadline; before that, a
+    /// call changes nothing (a shell may wake early).
+    pub fn handle_timeout(&mut self, now: Duration) -> Result<(), ProtocolError> {
+        if let Some(error) = &self.failed {
+            return Err(error.clone());
+        }
+        let result = self.deadlines.check(now);
+        if let Err(error) = &result {
+            self.failed = Some(error.clone());
+        }
+        result
+    }
+
+    /// Feeds bytes read from the socket (split anywhere); appends the resulting events. Without
+    /// a time: the deadlines count from the last [`Self::handle_input`].
     pub fn feed(&mut self, input: &[u8], events: &mut Vec<Event>) -> Result<(), ProtocolError> {
         if let Some(error) = &self.failed {
             return Err(error.clone());
@@ -238,6 +280,7 @@ impl ServerConnection {
         let stream = self.requested_stream(stream_id)?;
         stream.publish = Publish::Publishing;
         let name = stream.name.clone();
+        self.deadlines.published();
         let mut begin = USER_STREAM_BEGIN.to_be_bytes().to_vec();
         begin.extend_from_slice(&stream_id.to_be_bytes());
         self.send_control(USER_CONTROL, &begin);

@@ -1,0 +1,128 @@
+//! The connection's deadlines on bytes and a fake clock: the time passed in is all it knows, so
+//! the handshake and idle timeouts are tested to the millisecond without waiting.
+
+mod rtmp_common;
+
+use std::time::Duration;
+
+use rtmp_common::*;
+use rtmp_recorder::rtmp::{Event, ProtocolError, ServerConfig, ServerConnection};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn config() -> ServerConfig {
+    ServerConfig {
+        handshake_timeout: ms(10_000),
+        idle_timeout: ms(30_000),
+        ..ServerConfig::default()
+    }
+}
+
+/// A video message on stream 1 (an AVC keyframe NALU; content does not matter here).
+fn video(ts: u32) -> Vec<u8> {
+    message(6, ts, 9, 1, &[0x17, 1, 0, 0, 0, 0, 0, 0, 1, 0x65], 128)
+}
+
+#[test]
+fn connect_to_publish_must_fit_the_handshake_timeout() {
+    let mut server = handshaken(config());
+    assert_eq!(server.poll_timeout(), ms(10_000));
+    // A trickle of bytes does not extend the deadline: the peer is connected, not publishing.
+    let mut events = Vec::new();
+    for (i, byte) in publish_bytes("cam").iter().enumerate().take(50) {
+        server
+            .handle_input(ms(100 * i as u64), &[*byte], &mut events)
+            .unwrap();
+        assert_eq!(server.poll_timeout(), ms(10_000));
+    }
+    // Waking early changes nothing.
+    server.handle_timeout(ms(9_999)).unwrap();
+    assert_eq!(
+        server.handle_timeout(ms(10_000)),
+        Err(ProtocolError::HandshakeTimeout {
+            timeout: ms(10_000)
+        })
+    );
+    // The connection is dead: input gets the same error.
+    assert!(matches!(
+        server.handle_input(ms(10_001), &video(0), &mut events),
+        Err(ProtocolError::HandshakeTimeout { .. })
+    ));
+}
+
+#[test]
+fn a_stalled_handshake_times_out() {
+    let mut server = ServerConnection::new(config());
+    let mut events = Vec::new();
+    // Part of C0+C1, then nothing.
+    let mut c0c1 = vec![3u8];
+    c0c1.extend([0u8; 699]);
+    server.handle_input(ms(5), &c0c1, &mut events).unwrap();
+    assert!(!server.is_handshake_done());
+    assert_eq!(server.poll_timeout(), ms(10_000));
+    assert!(matches!(
+        server.handle_timeout(ms(10_000)),
+        Err(ProtocolError::HandshakeTimeout { .. })
+    ));
+}
+
+#[test]
+fn a_refused_publisher_keeps_the_handshake_deadline() {
+    let mut server = handshaken(config());
+    let mut events = Vec::new();
+    server
+        .handle_input(ms(1_000), &publish_bytes("nope"), &mut events)
+        .unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::PublishRequested { .. }))
+    );
+    server
+        .reject_publish(1, "NetStream.Publish.BadName", "not allowed")
+        .unwrap();
+    server
+        .handle_input(ms(9_000), &video(0), &mut events)
+        .unwrap();
+    assert_eq!(server.poll_timeout(), ms(10_000));
+    assert!(matches!(
+        server.handle_timeout(ms(10_000)),
+        Err(ProtocolError::HandshakeTimeout { .. })
+    ));
+}
+
+#[test]
+fn once_publishing_each_silence_may_last_the_idle_timeout() {
+    let mut server = handshaken(config());
+    let mut events = Vec::new();
+    server
+        .handle_input(ms(2_000), &publish_bytes("cam"), &mut events)
+        .unwrap();
+    server.accept_publish(1).unwrap();
+    // Publishing: the handshake deadline no longer applies, silence is measured from the last input.
+    assert_eq!(server.poll_timeout(), ms(32_000));
+    server.handle_timeout(ms(10_000)).unwrap();
+    for t in [5_000u64, 20_000, 45_000] {
+        server
+            .handle_input(ms(t), &video(t as u32), &mut events)
+            .unwrap();
+        assert_eq!(server.poll_timeout(), ms(t + 30_000));
+    }
+    assert!(
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::Media { .. }))
+            .count()
+            == 3,
+        "{events:?}"
+    );
+    server.handle_timeout(ms(74_999)).unwrap();
+    assert_eq!(
+        server.handle_timeout(ms(75_000)),
+        Err(ProtocolError::IdleTimeout {
+            timeout: ms(30_000)
+        })
+    );
+}
