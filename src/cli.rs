@@ -46,6 +46,8 @@ pub enum Command {
     },
     /// Run ingest, remux and publish in one process (no systemd needed).
     Run(RunArgs),
+    /// Cut one MP4 of a span of a recorded stream out of its chunks, without re-encoding.
+    Clip(crate::clip::Args),
 }
 
 #[derive(Debug, clap::Args)]

@@ -4,6 +4,7 @@
 pub mod amf0;
 pub mod chunk;
 pub mod cli;
+pub mod clip;
 pub mod duration;
 pub mod exit;
 pub mod flv;

@@ -4,7 +4,7 @@ use clap::Parser;
 
 use rtmp_recorder::cli::{Cli, Command};
 use rtmp_recorder::spool::StateDir;
-use rtmp_recorder::{exit, ingest, logging, publish, remux, run, shutdown};
+use rtmp_recorder::{clip, exit, ingest, logging, publish, remux, run, shutdown};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -13,10 +13,16 @@ fn main() -> ExitCode {
         Command::Remux { .. } => "remux",
         Command::Publish { .. } => "publish",
         Command::Run(_) => "run",
+        Command::Clip(_) => "clip",
     };
     logging::init(cli.log_level, stage);
     let state_dir = cli.state_dir();
-    let state = match StateDir::open(&state_dir) {
+    // A clip only reads: it must not create or tidy a state directory it may not own.
+    let state = match &cli.command {
+        Command::Clip(_) => Ok(StateDir::new(&state_dir)),
+        _ => StateDir::open(&state_dir),
+    };
+    let state = match state {
         Ok(s) => s,
         Err(e) => {
             log::error!("{e:#}: check that the state directory is writable (--state-dir)");
@@ -41,6 +47,7 @@ fn main() -> ExitCode {
             Command::Remux { watch, args } => remux::run(state, args, watch, shutdown).await,
             Command::Publish { watch, args } => publish::run(state, args, watch, shutdown).await,
             Command::Run(args) => run::run(state, args, shutdown).await,
+            Command::Clip(args) => clip::run(state, args).await,
         }
     });
     match result {

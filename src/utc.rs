@@ -93,6 +93,70 @@ impl Civil {
         valid.then_some(c)
     }
 
+    /// Parses an RFC 3339 timestamp (`2026-11-26T14:03:10Z`, `...10.250Z`, `...10+01:00`) into
+    /// Unix milliseconds; fractions past the millisecond are cut. `t` or a space may stand for `T`.
+    pub fn parse_rfc3339_millis(s: &str) -> Option<i64> {
+        let b = s.as_bytes();
+        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
+            return None;
+        }
+        if !matches!(b[10], b'T' | b't' | b' ') {
+            return None;
+        }
+        let num = |r: std::ops::Range<usize>| -> Option<u32> {
+            let part = s.get(r)?;
+            if part.is_empty() || !part.bytes().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            part.parse().ok()
+        };
+        let mut at = 19;
+        let mut millis = 0u32;
+        if b[at] == b'.' {
+            let digits = b[at + 1..]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .count();
+            if digits == 0 {
+                return None;
+            }
+            let frac = &s[at + 1..at + 1 + digits.min(3)];
+            millis = frac.parse::<u32>().ok()? * 10u32.pow(3 - frac.len() as u32);
+            at += 1 + digits;
+        }
+        let offset_min: i64 = match s.get(at..)? {
+            "Z" | "z" => 0,
+            tz if tz.len() == 6 && tz.as_bytes()[3] == b':' => {
+                let sign = match tz.as_bytes()[0] {
+                    b'+' => 1,
+                    b'-' => -1,
+                    _ => return None,
+                };
+                let (h, m) = (num(at + 1..at + 3)?, num(at + 4..at + 6)?);
+                if h > 23 || m > 59 {
+                    return None;
+                }
+                sign * i64::from(h * 60 + m)
+            }
+            _ => return None,
+        };
+        let c = Civil {
+            year: i64::from(num(0..4)?),
+            month: num(5..7)?,
+            day: num(8..10)?,
+            hour: num(11..13)?,
+            minute: num(14..16)?,
+            second: num(17..19)?,
+            millis,
+        };
+        let valid = (1..=12).contains(&c.month)
+            && (1..=31).contains(&c.day)
+            && c.hour < 24
+            && c.minute < 60
+            && c.second < 61;
+        valid.then(|| c.to_unix_millis() - offset_min * 60_000)
+    }
+
     /// RFC 3339 with milliseconds, for metadata and manifests.
     pub fn rfc3339(&self) -> String {
         format!(
@@ -123,6 +187,46 @@ mod tests {
             assert_eq!(c.to_unix_millis(), ms);
             assert_eq!(Civil::parse_compact(&c.compact()), Some(c));
             ms += 86_400_000 * 37 + 3_723_456;
+        }
+    }
+
+    #[test]
+    fn rfc3339_reads_what_manifests_write_and_what_people_type() {
+        let c = Civil::from_unix_millis(1_764_166_990_250);
+        assert_eq!(
+            Civil::parse_rfc3339_millis(&c.rfc3339()),
+            Some(1_764_166_990_250)
+        );
+        let z = Civil::parse_rfc3339_millis("2026-11-26T14:03:10Z").unwrap();
+        assert_eq!(
+            Civil::from_unix_millis(z).rfc3339(),
+            "2026-11-26T14:03:10.000Z"
+        );
+        assert_eq!(
+            Civil::parse_rfc3339_millis("2026-11-26T15:03:10+01:00"),
+            Some(z)
+        );
+        assert_eq!(
+            Civil::parse_rfc3339_millis("2026-11-26T09:03:10-05:00"),
+            Some(z)
+        );
+        assert_eq!(
+            Civil::parse_rfc3339_millis("2026-11-26T14:03:10.123456Z"),
+            Some(z + 123)
+        );
+        assert_eq!(
+            Civil::parse_rfc3339_millis("2026-11-26T14:03:10.5Z"),
+            Some(z + 500)
+        );
+        for bad in [
+            "2026-11-26",
+            "2026-11-26T14:03:10",
+            "2026-13-26T14:03:10Z",
+            "2026-11-26T14:03:10.Z",
+            "2026-11-26T14:03:10+0100",
+            "2026-11-26X14:03:10Z",
+        ] {
+            assert_eq!(Civil::parse_rfc3339_millis(bad), None, "{bad}");
         }
     }
 
