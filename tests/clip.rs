@@ -3,9 +3,14 @@
 //! three carry exactly the source packets of their span (from the keyframe before `--from`), show
 //! their first frame at `--from` (the very picture the source shows there), last `--to - --from`
 //! within a frame, and read little more than they write. Spans the recording does not cover
-//! without a break (before it began, across a missing chunk) are refused, saying why.
+//! without a break (before it began, across a missing chunk) are refused, saying why. The same
+//! chunks in a real S3 server (s3s-fs), behind a proxy that counts the bytes it passes and answers
+//! some requests with 503 SlowDown and 500: the clip is byte for byte the one cut from disk, and
+//! what it fetched is the clip plus the chunks' heads and manifests, within a few percent.
 
 mod common;
+#[path = "publish_common/mod.rs"]
+mod publish_common;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -13,7 +18,11 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use common::{PublishOpts, TempDir, ffmpeg_publish, files_with_ext, port_open, wait_until};
+use publish_common::proxy::{Fault, Planned, Proxy};
+use publish_common::{client, create_bucket, hermetic_aws_env, s3s_fs};
 use rtmp_recorder::manifest::ChunkManifest;
+use rtmp_recorder::naming::ChunkName;
+use rtmp_recorder::publish::{DEFAULT_TEMPLATE, KeyTemplate};
 use rtmp_recorder::utc::Civil;
 
 /// One frame at 30 fps, in ms.
@@ -144,6 +153,20 @@ fn rfc3339(ms: i64) -> String {
 fn clip(dir: &Path, destination: &Path, from: i64, to: i64, out: &Path) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rtmp-recorder"));
     common::clean_env(&mut cmd);
+    clip_args(&mut cmd, dir, from, to, out)
+        .arg("--destination")
+        .arg(format!("file://{}", destination.display()))
+        .output()
+        .expect("running rtmp-recorder clip")
+}
+
+fn clip_args<'a>(
+    cmd: &'a mut Command,
+    dir: &Path,
+    from: i64,
+    to: i64,
+    out: &Path,
+) -> &'a mut Command {
     cmd.arg("--state-dir")
         .arg(dir.join("no-state"))
         .args([
@@ -156,11 +179,16 @@ fn clip(dir: &Path, destination: &Path, from: i64, to: i64, out: &Path) -> Outpu
         ])
         .arg("-o")
         .arg(out)
-        .arg("--destination")
-        .arg(format!("file://{}", destination.display()))
         .stdin(Stdio::null())
-        .output()
-        .expect("running rtmp-recorder clip")
+}
+
+/// The byte count the clip command logs having read.
+fn bytes_read(log: &str) -> u64 {
+    log.split(" bytes written, ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no byte count in the log: {log}"))
 }
 
 /// Bytes before the `mdat` of an MP4.
@@ -316,12 +344,7 @@ fn clips_of_recorded_chunks_are_exact_and_gaps_are_refused() {
         // It read the heads and the samples it kept, little more.
         let heads: u64 = chunks[first..=last].iter().map(|c| head_len(&c.mp4)).sum();
         let written = std::fs::metadata(&out).unwrap().len();
-        let read: u64 = log
-            .split(" bytes written, ")
-            .nth(1)
-            .and_then(|r| r.split(' ').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("{name}: no byte count in the log: {log}"));
+        let read = bytes_read(&log);
         assert!(
             read as f64 <= (written + heads) as f64 * 1.03,
             "{name}: read {read} bytes for a {written}-byte clip ({heads} in heads)"
@@ -364,4 +387,91 @@ fn clips_of_recorded_chunks_are_exact_and_gaps_are_refused() {
         "{log}"
     );
     assert!(!dir.path().join("gap.mp4").exists());
+
+    clips_from_s3(dir.path(), &chunks);
+}
+
+/// The chunks uploaded under the default key template into s3s-fs; a clip across three read
+/// through a counting proxy that injects a SlowDown and a 500.
+fn clips_from_s3(dir: &Path, chunks: &[Chunk]) {
+    const BUCKET: &str = "recordings";
+    let store = s3s_fs(&dir.join("s3"), 0);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s3 = client(&store.endpoint());
+    rt.block_on(create_bucket(&s3, BUCKET));
+    let template = KeyTemplate::parse(DEFAULT_TEMPLATE).unwrap();
+    for c in chunks {
+        let name = ChunkName::parse(&c.manifest.name).unwrap();
+        for ext in ["mp4", "json"] {
+            let key = template.render("rec", &name, &format!("{}.{ext}", c.manifest.name));
+            let body = std::fs::read(c.mp4.with_extension(ext)).unwrap();
+            rt.block_on(
+                s3.put_object()
+                    .bucket(BUCKET)
+                    .key(&key)
+                    .body(body.into())
+                    .send(),
+            )
+            .unwrap_or_else(|e| panic!("uploading {key}: {e}"));
+        }
+    }
+    let proxy = Proxy::start(
+        store.addr(),
+        vec![
+            Planned {
+                fault: Fault::SlowDown,
+                min_body: 0,
+            },
+            Planned {
+                fault: Fault::Status500,
+                min_body: 0,
+            },
+        ],
+    );
+    let (from, to) = (chunks[0].start_ms + 1_500, chunks[2].start_ms + 1_000);
+    let out = dir.join("from-s3.mp4");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rtmp-recorder"));
+    hermetic_aws_env(&mut cmd);
+    let o = clip_args(&mut cmd, dir, from, to, &out)
+        .args(["--destination", &format!("s3://{BUCKET}/rec")])
+        .args(["--endpoint-url", &proxy.endpoint()])
+        .output()
+        .expect("running rtmp-recorder clip");
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "clip from S3 failed: {log}");
+    assert_eq!(proxy.pending(), 0, "the injected faults were not all met");
+    assert!(log.contains("SlowDown") && log.contains("retry"), "{log}");
+
+    let local = dir.join("across-three-chunks.mp4");
+    assert!(
+        std::fs::read(&out).unwrap() == std::fs::read(&local).unwrap(),
+        "the clip from S3 differs from the one cut from disk"
+    );
+    let seen = proxy.seen();
+    let fetched: u64 = seen.iter().map(|r| r.answer_body).sum();
+    let heads: u64 = chunks[..3].iter().map(|c| head_len(&c.mp4)).sum();
+    let manifests: u64 = chunks
+        .iter()
+        .map(|c| {
+            std::fs::metadata(c.mp4.with_extension("json"))
+                .unwrap()
+                .len()
+        })
+        .sum();
+    let listing: u64 = seen
+        .iter()
+        .filter(|r| r.target.contains("list-type=2"))
+        .map(|r| r.answer_body)
+        .sum();
+    let written = std::fs::metadata(&out).unwrap().len();
+    let wanted = written + heads + manifests + listing;
+    eprintln!(
+        "from S3: {written}-byte clip, {fetched} bytes fetched in {} requests ({heads} in heads, {manifests} manifests, {listing} listing)",
+        seen.len()
+    );
+    assert!(
+        fetched as f64 <= wanted as f64 * 1.03,
+        "fetched {fetched} bytes for a {written}-byte clip"
+    );
+    assert!(bytes_read(&log) <= fetched);
 }

@@ -1,17 +1,21 @@
 //! `rtmp-recorder clip <app>/<stream> --from T --to T -o FILE`: one faststart MP4 of a span of a
 //! recorded stream, cut from its published chunks without re-encoding. The shell: it finds the
-//! chunks through their manifests ([`sources`]), reads each MP4's head and then only the byte
-//! ranges of the samples the clip needs; the cutting itself is `mp4::clip` (pure).
+//! chunks through their manifests (on disk [`sources`], in S3 [`bucket`]), reads each MP4's head
+//! and then only the byte ranges of the samples the clip needs (from S3 several at a time, with
+//! publish's retry rules); the cutting itself is `mp4::clip` (pure).
 //!
 //! Gaps are never hidden: a span not covered by one unbroken chain of chunks (a reconnect, a
 //! lost chunk, before the recording began or after it ended) is refused with what is missing.
 
+mod bucket;
 mod sources;
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 
@@ -21,15 +25,18 @@ use crate::mp4::{Window, read};
 use crate::publish::Destination;
 use crate::spool::StateDir;
 use crate::utc::Civil;
-use sources::Chunk;
+use bucket::Bucket;
+use sources::{Chunk, Location};
 
 /// The chunks' boundaries may be this far apart (or overlap) and still count as one chain:
 /// a chunk's duration is its decode span, which ends a frame before the next chunk starts.
 const SEAM_TOLERANCE_MS: i64 = 250;
-/// What the first read of a chunk takes; our heads are a few hundred KiB at most per hour.
-const HEAD_GUESS: usize = 256 * 1024;
+/// The first read of a chunk: the `ftyp` and the `moov`'s box header, which gives the rest.
+const FIRST_READ: u64 = 4096;
 /// Contiguous ranges of one chunk are read as one, up to this much at a time.
 const MAX_READ: u64 = 4 << 20;
+/// Reads in flight from S3 (each at most [`MAX_READ`]); the output is written in order.
+const S3_READS_IN_FLIGHT: usize = 8;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -45,12 +52,12 @@ pub struct Args {
     #[arg(short, long)]
     pub output: PathBuf,
     /// Where the chunks were published: the same options as `publish` (default: where publish
-    /// writes). Chunks still in the state directory (publish/, archive/) are found too.
+    /// writes). With a directory, chunks still in the state directory are found too.
     #[command(flatten)]
     pub publish: crate::publish::Args,
 }
 
-/// What a clip was made of, for the caller to print.
+/// What a clip was made of.
 #[derive(Debug)]
 pub struct Made {
     pub chunks: Vec<String>,
@@ -60,9 +67,7 @@ pub struct Made {
 }
 
 pub async fn run(state: StateDir, args: Args) -> Result<()> {
-    let made = tokio::task::spawn_blocking(move || clip(&state, &args))
-        .await
-        .context("clip task panicked")??;
+    let made = clip(&state, &args).await?;
     log::info!(
         "clip of {} ms from {} chunk(s) ({}): {} bytes written, {} read",
         made.duration_ms,
@@ -78,7 +83,13 @@ fn usage(message: String) -> anyhow::Error {
     Coded::new(exit::USAGE, message).into()
 }
 
-fn clip(state: &StateDir, args: &Args) -> Result<Made> {
+/// Where the chunks' bytes come from.
+enum Reader {
+    Disk,
+    S3(Arc<Bucket>),
+}
+
+async fn clip(state: &StateDir, args: &Args) -> Result<Made> {
     let Some((app, stream)) = args.stream.split_once('/') else {
         return Err(usage(format!(
             "{:?}: name the stream as <app>/<stream>, e.g. live/cam1",
@@ -99,30 +110,34 @@ fn clip(state: &StateDir, args: &Args) -> Result<Made> {
             args.to, args.from
         )));
     }
-    let mut roots = vec![state.publish_inbox(), state.archive()];
-    match args.publish.destination(state)? {
-        Destination::Dir(dir) => roots.push(dir),
-        Destination::S3 { bucket, .. } => {
-            return Err(usage(format!(
-                "clips are read from the state directory and file:// destinations; reading \
-                 s3://{bucket} is not implemented yet (download the chunks, or clip on the recorder)"
-            )));
-        }
-    }
-    let all = sources::find(&roots, app, stream)?;
-    let chain = covering(&all, from, to).map_err(|why| {
-        anyhow::anyhow!(
-            "{app}/{stream} from {} to {}: {why} (looked in {})",
-            args.from,
-            args.to,
-            roots
+    let (all, reader, looked) = match args.publish.destination(state)? {
+        Destination::Dir(dir) => {
+            let roots = vec![state.publish_inbox(), state.archive(), dir];
+            let looked = roots
                 .iter()
                 .map(|r| r.display().to_string())
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", ");
+            let (app, stream) = (app.to_string(), stream.to_string());
+            let found = tokio::task::spawn_blocking(move || sources::find(&roots, &app, &stream))
+                .await
+                .context("finding chunks: task panicked")??;
+            (found, Reader::Disk, looked)
+        }
+        Destination::S3 { bucket, prefix } => {
+            let b = Bucket::connect(&args.publish, bucket, prefix).await?;
+            let (found, looked) = b.find(app, stream, from, to).await?;
+            (found, Reader::S3(Arc::new(b)), looked)
+        }
+    };
+    let chain = covering(&all, from, to).map_err(|why| {
+        anyhow::anyhow!(
+            "{app}/{stream} from {} to {}: {why} (looked in {looked})",
+            args.from,
+            args.to
         )
     })?;
-    write_clip(&chain, from, to, &args.output)
+    write_clip(&chain, &reader, from, to, &args.output).await
 }
 
 /// The chunks that cover `from..to` (Unix ms) as one unbroken chain, or why there are none.
@@ -161,9 +176,79 @@ fn covering(all: &[Chunk], from: i64, to: i64) -> Result<Vec<Chunk>, String> {
     Ok(chosen.into_iter().cloned().collect())
 }
 
-fn write_clip(chain: &[Chunk], from: i64, to: i64, output: &Path) -> Result<Made> {
-    // Stream time: the chunks' offsets since their session began; the first chunk anchors the
-    // wall clock to it.
+/// Where one chunk's bytes are read from; cheap to clone into a task.
+#[derive(Clone)]
+enum Fetch {
+    File(PathBuf),
+    S3(Arc<Bucket>, String),
+}
+
+impl Fetch {
+    fn of(reader: &Reader, chunk: &Chunk) -> Result<Fetch> {
+        Ok(match (reader, &chunk.location) {
+            (Reader::Disk, Location::File(path)) => Fetch::File(path.clone()),
+            (Reader::S3(bucket), Location::S3(key)) => Fetch::S3(Arc::clone(bucket), key.clone()),
+            _ => bail!(
+                "{}: found in one place, read from another",
+                chunk.manifest.name
+            ),
+        })
+    }
+
+    /// `len` bytes at `offset`.
+    async fn read(self, offset: u64, len: u64) -> Result<Vec<u8>> {
+        match self {
+            Fetch::File(path) => tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; len as usize];
+                File::open(&path)
+                    .and_then(|f| f.read_exact_at(&mut buf, offset))
+                    .with_context(|| format!("reading {}", path.display()))?;
+                Ok(buf)
+            })
+            .await
+            .context("reading a chunk: task panicked")?,
+            Fetch::S3(bucket, key) => bucket.read(&key, offset, len).await,
+        }
+    }
+}
+
+/// Reads a chunk's head (everything before the `mdat`): a small first read, then exactly what
+/// its box headers say is missing. Returns the head and the bytes read.
+async fn read_head(fetch: &Fetch, chunk: &Chunk) -> Result<(Vec<u8>, u64)> {
+    let mut head = fetch.clone().read(0, FIRST_READ.min(chunk.size)).await?;
+    let mut read_bytes = head.len() as u64;
+    loop {
+        match read::head_extent(&head)? {
+            read::HeadExtent::Complete(n) => {
+                head.truncate(n + 8);
+                return Ok((head, read_bytes));
+            }
+            read::HeadExtent::Need(n) if (n as u64) <= chunk.size => {
+                let have = head.len() as u64;
+                let more = fetch.clone().read(have, n as u64 - have).await?;
+                read_bytes += more.len() as u64;
+                head.extend_from_slice(&more);
+            }
+            read::HeadExtent::Need(_) => {
+                bail!(
+                    "{}: no mdat in its {} bytes",
+                    chunk.manifest.name,
+                    chunk.size
+                );
+            }
+        }
+    }
+}
+
+async fn write_clip(
+    chain: &[Chunk],
+    reader: &Reader,
+    from: i64,
+    to: i64,
+    output: &Path,
+) -> Result<Made> {
+    // Stream time: the chunks' offsets since their session began. Wall clock and media time
+    // drift apart a little over a stream; the chunk holding `from` ties them.
     let anchor = &chain[0];
     let stream_ms = |utc: i64| anchor.manifest.stream_offset_ms as i64 + (utc - anchor.start_ms);
     let window = Window {
@@ -171,27 +256,25 @@ fn write_clip(chain: &[Chunk], from: i64, to: i64, output: &Path) -> Result<Made
         to_ms: stream_ms(to),
     };
 
-    let mut files = Vec::with_capacity(chain.len());
+    let fetches = chain
+        .iter()
+        .map(|c| Fetch::of(reader, c))
+        .collect::<Result<Vec<_>>>()?;
     let mut movies = Vec::with_capacity(chain.len());
     let mut bases = Vec::with_capacity(chain.len());
     let mut base = 0u64;
     let mut read_bytes = 0u64;
-    for c in chain {
-        let file = File::open(&c.mp4).with_context(|| format!("opening {}", c.mp4.display()))?;
-        let size = file
-            .metadata()
-            .with_context(|| format!("reading {}", c.mp4.display()))?
-            .len();
-        let head =
-            read_head(&file, size).with_context(|| format!("reading {}", c.mp4.display()))?;
-        read_bytes += head.len() as u64;
+    for (c, fetch) in chain.iter().zip(&fetches) {
+        let (head, read) = read_head(fetch, c)
+            .await
+            .with_context(|| format!("reading the head of {}", c.manifest.name))?;
+        read_bytes += read;
         movies.push(
             read::parse(&head)
-                .with_context(|| format!("{} is not one of our MP4s", c.mp4.display()))?,
+                .with_context(|| format!("{} is not one of our MP4s", c.manifest.name))?,
         );
-        files.push(file);
         bases.push(base);
-        base += size;
+        base += c.size;
     }
     let pieces: Vec<Piece> = chain
         .iter()
@@ -207,35 +290,42 @@ fn write_clip(chain: &[Chunk], from: i64, to: i64, output: &Path) -> Result<Made
     // Seconds since 1904 (the MP4 epoch) of the clip's start.
     let creation = (from / 1000 + 2_082_844_800).max(0) as u64;
     let layout = movie.layout(creation)?;
+    let reads = coalesce(&bases, &layout.ranges);
 
     let partial = output.with_extension("mp4.partial");
-    let out = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&partial)
-        .with_context(|| format!("creating {}", partial.display()))?;
-    let mut w = BufWriter::with_capacity(1 << 20, out);
-    let written = (|| -> Result<()> {
-        w.write_all(&layout.head)?;
-        let mut buf = Vec::new();
-        for (piece, offset, len) in coalesce(&bases, &layout.ranges) {
-            buf.resize(len as usize, 0);
-            files[piece]
-                .read_exact_at(&mut buf, offset)
-                .with_context(|| format!("reading {}", chain[piece].mp4.display()))?;
-            read_bytes += len;
-            w.write_all(&buf)?;
+    let written = async {
+        let mut out = Output::create(&partial).await?;
+        out.write(layout.head.clone()).await?;
+        // Reads run ahead (several at once from S3); their bytes go out in order.
+        let depth = match reader {
+            Reader::Disk => 2,
+            Reader::S3(_) => S3_READS_IN_FLIGHT,
+        };
+        let mut pending = VecDeque::new();
+        let mut next = reads.iter();
+        loop {
+            while pending.len() < depth {
+                let Some(&(piece, offset, len)) = next.next() else {
+                    break;
+                };
+                let read = fetches[piece].clone().read(offset, len);
+                pending.push_back(tokio::spawn(read));
+            }
+            let Some(read) = pending.pop_front() else {
+                break;
+            };
+            let bytes = read.await.context("reading a chunk: task panicked")??;
+            read_bytes += bytes.len() as u64;
+            out.write(bytes).await?;
         }
-        let out = w.into_inner().map_err(|e| e.into_error())?;
-        out.sync_all()?;
-        Ok(())
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&partial);
+        out.finish().await
+    };
+    if let Err(e) = written.await {
+        let _ = tokio::fs::remove_file(&partial).await;
         return Err(e.context(format!("writing {}", partial.display())));
     }
-    std::fs::rename(&partial, output)
+    tokio::fs::rename(&partial, output)
+        .await
         .with_context(|| format!("renaming {} to {}", partial.display(), output.display()))?;
     Ok(Made {
         chunks: chain.iter().map(|c| c.manifest.name.clone()).collect(),
@@ -245,20 +335,43 @@ fn write_clip(chain: &[Chunk], from: i64, to: i64, output: &Path) -> Result<Made
     })
 }
 
-/// Reads a chunk's head: a first guess, then exactly what its box headers say it needs.
-fn read_head(file: &File, size: u64) -> Result<Vec<u8>> {
-    let mut want = HEAD_GUESS.min(size as usize);
-    loop {
-        let mut head = vec![0u8; want];
-        file.read_exact_at(&mut head, 0)?;
-        if let Some(len) = read::head_len(&head)? {
-            head.truncate(len + 8);
-            return Ok(head);
-        }
-        if want as u64 >= size {
-            bail!("no mdat in {size} bytes");
-        }
-        want = (want * 4).min(size as usize);
+/// The clip's file, written off the async workers.
+struct Output {
+    file: Option<std::io::BufWriter<File>>,
+}
+
+impl Output {
+    async fn create(path: &Path) -> Result<Output> {
+        let path = path.to_path_buf();
+        let file = tokio::task::spawn_blocking(move || {
+            File::create(&path).with_context(|| format!("creating {}", path.display()))
+        })
+        .await
+        .context("creating the clip: task panicked")??;
+        Ok(Output {
+            file: Some(std::io::BufWriter::with_capacity(1 << 20, file)),
+        })
+    }
+
+    async fn write(&mut self, bytes: Vec<u8>) -> Result<()> {
+        let mut file = self.file.take().context("clip output already closed")?;
+        let file = tokio::task::spawn_blocking(move || file.write_all(&bytes).map(|()| file))
+            .await
+            .context("writing the clip: task panicked")??;
+        self.file = Some(file);
+        Ok(())
+    }
+
+    /// Flushes and fsyncs.
+    async fn finish(mut self) -> Result<()> {
+        let file = self.file.take().context("clip output already closed")?;
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            let file = file.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            Ok(())
+        })
+        .await
+        .context("finishing the clip: task panicked")?
     }
 }
 

@@ -14,11 +14,21 @@ use crate::utc::Civil;
 /// are not ours.
 const MAX_DEPTH: usize = 12;
 
+/// Where a chunk's MP4 is.
+#[derive(Debug, Clone)]
+pub enum Location {
+    File(PathBuf),
+    /// A key in the destination bucket.
+    S3(String),
+}
+
 /// One published chunk.
 #[derive(Debug, Clone)]
 pub struct Chunk {
     pub manifest: ChunkManifest,
-    pub mp4: PathBuf,
+    pub location: Location,
+    /// Bytes of the MP4.
+    pub size: u64,
     /// `manifest.utc_start` in Unix ms.
     pub start_ms: i64,
 }
@@ -47,26 +57,35 @@ pub fn find(roots: &[PathBuf], app: &str, stream: &str) -> Result<Vec<Chunk>> {
             }
             let text =
                 std::fs::read(json).with_context(|| format!("reading {}", json.display()))?;
-            let manifest: ChunkManifest = serde_json::from_slice(&text)
-                .with_context(|| format!("{} is not a chunk manifest", json.display()))?;
-            let start_ms = Civil::parse_rfc3339_millis(&manifest.utc_start).with_context(|| {
-                format!(
-                    "{}: utc_start {:?} is not RFC 3339",
-                    json.display(),
-                    manifest.utc_start
-                )
-            })?;
-            found.push(Chunk {
-                manifest,
-                mp4,
-                start_ms,
-            });
+            let size = std::fs::metadata(&mp4)
+                .with_context(|| format!("reading {}", mp4.display()))?
+                .len();
+            found.push(chunk_of(
+                &text,
+                &json.display().to_string(),
+                Location::File(mp4),
+                size,
+            )?);
             Ok(())
         })?;
     }
     found.sort_by(|a, b| (a.start_ms, &a.manifest.name).cmp(&(b.start_ms, &b.manifest.name)));
     found.dedup_by(|a, b| a.manifest.name == b.manifest.name);
     Ok(found)
+}
+
+/// A chunk from its manifest's bytes (`what` names where they came from).
+pub fn chunk_of(manifest: &[u8], what: &str, location: Location, size: u64) -> Result<Chunk> {
+    let manifest: ChunkManifest = serde_json::from_slice(manifest)
+        .with_context(|| format!("{what} is not a chunk manifest"))?;
+    let start_ms = Civil::parse_rfc3339_millis(&manifest.utc_start)
+        .with_context(|| format!("{what}: utc_start {:?} is not RFC 3339", manifest.utc_start))?;
+    Ok(Chunk {
+        manifest,
+        location,
+        size,
+        start_ms,
+    })
 }
 
 fn walk(dir: &Path, depth: usize, visit: &mut dyn FnMut(&Path) -> Result<()>) -> Result<()> {

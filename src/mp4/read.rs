@@ -24,18 +24,24 @@ pub enum ReadError {
     Codec { track: u32, source: CodecError },
 }
 
-/// How much of a file the head needs, read from its first bytes: `Some(n)` once the box
-/// headers in `prefix` reach the `mdat` (the head is `prefix[..n]`), `None` if more bytes are
-/// needed to tell.
-pub fn head_len(prefix: &[u8]) -> Result<Option<usize>, ReadError> {
+/// How much of a file the head needs, read from its first bytes (box headers only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadExtent {
+    /// The head is `prefix[..n]`; the `mdat` box starts at `n`.
+    Complete(usize),
+    /// The next box header to look at lies within the first `n` bytes: read that many.
+    Need(usize),
+}
+
+pub fn head_extent(prefix: &[u8]) -> Result<HeadExtent, ReadError> {
     let mut at = 0usize;
     loop {
         let Some(header) = prefix.get(at..at + 8) else {
-            return Ok(None);
+            return Ok(HeadExtent::Need(at + 8));
         };
         let size = u32::from_be_bytes(header[..4].try_into().unwrap());
         match &header[4..8] {
-            b"mdat" => return Ok(Some(at)),
+            b"mdat" => return Ok(HeadExtent::Complete(at)),
             _ if size < 8 => {
                 return Err(ReadError::Layout(format!(
                     "box at byte {at} has size {size}; the head ends with mdat"
@@ -44,6 +50,15 @@ pub fn head_len(prefix: &[u8]) -> Result<Option<usize>, ReadError> {
             _ => at += size as usize,
         }
     }
+}
+
+/// `Some(n)` once the box headers in `prefix` reach the `mdat` (the head is `prefix[..n]`),
+/// `None` if more bytes are needed to tell.
+pub fn head_len(prefix: &[u8]) -> Result<Option<usize>, ReadError> {
+    Ok(match head_extent(prefix)? {
+        HeadExtent::Complete(n) => Some(n),
+        HeadExtent::Need(_) => None,
+    })
 }
 
 /// One sample as stored, on the chunk's movie timeline.
@@ -378,6 +393,21 @@ mod tests {
         let (m, _) = movie(0, 0);
         let head = m.layout(0).unwrap().head;
         assert_eq!(head_len(&head[..20]).unwrap(), None);
+        // The ftyp's header tells where the moov's is; the moov's where the mdat's is.
+        let ftyp = u32::from_be_bytes(head[..4].try_into().unwrap()) as usize;
+        assert_eq!(
+            head_extent(&head[..20]).unwrap(),
+            HeadExtent::Need(ftyp + 8)
+        );
+        let moov = u32::from_be_bytes(head[ftyp..ftyp + 4].try_into().unwrap()) as usize;
+        assert_eq!(
+            head_extent(&head[..ftyp + 8]).unwrap(),
+            HeadExtent::Need(ftyp + moov + 8)
+        );
+        assert_eq!(
+            head_extent(&head[..ftyp + moov + 8]).unwrap(),
+            HeadExtent::Complete(ftyp + moov)
+        );
         assert!(head_len(&[0, 0, 0, 3, b'f', b't', b'y', b'p']).is_err());
         let mut broken = head.clone();
         // Cut the moov short: its decoder must refuse it, not panic.

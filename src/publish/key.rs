@@ -50,6 +50,28 @@ impl KeyTemplate {
         })
     }
 
+    /// The part of every key of `app`/`stream` that comes before anything that varies per chunk
+    /// (date, file): where to list a stream's objects. Ends with `/`, or is empty.
+    pub fn stream_prefix(&self, prefix: &str, app: &str, stream: &str) -> String {
+        let fixed = self
+            .text
+            .replace("{prefix}", prefix.trim_matches('/'))
+            .replace("{app}", app)
+            .replace("{stream}", stream);
+        let upto = fixed.find('{').unwrap_or(fixed.len());
+        let dirs = fixed[..upto].rfind('/').map_or("", |i| &fixed[..i]);
+        let joined = dirs
+            .split('/')
+            .filter(|seg| !seg.is_empty())
+            .collect::<Vec<_>>()
+            .join("/");
+        if joined.is_empty() {
+            joined
+        } else {
+            joined + "/"
+        }
+    }
+
     /// The key for `file` (the MP4's or the manifest's file name) of chunk `name`. Empty path
     /// segments (an empty prefix) are dropped, so keys never start with or contain `//`.
     pub fn render(&self, prefix: &str, name: &ChunkName, file: &str) -> String {
@@ -78,6 +100,17 @@ impl KeyTemplate {
 mod tests {
     use super::*;
     use crate::utc::Civil;
+
+    #[test]
+    fn a_streams_objects_are_listed_under_the_fixed_part_of_its_keys() {
+        let t = KeyTemplate::parse(DEFAULT_TEMPLATE).unwrap();
+        assert_eq!(t.stream_prefix("rec/", "live", "cam1"), "rec/live/cam1/");
+        assert_eq!(t.stream_prefix("", "live", "cam1"), "live/cam1/");
+        let t = KeyTemplate::parse("{YYYY}/{app}-{stream}/{file}").unwrap();
+        assert_eq!(t.stream_prefix("p", "live", "cam1"), "");
+        let t = KeyTemplate::parse("{prefix}/{app}/{stream}-{file}").unwrap();
+        assert_eq!(t.stream_prefix("p", "live", "cam1"), "p/live/");
+    }
 
     fn chunk() -> ChunkName {
         ChunkName::parse("20261126T032759.123Z_live_cam1_000007.mp4").unwrap()

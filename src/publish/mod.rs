@@ -126,7 +126,7 @@ impl Args {
         Ok(Destination::Dir(state.published()))
     }
 
-    fn endpoint(&self) -> Option<String> {
+    pub fn endpoint(&self) -> Option<String> {
         self.endpoint_url
             .clone()
             .or_else(|| std::env::var("S3_ENDPOINT_URL").ok())

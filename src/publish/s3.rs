@@ -124,6 +124,62 @@ impl S3Store {
         Ok(())
     }
 
+    /// Every key under `prefix` with its size (ListObjectsV2, all pages).
+    pub async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, Fault> {
+        let url = self.url(prefix);
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.cfg.bucket)
+                .prefix(prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| sdk_fault("ListObjectsV2", &url, e))?;
+            for o in page.contents() {
+                if let Some(key) = o.key() {
+                    out.push((key.to_string(), o.size().unwrap_or(0).max(0) as u64));
+                }
+            }
+            match page.next_continuation_token() {
+                Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_string()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// `len` bytes of `key` from `offset` (a ranged GET), or the whole object with `None`.
+    pub async fn get(&self, key: &str, range: Option<(u64, u64)>) -> Result<Vec<u8>, Fault> {
+        let url = self.url(key);
+        let mut req = self.client.get_object().bucket(&self.cfg.bucket).key(key);
+        if let Some((offset, len)) = range {
+            req = req.range(format!("bytes={offset}-{}", offset + len - 1));
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| sdk_fault("GetObject", &url, e))?;
+        let body = resp
+            .body
+            .collect()
+            .await
+            .map_err(|e| Fault::Transient(format!("GetObject {url}: reading the body: {e}")))?
+            .into_bytes()
+            .to_vec();
+        if let Some((offset, len)) = range
+            && body.len() as u64 != len
+        {
+            return Err(Fault::Transient(format!(
+                "GetObject {url} bytes {offset}+{len}: got {} bytes",
+                body.len()
+            )));
+        }
+        Ok(body)
+    }
+
     pub fn bucket(&self) -> &str {
         &self.cfg.bucket
     }

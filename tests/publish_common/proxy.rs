@@ -41,6 +41,8 @@ pub struct Seen {
     pub fault: Option<Fault>,
     /// Upstream status for forwarded requests (0 if none was read).
     pub status: u16,
+    /// Bytes of the upstream answer's body passed to the client.
+    pub answer_body: u64,
 }
 
 pub struct Proxy {
@@ -158,6 +160,7 @@ fn serve(
         body_len,
         fault,
         status: 0,
+        answer_body: 0,
     };
     let early_body = buf[head_end..].to_vec();
     match fault {
@@ -225,10 +228,23 @@ fn serve(
             let answer = thread::spawn(move || {
                 let mut status = 0u16;
                 let mut b = [0u8; 65536];
+                // The answer's head, until its end is seen; then body bytes are counted.
+                let mut head: Option<Vec<u8>> = Some(Vec::new());
+                let mut body = 0u64;
                 loop {
                     match up_read.read(&mut b) {
                         Ok(0) | Err(_) => break,
                         Ok(n) => {
+                            match head.as_mut() {
+                                Some(h) => {
+                                    h.extend_from_slice(&b[..n]);
+                                    if let Some(end) = find_head_end(h) {
+                                        body += (h.len() - end) as u64;
+                                        head = None;
+                                    }
+                                }
+                                None => body += n as u64,
+                            }
                             if status == 0 || status == 100 {
                                 let text = String::from_utf8_lossy(&b[..n.min(64)]).into_owned();
                                 if let Some(code) = text
@@ -246,7 +262,7 @@ fn serve(
                     }
                 }
                 let _ = client_write.shutdown(Shutdown::Both);
-                status
+                (status, body)
             });
             loop {
                 if sent >= limit {
@@ -266,7 +282,7 @@ fn serve(
                 let _ = up.shutdown(Shutdown::Both);
                 let _ = client.shutdown(Shutdown::Both);
             }
-            record.status = answer.join().unwrap_or(0);
+            (record.status, record.answer_body) = answer.join().unwrap_or((0, 0));
         }
     }
     seen.lock().unwrap().push(record);
