@@ -12,6 +12,8 @@
 //! - a store outage: publish retries inside its run (`PUBLISH_RETRY_FOR`, shortened here to 20 s
 //!   from 10 min so that the test also sees the exit-75-then-`RestartSec=` path within a 75 s
 //!   outage), starts only a few times, the .path unit never fails, and every object arrives;
+//! - a permanent fault (no such bucket, exit 77) is retried every `RestartSec=` without a trigger
+//!   storm, and fixing the configuration resumes publishing;
 //! - `systemctl stop` while remux works leaves no partial file; the queue resumes after.
 //!
 //! The root file system (Debian 12 minbase with systemd and dbus) is prepared once by .ci/run in
@@ -390,8 +392,12 @@ fn appliance_in_a_booted_debian() {
     store_outage(&rig, &mut store, &s3_root, s3_port);
     eprintln!("store outage: {:?}", t.elapsed());
     let t = Instant::now();
+    permanent_fault(&rig);
+    eprintln!("permanent fault: {:?}", t.elapsed());
+    let t = Instant::now();
     stop_during_remux(&rig);
     eprintln!("stop during remux: {:?}", t.elapsed());
+    remove_package(&rig);
     eprintln!("appliance test took {:?}", started.elapsed());
 }
 
@@ -428,10 +434,12 @@ fn install(m: &Machine, port: u16, s3_port: u16) {
          printf '[default]\\naws_access_key_id = {AK}\\naws_secret_access_key = {SK}\\n' \
            > /etc/credstore/rtmp-recorder-aws"
     ));
+    // The seed's .env names its Docker volume (RECORDINGS_DIR); the units' StateDirectory= wins.
     // PUBLISH_RETRY_FOR is 10m by default; 20 s lets the outage below also go through an exit
     // 75 and a RestartSec= restart in little time. No instance metadata service: loopback only.
     m.ok(&format!(
         "cat > /etc/rtmp-recorder/recorder.env <<'EOF'
+RECORDINGS_DIR=/recordings
 CHUNK_DURATION=10s
 S3_BUCKET={BUCKET}
 S3_PREFIX=rec
@@ -640,6 +648,46 @@ fn store_outage(rig: &Rig, store: &mut publish_common::Server, s3_root: &Path, s
     );
 }
 
+/// A permanent fault (a bucket that does not exist: exit 77) is retried by systemd every
+/// `RestartSec=`: no trigger storm, the .path unit never fails, and fixing the configuration
+/// resumes publishing with nothing to reset.
+fn permanent_fault(rig: &Rig) {
+    let m = &rig.machine;
+    let env = "/etc/rtmp-recorder/recorder.env";
+    m.ok(&format!(
+        "sed -i 's/^S3_BUCKET=.*/S3_BUCKET=no-such-bucket/' {env}"
+    ));
+    let since = now_secs();
+    let mut publisher = ffmpeg_publish(&rig.url("cam4"), 3, &rig.publish_opts("cam4"));
+    publisher.wait_ok(Duration::from_secs(30));
+    wait_until(Duration::from_secs(30), "publish exiting 77", || {
+        m.prop("rtmp-recorder-publish.service", "ExecMainStatus") == "77"
+    });
+    let first_exit = Instant::now();
+    // Long enough for one restart RestartSec=30s later, failing the same way.
+    while first_exit.elapsed() < Duration::from_secs(40) {
+        assert_ne!(
+            m.prop("rtmp-recorder-publish.path", "ActiveState"),
+            "failed",
+            "the .path unit failed on exit 77"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let starts = m.starts_since("rtmp-recorder-publish.service", since);
+    eprintln!("publish starts in the 40 s after its first exit 77: {starts}");
+    assert!(
+        (2..=3).contains(&starts),
+        "publish started {starts} times within 40 s of a permanent fault"
+    );
+    m.ok(&format!(
+        "sed -i 's/^S3_BUCKET=.*/S3_BUCKET={BUCKET}/' {env}"
+    ));
+    let objects = rig.wait_published("cam4", Duration::from_secs(60));
+    assert!(!objects.is_empty());
+    assert_eq!(m.prop("rtmp-recorder-publish.path", "Result"), "success");
+    assert_eq!(m.prop("rtmp-recorder-publish.service", "Result"), "success");
+}
+
 /// `systemctl stop` while remux works through a queue of large chunks: it exits cleanly, no
 /// partial MP4 or manifest is left anywhere, every FLV is either still queued or done (MP4 and
 /// manifest in publish/ or uploaded), and the queue finishes once remux runs again.
@@ -734,4 +782,21 @@ fn stop_during_remux(rig: &Rig) {
     m.ok("systemctl start rtmp-recorder-remux.path");
     let objects = rig.wait_published("big", Duration::from_secs(120));
     assert_eq!(objects.len(), N as usize);
+}
+
+/// `dpkg -r`: the units are stopped and gone, the port is closed, the recordings stay.
+fn remove_package(rig: &Rig) {
+    let m = &rig.machine;
+    m.ok("dpkg -r rtmp-recorder");
+    for unit in [
+        "rtmp-recorder-ingest.socket",
+        "rtmp-recorder-ingest.service",
+        "rtmp-recorder-remux.path",
+        "rtmp-recorder-publish.path",
+    ] {
+        assert_eq!(m.prop(unit, "LoadState"), "not-found", "{unit}");
+        assert_eq!(m.prop(unit, "ActiveState"), "inactive", "{unit}");
+    }
+    assert!(!support::port_open(rig.port), "the RTMP port is still open");
+    assert_eq!(chunks_of(&rig.state.join("archive"), "cam1").len(), 3);
 }
