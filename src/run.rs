@@ -5,7 +5,7 @@ use anyhow::Result;
 
 use crate::cli::RunArgs;
 use crate::shutdown::Shutdown;
-use crate::spool::StateDir;
+use crate::spool::{Mode, StateDir};
 
 pub async fn run(state: StateDir, args: RunArgs, shutdown: Shutdown) -> Result<()> {
     let ingest = tokio::spawn(crate::ingest::run(
@@ -16,10 +16,15 @@ pub async fn run(state: StateDir, args: RunArgs, shutdown: Shutdown) -> Result<(
     let remux = tokio::spawn(crate::remux::run(
         state.clone(),
         args.remux,
-        true,
+        Mode::Watch,
         shutdown.clone(),
     ));
-    let publish = tokio::spawn(crate::publish::run(state, args.publish, true, shutdown));
+    let publish = tokio::spawn(crate::publish::run(
+        state,
+        args.publish,
+        Mode::Watch,
+        shutdown,
+    ));
     let (i, r, p) = tokio::join!(ingest, remux, publish);
     i??;
     r??;

@@ -6,6 +6,8 @@
 //!   127.0.0.1) as three MP4s carrying exactly the published packets;
 //! - `systemctl status` shows each stage's `STATUS=` line, and `journalctl STREAM=<name>` shows
 //!   the stream in all three stages, each line with its `CHUNK=`;
+//! - a foreign file in publish/ keeps publish up (saying so in its status) instead of having the
+//!   .path unit start it again and again; publish exits once the file is moved away;
 //! - `systemctl restart rtmp-recorder-ingest` mid-publish: the chunks hold an exact prefix of what
 //!   was published (the open chunk finished, none left behind), and connections made during the
 //!   restart are all served (the socket stays with systemd);
@@ -386,6 +388,9 @@ fn appliance_in_a_booted_debian() {
     record_and_publish(&rig);
     eprintln!("record and publish: {:?}", t.elapsed());
     let t = Instant::now();
+    foreign_file_in_inbox(&rig);
+    eprintln!("foreign file: {:?}", t.elapsed());
+    let t = Instant::now();
     restart_ingest_mid_publish(&rig);
     eprintln!("ingest restart: {:?}", t.elapsed());
     let t = Instant::now();
@@ -526,6 +531,45 @@ fn record_and_publish(rig: &Rig) {
             );
         }
     }
+}
+
+/// A foreign file in publish/ (not a chunk, so nothing ever takes it): publish stays up and says
+/// what it waits for, instead of exiting into a .path unit that would start it again at once until
+/// it failed; once the file is moved away, publish exits.
+fn foreign_file_in_inbox(rig: &Rig) {
+    let m = &rig.machine;
+    let since = now_secs();
+    let stray = rig.state.join("publish").join("notes.txt");
+    fs::write(&stray, "not a chunk\n").unwrap();
+    wait_until(
+        Duration::from_secs(15),
+        "publish saying what it waits for",
+        || {
+            m.prop("rtmp-recorder-publish.service", "StatusText")
+                .contains("notes.txt")
+        },
+    );
+    std::thread::sleep(Duration::from_secs(12));
+    assert_eq!(
+        m.prop("rtmp-recorder-publish.service", "ActiveState"),
+        "active"
+    );
+    assert_eq!(
+        m.prop("rtmp-recorder-publish.path", "ActiveState"),
+        "active"
+    );
+    let starts = m.starts_since("rtmp-recorder-publish.service", since);
+    assert_eq!(
+        starts, 1,
+        "publish started {starts} times for one foreign file"
+    );
+    fs::remove_file(&stray).unwrap();
+    wait_until(
+        Duration::from_secs(15),
+        "publish exiting once publish/ is empty",
+        || m.prop("rtmp-recorder-publish.service", "ActiveState") == "inactive",
+    );
+    assert_eq!(m.prop("rtmp-recorder-publish.service", "Result"), "success");
 }
 
 /// `systemctl restart rtmp-recorder-ingest` while cam2 publishes: the open chunk is finished and
