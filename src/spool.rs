@@ -301,13 +301,7 @@ pub fn try_lock(path: &Path) -> Result<Option<File>> {
 /// files and folders are skipped.
 pub fn list_inbox(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
-    };
-    for entry in entries {
-        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+    for entry in dir_entries(dir)? {
         let name = entry.file_name();
         let name = name.to_string_lossy();
         if name.starts_with('.') || !name.ends_with(&format!(".{ext}")) {
@@ -324,18 +318,24 @@ pub fn list_inbox(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {
 /// The names in `dir` (every kind of entry, as `DirectoryNotEmpty=` counts them), sorted; empty
 /// when it does not exist.
 pub fn entries(dir: &Path) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    let listing = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
-    };
-    for entry in listing {
-        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
-        out.push(entry.file_name().to_string_lossy().into_owned());
-    }
+    let mut out: Vec<String> = dir_entries(dir)?
+        .iter()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     out.sort();
     Ok(out)
+}
+
+/// The entries of `dir`; none when it does not exist.
+fn dir_entries(dir: &Path) -> Result<Vec<fs::DirEntry>> {
+    let listing = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+    };
+    listing
+        .map(|e| e.with_context(|| format!("listing {}", dir.display())))
+        .collect()
 }
 
 /// How long ago `path` was last modified (zero if its clock is in the future).

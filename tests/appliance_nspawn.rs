@@ -182,6 +182,18 @@ impl Machine {
         out.lines().filter(|l| l.starts_with("Starting ")).count()
     }
 
+    /// Checks every second until `until` that rtmp-recorder-publish.path has not failed.
+    fn path_unit_holds_until(&self, until: Instant, when: &str) {
+        while Instant::now() < until {
+            assert_ne!(
+                self.prop("rtmp-recorder-publish.path", "ActiveState"),
+                "failed",
+                "the .path unit failed {when}"
+            );
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+
     /// The journal of the services, for failure messages.
     fn journal(&self) -> String {
         let out = self.sh("journalctl --no-pager -n 200 -u 'rtmp-recorder-*'");
@@ -254,6 +266,13 @@ fn rtmp_handshake(port: u16) -> Result<(), String> {
         return Err(format!("S0 is {}", reply[0]));
     }
     Ok(())
+}
+
+/// Runs one part of the test and says how long it took.
+fn timed(what: &str, part: impl FnOnce()) {
+    let t = Instant::now();
+    part();
+    eprintln!("{what}: {:?}", t.elapsed());
 }
 
 fn now_secs() -> u64 {
@@ -384,25 +403,15 @@ fn appliance_in_a_booted_debian() {
     let m = &rig.machine;
 
     install(m, port, s3_port);
-    let t = Instant::now();
-    record_and_publish(&rig);
-    eprintln!("record and publish: {:?}", t.elapsed());
-    let t = Instant::now();
-    foreign_file_in_inbox(&rig);
-    eprintln!("foreign file: {:?}", t.elapsed());
-    let t = Instant::now();
-    restart_ingest_mid_publish(&rig);
-    eprintln!("ingest restart: {:?}", t.elapsed());
-    let t = Instant::now();
-    store_outage(&rig, &mut store, &s3_root, s3_port);
-    eprintln!("store outage: {:?}", t.elapsed());
-    let t = Instant::now();
-    permanent_fault(&rig);
-    eprintln!("permanent fault: {:?}", t.elapsed());
-    let t = Instant::now();
-    stop_during_remux(&rig);
-    eprintln!("stop during remux: {:?}", t.elapsed());
-    remove_package(&rig);
+    timed("record and publish", || record_and_publish(&rig));
+    timed("foreign file", || foreign_file_in_inbox(&rig));
+    timed("ingest restart", || restart_ingest_mid_publish(&rig));
+    timed("store outage", || {
+        store_outage(&rig, &mut store, &s3_root, s3_port)
+    });
+    timed("permanent fault", || permanent_fault(&rig));
+    timed("stop during remux", || stop_during_remux(&rig));
+    timed("package removal", || remove_package(&rig));
     eprintln!("appliance test took {:?}", started.elapsed());
 }
 
@@ -656,14 +665,7 @@ fn store_outage(rig: &Rig, store: &mut publish_common::Server, s3_root: &Path, s
         },
     );
     eprintln!("publish during the outage: Status: {saw_status:?}");
-    while outage.elapsed() < Duration::from_secs(75) {
-        assert_ne!(
-            m.prop("rtmp-recorder-publish.path", "ActiveState"),
-            "failed",
-            "the .path unit failed during the outage"
-        );
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    m.path_unit_holds_until(outage + Duration::from_secs(75), "during the outage");
     let starts_during = m.starts_since("rtmp-recorder-publish.service", since);
     *store = s3s_fs(s3_root, s3_port);
     let objects = rig.wait_published("cam3", Duration::from_secs(90));
@@ -707,16 +709,8 @@ fn permanent_fault(rig: &Rig) {
     wait_until(Duration::from_secs(30), "publish exiting 77", || {
         m.prop("rtmp-recorder-publish.service", "ExecMainStatus") == "77"
     });
-    let first_exit = Instant::now();
     // Long enough for one restart RestartSec=30s later, failing the same way.
-    while first_exit.elapsed() < Duration::from_secs(40) {
-        assert_ne!(
-            m.prop("rtmp-recorder-publish.path", "ActiveState"),
-            "failed",
-            "the .path unit failed on exit 77"
-        );
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    m.path_unit_holds_until(Instant::now() + Duration::from_secs(40), "on exit 77");
     let starts = m.starts_since("rtmp-recorder-publish.service", since);
     eprintln!("publish starts in the 40 s after its first exit 77: {starts}");
     assert!(
