@@ -173,9 +173,9 @@ impl Machine {
             .to_string()
     }
 
-    /// How often `unit` was started since `since` (seconds since the epoch), from systemd's own
+    /// How often `unit` was started since `since` (from [`now_stamp`]), from systemd's own
     /// journal lines ("Starting ...").
-    fn starts_since(&self, unit: &str, since: u64) -> usize {
+    fn starts_since(&self, unit: &str, since: &str) -> usize {
         let out = self.ok(&format!(
             "journalctl --no-pager -o cat _PID=1 UNIT={unit} --since=@{since}"
         ));
@@ -275,11 +275,11 @@ fn timed(what: &str, part: impl FnOnce()) {
     eprintln!("{what}: {:?}", t.elapsed());
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+/// Now, as journalctl's `--since=@SECONDS.FRACTION`: a start a moment earlier in the same second
+/// is not counted.
+fn now_stamp() -> String {
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    format!("{}.{:03}", t.as_secs(), t.subsec_millis())
 }
 
 /// Object keys of `stream`'s MP4s in the bucket, by chunk stem.
@@ -547,7 +547,7 @@ fn record_and_publish(rig: &Rig) {
 /// it failed; once the file is moved away, publish exits.
 fn foreign_file_in_inbox(rig: &Rig) {
     let m = &rig.machine;
-    let since = now_secs();
+    let since = now_stamp();
     let stray = rig.state.join("publish").join("notes.txt");
     fs::write(&stray, "not a chunk\n").unwrap();
     wait_until(
@@ -567,7 +567,7 @@ fn foreign_file_in_inbox(rig: &Rig) {
         m.prop("rtmp-recorder-publish.path", "ActiveState"),
         "active"
     );
-    let starts = m.starts_since("rtmp-recorder-publish.service", since);
+    let starts = m.starts_since("rtmp-recorder-publish.service", &since);
     assert_eq!(
         starts, 1,
         "publish started {starts} times for one foreign file"
@@ -649,7 +649,7 @@ fn restart_ingest_mid_publish(rig: &Rig) {
 /// once the store is back; a few starts at most, the .path unit never failed.
 fn store_outage(rig: &Rig, store: &mut publish_common::Server, s3_root: &Path, s3_port: u16) {
     let m = &rig.machine;
-    let since = now_secs();
+    let since = now_stamp();
     store.stop();
     let outage = Instant::now();
     let opts = rig.publish_opts("cam3");
@@ -666,11 +666,11 @@ fn store_outage(rig: &Rig, store: &mut publish_common::Server, s3_root: &Path, s
     );
     eprintln!("publish during the outage: Status: {saw_status:?}");
     m.path_unit_holds_until(outage + Duration::from_secs(75), "during the outage");
-    let starts_during = m.starts_since("rtmp-recorder-publish.service", since);
+    let starts_during = m.starts_since("rtmp-recorder-publish.service", &since);
     *store = s3s_fs(s3_root, s3_port);
     let objects = rig.wait_published("cam3", Duration::from_secs(90));
     assert!(!objects.is_empty());
-    let starts = m.starts_since("rtmp-recorder-publish.service", since);
+    let starts = m.starts_since("rtmp-recorder-publish.service", &since);
     eprintln!(
         "publish starts: {starts_during} during the 75 s outage, {starts} until all were uploaded"
     );
@@ -703,7 +703,7 @@ fn permanent_fault(rig: &Rig) {
     m.ok(&format!(
         "sed -i 's/^S3_BUCKET=.*/S3_BUCKET=no-such-bucket/' {env}"
     ));
-    let since = now_secs();
+    let since = now_stamp();
     let mut publisher = ffmpeg_publish(&rig.url("cam4"), 3, &rig.publish_opts("cam4"));
     publisher.wait_ok(Duration::from_secs(30));
     wait_until(Duration::from_secs(30), "publish exiting 77", || {
@@ -711,7 +711,7 @@ fn permanent_fault(rig: &Rig) {
     });
     // Long enough for one restart RestartSec=30s later, failing the same way.
     m.path_unit_holds_until(Instant::now() + Duration::from_secs(40), "on exit 77");
-    let starts = m.starts_since("rtmp-recorder-publish.service", since);
+    let starts = m.starts_since("rtmp-recorder-publish.service", &since);
     eprintln!("publish starts in the 40 s after its first exit 77: {starts}");
     assert!(
         (2..=3).contains(&starts),
