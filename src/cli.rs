@@ -33,6 +33,9 @@ pub enum Command {
         /// Keep running and remux new chunks as they arrive (default: drain the inbox and exit).
         #[arg(long)]
         watch: bool,
+        /// Drain mode: exit only once the inbox is empty (see `UntilEmpty`).
+        #[arg(long, env = "RTMP_RECORDER_UNTIL_EMPTY", conflicts_with = "watch")]
+        until_empty: bool,
         #[command(flatten)]
         args: crate::remux::Args,
     },
@@ -41,6 +44,9 @@ pub enum Command {
         /// Keep running and upload new files as they arrive (default: drain the inbox and exit).
         #[arg(long)]
         watch: bool,
+        /// Drain mode: exit only once the inbox is empty (see `UntilEmpty`).
+        #[arg(long, env = "RTMP_RECORDER_UNTIL_EMPTY", conflicts_with = "watch")]
+        until_empty: bool,
         #[command(flatten)]
         args: crate::publish::Args,
     },

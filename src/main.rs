@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use rtmp_recorder::cli::{Cli, Command};
-use rtmp_recorder::spool::StateDir;
+use rtmp_recorder::spool::{Mode, StateDir};
 use rtmp_recorder::{clip, exit, ingest, logging, publish, remux, run, shutdown};
 
 fn main() -> ExitCode {
@@ -44,8 +44,16 @@ fn main() -> ExitCode {
         shutdown::on_signals(trigger)?;
         match cli.command {
             Command::Ingest(args) => ingest::run(state, args, shutdown).await,
-            Command::Remux { watch, args } => remux::run(state, args, watch, shutdown).await,
-            Command::Publish { watch, args } => publish::run(state, args, watch, shutdown).await,
+            Command::Remux {
+                watch,
+                until_empty,
+                args,
+            } => remux::run(state, args, Mode::new(watch, until_empty), shutdown).await,
+            Command::Publish {
+                watch,
+                until_empty,
+                args,
+            } => publish::run(state, args, Mode::new(watch, until_empty), shutdown).await,
             Command::Run(args) => run::run(state, args, shutdown).await,
             Command::Clip(args) => clip::run(state, args).await,
         }

@@ -170,4 +170,15 @@ mod tests {
         assert_eq!(parse_partial("a.x1.partial"), None);
         assert_eq!(parse_partial(".1.partial"), None);
     }
+
+    #[test]
+    fn log_labels_of_chunks_and_other_names() {
+        let name = ChunkName::new(civil(), "live", "cam_1", 7);
+        let path = std::path::PathBuf::from(format!("/s/publish/{}.mp4", name.stem()));
+        assert_eq!(log_labels(&path), ("cam_1".to_string(), name.stem()));
+        assert_eq!(
+            log_labels(std::path::Path::new("/s/remux/notes.txt")),
+            (String::new(), "notes".to_string())
+        );
+    }
 }

@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 
 use crate::cli::RunArgs;
 use crate::shutdown::{self, Shutdown};
-use crate::spool::StateDir;
+use crate::spool::{Mode, StateDir};
 
 pub async fn run(state: StateDir, args: RunArgs, mut signals: Shutdown) -> Result<()> {
     // The stages watch our own signal, so a failing stage can stop its siblings; SIGTERM is
@@ -22,9 +22,14 @@ pub async fn run(state: StateDir, args: RunArgs, mut signals: Shutdown) -> Resul
     let mut names = HashMap::new();
     let ingest = crate::ingest::run(state.clone(), args.ingest, stages_shutdown.clone());
     names.insert(stages.spawn(ingest).id(), "ingest");
-    let remux = crate::remux::run(state.clone(), args.remux, true, stages_shutdown.clone());
+    let remux = crate::remux::run(
+        state.clone(),
+        args.remux,
+        Mode::Watch,
+        stages_shutdown.clone(),
+    );
     names.insert(stages.spawn(remux).id(), "remux");
-    let publish = crate::publish::run(state, args.publish, true, stages_shutdown);
+    let publish = crate::publish::run(state, args.publish, Mode::Watch, stages_shutdown);
     names.insert(stages.spawn(publish).id(), "publish");
 
     let mut first_error = None;

@@ -17,6 +17,62 @@ pub use crate::naming::{ChunkName, log_labels};
 /// The default when neither `--state-dir` nor `$STATE_DIRECTORY` is set.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/rtmp-recorder";
 
+/// How a stage works through its inbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Take what can be taken now, then exit; files not takeable yet stay queued.
+    Drain,
+    /// Drain, but exit only once the inbox is empty, looking again every [`LINGER`] at what could
+    /// not be taken yet (not quiet yet, locked by another process, not a chunk). For `.path`
+    /// units (`DirectoryNotEmpty=`): they start a stage again at once when it exits with its
+    /// folder not empty, and give up (failed) after a few such starts.
+    UntilEmpty,
+    /// Keep taking new files until shutdown.
+    Watch,
+}
+
+impl Mode {
+    pub fn new(watch: bool, until_empty: bool) -> Mode {
+        match (watch, until_empty) {
+            (true, _) => Mode::Watch,
+            (false, true) => Mode::UntilEmpty,
+            (false, false) => Mode::Drain,
+        }
+    }
+}
+
+/// How often a stage in [`Mode::UntilEmpty`] looks again at files it could not take.
+pub const LINGER: Duration = Duration::from_secs(5);
+
+/// In [`Mode::UntilEmpty`]: what is left in `inbox` after a drain, said once per distinct set
+/// (log and `STATUS=`). `None` when the inbox is empty and the stage may exit.
+pub fn leftovers(inbox: &Path, said: &mut Vec<String>) -> Result<Option<Vec<String>>> {
+    let left = entries(inbox)?;
+    if left.is_empty() {
+        return Ok(None);
+    }
+    if *said != left {
+        let shown: Vec<&str> = left.iter().take(5).map(String::as_str).collect();
+        let more = left.len().saturating_sub(shown.len());
+        let text = format!(
+            "{} holds {} file(s) not taken yet ({}{}): not quiet yet, locked by another process, or not a chunk; looking again every {}s (move foreign files away)",
+            inbox.display(),
+            left.len(),
+            shown.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            },
+            LINGER.as_secs()
+        );
+        log::warn!("{text}");
+        crate::systemd::status(&format!("waiting: {text}"));
+        *said = left.clone();
+    }
+    Ok(Some(left))
+}
+
 /// The shared state directory and its fixed folders.
 #[derive(Debug, Clone)]
 pub struct StateDir {
@@ -188,13 +244,7 @@ pub fn try_lock(path: &Path) -> Result<Option<File>> {
 /// files and folders are skipped.
 pub fn list_inbox(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
-    };
-    for entry in entries {
-        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+    for entry in dir_entries(dir)? {
         let name = entry.file_name();
         let name = name.to_string_lossy();
         if name.starts_with('.') || !name.ends_with(&format!(".{ext}")) {
@@ -206,6 +256,29 @@ pub fn list_inbox(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {
     }
     out.sort();
     Ok(out)
+}
+
+/// The names in `dir` (every kind of entry, as `DirectoryNotEmpty=` counts them), sorted; empty
+/// when it does not exist.
+pub fn entries(dir: &Path) -> Result<Vec<String>> {
+    let mut out: Vec<String> = dir_entries(dir)?
+        .iter()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// The entries of `dir`; none when it does not exist.
+fn dir_entries(dir: &Path) -> Result<Vec<fs::DirEntry>> {
+    let listing = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+    };
+    listing
+        .map(|e| e.with_context(|| format!("listing {}", dir.display())))
+        .collect()
 }
 
 /// How long ago `path` was last modified (zero if its clock is in the future).
@@ -239,6 +312,26 @@ pub fn remove_older_than(dir: &Path, age: Duration, keep: impl Fn(&Path) -> bool
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn modes_and_leftovers() {
+        assert_eq!(Mode::new(true, true), Mode::Watch);
+        assert_eq!(Mode::new(false, true), Mode::UntilEmpty);
+        assert_eq!(Mode::new(false, false), Mode::Drain);
+        let tmp = tempfile::tempdir().unwrap();
+        let mut said = Vec::new();
+        assert_eq!(
+            leftovers(&tmp.path().join("missing"), &mut said).unwrap(),
+            None
+        );
+        assert_eq!(leftovers(tmp.path(), &mut said).unwrap(), None);
+        // Any entry counts, as for DirectoryNotEmpty=: dot files and folders too.
+        fs::write(tmp.path().join(".hidden"), b"x").unwrap();
+        fs::create_dir(tmp.path().join("sub")).unwrap();
+        let left = leftovers(tmp.path(), &mut said).unwrap();
+        assert_eq!(left, Some(vec![".hidden".to_string(), "sub".to_string()]));
+        assert_eq!(said, [".hidden", "sub"]);
+    }
 
     #[test]
     fn handoff_moves_and_lock_excludes() {

@@ -6,12 +6,16 @@
 //!   127.0.0.1) as three MP4s carrying exactly the published packets;
 //! - `systemctl status` shows each stage's `STATUS=` line, and `journalctl STREAM=<name>` shows
 //!   the stream in all three stages, each line with its `CHUNK=`;
+//! - a foreign file in publish/ keeps publish up (saying so in its status) instead of having the
+//!   .path unit start it again and again; publish exits once the file is moved away;
 //! - `systemctl restart rtmp-recorder-ingest` mid-publish: the chunks hold an exact prefix of what
 //!   was published (the open chunk finished, none left behind), and connections made during the
 //!   restart are all served (the socket stays with systemd);
 //! - a store outage: publish retries inside its run (`PUBLISH_RETRY_FOR`, shortened here to 20 s
 //!   from 10 min so that the test also sees the exit-75-then-`RestartSec=` path within a 75 s
 //!   outage), starts only a few times, the .path unit never fails, and every object arrives;
+//! - a permanent fault (no such bucket, exit 77) is retried every `RestartSec=` without a trigger
+//!   storm, and fixing the configuration resumes publishing;
 //! - `systemctl stop` while remux works leaves no partial file; the queue resumes after.
 //!
 //! The root file system (Debian 12 minbase with systemd and dbus) is prepared once by .ci/run in
@@ -169,13 +173,25 @@ impl Machine {
             .to_string()
     }
 
-    /// How often `unit` was started since `since` (seconds since the epoch), from systemd's own
+    /// How often `unit` was started since `since` (from [`now_stamp`]), from systemd's own
     /// journal lines ("Starting ...").
-    fn starts_since(&self, unit: &str, since: u64) -> usize {
+    fn starts_since(&self, unit: &str, since: &str) -> usize {
         let out = self.ok(&format!(
             "journalctl --no-pager -o cat _PID=1 UNIT={unit} --since=@{since}"
         ));
         out.lines().filter(|l| l.starts_with("Starting ")).count()
+    }
+
+    /// Checks every second until `until` that rtmp-recorder-publish.path has not failed.
+    fn path_unit_holds_until(&self, until: Instant, when: &str) {
+        while Instant::now() < until {
+            assert_ne!(
+                self.prop("rtmp-recorder-publish.path", "ActiveState"),
+                "failed",
+                "the .path unit failed {when}"
+            );
+            std::thread::sleep(Duration::from_secs(1));
+        }
     }
 
     /// The journal of the services, for failure messages.
@@ -252,11 +268,18 @@ fn rtmp_handshake(port: u16) -> Result<(), String> {
     Ok(())
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+/// Runs one part of the test and says how long it took.
+fn timed(what: &str, part: impl FnOnce()) {
+    let t = Instant::now();
+    part();
+    eprintln!("{what}: {:?}", t.elapsed());
+}
+
+/// Now, as journalctl's `--since=@SECONDS.FRACTION`: a start a moment earlier in the same second
+/// is not counted.
+fn now_stamp() -> String {
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    format!("{}.{:03}", t.as_secs(), t.subsec_millis())
 }
 
 /// Object keys of `stream`'s MP4s in the bucket, by chunk stem.
@@ -380,18 +403,15 @@ fn appliance_in_a_booted_debian() {
     let m = &rig.machine;
 
     install(m, port, s3_port);
-    let t = Instant::now();
-    record_and_publish(&rig);
-    eprintln!("record and publish: {:?}", t.elapsed());
-    let t = Instant::now();
-    restart_ingest_mid_publish(&rig);
-    eprintln!("ingest restart: {:?}", t.elapsed());
-    let t = Instant::now();
-    store_outage(&rig, &mut store, &s3_root, s3_port);
-    eprintln!("store outage: {:?}", t.elapsed());
-    let t = Instant::now();
-    stop_during_remux(&rig);
-    eprintln!("stop during remux: {:?}", t.elapsed());
+    timed("record and publish", || record_and_publish(&rig));
+    timed("foreign file", || foreign_file_in_inbox(&rig));
+    timed("ingest restart", || restart_ingest_mid_publish(&rig));
+    timed("store outage", || {
+        store_outage(&rig, &mut store, &s3_root, s3_port)
+    });
+    timed("permanent fault", || permanent_fault(&rig));
+    timed("stop during remux", || stop_during_remux(&rig));
+    timed("package removal", || remove_package(&rig));
     eprintln!("appliance test took {:?}", started.elapsed());
 }
 
@@ -428,10 +448,12 @@ fn install(m: &Machine, port: u16, s3_port: u16) {
          printf '[default]\\naws_access_key_id = {AK}\\naws_secret_access_key = {SK}\\n' \
            > /etc/credstore/rtmp-recorder-aws"
     ));
+    // The seed's .env names its Docker volume (RECORDINGS_DIR); the units' StateDirectory= wins.
     // PUBLISH_RETRY_FOR is 10m by default; 20 s lets the outage below also go through an exit
     // 75 and a RestartSec= restart in little time. No instance metadata service: loopback only.
     m.ok(&format!(
         "cat > /etc/rtmp-recorder/recorder.env <<'EOF'
+RECORDINGS_DIR=/recordings
 CHUNK_DURATION=10s
 S3_BUCKET={BUCKET}
 S3_PREFIX=rec
@@ -520,6 +542,45 @@ fn record_and_publish(rig: &Rig) {
     }
 }
 
+/// A foreign file in publish/ (not a chunk, so nothing ever takes it): publish stays up and says
+/// what it waits for, instead of exiting into a .path unit that would start it again at once until
+/// it failed; once the file is moved away, publish exits.
+fn foreign_file_in_inbox(rig: &Rig) {
+    let m = &rig.machine;
+    let since = now_stamp();
+    let stray = rig.state.join("publish").join("notes.txt");
+    fs::write(&stray, "not a chunk\n").unwrap();
+    wait_until(
+        Duration::from_secs(15),
+        "publish saying what it waits for",
+        || {
+            m.prop("rtmp-recorder-publish.service", "StatusText")
+                .contains("notes.txt")
+        },
+    );
+    std::thread::sleep(Duration::from_secs(12));
+    assert_eq!(
+        m.prop("rtmp-recorder-publish.service", "ActiveState"),
+        "active"
+    );
+    assert_eq!(
+        m.prop("rtmp-recorder-publish.path", "ActiveState"),
+        "active"
+    );
+    let starts = m.starts_since("rtmp-recorder-publish.service", &since);
+    assert_eq!(
+        starts, 1,
+        "publish started {starts} times for one foreign file"
+    );
+    fs::remove_file(&stray).unwrap();
+    wait_until(
+        Duration::from_secs(15),
+        "publish exiting once publish/ is empty",
+        || m.prop("rtmp-recorder-publish.service", "ActiveState") == "inactive",
+    );
+    assert_eq!(m.prop("rtmp-recorder-publish.service", "Result"), "success");
+}
+
 /// `systemctl restart rtmp-recorder-ingest` while cam2 publishes: the open chunk is finished and
 /// handed on, the chunks are an exact prefix of what ffmpeg sent, and every connection made
 /// while ingest restarts is served by the new process.
@@ -588,7 +649,7 @@ fn restart_ingest_mid_publish(rig: &Rig) {
 /// once the store is back; a few starts at most, the .path unit never failed.
 fn store_outage(rig: &Rig, store: &mut publish_common::Server, s3_root: &Path, s3_port: u16) {
     let m = &rig.machine;
-    let since = now_secs();
+    let since = now_stamp();
     store.stop();
     let outage = Instant::now();
     let opts = rig.publish_opts("cam3");
@@ -604,19 +665,12 @@ fn store_outage(rig: &Rig, store: &mut publish_common::Server, s3_root: &Path, s
         },
     );
     eprintln!("publish during the outage: Status: {saw_status:?}");
-    while outage.elapsed() < Duration::from_secs(75) {
-        assert_ne!(
-            m.prop("rtmp-recorder-publish.path", "ActiveState"),
-            "failed",
-            "the .path unit failed during the outage"
-        );
-        std::thread::sleep(Duration::from_secs(1));
-    }
-    let starts_during = m.starts_since("rtmp-recorder-publish.service", since);
+    m.path_unit_holds_until(outage + Duration::from_secs(75), "during the outage");
+    let starts_during = m.starts_since("rtmp-recorder-publish.service", &since);
     *store = s3s_fs(s3_root, s3_port);
     let objects = rig.wait_published("cam3", Duration::from_secs(90));
     assert!(!objects.is_empty());
-    let starts = m.starts_since("rtmp-recorder-publish.service", since);
+    let starts = m.starts_since("rtmp-recorder-publish.service", &since);
     eprintln!(
         "publish starts: {starts_during} during the 75 s outage, {starts} until all were uploaded"
     );
@@ -638,6 +692,38 @@ fn store_outage(rig: &Rig, store: &mut publish_common::Server, s3_root: &Path, s
         m.prop("rtmp-recorder-publish.path", "ActiveState"),
         "failed"
     );
+}
+
+/// A permanent fault (a bucket that does not exist: exit 77) is retried by systemd every
+/// `RestartSec=`: no trigger storm, the .path unit never fails, and fixing the configuration
+/// resumes publishing with nothing to reset.
+fn permanent_fault(rig: &Rig) {
+    let m = &rig.machine;
+    let env = "/etc/rtmp-recorder/recorder.env";
+    m.ok(&format!(
+        "sed -i 's/^S3_BUCKET=.*/S3_BUCKET=no-such-bucket/' {env}"
+    ));
+    let since = now_stamp();
+    let mut publisher = ffmpeg_publish(&rig.url("cam4"), 3, &rig.publish_opts("cam4"));
+    publisher.wait_ok(Duration::from_secs(30));
+    wait_until(Duration::from_secs(30), "publish exiting 77", || {
+        m.prop("rtmp-recorder-publish.service", "ExecMainStatus") == "77"
+    });
+    // Long enough for one restart RestartSec=30s later, failing the same way.
+    m.path_unit_holds_until(Instant::now() + Duration::from_secs(40), "on exit 77");
+    let starts = m.starts_since("rtmp-recorder-publish.service", &since);
+    eprintln!("publish starts in the 40 s after its first exit 77: {starts}");
+    assert!(
+        (2..=3).contains(&starts),
+        "publish started {starts} times within 40 s of a permanent fault"
+    );
+    m.ok(&format!(
+        "sed -i 's/^S3_BUCKET=.*/S3_BUCKET={BUCKET}/' {env}"
+    ));
+    let objects = rig.wait_published("cam4", Duration::from_secs(60));
+    assert!(!objects.is_empty());
+    assert_eq!(m.prop("rtmp-recorder-publish.path", "Result"), "success");
+    assert_eq!(m.prop("rtmp-recorder-publish.service", "Result"), "success");
 }
 
 /// `systemctl stop` while remux works through a queue of large chunks: it exits cleanly, no
@@ -734,4 +820,21 @@ fn stop_during_remux(rig: &Rig) {
     m.ok("systemctl start rtmp-recorder-remux.path");
     let objects = rig.wait_published("big", Duration::from_secs(120));
     assert_eq!(objects.len(), N as usize);
+}
+
+/// `dpkg -r`: the units are stopped and gone, the port is closed, the recordings stay.
+fn remove_package(rig: &Rig) {
+    let m = &rig.machine;
+    m.ok("dpkg -r rtmp-recorder");
+    for unit in [
+        "rtmp-recorder-ingest.socket",
+        "rtmp-recorder-ingest.service",
+        "rtmp-recorder-remux.path",
+        "rtmp-recorder-publish.path",
+    ] {
+        assert_eq!(m.prop(unit, "LoadState"), "not-found", "{unit}");
+        assert_eq!(m.prop(unit, "ActiveState"), "inactive", "{unit}");
+    }
+    assert!(!support::port_open(rig.port), "the RTMP port is still open");
+    assert_eq!(chunks_of(&rig.state.join("archive"), "cam1").len(), 3);
 }

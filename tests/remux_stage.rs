@@ -1,5 +1,5 @@
-//! The remux stage around the conversion: files copied in by hand wait until quiet, locked
-//! files are left to their owner, `--watch` picks up new chunks and stops on SIGTERM,
+//! The remux stage around the conversion: files copied in by hand wait until quiet (and with
+//! `--until-empty` the run waits for them), locked files are left to their owner, `--watch` picks up new chunks and stops on SIGTERM,
 //! `--keep-flv-for` prunes old archived FLVs only, and the manifest carries ingest's metadata.
 
 mod remux_common;
@@ -61,6 +61,31 @@ fn hand_copied_files_wait_until_quiet_then_get_default_names() {
         Path::new(ffmpeg()),
         &flv,
         &state.join("publish/my video.mp4"),
+    );
+}
+
+/// `--until-empty` (what the .path-activated unit runs): a hand-copied file that is not quiet yet
+/// keeps remux up, saying so, instead of ending the run with remux/ not empty; once quiet it is
+/// remuxed and remux exits with the folder empty.
+#[test]
+fn until_empty_waits_for_a_file_to_become_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let flv = dir.path().join("in.flv");
+    small_flv(&flv);
+    let state = dir.path().join("state");
+    queue(&state, &[("my video.flv", &flv)]);
+    let started = Instant::now();
+    let out = remux(&state, &["--until-empty", "--quiet-seconds", "3"]);
+    let took = started.elapsed();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(state.join("publish/my video.mp4").exists(), "{log}");
+    let left: Vec<_> = std::fs::read_dir(state.join("remux")).unwrap().collect();
+    assert!(left.is_empty(), "remux/ still holds {left:?}");
+    assert!(took >= Duration::from_secs(3), "exited after {took:?}");
+    assert!(
+        log.contains("my video.flv") && log.contains("not taken yet"),
+        "{log}"
     );
 }
 

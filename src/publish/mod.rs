@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::spool::StateDir;
+use crate::spool::{Mode, StateDir};
 
 pub use backoff::Backoff;
 pub use destination::Destination;
@@ -134,13 +134,14 @@ impl Args {
     }
 }
 
-/// Drains the inbox; with `watch`, keeps uploading new files until shutdown.
+/// Drains the inbox; in `Mode::Watch`, keeps uploading new files until shutdown.
 pub async fn run(
     state: StateDir,
     args: Args,
-    watch: bool,
+    mode: Mode,
     shutdown: crate::shutdown::Shutdown,
 ) -> Result<()> {
+    let watch = mode == Mode::Watch;
     let template = KeyTemplate::parse(&args.key_template)
         .map_err(|e| crate::exit::Coded::new(crate::exit::USAGE, e))?;
     let destination = args.destination(&state)?;
@@ -182,7 +183,7 @@ pub async fn run(
         keep_uploaded_for: args.keep_uploaded_for,
         quiet_for: args.upload_quiet_for,
     };
-    queue.run(watch, args.sync_interval, shutdown).await
+    queue.run(mode, args.sync_interval, shutdown).await
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use super::store::{ObjectSpec, Store, hex, parse_sha256};
 use crate::exit::{self, Coded};
 use crate::manifest::{ChunkManifest, MANIFEST_VERSION};
 use crate::shutdown::Shutdown;
-use crate::spool::{self, ChunkName, StateDir};
+use crate::spool::{self, ChunkName, Mode, StateDir};
 
 /// How often watch mode looks for new files between sweeps.
 const POLL: Duration = Duration::from_millis(200);
@@ -49,10 +49,12 @@ enum Done {
 impl Queue {
     pub async fn run(
         self,
-        watch: bool,
+        mode: Mode,
         sync_interval: Duration,
         mut shutdown: Shutdown,
     ) -> Result<()> {
+        let watch = mode == Mode::Watch;
+        let mut said_left = Vec::new();
         let seed = u64::from(std::process::id())
             ^ SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
@@ -106,7 +108,15 @@ impl Queue {
             match fault {
                 None if !watch && published == 0 => {
                     self.sweep()?;
-                    return Ok(());
+                    let lingering = mode == Mode::UntilEmpty
+                        && spool::leftovers(&self.state.publish_inbox(), &mut said_left)?.is_some();
+                    if !lingering {
+                        return Ok(());
+                    }
+                    if sleep_or_shutdown(spool::LINGER, &mut shutdown).await {
+                        return Ok(());
+                    }
+                    continue;
                 }
                 None if !watch => continue,
                 None => {}

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::spool::{self, StateDir};
+use crate::spool::{self, Mode, StateDir};
 
 pub use job::{Outcome, remux_one};
 
@@ -41,11 +41,11 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// After a failure that is not the input's fault (I/O), wait this long before retrying it.
 const RETRY_AFTER: Duration = Duration::from_secs(30);
 
-/// Drains the inbox; with `watch`, keeps remuxing new chunks until shutdown.
+/// Drains the inbox; in `Mode::Watch`, keeps remuxing new chunks until shutdown.
 pub async fn run(
     state: StateDir,
     args: Args,
-    watch: bool,
+    mode: Mode,
     mut shutdown: crate::shutdown::Shutdown,
 ) -> Result<()> {
     let start = state.clone();
@@ -54,6 +54,7 @@ pub async fn run(
     let mut retry_at: HashMap<PathBuf, Instant> = HashMap::new();
     let mut pruned_at: Option<Instant> = None;
     let mut remuxed = 0usize;
+    let mut said_left = Vec::new();
     crate::systemd::status("remuxing the chunks in remux/");
     loop {
         let errors = drain(&state, &args, &shutdown, &mut retry_at, &mut remuxed).await?;
@@ -72,13 +73,23 @@ pub async fn run(
                 log::info!(removed = removed; "deleted {removed} archived FLVs older than --keep-flv-for");
             }
         }
-        if !watch || shutdown.is_requested() {
+        if mode != Mode::Watch || shutdown.is_requested() {
             if errors > 0 {
                 anyhow::bail!(
                     "{errors} chunks could not be remuxed (see the log); they stay in remux/"
                 );
             }
-            return Ok(());
+            let lingering = mode == Mode::UntilEmpty
+                && !shutdown.is_requested()
+                && spool::leftovers(&state.remux_inbox(), &mut said_left)?.is_some();
+            if !lingering {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(spool::LINGER) => {}
+                _ = shutdown.requested() => return Ok(()),
+            }
+            continue;
         }
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
