@@ -301,23 +301,7 @@ fn clips_of_recorded_chunks_are_exact_and_gaps_are_refused() {
         }
 
         // Its duration is the span; its first picture is the source's at --from.
-        let probe = support::run_ok(
-            Command::new("ffprobe")
-                .args([
-                    "-v",
-                    "error",
-                    "-show_entries",
-                    "format=duration",
-                    "-of",
-                    "csv=p=0",
-                ])
-                .arg(&out),
-            "ffprobe duration",
-        );
-        let duration: f64 = String::from_utf8_lossy(&probe.stdout)
-            .trim()
-            .parse()
-            .unwrap();
+        let duration = common::probe_duration(&out);
         let span = (to - from) as f64 / 1000.0;
         assert!(
             (duration - span).abs() * 1000.0 <= FRAME_MS as f64,

@@ -162,7 +162,7 @@ pub fn locate(bases: &[u64], address: u64) -> (usize, u64) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixtures::{SPS_720P, aac, avc};
+    use super::super::fixtures::{SPS_720P, aac, avc, sample};
     use super::super::read::parse;
     use super::super::{Movie, SampleEntry};
     use super::*;
@@ -186,16 +186,6 @@ mod tests {
         }
         let layout = m.layout(0).unwrap();
         (parse(&layout.head).unwrap(), layout.file_size)
-    }
-
-    fn sample(dts_ms: i64, cto_ms: i32, size: u32, source: u64, keyframe: bool) -> SampleIn {
-        SampleIn {
-            dts_ms,
-            cto_ms,
-            size,
-            keyframe,
-            source,
-        }
     }
 
     fn other_sps() -> SampleEntry {

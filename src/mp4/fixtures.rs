@@ -1,6 +1,6 @@
 //! Codec configurations for the unit tests of the MP4 core.
 
-use super::SampleEntry;
+use super::{SampleEntry, SampleIn};
 
 /// An AVC sample entry around `sps` (with a fixed PPS).
 pub fn avc(sps: &[u8]) -> SampleEntry {
@@ -22,4 +22,15 @@ pub const SPS_720P: [u8; 26] = [
 /// AAC LC, 48 kHz stereo.
 pub fn aac() -> SampleEntry {
     SampleEntry::aac(&[0x11, 0x90]).unwrap()
+}
+
+/// One input sample (times in ms).
+pub fn sample(dts_ms: i64, cto_ms: i32, size: u32, source: u64, keyframe: bool) -> SampleIn {
+    SampleIn {
+        dts_ms,
+        cto_ms,
+        size,
+        keyframe,
+        source,
+    }
 }

@@ -390,7 +390,7 @@ pub(super) fn source_order<'a>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixtures::{SPS_720P, aac, avc};
+    use super::super::fixtures::{SPS_720P, aac, avc, sample as frame};
     use super::*;
     use mp4_atom::{Decode, Moov};
 
@@ -402,16 +402,6 @@ mod tests {
         let mut rest = &head[ftyp_len..];
         let moov = Moov::decode(&mut rest).unwrap();
         (moov, head.len())
-    }
-
-    fn frame(dts: i64, cto: i32, size: u32, source: u64, keyframe: bool) -> SampleIn {
-        SampleIn {
-            dts_ms: dts,
-            cto_ms: cto,
-            size,
-            keyframe,
-            source,
-        }
     }
 
     #[test]

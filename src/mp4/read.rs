@@ -299,19 +299,9 @@ fn entry(c: &Codec, timescale: u32, first_delta: Option<u32>) -> Result<SampleEn
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixtures::{SPS_720P, aac, avc};
+    use super::super::fixtures::{SPS_720P, aac, avc, sample};
     use super::super::{Movie, SampleIn};
     use super::*;
-
-    fn sample(dts_ms: i64, cto_ms: i32, size: u32, source: u64, keyframe: bool) -> SampleIn {
-        SampleIn {
-            dts_ms,
-            cto_ms,
-            size,
-            keyframe,
-            source,
-        }
-    }
 
     /// Video with B-frames from `video_ms`, audio from `audio_ms`, interleaved in the source;
     /// the source is laid out back to back from offset 0, so the mdat is the source.
