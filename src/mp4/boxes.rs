@@ -9,7 +9,8 @@ use mp4_atom::{
 };
 
 use super::codec::SampleEntry;
-use super::movie::{MovieError, Track, Window, source_order};
+use super::error::MovieError;
+use super::track::{Track, Window, source_order};
 
 /// Movie timescale: milliseconds, the FLV's own unit.
 const MOVIE_TIMESCALE: u32 = 1000;

@@ -16,8 +16,8 @@
 
 use thiserror::Error;
 
-use super::movie::{Movie, MovieError, SampleIn, Window};
 use super::read::{StoredMovie, StoredSample, StoredTrack};
+use super::{Movie, MovieError, SampleIn, Window};
 
 #[derive(Debug, Error)]
 pub enum ClipError {

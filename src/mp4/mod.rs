@@ -5,11 +5,15 @@
 mod boxes;
 pub mod clip;
 pub mod codec;
+mod error;
 #[cfg(test)]
 mod fixtures;
 pub mod movie;
 pub mod params;
 pub mod read;
+mod track;
 
 pub use codec::{CodecError, SampleEntry};
-pub use movie::{Layout, Movie, MovieError, SampleIn, TrackSummary, Window};
+pub use error::MovieError;
+pub use movie::{Layout, Movie, SampleIn, TrackSummary};
+pub use track::Window;

@@ -15,10 +15,11 @@
 //! composition time (`boxes::Edit`), so the A/V relation every demuxer reads is the FLV's.
 
 use mp4_atom::Encode;
-use thiserror::Error;
 
 use super::boxes;
 use super::codec::SampleEntry;
+use super::error::MovieError;
+use super::track::{Sample, Track, Window, source_order};
 
 /// A DTS more than this ahead of its predecessor is a discontinuity: the rest of the track's
 /// timeline is stitched on so the sample follows its predecessor by one typical interval.
@@ -26,19 +27,6 @@ pub const MAX_DTS_GAP_MS: i64 = 30_000;
 /// A DTS this far behind its predecessor is a timestamp reset (a discontinuity, handled as
 /// above); less is jitter, and only that one sample moves.
 pub const MAX_DTS_STEP_BACK_MS: i64 = 500;
-
-#[derive(Debug, Error)]
-pub enum MovieError {
-    #[error("no track has any sample")]
-    Empty,
-    #[error("encoding {what}: {source}")]
-    Encode {
-        what: &'static str,
-        source: mp4_atom::Error,
-    },
-    #[error("track {track}: {why}")]
-    Track { track: u32, why: &'static str },
-}
 
 /// One input sample of a track.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,17 +39,6 @@ pub struct SampleIn {
     pub keyframe: bool,
     /// Where the payload starts in the source file.
     pub source: u64,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Sample {
-    pub(super) dts_ms: i64,
-    pub(super) cto_ms: i32,
-    pub(super) size: u32,
-    pub(super) source: u64,
-    /// Index into the track's sample entries.
-    pub(super) entry: u16,
-    pub(super) keyframe: bool,
 }
 
 /// What a track looked like, for logs and the manifest.
@@ -80,100 +57,6 @@ pub struct TrackSummary {
     pub height: Option<u16>,
     pub sample_rate: Option<u32>,
     pub channels: Option<u16>,
-}
-
-#[derive(Debug)]
-pub(super) struct Track {
-    pub(super) entries: Vec<SampleEntry>,
-    current: u16,
-    pub(super) samples: Vec<Sample>,
-    /// Added to incoming DTS to stitch over discontinuities.
-    shift: i64,
-    repaired: u64,
-}
-
-impl Track {
-    pub(super) fn timescale(&self) -> u32 {
-        self.entries[0].timescale()
-    }
-
-    pub(super) fn video(&self) -> bool {
-        self.entries[0].is_video()
-    }
-
-    pub(super) fn ticks(&self, ms: i64) -> i64 {
-        let ts = i64::from(self.timescale());
-        (ms * ts + ms.signum() * 500) / 1000
-    }
-
-    /// A typical sample interval in ms, for repairs and the last sample's duration.
-    fn typical_interval_ms(&self) -> i64 {
-        let n = self.samples.len();
-        if n >= 2 {
-            let d = self.samples[n - 1].dts_ms - self.samples[n - 2].dts_ms;
-            if d > 0 && d <= 1000 {
-                return d;
-            }
-        }
-        match self.entries[usize::from(self.current)].frame_ticks() {
-            Some(t) => (i64::from(t) * 1000 / i64::from(self.timescale())).max(1),
-            None => 33,
-        }
-    }
-
-    pub(super) fn last_duration_ticks(&self) -> u32 {
-        let n = self.samples.len();
-        if let Some(t) = self.entries[usize::from(self.current)].frame_ticks() {
-            return t;
-        }
-        if n >= 2 {
-            let d = self.ticks(self.samples[n - 1].dts_ms) - self.ticks(self.samples[n - 2].dts_ms);
-            if d > 0 {
-                return d as u32;
-            }
-        }
-        self.ticks(33) as u32
-    }
-
-    /// Media duration in the track's timescale.
-    pub(super) fn media_ticks(&self) -> u64 {
-        match (self.samples.first(), self.samples.last()) {
-            (Some(a), Some(b)) => {
-                (self.ticks(b.dts_ms) - self.ticks(a.dts_ms)) as u64
-                    + u64::from(self.last_duration_ticks())
-            }
-            _ => 0,
-        }
-    }
-
-    /// Where presentation ends in the media, in ticks: the latest composition time plus that
-    /// sample's duration. With B-frames this is past the decode span ([`Track::media_ticks`]),
-    /// and an edit that stopped there would drop the last frames shown.
-    pub(super) fn presentation_end_ticks(&self) -> u64 {
-        let Some(first) = self.samples.first() else {
-            return 0;
-        };
-        let origin = self.ticks(first.dts_ms);
-        let last_duration = i64::from(self.last_duration_ticks());
-        let mut end = 0i64;
-        for (i, s) in self.samples.iter().enumerate() {
-            let dts = self.ticks(s.dts_ms);
-            let duration = self
-                .samples
-                .get(i + 1)
-                .map_or(last_duration, |n| self.ticks(n.dts_ms) - dts);
-            end = end.max(dts - origin + self.ticks(i64::from(s.cto_ms)) + duration);
-        }
-        end.max(0) as u64
-    }
-}
-
-/// The span of the samples' timeline a movie shows (ms, `to_ms` exclusive): a clip decodes from
-/// the keyframe before `from_ms` but presents from `from_ms` on, by its edit lists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
-    pub from_ms: i64,
-    pub to_ms: i64,
 }
 
 /// Builds one movie from samples pushed in source order.
@@ -365,27 +248,6 @@ fn encode<T: Encode>(atom: &T, what: &'static str) -> Result<Vec<u8>, MovieError
     atom.encode(&mut out)
         .map_err(|source| MovieError::Encode { what, source })?;
     Ok(out)
-}
-
-/// The samples of all tracks in source order, which is the `mdat` order: (track, sample).
-pub(super) fn source_order<'a>(
-    tracks: &'a [&'a Track],
-) -> impl Iterator<Item = (usize, &'a Sample)> + 'a {
-    let mut next = vec![0usize; tracks.len()];
-    std::iter::from_fn(move || {
-        let mut best: Option<(usize, u64)> = None;
-        for (i, t) in tracks.iter().enumerate() {
-            if let Some(s) = t.samples.get(next[i])
-                && best.is_none_or(|(_, src)| s.source < src)
-            {
-                best = Some((i, s.source));
-            }
-        }
-        let (i, _) = best?;
-        let s = &tracks[i].samples[next[i]];
-        next[i] += 1;
-        Some((i, s))
-    })
 }
 
 #[cfg(test)]
