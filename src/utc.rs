@@ -69,13 +69,7 @@ impl Civil {
         if b.len() != 20 || b[8] != b'T' || b[15] != b'.' || b[19] != b'Z' {
             return None;
         }
-        let num = |r: std::ops::Range<usize>| -> Option<u32> {
-            let part = s.get(r)?;
-            if !part.bytes().all(|c| c.is_ascii_digit()) {
-                return None;
-            }
-            part.parse().ok()
-        };
+        let num = |r| digits(s, r);
         let c = Civil {
             year: i64::from(num(0..4)?),
             month: num(4..6)?,
@@ -85,12 +79,7 @@ impl Civil {
             second: num(13..15)?,
             millis: num(16..19)?,
         };
-        let valid = (1..=12).contains(&c.month)
-            && (1..=31).contains(&c.day)
-            && c.hour < 24
-            && c.minute < 60
-            && c.second < 60;
-        valid.then_some(c)
+        c.in_range(59).then_some(c)
     }
 
     /// Parses an RFC 3339 timestamp (`2026-11-26T14:03:10Z`, `...10.250Z`, `...10+01:00`) into
@@ -103,13 +92,7 @@ impl Civil {
         if !matches!(b[10], b'T' | b't' | b' ') {
             return None;
         }
-        let num = |r: std::ops::Range<usize>| -> Option<u32> {
-            let part = s.get(r)?;
-            if part.is_empty() || !part.bytes().all(|c| c.is_ascii_digit()) {
-                return None;
-            }
-            part.parse().ok()
-        };
+        let num = |r| digits(s, r);
         let mut at = 19;
         let mut millis = 0u32;
         if b[at] == b'.' {
@@ -149,12 +132,18 @@ impl Civil {
             second: num(17..19)?,
             millis,
         };
-        let valid = (1..=12).contains(&c.month)
-            && (1..=31).contains(&c.day)
-            && c.hour < 24
-            && c.minute < 60
-            && c.second < 61;
-        valid.then(|| c.to_unix_millis() - offset_min * 60_000)
+        // RFC 3339 allows a leap second (:60); chunk names never carry one.
+        c.in_range(60)
+            .then(|| c.to_unix_millis() - offset_min * 60_000)
+    }
+
+    /// Month, day and time of day within their ranges, seconds up to `max_second`.
+    fn in_range(&self, max_second: u32) -> bool {
+        (1..=12).contains(&self.month)
+            && (1..=31).contains(&self.day)
+            && self.hour < 24
+            && self.minute < 60
+            && self.second <= max_second
     }
 
     /// RFC 3339 with milliseconds, for metadata and manifests.
@@ -164,6 +153,15 @@ impl Civil {
             self.year, self.month, self.day, self.hour, self.minute, self.second, self.millis
         )
     }
+}
+
+/// The decimal number in `s[r]`, digits only.
+fn digits(s: &str, r: std::ops::Range<usize>) -> Option<u32> {
+    let part = s.get(r)?;
+    if part.is_empty() || !part.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    part.parse().ok()
 }
 
 #[cfg(test)]
