@@ -176,17 +176,26 @@ fn covering(all: &[Chunk], from: i64, to: i64) -> Result<Vec<Chunk>, String> {
     Ok(chosen.into_iter().cloned().collect())
 }
 
-/// Where one chunk's bytes are read from; cheap to clone into a task.
+/// Where one chunk's bytes are read from; cheap to clone into a task. A file is opened once.
 #[derive(Clone)]
 enum Fetch {
-    File(PathBuf),
+    File(Arc<File>, PathBuf),
     S3(Arc<Bucket>, String),
 }
 
 impl Fetch {
-    fn of(reader: &Reader, chunk: &Chunk) -> Result<Fetch> {
+    async fn open(reader: &Reader, chunk: &Chunk) -> Result<Fetch> {
         Ok(match (reader, &chunk.location) {
-            (Reader::Disk, Location::File(path)) => Fetch::File(path.clone()),
+            (Reader::Disk, Location::File(path)) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || {
+                    let file =
+                        File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+                    Ok::<_, anyhow::Error>(Fetch::File(Arc::new(file), path))
+                })
+                .await
+                .context("opening a chunk: task panicked")??
+            }
             (Reader::S3(bucket), Location::S3(key)) => Fetch::S3(Arc::clone(bucket), key.clone()),
             _ => bail!(
                 "{}: found in one place, read from another",
@@ -198,10 +207,9 @@ impl Fetch {
     /// `len` bytes at `offset`.
     async fn read(self, offset: u64, len: u64) -> Result<Vec<u8>> {
         match self {
-            Fetch::File(path) => tokio::task::spawn_blocking(move || {
+            Fetch::File(file, path) => tokio::task::spawn_blocking(move || {
                 let mut buf = vec![0u8; len as usize];
-                File::open(&path)
-                    .and_then(|f| f.read_exact_at(&mut buf, offset))
+                file.read_exact_at(&mut buf, offset)
                     .with_context(|| format!("reading {}", path.display()))?;
                 Ok(buf)
             })
@@ -256,10 +264,10 @@ async fn write_clip(
         to_ms: stream_ms(to),
     };
 
-    let fetches = chain
-        .iter()
-        .map(|c| Fetch::of(reader, c))
-        .collect::<Result<Vec<_>>>()?;
+    let mut fetches = Vec::with_capacity(chain.len());
+    for c in chain {
+        fetches.push(Fetch::open(reader, c).await?);
+    }
     let mut movies = Vec::with_capacity(chain.len());
     let mut bases = Vec::with_capacity(chain.len());
     let mut base = 0u64;

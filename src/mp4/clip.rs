@@ -43,6 +43,8 @@ pub struct Piece<'a> {
 #[derive(Clone, Copy)]
 struct Placed<'a> {
     track: &'a StoredTrack,
+    /// (piece, track) it comes from: a change of either may change the sample entry.
+    from: (usize, usize),
     sample: StoredSample,
     dts_ms: i64,
     base: u64,
@@ -64,14 +66,17 @@ pub fn plan(pieces: &[Piece], window: Window) -> Result<Movie, ClipError> {
     for video in [true, false] {
         let placed: Vec<Placed> = pieces
             .iter()
-            .flat_map(|p| {
+            .enumerate()
+            .flat_map(|(pi, p)| {
                 p.movie
                     .tracks
                     .iter()
-                    .filter(move |t| t.video() == video)
-                    .flat_map(move |t| {
+                    .enumerate()
+                    .filter(move |(_, t)| t.video() == video)
+                    .flat_map(move |(ti, t)| {
                         t.samples.iter().map(move |&sample| Placed {
                             track: t,
+                            from: (pi, ti),
                             sample,
                             dts_ms: p.offset_ms + sample.dts_ms,
                             base: p.base,
@@ -83,10 +88,10 @@ pub fn plan(pieces: &[Piece], window: Window) -> Result<Movie, ClipError> {
             continue;
         };
         let mut track = None;
-        let mut current: Option<(*const StoredTrack, u16)> = None;
+        let mut current = None;
         for p in &placed[range] {
             let entry = &p.track.entries[usize::from(p.sample.entry)];
-            let id = (std::ptr::from_ref(p.track), p.sample.entry);
+            let id = (p.from, p.sample.entry);
             let t = match track {
                 None => {
                     let t = movie.add_track(entry.clone());

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
@@ -73,7 +73,7 @@ pub fn chromium_report(page: &'static str, mp4: &Path, timeout: Duration) -> Rep
 fn serve(
     mut stream: TcpStream,
     page: &str,
-    mp4: &PathBuf,
+    mp4: &Path,
     results: &mpsc::Sender<String>,
     log: &Mutex<Vec<Served>>,
 ) {
