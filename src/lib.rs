@@ -5,6 +5,7 @@ pub mod amf0;
 pub mod chunk;
 pub mod cli;
 pub mod clip;
+pub mod disk;
 pub mod duration;
 pub mod exit;
 pub mod flv;
