@@ -29,10 +29,12 @@ impl DiskSpace {
         }
         // SAFETY: zero-initialised above and filled by a successful statvfs.
         let s = unsafe { out.assume_init() };
-        let block = s.f_frsize as u64;
+        // The fields are c_ulong / fsblkcnt_t: u64 here, narrower on 32-bit targets.
+        #[allow(clippy::unnecessary_cast)]
+        let (block, available, total) = (s.f_frsize as u64, s.f_bavail as u64, s.f_blocks as u64);
         Ok(DiskSpace {
-            available: (s.f_bavail as u64).saturating_mul(block),
-            total: (s.f_blocks as u64).saturating_mul(block),
+            available: available.saturating_mul(block),
+            total: total.saturating_mul(block),
         })
     }
 }
