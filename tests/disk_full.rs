@@ -158,6 +158,12 @@ fn ingest_outlives_a_full_disk_refuses_new_publishes_and_resumes_by_itself() {
         "{}",
         show_log(&rec.log)
     );
+    for line in log
+        .lines()
+        .filter(|l| l.contains("resumed") || l.contains("disk full:"))
+    {
+        eprintln!("{line}");
+    }
 
     let chunks = rec.chunks();
     assert!(chunks.len() >= 2, "{chunks:?}");
