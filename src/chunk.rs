@@ -547,20 +547,24 @@ mod tests {
 
     #[test]
     fn a_requested_cut_starts_a_chunk_at_the_next_keyframe_only() {
+        let (key, inter, audio) = (vframe(true, 0), vframe(false, 0), aframe());
         let mut s = Splitter::new(cfg(10_000, u64::MAX));
         s.push(&v(0, &vseq(&[1])));
-        assert_eq!(
-            s.push(&v(0, &vframe(true, 0))),
-            start(SplitReason::StreamStart)
-        );
+        s.push(&v(0, &key));
         s.cut_at_next_split_point();
         // Inter frames and audio are no split points; the next keyframe is, long before 10 s.
-        assert_eq!(s.push(&v(33, &vframe(false, 0))), write(33));
-        assert_eq!(s.push(&a(40, &aframe())), write(40));
-        assert_eq!(s.push(&v(66, &vframe(true, 0))), start(SplitReason::Resume));
-        assert_eq!(s.chunk_start_timestamp(), Some(66));
         // One request, one cut.
-        assert_eq!(s.push(&v(99, &vframe(true, 0))), write(33));
+        let steps = [
+            (v(33, &inter), write(33)),
+            (a(40, &audio), write(40)),
+            (v(66, &key), start(SplitReason::Resume)),
+            (v(99, &key), write(33)),
+        ];
+        for (i, (msg, want)) in steps.iter().enumerate() {
+            assert_eq!(s.push(msg), *want, "step {i}");
+        }
+        assert_eq!(s.chunk_start_timestamp(), Some(66));
+        assert_eq!(s.chunks(), 2);
     }
 
     #[test]

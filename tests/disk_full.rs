@@ -241,11 +241,7 @@ fn remux_and_publish_leave_their_inputs_alone_on_a_full_disk() {
     let state_dir = dir.path().join("state");
     let disk = TmpFs::mount(&state_dir, 16 * MIB);
     let flv = dir.path().join("chunk.flv");
-    remux_common::encode(
-        &flv,
-        remux_common::AV_320X240,
-        &["-t", "2", "-c:v", "libx264", "-c:a", "aac", "-f", "flv"],
-    );
+    remux_common::small_flv(&flv, 2);
     let name = remux_common::chunk_name(1);
     remux_common::queue(&state_dir, &[(name.as_str(), flv.as_path())]);
     let queued = state_dir.join("remux").join(&name);

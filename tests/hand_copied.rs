@@ -10,9 +10,7 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use publish_common::{
-    client, create_bucket, files_in, get, list_keys, publish_cmd, real_mp4, s3s_fs,
-};
+use publish_common::{files_in, get, list_keys, publish_cmd, real_mp4, s3s_with_bucket};
 use rtmp_recorder::spool::StateDir;
 use support::sha256_hex;
 
@@ -35,9 +33,7 @@ fn stderr(out: &std::process::Output) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hand_copied_flv_and_mp4_reach_the_bucket_under_the_prefix() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = s3s_fs(&tmp.path().join("s3"), 0);
-    let c = client(&server.endpoint());
-    create_bucket(&c, BUCKET).await;
+    let (server, c) = s3s_with_bucket(tmp.path(), BUCKET).await;
     let state = StateDir::open(tmp.path().join("state")).unwrap();
 
     // An FLV from a camera's SD card and an MP4 from an editor, copied in by hand.
@@ -108,11 +104,7 @@ fn a_stage_that_sets_files_aside_exits_65_and_does_the_rest() {
     let tmp = tempfile::tempdir().unwrap();
     let state = StateDir::open(tmp.path().join("state")).unwrap();
     let good = tmp.path().join("good.flv");
-    remux_common::encode(
-        &good,
-        remux_common::AV_320X240,
-        &["-t", "1", "-c:v", "libx264", "-c:a", "aac", "-f", "flv"],
-    );
+    remux_common::small_flv(&good, 1);
     let good_name = remux_common::chunk_name(1);
     remux_common::queue(state.root(), &[(good_name.as_str(), good.as_path())]);
     std::fs::write(state.remux_inbox().join("notes.flv"), b"not an FLV at all").unwrap();

@@ -259,10 +259,7 @@ impl Queue {
                 Err(e) => return self.set_aside(mp4, &format!("{e:#}")).map(Ok),
             }
         } else {
-            match &chunk {
-                Some(c) => minimal_manifest(c),
-                None => hand_copied_manifest(&stem),
-            }
+            manifest_from_name(&stem, chunk.as_ref())
         };
         let stream = chunk
             .as_ref()
@@ -406,35 +403,17 @@ fn read_manifest(path: &Path) -> Result<ChunkManifest> {
         .with_context(|| format!("{} is not a chunk manifest", path.display()))
 }
 
-/// For an MP4 copied in by hand under a name that is not a chunk's: its name, nothing more.
-fn hand_copied_manifest(stem: &str) -> ChunkManifest {
+/// For an MP4 copied in by hand, without a manifest: what its name tells. A chunk name tells
+/// app, stream, sequence and start; any other name only itself.
+fn manifest_from_name(stem: &str, chunk: Option<&ChunkName>) -> ChunkManifest {
     ChunkManifest {
         version: MANIFEST_VERSION,
         name: stem.to_string(),
-        app: "-".to_string(),
-        stream: stem.to_string(),
-        sequence: 1,
+        app: chunk.map_or_else(|| "-".to_string(), |c| c.app.clone()),
+        stream: chunk.map_or_else(|| stem.to_string(), |c| c.stream.clone()),
+        sequence: chunk.map_or(1, |c| c.seq),
         previous: None,
-        utc_start: String::new(),
-        stream_offset_ms: 0,
-        duration_ms: 0,
-        video: None,
-        audio: None,
-        mp4_bytes: None,
-        sha256: None,
-    }
-}
-
-/// For an MP4 copied in by hand: what its name tells.
-fn minimal_manifest(chunk: &ChunkName) -> ChunkManifest {
-    ChunkManifest {
-        version: MANIFEST_VERSION,
-        name: chunk.stem(),
-        app: chunk.app.clone(),
-        stream: chunk.stream.clone(),
-        sequence: chunk.seq,
-        previous: None,
-        utc_start: chunk.start.rfc3339(),
+        utc_start: chunk.map(|c| c.start.rfc3339()).unwrap_or_default(),
         stream_offset_ms: 0,
         duration_ms: 0,
         video: None,
