@@ -29,6 +29,8 @@ let
   duration = types.either types.ints.unsigned (types.strMatching "([0-9]+(ms|s|m|min|h|d)?)+");
   # `1000M`, `2G`, `512K` or bytes, binary multiples.
   size = types.either types.ints.positive (types.strMatching "[0-9]+[KMGTBkmgtb]?");
+  # A size, or a share of the file system: `5%`, `0.5%`.
+  sizeOrShare = types.either size (types.strMatching "[0-9]+([.][0-9]{1,2})?%");
   # Files read at run time by the service: a string, never a Nix path, so the contents are
   # not copied into the world-readable Nix store.
   runtimeFile = types.pathWith {
@@ -46,6 +48,7 @@ let
     CHUNK_DURATION = "chunkDuration";
     CHUNK_DURATION_MINUTES = "chunkDuration";
     MAX_CHUNK_SIZE = "maxChunkSize";
+    MIN_FREE_DISK = "minFreeDisk";
     ALLOWED_KEYS_FILE = "allowedKeysFile";
     PUBLISH_KEEP_UPLOADED_FOR = "keepUploadedFor";
     FLV_MAX_AGE_SECONDS = "keepFlvFor";
@@ -72,6 +75,7 @@ let
     lib.filterAttrs (_: v: v != null) {
       CHUNK_DURATION = cfg.chunkDuration;
       MAX_CHUNK_SIZE = cfg.maxChunkSize;
+      MIN_FREE_DISK = cfg.minFreeDisk;
       ALLOWED_KEYS_FILE = cfg.allowedKeysFile;
       PUBLISH_KEEP_UPLOADED_FOR = cfg.keepUploadedFor;
       FLV_MAX_AGE_SECONDS = cfg.keepFlvFor;
@@ -138,6 +142,18 @@ in
       description = ''
         Split at the next keyframe once a chunk reaches this size (`MAX_CHUNK_SIZE`).
         `null` keeps the binary's default, `1000M`.
+      '';
+    };
+
+    minFreeDisk = mkOption {
+      type = types.nullOr sizeOrShare;
+      default = null;
+      example = "5%";
+      description = ''
+        Below this much free space on /var/lib/rtmp-recorder (bytes like `2G`, or a share
+        like `5%`), ingest deletes uploaded recordings from archive/ (oldest first) and, if
+        that is not enough, refuses new publishes; live streams keep recording
+        (`MIN_FREE_DISK`). `null` keeps the binary's default, `512M`.
       '';
     };
 

@@ -66,6 +66,9 @@ pub enum SplitReason {
     AudioConfigChanged,
     /// A keyframe (audio-only: an audio frame) with a timestamp below the chunk start.
     Discontinuity,
+    /// The first split point after the shell asked for one ([`Splitter::cut_at_next_split_point`]):
+    /// recording resumes after frames were lost (the disk was full).
+    Resume,
 }
 
 impl SplitReason {
@@ -77,6 +80,7 @@ impl SplitReason {
             SplitReason::VideoConfigChanged => "video-config-changed",
             SplitReason::AudioConfigChanged => "audio-config-changed",
             SplitReason::Discontinuity => "discontinuity",
+            SplitReason::Resume => "resume",
         }
     }
 }
@@ -134,6 +138,8 @@ pub struct Splitter {
     audio: Option<Config<AudioCodec>>,
     /// A config change seen while a chunk is open: the next frame starts a chunk.
     pending: Option<SplitReason>,
+    /// The shell asked for a new chunk at the next split point (keyframe).
+    resume: bool,
     /// Stream timestamp of the open chunk's first frame; `None` before the first frame.
     chunk_start: Option<u64>,
     chunk_bytes: u64,
@@ -155,6 +161,7 @@ impl Splitter {
             video: None,
             audio: None,
             pending: None,
+            resume: false,
             chunk_start: None,
             chunk_bytes: 0,
             seen_video_frame: false,
@@ -266,9 +273,13 @@ impl Splitter {
         let target = self.config.target_ms;
         let max_bytes = self.config.max_bytes;
         let bytes = self.chunk_bytes;
+        let resume = split_point && std::mem::take(&mut self.resume);
         let reason = self.pending.take().or_else(|| {
             if !split_point {
                 return None;
+            }
+            if resume {
+                return Some(SplitReason::Resume);
             }
             if timestamp < start {
                 if jumped_back {
@@ -309,6 +320,7 @@ impl Splitter {
     fn start_chunk(&mut self, timestamp: u64, body_len: usize, reason: SplitReason) -> Action {
         self.chunk_start = Some(timestamp);
         self.pending = None;
+        self.resume = false;
         self.jumped_back = false;
         self.chunks += 1;
         self.chunk_bytes = FILE_PREAMBLE_LEN
@@ -348,6 +360,13 @@ impl Splitter {
             });
         }
         tags
+    }
+
+    /// Makes the next split point (a video keyframe; audio-only: an audio frame) start a new
+    /// chunk ([`SplitReason::Resume`]), whatever its timestamp: the shell lost the open chunk's
+    /// tail (the disk filled) and starts over cleanly once it can write again.
+    pub fn cut_at_next_split_point(&mut self) {
+        self.resume = true;
     }
 
     /// Stream media time (ms, as received) of the open chunk's first frame.
@@ -524,6 +543,28 @@ mod tests {
         );
         assert_eq!(s.chunk_start_timestamp(), Some(1900));
         assert_eq!(s.push(&v(1933, &vframe(false, 0))), write(33));
+    }
+
+    #[test]
+    fn a_requested_cut_starts_a_chunk_at_the_next_keyframe_only() {
+        let (key, inter, audio) = (vframe(true, 0), vframe(false, 0), aframe());
+        let mut s = Splitter::new(cfg(10_000, u64::MAX));
+        s.push(&v(0, &vseq(&[1])));
+        s.push(&v(0, &key));
+        s.cut_at_next_split_point();
+        // Inter frames and audio are no split points; the next keyframe is, long before 10 s.
+        // One request, one cut.
+        let steps = [
+            (v(33, &inter), write(33)),
+            (a(40, &audio), write(40)),
+            (v(66, &key), start(SplitReason::Resume)),
+            (v(99, &key), write(33)),
+        ];
+        for (i, (msg, want)) in steps.iter().enumerate() {
+            assert_eq!(s.push(msg), *want, "step {i}");
+        }
+        assert_eq!(s.chunk_start_timestamp(), Some(66));
+        assert_eq!(s.chunks(), 2);
     }
 
     #[test]

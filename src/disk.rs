@@ -17,6 +17,8 @@ pub struct DiskSpace {
 
 impl DiskSpace {
     /// Reads the file system holding `path`.
+    // The statvfs fields are `c_ulong` / `fsblkcnt_t`: u64 here, u32 on some 32-bit targets.
+    #[allow(clippy::unnecessary_cast)]
     pub fn of(path: &Path) -> io::Result<DiskSpace> {
         let c_path = CString::new(path.as_os_str().as_bytes())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path holds a NUL byte"))?;
@@ -98,6 +100,30 @@ impl std::fmt::Display for MinFree {
     }
 }
 
+/// True when `err` says the file system or the user's quota has no room (ENOSPC, EDQUOT):
+/// the write may work again once space is freed, so the input is not at fault.
+pub fn is_full(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+        || err.kind() == io::ErrorKind::StorageFull
+        || err.kind() == io::ErrorKind::QuotaExceeded
+}
+
+/// [`is_full`] for any I/O error in an error's chain.
+pub fn is_full_anywhere(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|e| e.downcast_ref::<io::Error>())
+        .any(is_full)
+}
+
+/// What an operator does about a full disk, for log lines.
+pub fn advice(state_root: &Path) -> String {
+    format!(
+        "free space on the file system of {} (uploaded files in archive/ can go: lower --keep-uploaded-for \
+         and --keep-flv-for, or raise --min-free-disk so ingest deletes them sooner), or grow the disk",
+        state_root.display()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +162,16 @@ mod tests {
             "{space:?}"
         );
         assert!(DiskSpace::of(Path::new("/no/such/place")).is_err());
+    }
+
+    #[test]
+    fn tells_a_full_disk_from_other_errors() {
+        let full = io::Error::from_raw_os_error(libc::ENOSPC);
+        assert!(is_full(&full));
+        assert!(is_full(&io::Error::from_raw_os_error(libc::EDQUOT)));
+        assert!(!is_full(&io::Error::from_raw_os_error(libc::EIO)));
+        let wrapped = anyhow::Error::new(full).context("writing x.flv");
+        assert!(is_full_anywhere(&wrapped));
+        assert!(!is_full_anywhere(&anyhow::anyhow!("no space left")));
     }
 }

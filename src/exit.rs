@@ -5,6 +5,9 @@ use std::process::ExitCode;
 
 pub const RUNTIME: u8 = 1;
 pub const USAGE: u8 = 2;
+/// EX_DATAERR: the run set at least one input aside in `failed/` (see its `.reason`); the rest
+/// was done. Not restarted by systemd (`RestartPreventExitStatus=65`): a rerun would not help.
+pub const SET_ASIDE: u8 = 65;
 /// EX_TEMPFAIL: try again later (the store is down after all retries).
 pub const TEMPORARY: u8 = 75;
 /// EX_NOPERM: needs an operator (access denied, no such bucket, bad credentials).

@@ -14,6 +14,7 @@ pub mod logging;
 pub mod manifest;
 pub mod mp4;
 pub mod naming;
+pub mod pressure;
 pub mod publish;
 pub mod remux;
 pub mod rtmp;

@@ -183,12 +183,21 @@ pub fn write_atomically(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()>
         &name.to_string_lossy(),
         std::process::id(),
     ));
-    let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    drop(f);
-    fs::rename(&tmp, dest).with_context(|| format!("renaming into {}", dest.display()))?;
+    let written = File::create(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))
+        .and_then(|mut f| {
+            f.write_all(bytes)
+                .and_then(|_| f.sync_all())
+                .with_context(|| format!("writing {}", tmp.display()))
+        })
+        .and_then(|()| {
+            fs::rename(&tmp, dest).with_context(|| format!("renaming into {}", dest.display()))
+        });
+    if let Err(e) = written {
+        // A full disk must not also keep the bytes that did fit.
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
     if let Some(parent) = dest.parent() {
         fsync_dir(parent).with_context(|| format!("fsync {}", parent.display()))?;
     }

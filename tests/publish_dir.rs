@@ -1,5 +1,5 @@
 //! Publish to a local directory (`file://`), the default destination, retention and the inbox
-//! rules (hand-copied files wait until quiet; names that are not chunks go to failed/).
+//! rules (hand-copied files wait until quiet; names that are not chunks go to `{prefix}/{file}`).
 //! Fixtures: a real ffmpeg-made MP4 and random bytes named like chunks.
 
 mod publish_common;
@@ -137,7 +137,7 @@ fn retention_deletes_only_old_archived_uploads() {
 }
 
 #[test]
-fn hand_copied_files_wait_until_quiet_and_foreign_names_fail() {
+fn hand_copied_files_wait_until_quiet_and_other_names_go_under_the_prefix() {
     let tmp = tempfile::tempdir().unwrap();
     let state = StateDir::open(tmp.path().join("state")).unwrap();
     let a = chunk_name("cam1", 1);
@@ -152,11 +152,20 @@ fn hand_copied_files_wait_until_quiet_and_foreign_names_fail() {
     let out = run(dir_cmd(state.root(), &["--upload-quiet-for", "0"]));
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(files_in(&state.publish_inbox()), Vec::<String>::new());
-    assert_eq!(
-        files_in(&state.failed()),
-        vec!["holiday.mp4".to_string(), "holiday.mp4.reason".to_string()]
-    );
+    assert_eq!(files_in(&state.failed()), Vec::<String>::new());
     assert!(state.archive().join(&file).exists());
+    // A name that is not a chunk's goes to `{prefix}/{file}` (no prefix here), with a manifest
+    // that says what little is known.
+    assert_eq!(
+        std::fs::read(state.published().join("holiday.mp4")).unwrap(),
+        b"not a chunk"
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state.published().join("holiday.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["name"], "holiday");
+    assert_eq!(manifest["mp4_bytes"], 11);
+    assert!(state.archive().join("holiday.mp4").exists());
 }
 
 #[test]

@@ -66,9 +66,7 @@ async fn assert_published(
 #[tokio::test(flavor = "multi_thread")]
 async fn small_and_multipart_arrive_intact() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = s3s_fs(&tmp.path().join("s3"), 0);
-    let c = client(&server.endpoint());
-    create_bucket(&c, BUCKET).await;
+    let (server, c) = s3s_with_bucket(tmp.path(), BUCKET).await;
     let state = StateDir::open(tmp.path().join("state")).unwrap();
 
     // A real MP4 with the manifest remux would have written.
@@ -122,9 +120,7 @@ async fn small_and_multipart_arrive_intact() {
 #[tokio::test(flavor = "multi_thread")]
 async fn injected_faults_are_retried_and_every_file_lands_once() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = s3s_fs(&tmp.path().join("s3"), 0);
-    let c = client(&server.endpoint());
-    create_bucket(&c, BUCKET).await;
+    let (server, c) = s3s_with_bucket(tmp.path(), BUCKET).await;
     let state = StateDir::open(tmp.path().join("state")).unwrap();
     let mut files = Vec::new();
     for seq in 1..=3u32 {
@@ -289,9 +285,7 @@ async fn missing_bucket_exits_77_and_keeps_files() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_different_object_at_the_key_is_never_overwritten() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = s3s_fs(&tmp.path().join("s3"), 0);
-    let c = client(&server.endpoint());
-    create_bucket(&c, BUCKET).await;
+    let (server, c) = s3s_with_bucket(tmp.path(), BUCKET).await;
     let state = StateDir::open(tmp.path().join("state")).unwrap();
     let name = chunk_name("cam1", 1);
     let file = queue_mp4(&state, &name, &random_bytes(5000, 1));
@@ -304,7 +298,8 @@ async fn a_different_object_at_the_key_is_never_overwritten() {
         .await
         .unwrap();
     let out = run(publish_cmd(state.root(), &server.endpoint(), BUCKET));
-    assert_eq!(out.status.code(), Some(0));
+    // 65: a file was set aside (the rest, here nothing, is done).
+    assert_eq!(out.status.code(), Some(65));
     assert_eq!(
         get(&c, BUCKET, &key_for(&name, "mp4")).await.bytes,
         squatter
@@ -320,9 +315,7 @@ async fn a_different_object_at_the_key_is_never_overwritten() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_manifest_sha256_is_checked_against_the_bytes_sent() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = s3s_fs(&tmp.path().join("s3"), 0);
-    let c = client(&server.endpoint());
-    create_bucket(&c, BUCKET).await;
+    let (server, c) = s3s_with_bucket(tmp.path(), BUCKET).await;
     let state = StateDir::open(tmp.path().join("state")).unwrap();
     let manifest_for = |name: &rtmp_recorder::spool::ChunkName, bytes: &[u8], sha: String| {
         let m = ChunkManifest {
@@ -360,7 +353,8 @@ async fn a_manifest_sha256_is_checked_against_the_bytes_sent() {
         bad.push(queue_mp4(&state, &name, &bytes));
     }
     let out = run(publish_cmd(state.root(), &server.endpoint(), BUCKET));
-    assert_eq!(out.status.code(), Some(0));
+    // 65: the mismatched files were set aside, the good one published.
+    assert_eq!(out.status.code(), Some(65));
     let got = get(&c, BUCKET, &key_for(&good, "mp4")).await;
     assert_eq!(sha256_hex(&got.bytes), sha256_hex(&good_bytes));
     assert_eq!(

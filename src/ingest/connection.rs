@@ -16,9 +16,11 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::chunk::SplitConfig;
+use crate::disk::MinFree;
 use crate::ingest::keys::{Policy, Verdict};
 use crate::ingest::recorder::{Input, StreamRecorder};
-use crate::ingest::status::Stats;
+use crate::ingest::status::{Stats, human_bytes};
+use crate::pressure;
 use crate::rtmp::{Event, MediaKind, ServerConfig, ServerConnection};
 use crate::shutdown::Shutdown;
 use crate::spool::StateDir;
@@ -36,6 +38,8 @@ pub struct Shared {
     /// Never sent on: every connection (through its `Arc<Shared>`) and every recorder thread
     /// holds a clone, so the receiver sees the channel close once all of them are done.
     pub alive: mpsc::Sender<()>,
+    /// Below this much free disk, new publishes are refused.
+    pub min_free: MinFree,
 }
 
 /// Batches a recorder thread may have queued before the connection waits for it.
@@ -167,7 +171,13 @@ impl Session {
             }
             Event::PublishRequested {
                 stream_id, name, ..
-            } => self.publish(stream_id, &name)?,
+            } => {
+                if let Some(reason) = self.disk_too_full().await {
+                    self.refuse_for_disk(stream_id, &reason)?;
+                } else {
+                    self.publish(stream_id, &name)?;
+                }
+            }
             Event::Metadata { stream_id, body } => {
                 self.send(stream_id, Input::Metadata(body)).await?
             }
@@ -190,6 +200,44 @@ impl Session {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Why a new publish must be refused for lack of disk, after deleting uploaded files to
+    /// make room; `None` when there is room.
+    async fn disk_too_full(&self) -> Option<String> {
+        let state = self.shared.state.clone();
+        let min_free = self.shared.min_free;
+        let swept = tokio::task::spawn_blocking(move || pressure::free_space(&state, min_free))
+            .await
+            .ok()?;
+        match swept {
+            Ok(freed) if freed.still_below => Some(format!(
+                "recorder disk almost full: {} free, below the {} it keeps (--min-free-disk); try again later",
+                freed
+                    .space
+                    .map_or_else(String::new, |s| human_bytes(s.available)),
+                min_free
+            )),
+            Ok(_) => None,
+            // Not knowing the free space is no reason to refuse a stream.
+            Err(e) => {
+                log::warn!("checking free disk before a publish: {e:#}");
+                None
+            }
+        }
+    }
+
+    fn refuse_for_disk(&mut self, stream_id: u32, reason: &str) -> Result<()> {
+        Stats::add(&self.shared.stats.rejected, 1);
+        Stats::add(&self.shared.stats.refused_disk, 1);
+        log::error!(
+            peer = self.peer.to_string().as_str();
+            "publish refused: {reason}. To fix: {}",
+            crate::disk::advice(self.shared.state.root())
+        );
+        self.conn
+            .reject_publish(stream_id, "NetStream.Publish.Rejected", reason)?;
         Ok(())
     }
 

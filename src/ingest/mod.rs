@@ -1,6 +1,7 @@
 //! The ingest stage: an RTMP server that records every published stream into FLV chunks in
 //! `recording/` and hands each finished chunk to `remux/`.
 
+mod chunk_file;
 mod connection;
 pub mod keys;
 mod metadata;
@@ -18,13 +19,15 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::chunk::SplitConfig;
+use crate::disk::MinFree;
+use crate::pressure;
 use crate::rtmp::ServerConfig;
 use crate::shutdown::Shutdown;
 use crate::spool::StateDir;
 use crate::systemd;
 use connection::Shared;
 use keys::{AllowedKeys, Policy};
-use status::Stats;
+use status::{Stats, human_bytes};
 
 #[derive(Debug, Clone, clap::Args)]
 #[group(id = "ingest")]
@@ -66,6 +69,11 @@ pub struct Args {
     /// At most this many connections at once; more are refused.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 256)]
     pub max_connections: usize,
+
+    /// Below this much free disk (bytes like `2G`, or a share like `5%`) ingest refuses new
+    /// publishes and health reports 503; live streams keep recording.
+    #[arg(long, env = "MIN_FREE_DISK", value_parser = crate::disk::MinFree::parse, default_value = "512M")]
+    pub min_free_disk: crate::disk::MinFree,
 }
 
 impl Args {
@@ -127,6 +135,7 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
         stats: Arc::new(Stats::default()),
         live: Mutex::new(Default::default()),
         alive,
+        min_free: args.min_free_disk,
     });
     let slots = Arc::new(Semaphore::new(args.max_connections));
     let mut addrs = Vec::new();
@@ -152,6 +161,11 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
     log::info!("{listening}");
     systemd::ready(&listening);
     tokio::spawn(report_status(shared.stats.clone(), shutdown.clone()));
+    tokio::spawn(watch_disk(
+        shared.state.clone(),
+        args.min_free_disk,
+        shutdown.clone(),
+    ));
 
     shutdown.requested().await;
     let open = shared
@@ -226,6 +240,45 @@ async fn accept_loop(
             connection::serve(socket, peer, shared, shutdown).await;
             drop(permit);
         });
+    }
+}
+
+/// Every [`pressure::CHECK_EVERY`]: below the watermark, deletes uploaded files to get above
+/// it, and says once per episode when that is not enough.
+async fn watch_disk(state: StateDir, min_free: MinFree, shutdown: Shutdown) {
+    let mut warned = false;
+    while !shutdown.is_requested() {
+        let sweep_state = state.clone();
+        let swept =
+            tokio::task::spawn_blocking(move || pressure::free_space(&sweep_state, min_free)).await;
+        match swept {
+            Ok(Ok(freed)) if freed.still_below => {
+                if !warned {
+                    log::warn!(
+                        "free disk {} is below --min-free-disk {min_free} and nothing uploaded is left to delete: \
+                         new publishes are refused, live streams keep recording. To fix: {}",
+                        freed
+                            .space
+                            .map_or_else(String::new, |s| human_bytes(s.available)),
+                        crate::disk::advice(state.root())
+                    );
+                    warned = true;
+                }
+            }
+            Ok(Ok(freed)) => {
+                if warned || freed.files > 0 {
+                    log::info!(
+                        "free disk is above --min-free-disk {min_free} again ({} file(s), {} of uploaded recordings deleted)",
+                        freed.files,
+                        human_bytes(freed.bytes)
+                    );
+                }
+                warned = false;
+            }
+            Ok(Err(e)) => log::warn!("disk pressure sweep: {e:#}"),
+            Err(e) => log::warn!("disk pressure sweep task: {e}"),
+        }
+        tokio::time::sleep(pressure::CHECK_EVERY).await;
     }
 }
 

@@ -3,18 +3,26 @@
 //! chunk to `recording/` under an exclusive lock, and hands every finished chunk to `remux/`.
 //! Dropping a recorder finishes its open chunk, so a connection that dies in any way (EOF,
 //! timeout, protocol error, panic) still hands on what it recorded.
+//!
+//! A full disk (ENOSPC, EDQUOT) does not end the session: the open chunk is cut back to its
+//! last whole tag and handed on, then frames are dropped and counted while the publisher stays
+//! connected. At each split point (keyframe) the recorder looks whether the file system has
+//! [`RESUME_FREE`] again and, if so, starts a new chunk there. The chunk after an outage skips
+//! one sequence number, so the manifests show the gap.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::fs::OpenOptions;
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
 
 use crate::chunk::{Action, Message, SplitConfig, SplitReason, Splitter};
+use crate::disk::{self, DiskSpace};
 use crate::flv::{FlvWriter, TagType};
+use crate::ingest::chunk_file::ChunkFile;
 use crate::ingest::metadata::{ChunkFields, chunk_metadata};
 use crate::ingest::status::Stats;
 use crate::naming::ChunkName;
@@ -42,17 +50,28 @@ pub struct StreamRecorder {
     seen_audio: bool,
     seen_video: bool,
     stats: Arc<Stats>,
+    /// Set while the disk is full: frames are dropped until a split point finds room.
+    outage: Option<Outage>,
 }
 
 struct OpenChunk {
     stem: String,
     path: PathBuf,
-    writer: FlvWriter<BufWriter<File>>,
-    frames: u64,
+    writer: FlvWriter<ChunkFile>,
+    /// Writes before the first frame: the file header and the header tags.
+    header_writes: u64,
     last_timestamp: u32,
 }
 
-const WRITE_BUFFER: usize = 256 * 1024;
+struct Outage {
+    since: Instant,
+    dropped: u64,
+}
+
+/// Free space a split point must see before recording resumes after a full disk: enough for a
+/// few seconds of a high-bitrate stream, so a disk at the edge does not produce a chunk per
+/// keyframe.
+pub const RESUME_FREE: u64 = 8 << 20;
 
 impl StreamRecorder {
     pub fn new(
@@ -74,6 +93,7 @@ impl StreamRecorder {
             seen_audio: false,
             seen_video: false,
             stats,
+            outage: None,
         }
     }
 
@@ -110,11 +130,41 @@ impl StreamRecorder {
         };
         match self.splitter.push(&msg) {
             Action::Remember => Ok(()),
+            Action::Write { .. } if self.outage.is_some() => {
+                self.dropped(1);
+                Ok(())
+            }
             Action::Write { timestamp } => self.write(tag_type, timestamp, body),
             Action::StartChunk { timestamp, reason } => {
                 self.finish()?;
-                self.start(reason)?;
-                self.write(tag_type, timestamp, body)
+                if self.outage.is_some() && !self.room_to_resume() {
+                    self.dropped(1);
+                    self.splitter.cut_at_next_split_point();
+                    return Ok(());
+                }
+                match self.start(reason) {
+                    Ok(()) => {}
+                    Err(e) if disk::is_full_anywhere(&e) => {
+                        self.disk_full(&format!("{e:#}"), 1);
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e),
+                }
+                self.write(tag_type, timestamp, body)?;
+                if self.open.is_some()
+                    && let Some(outage) = self.outage.take()
+                {
+                    let stem = self.open.as_ref().map_or("", |c| c.stem.as_str());
+                    log::warn!(
+                        stream = self.label.as_str(),
+                        chunk = stem,
+                        dropped = outage.dropped;
+                        "the disk has room again: recording resumed at a keyframe after {} frame(s) dropped over {:.1}s",
+                        outage.dropped,
+                        outage.since.elapsed().as_secs_f64()
+                    );
+                }
+                Ok(())
             }
         }
     }
@@ -125,13 +175,59 @@ impl StreamRecorder {
             // but dropping a frame silently would be worse than an error.
             anyhow::bail!("stream {}: frame with no open chunk", self.label);
         };
-        chunk
-            .writer
-            .write_tag(tag_type, timestamp, body)
-            .with_context(|| format!("writing {}", chunk.path.display()))?;
-        chunk.frames += 1;
-        chunk.last_timestamp = chunk.last_timestamp.max(timestamp);
-        Ok(())
+        match chunk.writer.write_tag(tag_type, timestamp, body) {
+            Ok(()) => {
+                chunk.last_timestamp = chunk.last_timestamp.max(timestamp);
+                Ok(())
+            }
+            Err(e) if disk::is_full(&e) => {
+                let what = format!("writing {}: {e}", chunk.path.display());
+                // The tag just written is among those the cut drops.
+                let lost = chunk
+                    .writer
+                    .get_mut()
+                    .cut_to_complete_tags()
+                    .with_context(|| format!("cutting {} back", chunk.path.display()))?;
+                self.disk_full(&what, lost);
+                self.finish()
+            }
+            Err(e) => Err(e).with_context(|| format!("writing {}", chunk.path.display())),
+        }
+    }
+
+    /// Counts frames lost to a full disk; the first loss starts an outage.
+    fn disk_full(&mut self, what: &str, lost: u64) {
+        if self.outage.is_some() {
+            self.dropped(lost);
+            return;
+        }
+        Stats::add(&self.stats.frames_dropped, lost);
+        self.outage = Some(Outage {
+            since: Instant::now(),
+            dropped: lost,
+        });
+        // The next chunk's number skips one: the manifests then show frames are missing.
+        self.seq += 1;
+        self.splitter.cut_at_next_split_point();
+        log::error!(
+            stream = self.label.as_str();
+            "disk full: {what}; the open chunk is cut at its last whole tag and handed on, \
+             frames are dropped (the publisher stays connected) until {} are free again, then \
+             recording resumes at the next keyframe. To fix: {}",
+            crate::ingest::status::human_bytes(RESUME_FREE),
+            disk::advice(self.state.root())
+        );
+    }
+
+    fn dropped(&mut self, n: u64) {
+        Stats::add(&self.stats.frames_dropped, n);
+        if let Some(outage) = self.outage.as_mut() {
+            outage.dropped += n;
+        }
+    }
+
+    fn room_to_resume(&self) -> bool {
+        DiskSpace::of(self.state.root()).is_ok_and(|s| s.available >= RESUME_FREE)
     }
 
     fn start(&mut self, reason: SplitReason) -> Result<()> {
@@ -159,12 +255,8 @@ impl StreamRecorder {
         let headers = self.splitter.header_tags();
         let has_video = self.seen_video || headers.iter().any(|h| h.tag_type == TagType::Video);
         let has_audio = self.seen_audio || headers.iter().any(|h| h.tag_type == TagType::Audio);
-        let mut writer = FlvWriter::new(
-            BufWriter::with_capacity(WRITE_BUFFER, file),
-            has_audio,
-            has_video,
-        )
-        .with_context(|| format!("writing {}", path.display()))?;
+        let mut writer = FlvWriter::new(ChunkFile::new(file), has_audio, has_video)
+            .with_context(|| format!("writing {}", path.display()))?;
 
         let publisher_metadata = headers
             .iter()
@@ -193,35 +285,53 @@ impl StreamRecorder {
         self.open = Some(OpenChunk {
             stem,
             path,
+            header_writes: writer.get_ref().writes(),
             writer,
-            frames: 0,
             last_timestamp: 0,
         });
         Ok(())
     }
 
-    /// Finishes the open chunk, if any: flush, unlock, fsync and rename into `remux/`.
+    /// Finishes the open chunk, if any: flush, unlock, fsync and rename into `remux/`. On a
+    /// full disk, what reached it in whole tags is handed on; a chunk left without a single
+    /// frame is removed.
     pub fn finish(&mut self) -> Result<()> {
         let Some(chunk) = self.open.take() else {
             return Ok(());
         };
-        let bytes = chunk.writer.bytes_written();
-        let mut buffered = chunk.writer.into_inner();
-        buffered
-            .flush()
+        let mut file = chunk.writer.into_inner();
+        if let Err(e) = file.flush() {
+            if !disk::is_full(&e) {
+                return Err(e).with_context(|| format!("writing {}", chunk.path.display()));
+            }
+            let lost = file
+                .cut_to_complete_tags()
+                .with_context(|| format!("cutting {} back", chunk.path.display()))?;
+            self.disk_full(&format!("writing {}: {e}", chunk.path.display()), lost);
+        }
+        let frames = file.writes_on_disk().saturating_sub(chunk.header_writes);
+        let file = file
+            .into_file()
             .with_context(|| format!("writing {}", chunk.path.display()))?;
-        let file = buffered
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .with_context(|| format!("writing {}", chunk.path.display()))?;
+        let bytes = file
+            .metadata()
+            .with_context(|| format!("stat {}", chunk.path.display()))?
+            .len();
         // Unlock before the rename so remux can take the file at once; `handoff` fsyncs it.
         drop(file);
+        if frames == 0 {
+            std::fs::remove_file(&chunk.path)
+                .with_context(|| format!("removing {}", chunk.path.display()))?;
+            log::warn!(stream = self.label.as_str(), chunk = chunk.stem.as_str();
+                "chunk removed: the disk filled before its first frame was written");
+            return Ok(());
+        }
         spool::handoff(&chunk.path, &self.state.remux_inbox())?;
         Stats::add(&self.stats.chunks_written, 1);
         log::info!(
             stream = self.label.as_str(),
             chunk = chunk.stem.as_str(),
-            frames = chunk.frames,
+            frames = frames,
             bytes = bytes,
             duration_ms = chunk.last_timestamp;
             "chunk finished and handed to remux"

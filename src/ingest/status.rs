@@ -10,6 +10,10 @@ pub struct Stats {
     pub bytes_received: AtomicU64,
     pub rejected: AtomicU64,
     pub protocol_errors: AtomicU64,
+    /// Frames lost because the disk was full (cut from a chunk's tail or never written).
+    pub frames_dropped: AtomicU64,
+    /// Publishes refused because free disk was below `--min-free-disk`.
+    pub refused_disk: AtomicU64,
 }
 
 impl Stats {
@@ -24,7 +28,7 @@ impl Stats {
     /// The human STATUS= line: what an operator wants from `systemctl status`.
     pub fn status_line(&self) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        format!(
+        let mut line = format!(
             "{} live stream(s), {} connection(s), {} chunk(s) written, {} received, {} rejected, {} protocol error(s)",
             get(&self.live_streams),
             get(&self.connections),
@@ -32,7 +36,14 @@ impl Stats {
             human_bytes(get(&self.bytes_received)),
             get(&self.rejected),
             get(&self.protocol_errors),
-        )
+        );
+        let (dropped, refused) = (get(&self.frames_dropped), get(&self.refused_disk));
+        if dropped > 0 || refused > 0 {
+            line.push_str(&format!(
+                ", disk full: {dropped} frame(s) dropped, {refused} publish(es) refused"
+            ));
+        }
+        line
     }
 }
 

@@ -96,10 +96,32 @@ impl KeyTemplate {
     }
 }
 
+/// The key of a file copied into `publish/` (or `remux/`) by hand under a name that is not a
+/// chunk name: `{prefix}/{file}`. It cannot take a recorded chunk's key: a chunk's key ends in
+/// its chunk name (every template holds `{file}` or `{stem}`) and, with the default template,
+/// has more segments below the prefix; a hand-copied file's name is never a chunk name.
+pub fn hand_copied(prefix: &str, file: &str) -> String {
+    prefix
+        .split('/')
+        .chain(std::iter::once(file))
+        .filter(|seg| !seg.is_empty())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::utc::Civil;
+
+    #[test]
+    fn hand_copied_files_go_under_the_prefix() {
+        assert_eq!(
+            hand_copied("rec/node-a/", "talk.mp4"),
+            "rec/node-a/talk.mp4"
+        );
+        assert_eq!(hand_copied("", "talk.json"), "talk.json");
+    }
 
     #[test]
     fn a_streams_objects_are_listed_under_the_fixed_part_of_its_keys() {

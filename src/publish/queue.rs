@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 
 use super::backoff::Backoff;
 use super::fault::Fault;
-use super::key::KeyTemplate;
+use super::key::{self, KeyTemplate};
 use super::store::{ObjectSpec, Store, hex, parse_sha256};
 use crate::exit::{self, Coded};
 use crate::manifest::{ChunkManifest, MANIFEST_VERSION};
@@ -65,6 +65,7 @@ impl Queue {
         let mut last_reported: Option<String> = None;
         let mut last_sweep: Option<Instant> = None;
         let mut uploaded = 0usize;
+        let mut set_aside = 0usize;
         crate::systemd::status("publishing the files in publish/");
         loop {
             if shutdown.is_requested() {
@@ -82,7 +83,7 @@ impl Queue {
                     return Ok(());
                 }
                 let outcome = tokio::select! {
-                    r = self.publish_one(&file) => r?,
+                    r = self.publish_one(&file) => r.map_err(|e| self.local_failure(e))?,
                     _ = shutdown.requested() => return Ok(()),
                 };
                 match outcome {
@@ -97,7 +98,10 @@ impl Queue {
                         trouble_since = None;
                         last_reported = None;
                     }
-                    Ok(Done::Failed) => published += 1,
+                    Ok(Done::Failed) => {
+                        published += 1;
+                        set_aside += 1;
+                    }
                     Ok(Done::Busy | Done::NotQuiet) => {}
                     Err(f) => {
                         fault = Some((f, spool::log_labels(&file)));
@@ -111,7 +115,7 @@ impl Queue {
                     let lingering = mode == Mode::UntilEmpty
                         && spool::leftovers(&self.state.publish_inbox(), &mut said_left)?.is_some();
                     if !lingering {
-                        return Ok(());
+                        return self.finished(set_aside);
                     }
                     if sleep_or_shutdown(spool::LINGER, &mut shutdown).await {
                         return Ok(());
@@ -181,6 +185,38 @@ impl Queue {
         }
     }
 
+    /// How a drain ends: exit 65 when it set anything aside, so the unit shows it.
+    fn finished(&self, set_aside: usize) -> Result<()> {
+        if set_aside == 0 {
+            return Ok(());
+        }
+        Err(Coded::new(
+            exit::SET_ASIDE,
+            format!(
+                "{set_aside} file(s) could not be published and were moved to {} (each has a .reason file); the rest is done",
+                self.state.failed().display()
+            ),
+        )
+        .into())
+    }
+
+    /// A failure in the state directory: a full disk is temporary (the MP4 stays in publish/
+    /// and the next run retries), anything else a runtime failure.
+    fn local_failure(&self, e: anyhow::Error) -> anyhow::Error {
+        if !crate::disk::is_full_anywhere(&e) {
+            return e;
+        }
+        Coded::new(
+            exit::TEMPORARY,
+            format!(
+                "disk full: {e:#}; the MP4 stays in {} untouched and is retried at the next run. To fix: {}",
+                self.state.publish_inbox().display(),
+                crate::disk::advice(self.state.root())
+            ),
+        )
+        .into()
+    }
+
     /// Publishes one MP4 and its manifest. `Err` is for local failures (the state directory);
     /// `Ok(Err(fault))` for the destination's.
     async fn publish_one(&self, mp4: &Path) -> Result<Result<Done, Fault>> {
@@ -199,12 +235,23 @@ impl Queue {
         if !has_manifest && spool::unmodified_for(mp4)? < self.quiet_for {
             return Ok(Ok(Done::NotQuiet));
         }
-        let Some(chunk) = ChunkName::parse(&file_name) else {
-            return self
-                .set_aside(mp4, &format!(
-                    "{file_name} is not a chunk name ({{UTC start}}_{{app}}_{{stream}}_{{seq}}.mp4), so it has no object key"
-                ))
-                .map(Ok);
+        let chunk = ChunkName::parse(&file_name);
+        let stem = file_name
+            .strip_suffix(".mp4")
+            .unwrap_or(&file_name)
+            .to_string();
+        let json_name = format!("{stem}.json");
+        // A chunk's objects go where the key template says; a file copied in by hand under
+        // another name goes to `{prefix}/{file}` (see `key::hand_copied`).
+        let (mp4_key, json_key) = match &chunk {
+            Some(c) => (
+                self.template.render(&self.prefix, c, &file_name),
+                self.template.render(&self.prefix, c, &json_name),
+            ),
+            None => (
+                key::hand_copied(&self.prefix, &file_name),
+                key::hand_copied(&self.prefix, &json_name),
+            ),
         };
         let mut manifest = if has_manifest {
             match read_manifest(&json_path) {
@@ -212,17 +259,22 @@ impl Queue {
                 Err(e) => return self.set_aside(mp4, &format!("{e:#}")).map(Ok),
             }
         } else {
-            minimal_manifest(&chunk)
+            manifest_from_name(&stem, chunk.as_ref())
         };
+        let stream = chunk
+            .as_ref()
+            .map_or_else(|| manifest.stream.clone(), |c| c.stream.clone());
         let mut metadata = BTreeMap::new();
-        metadata.insert("stream".to_string(), chunk.stream.clone());
-        metadata.insert("utc-start".to_string(), manifest.utc_start.clone());
+        metadata.insert("stream".to_string(), stream.clone());
+        if !manifest.utc_start.is_empty() {
+            metadata.insert("utc-start".to_string(), manifest.utc_start.clone());
+        }
         metadata.insert(
             "duration".to_string(),
             format!("{:.3}", manifest.duration_ms as f64 / 1000.0),
         );
         let mp4_spec = ObjectSpec {
-            key: self.template.render(&self.prefix, &chunk, &file_name),
+            key: mp4_key,
             content_type: "video/mp4",
             metadata: metadata.clone(),
         };
@@ -244,9 +296,7 @@ impl Queue {
         let mut json = serde_json::to_vec_pretty(&manifest).context("encoding manifest")?;
         json.push(b'\n');
         let json_spec = ObjectSpec {
-            key: self
-                .template
-                .render(&self.prefix, &chunk, &format!("{}.json", chunk.stem())),
+            key: json_key,
             content_type: "application/json",
             metadata,
         };
@@ -255,7 +305,7 @@ impl Queue {
             Err(Fault::Conflict(reason)) => return self.set_aside(mp4, &reason).map(Ok),
             Err(f) => return Ok(Err(f)),
         }
-        log::info!(stream = chunk.stream.as_str(), chunk = chunk.stem().as_str();
+        log::info!(stream = stream.as_str(), chunk = stem.as_str();
             "{} {file_name} ({} bytes, sha256 {}) as {}",
             if stored.already_there {
                 "already published"
@@ -269,11 +319,7 @@ impl Queue {
         // Retention counts from the upload, not from when remux wrote the file.
         let _ = lock.set_modified(SystemTime::now());
         let archive = self.state.archive();
-        spool::write_atomically(
-            &self.state.tmp(),
-            &archive.join(format!("{}.json", chunk.stem())),
-            &json,
-        )?;
+        spool::write_atomically(&self.state.tmp(), &archive.join(&json_name), &json)?;
         spool::handoff(mp4, &archive)?;
         drop(lock);
         remove_if_present(&json_path)?;
@@ -357,16 +403,17 @@ fn read_manifest(path: &Path) -> Result<ChunkManifest> {
         .with_context(|| format!("{} is not a chunk manifest", path.display()))
 }
 
-/// For an MP4 copied in by hand: what its name tells.
-fn minimal_manifest(chunk: &ChunkName) -> ChunkManifest {
+/// For an MP4 copied in by hand, without a manifest: what its name tells. A chunk name tells
+/// app, stream, sequence and start; any other name only itself.
+fn manifest_from_name(stem: &str, chunk: Option<&ChunkName>) -> ChunkManifest {
     ChunkManifest {
         version: MANIFEST_VERSION,
-        name: chunk.stem(),
-        app: chunk.app.clone(),
-        stream: chunk.stream.clone(),
-        sequence: chunk.seq,
+        name: stem.to_string(),
+        app: chunk.map_or_else(|| "-".to_string(), |c| c.app.clone()),
+        stream: chunk.map_or_else(|| stem.to_string(), |c| c.stream.clone()),
+        sequence: chunk.map_or(1, |c| c.seq),
         previous: None,
-        utc_start: chunk.start.rfc3339(),
+        utc_start: chunk.map(|c| c.start.rfc3339()).unwrap_or_default(),
         stream_offset_ms: 0,
         duration_ms: 0,
         video: None,

@@ -108,12 +108,48 @@ pub fn remux_one(state: &StateDir, flv: &Path, quiet: Duration) -> Result<Outcom
     };
 
     let tmp = state.tmp().join(format!("{TMP_PREFIX}{stem}.mp4"));
+    let tracks = scanned.movie.summaries();
+    let m = manifest::build(&stem, name.as_ref(), scanned.metadata.as_ref(), &tracks);
+    let publish = state.publish_inbox();
+    let mp4 = publish.join(format!("{stem}.mp4"));
+    let written = write_and_queue(&file, flv, len, &layout, &tmp, &m, &mp4);
+    let written = match written {
+        Ok(n) => n,
+        Err(e) => {
+            // Nothing of this attempt stays: a full disk gets its space back, the FLV stays
+            // in remux/ untouched and is tried again later.
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    spool::fsync_dir(&publish).with_context(|| format!("fsync {}", publish.display()))?;
+    spool::handoff(flv, &state.archive())?;
+    drop(file);
+
+    log::info!(stream = stream.as_str(), chunk = stem.as_str(), bytes = written, duration_ms = m.duration_ms,
+        video_frames = m.video.as_ref().map_or(0, |v| v.frames),
+        audio_frames = m.audio.as_ref().map_or(0, |a| a.frames),
+        dropped = scanned.dropped; "remuxed");
+    Ok(Outcome::Done { mp4 })
+}
+
+/// Pass 2 and the first two commit steps: the MP4 written and fsynced in `tmp/`, the manifest
+/// into `publish/`, the MP4 renamed after it. Returns the MP4's size.
+fn write_and_queue(
+    file: &File,
+    flv: &Path,
+    len: u64,
+    layout: &crate::mp4::movie::Layout,
+    tmp: &Path,
+    m: &crate::manifest::ChunkManifest,
+    mp4: &Path,
+) -> Result<u64> {
     let (mut out, direct) =
-        direct::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        direct::create(tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let written = if direct {
-        direct::write_mp4_direct(&file, len, &layout.head, &layout.ranges, &mut out)
+        direct::write_mp4_direct(file, len, &layout.head, &layout.ranges, &mut out)
     } else {
-        write_mp4_file(&file, len, &layout.head, &layout.ranges, &mut out)
+        write_mp4_file(file, len, &layout.head, &layout.ranges, &mut out)
     }
     .with_context(|| format!("writing {} from {}", tmp.display(), flv.display()))?;
     out.sync_all()
@@ -125,24 +161,17 @@ pub fn remux_one(state: &StateDir, flv: &Path, quiet: Duration) -> Result<Outcom
         tmp.display(),
         layout.file_size
     );
-
-    let tracks = scanned.movie.summaries();
-    let m = manifest::build(&stem, name.as_ref(), scanned.metadata.as_ref(), &tracks);
-    let json = serde_json::to_vec_pretty(&m).context("encoding the manifest")?;
-    let publish = state.publish_inbox();
-    spool::write_atomically(&state.tmp(), &publish.join(format!("{stem}.json")), &json)?;
-    let mp4 = publish.join(format!("{stem}.mp4"));
-    fs::rename(&tmp, &mp4)
+    let json = serde_json::to_vec_pretty(m).context("encoding the manifest")?;
+    let publish = mp4.parent().unwrap_or(Path::new("."));
+    let stem = m.name.as_str();
+    spool::write_atomically(
+        tmp.parent().unwrap_or(Path::new(".")),
+        &publish.join(format!("{stem}.json")),
+        &json,
+    )?;
+    fs::rename(tmp, mp4)
         .with_context(|| format!("moving {} to {}", tmp.display(), mp4.display()))?;
-    spool::fsync_dir(&publish).with_context(|| format!("fsync {}", publish.display()))?;
-    spool::handoff(flv, &state.archive())?;
-    drop(file);
-
-    log::info!(stream = stream.as_str(), chunk = stem.as_str(), bytes = written, duration_ms = m.duration_ms,
-        video_frames = m.video.as_ref().map_or(0, |v| v.frames),
-        audio_frames = m.audio.as_ref().map_or(0, |a| a.frames),
-        dropped = scanned.dropped; "remuxed");
-    Ok(Outcome::Done { mp4 })
+    Ok(written)
 }
 
 fn same_file(file: &File, path: &Path) -> bool {

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use crate::exit::{self, Coded};
 use crate::spool::{self, Mode, StateDir};
 
 pub use job::{Outcome, remux_one};
@@ -53,11 +54,11 @@ pub async fn run(
     tokio::task::spawn_blocking(move || clear_abandoned_outputs(&start)).await??;
     let mut retry_at: HashMap<PathBuf, Instant> = HashMap::new();
     let mut pruned_at: Option<Instant> = None;
-    let mut remuxed = 0usize;
+    let mut tally = Tally::default();
     let mut said_left = Vec::new();
     crate::systemd::status("remuxing the chunks in remux/");
     loop {
-        let errors = drain(&state, &args, &shutdown, &mut retry_at, &mut remuxed).await?;
+        let pass = drain(&state, &args, &shutdown, &mut retry_at, &mut tally).await?;
         let prune_due = pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_EVERY);
         if !args.keep_flv_for.is_zero() && prune_due {
             pruned_at = Some(Instant::now());
@@ -74,15 +75,39 @@ pub async fn run(
             }
         }
         if mode != Mode::Watch || shutdown.is_requested() {
-            if errors > 0 {
+            if pass.errors > 0 && pass.errors == pass.disk_full {
+                return Err(Coded::new(
+                    exit::TEMPORARY,
+                    format!(
+                        "the disk is full: {} chunk(s) could not be remuxed and stay in remux/ untouched; \
+                         to fix: {}",
+                        pass.errors,
+                        crate::disk::advice(state.root())
+                    ),
+                )
+                .into());
+            }
+            if pass.errors > 0 {
                 anyhow::bail!(
-                    "{errors} chunks could not be remuxed (see the log); they stay in remux/"
+                    "{} chunks could not be remuxed (see the log); they stay in remux/",
+                    pass.errors
                 );
             }
             let lingering = mode == Mode::UntilEmpty
                 && !shutdown.is_requested()
                 && spool::leftovers(&state.remux_inbox(), &mut said_left)?.is_some();
             if !lingering {
+                if tally.failed > 0 && mode != Mode::Watch {
+                    return Err(Coded::new(
+                        exit::SET_ASIDE,
+                        format!(
+                            "{} file(s) could not be remuxed and were moved to {} (each has a .reason file); the rest is done",
+                            tally.failed,
+                            state.failed().display()
+                        ),
+                    )
+                    .into());
+                }
                 return Ok(());
             }
             tokio::select! {
@@ -98,19 +123,34 @@ pub async fn run(
     }
 }
 
-/// One pass over the inbox, oldest first. Returns how many chunks failed for reasons other
-/// than their content; `remuxed` counts the MP4s written (shown in `systemctl status`).
+/// What the run did so far: MP4s written (shown in `systemctl status`), inputs set aside.
+#[derive(Debug, Default)]
+struct Tally {
+    remuxed: usize,
+    failed: usize,
+}
+
+/// One pass's failures that were not the input's fault, and how many of them a full disk caused.
+struct Pass {
+    errors: usize,
+    disk_full: usize,
+}
+
+/// One pass over the inbox, oldest first.
 async fn drain(
     state: &StateDir,
     args: &Args,
     shutdown: &crate::shutdown::Shutdown,
     retry_at: &mut HashMap<PathBuf, Instant>,
-    remuxed: &mut usize,
-) -> Result<usize> {
+    tally: &mut Tally,
+) -> Result<Pass> {
     let inbox = state.remux_inbox();
     let files = tokio::task::spawn_blocking(move || spool::list_inbox(&inbox, "flv")).await??;
     retry_at.retain(|p, _| files.contains(p));
-    let mut errors = 0;
+    let mut pass = Pass {
+        errors: 0,
+        disk_full: 0,
+    };
     for flv in files {
         if shutdown.is_requested() {
             break;
@@ -121,22 +161,37 @@ async fn drain(
         match one(state, &flv, args.quiet).await {
             Ok(outcome) => {
                 retry_at.remove(&flv);
-                if let Outcome::Done { mp4 } = outcome {
-                    *remuxed += 1;
-                    let (_, chunk) = spool::log_labels(&mp4);
-                    crate::systemd::status(&format!("remuxed {remuxed} chunk(s); last {chunk}"));
+                match outcome {
+                    Outcome::Done { mp4 } => {
+                        tally.remuxed += 1;
+                        let (_, chunk) = spool::log_labels(&mp4);
+                        crate::systemd::status(&format!(
+                            "remuxed {} chunk(s); last {chunk}",
+                            tally.remuxed
+                        ));
+                    }
+                    Outcome::Failed(_) => tally.failed += 1,
+                    Outcome::Skipped(_) => {}
                 }
             }
             Err(e) => {
-                errors += 1;
+                pass.errors += 1;
                 retry_at.insert(flv.clone(), Instant::now() + RETRY_AFTER);
                 let (stream, chunk) = spool::log_labels(&flv);
-                log::error!(stream = stream.as_str(), chunk = chunk.as_str();
-                    "remux failed, will retry in {}s: {e:#}", RETRY_AFTER.as_secs());
+                if crate::disk::is_full_anywhere(&e) {
+                    pass.disk_full += 1;
+                    log::error!(stream = stream.as_str(), chunk = chunk.as_str();
+                        "disk full while remuxing: {e:#}; the partial MP4 is removed and the FLV stays in remux/ untouched, retried in {}s. To fix: {}",
+                        RETRY_AFTER.as_secs(), crate::disk::advice(state.root()));
+                    crate::systemd::status("disk full: waiting for space to remux");
+                } else {
+                    log::error!(stream = stream.as_str(), chunk = chunk.as_str();
+                        "remux failed, will retry in {}s: {e:#}", RETRY_AFTER.as_secs());
+                }
             }
         }
     }
-    Ok(errors)
+    Ok(pass)
 }
 
 async fn one(state: &StateDir, flv: &Path, quiet: Duration) -> Result<Outcome> {

@@ -106,6 +106,14 @@ pub fn moto() -> Server {
     }
 }
 
+/// An s3s-fs server storing under `dir/s3`, a client for it, and `bucket` created.
+pub async fn s3s_with_bucket(dir: &Path, bucket: &str) -> (Server, Client) {
+    let server = s3s_fs(&dir.join("s3"), 0);
+    let c = client(&server.endpoint());
+    create_bucket(&c, bucket).await;
+    (server, c)
+}
+
 pub fn client(endpoint: &str) -> Client {
     let conf = aws_sdk_s3::config::Builder::new()
         .behavior_version(BehaviorVersion::latest())

@@ -74,6 +74,13 @@ pub fn encode_with(bin: &Path, out: &Path, inputs: &[impl AsRef<str>], args: &[&
     run(bin, &all);
 }
 
+/// An FLV of `secs` seconds of 320x240 H.264 + AAC, as a camera might leave on a card.
+pub fn small_flv(out: &Path, secs: u32) {
+    let t = secs.to_string();
+    let args = ["-t", &t, "-c:v", "libx264", "-c:a", "aac", "-f", "flv"];
+    encode(out, AV_320X240, &args);
+}
+
 pub const VIDEO_720P: &[&str] = &["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30"];
 pub const SINE_48K: &[&str] = &["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"];
 /// lavfi inputs: the `video` source (e.g. `testsrc2=...`), then the `audio` one (`sine=...`).
