@@ -17,8 +17,6 @@ pub struct DiskSpace {
 
 impl DiskSpace {
     /// Reads the file system holding `path`.
-    // The statvfs fields are `c_ulong` / `fsblkcnt_t`: u64 here, u32 on some 32-bit targets.
-    #[allow(clippy::unnecessary_cast)]
     pub fn of(path: &Path) -> io::Result<DiskSpace> {
         let c_path = CString::new(path.as_os_str().as_bytes())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path holds a NUL byte"))?;
