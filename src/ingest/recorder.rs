@@ -16,7 +16,7 @@ use bytes::Bytes;
 use crate::chunk::{Action, Message, SplitConfig, SplitReason, Splitter};
 use crate::flv::{FlvWriter, TagType};
 use crate::ingest::metadata::{ChunkFields, chunk_metadata};
-use crate::ingest::status::Stats;
+use crate::ingest::status::{Stats, StreamCounters};
 use crate::naming::ChunkName;
 use crate::spool::{self, StateDir};
 use crate::utc::Civil;
@@ -42,6 +42,7 @@ pub struct StreamRecorder {
     seen_audio: bool,
     seen_video: bool,
     stats: Arc<Stats>,
+    counters: Arc<StreamCounters>,
 }
 
 struct OpenChunk {
@@ -61,6 +62,7 @@ impl StreamRecorder {
         label: &str,
         config: SplitConfig,
         stats: Arc<Stats>,
+        counters: Arc<StreamCounters>,
     ) -> StreamRecorder {
         StreamRecorder {
             state,
@@ -74,6 +76,7 @@ impl StreamRecorder {
             seen_audio: false,
             seen_video: false,
             stats,
+            counters,
         }
     }
 
@@ -108,8 +111,14 @@ impl StreamRecorder {
                 )
             }
         };
+        let dropped_before = self.splitter.dropped();
         match self.splitter.push(&msg) {
-            Action::Remember => Ok(()),
+            Action::Remember => {
+                let dropped = self.splitter.dropped() - dropped_before;
+                Stats::add(&self.stats.frames_dropped, dropped);
+                Stats::add(&self.counters.dropped, dropped);
+                Ok(())
+            }
             Action::Write { timestamp } => self.write(tag_type, timestamp, body),
             Action::StartChunk { timestamp, reason } => {
                 self.finish()?;

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use crate::observe::record::{self, FailureKind, Stage};
 use crate::spool::{self, Mode, StateDir};
 
 pub use job::{Outcome, remux_one};
@@ -48,6 +49,7 @@ pub async fn run(
     mode: Mode,
     mut shutdown: crate::shutdown::Shutdown,
 ) -> Result<()> {
+    let _running = crate::observe::running::mark(&state, "remux");
     let start = state.clone();
     // Stale partials in tmp/ are gone already: `StateDir::open` removes them for every stage.
     tokio::task::spawn_blocking(move || clear_abandoned_outputs(&start)).await??;
@@ -121,16 +123,34 @@ async fn drain(
         match one(state, &flv, args.quiet).await {
             Ok(outcome) => {
                 retry_at.remove(&flv);
-                if let Outcome::Done { mp4 } = outcome {
-                    *remuxed += 1;
-                    let (_, chunk) = spool::log_labels(&mp4);
-                    crate::systemd::status(&format!("remuxed {remuxed} chunk(s); last {chunk}"));
+                match outcome {
+                    Outcome::Done { mp4 } => {
+                        *remuxed += 1;
+                        let (_, chunk) = spool::log_labels(&mp4);
+                        record::done(state, Stage::Remux, &chunk);
+                        crate::systemd::status(&format!(
+                            "remuxed {remuxed} chunk(s); last {chunk}"
+                        ));
+                    }
+                    Outcome::Failed(reason) => record::failed(
+                        state,
+                        Stage::Remux,
+                        FailureKind::Rejected,
+                        &format!("{}: {reason}", flv.display()),
+                    ),
+                    Outcome::Skipped(_) => {}
                 }
             }
             Err(e) => {
                 errors += 1;
                 retry_at.insert(flv.clone(), Instant::now() + RETRY_AFTER);
                 let (stream, chunk) = spool::log_labels(&flv);
+                record::failed(
+                    state,
+                    Stage::Remux,
+                    FailureKind::Local,
+                    &format!("{}: {e:#}", flv.display()),
+                );
                 log::error!(stream = stream.as_str(), chunk = chunk.as_str();
                     "remux failed, will retry in {}s: {e:#}", RETRY_AFTER.as_secs());
             }

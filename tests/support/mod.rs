@@ -118,3 +118,26 @@ pub fn ensure_apt(tool: &str, package: &str) {
         .is_ok_and(|s| s.success());
     assert!(ok, "could not install {package} (needed for {tool})");
 }
+
+/// Makes sure a Python module is importable (installs its Debian package if it is not).
+pub fn ensure_apt_module(module: &str, package: &str) {
+    let present = |m: &str| {
+        Command::new("python3")
+            .args(["-c", &format!("import {m}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if present(module) {
+        return;
+    }
+    let ok = Command::new("apt-get")
+        .args(["install", "-y", package])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok && present(module),
+        "could not install {package} (python module {module})"
+    );
+}
