@@ -39,6 +39,9 @@ fn start_with_http(dir: &Path, extra: &[&str]) -> (Recorder, u16) {
 #[test]
 fn health_is_ok_while_ingest_accepts_and_503_below_the_disk_watermark() {
     let dir = TempDir::new().unwrap();
+    for sub in ["ok", "full"] {
+        fs::create_dir(dir.path().join(sub)).unwrap();
+    }
     let (_rec, http) = start_with_http(&dir.path().join("ok"), &[]);
     for path in ["/healthz", "/"] {
         let r = get(http, path, &[]);

@@ -112,10 +112,10 @@ pub struct Sample {
     pub value: f64,
 }
 
-/// Parses a `/metrics` answer with `prometheus_client.parser` (Debian's python3-prometheus-client);
+/// Parses a `/metrics` answer with `prometheus_client.parser` (PyPI's prometheus-client);
 /// a malformed exposition fails the test with the parser's message.
 pub fn parse_metrics(text: &str) -> Vec<Sample> {
-    crate::support::ensure_apt_module("prometheus_client", "python3-prometheus-client");
+    crate::support::ensure_pip_module("prometheus_client", "prometheus-client");
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("metrics.txt");
     std::fs::write(&input, text).unwrap();
