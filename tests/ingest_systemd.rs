@@ -1,9 +1,12 @@
 //! Ingest under systemd's protocols, driven by systemd's own tools: `systemd-socket-activate`
 //! passes the listening socket (real `LISTEN_FDS`) and starts ingest on the first connection;
 //! the service reports `READY=1`, `STATUS=`, `WATCHDOG=1` (every `WATCHDOG_USEC`/2) and
-//! `STOPPING=1` to the `NOTIFY_SOCKET` this test binds.
+//! `STOPPING=1` to the `NOTIFY_SOCKET` this test binds. With two sockets named as the units
+//! name them (`rtmp`, `http`), the first HTTP request starts ingest, which serves HTTP on one
+//! and RTMP on the other.
 
 mod common;
+mod http_common;
 mod support;
 
 use std::os::unix::net::UnixDatagram;
@@ -198,4 +201,64 @@ fn socket_activation_and_notifications() {
     let ready = lines.iter().position(|l| l == "READY=1").unwrap();
     let stopping = lines.iter().position(|l| l == "STOPPING=1").unwrap();
     assert!(ready < stopping, "READY=1 after STOPPING=1: {lines:?}");
+}
+
+#[test]
+fn rtmp_and_http_sockets_are_told_apart_by_name() {
+    let dir = TempDir::new().unwrap();
+    let (rtmp, http) = (free_port(), free_port());
+    // With sockets from systemd, ingest must bind neither of these.
+    let (unused_rtmp, unused_http) = (free_port(), free_port());
+    let state = dir.path().join("state");
+    let log = dir.path().join("service.log");
+    let log_file = std::fs::File::create(&log).unwrap();
+    let mut cmd = Command::new("systemd-socket-activate");
+    clean_env(&mut cmd);
+    // The HTTP socket first: ingest must go by the names, not by the order.
+    cmd.arg("-l")
+        .arg(format!("127.0.0.1:{http}"))
+        .arg("-l")
+        .arg(format!("127.0.0.1:{rtmp}"))
+        .arg("--fdname=http:rtmp")
+        .arg(recorder_bin())
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["ingest", "--chunk-duration", "10s", "--listen"])
+        .arg(format!("127.0.0.1:{unused_rtmp}"))
+        .arg("--http-listen")
+        .arg(format!("127.0.0.1:{unused_http}"))
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().unwrap())
+        .stderr(log_file);
+    let mut service = Service {
+        child: Some(cmd.spawn().expect("spawning systemd-socket-activate")),
+        log: log.clone(),
+    };
+    wait_until(Duration::from_secs(10), "both sockets listening", || {
+        port_open(http) && port_open(rtmp)
+    });
+    // An HTTP request starts the service and is answered by it.
+    let health = http_common::get(http, "/healthz", &[]);
+    assert_eq!(health.status, 200, "{}", health.text());
+    assert_eq!(health.json()["status"], "ok");
+
+    let mut opts = PublishOpts::new(dir.path(), "pub");
+    (opts.width, opts.height) = (426, 240);
+    let mut publisher = ffmpeg_publish(&format!("rtmp://127.0.0.1:{rtmp}/live/sd"), 3, &opts);
+    publisher.wait_ok(Duration::from_secs(40));
+    wait_until(Duration::from_secs(15), "the chunk in remux/", || {
+        files_with_ext(&state.join("remux"), "flv").len() == 1
+    });
+    let metrics = http_common::parse_metrics(&http_common::get(http, "/metrics", &[]).text());
+    assert_eq!(
+        http_common::value(&metrics, "rtmp_recorder_chunks_closed_total", &[]),
+        1.0
+    );
+    assert!(!port_open(unused_rtmp) && !port_open(unused_http));
+
+    let child = service.child.as_mut().unwrap();
+    signal(child.id(), libc::SIGTERM);
+    let status = wait_child(child, Duration::from_secs(15), "ingest after SIGTERM", &log);
+    service.child = None;
+    assert!(status.success(), "ingest exited with {status}");
 }
