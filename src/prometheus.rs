@@ -51,6 +51,11 @@ impl Exposition {
         self
     }
 
+    /// A family of one unlabelled sample.
+    pub fn single(&mut self, name: &str, kind: Kind, help: &str, value: f64) -> &mut Self {
+        self.family(name, kind, help).sample(name, &[], value)
+    }
+
     pub fn finish(self) -> String {
         self.text
     }

@@ -218,7 +218,7 @@ fn metrics_count_what_a_real_publish_did() {
         "rtmp_recorder_oldest_unpublished_chunk_age_seconds",
         &[],
     );
-    assert!(age >= 10.0 && age < 600.0, "oldest chunk age {age}");
+    assert!((10.0..600.0).contains(&age), "oldest chunk age {age}");
     let families: Vec<(&str, &str)> = live
         .iter()
         .map(|s| (s.family.as_str(), s.kind.as_str()))

@@ -10,10 +10,14 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::IngestView;
+use crate::observe::live::LiveStream;
 use crate::observe::queues::{self, Disk};
 use crate::observe::record::{self, Stage};
 use crate::observe::unix_ms_now;
 use crate::prometheus::{Exposition, Kind};
+
+/// What a per-stream family reads of a live stream.
+type StreamValue = fn(&LiveStream) -> f64;
 
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -39,27 +43,39 @@ fn render(view: &IngestView) -> Result<String> {
 
     let mut e = Exposition::new();
     let n = |v: u64| v as f64;
-    e.family(
+    e.single(
         "rtmp_recorder_live_streams",
         Kind::Gauge,
         "Streams being recorded now.",
-    )
-    .sample("rtmp_recorder_live_streams", &[], live.streams.len() as f64);
-    e.family(
+        live.streams.len() as f64,
+    );
+    e.single(
         "rtmp_recorder_connections",
         Kind::Gauge,
         "Open RTMP connections.",
-    )
-    .sample("rtmp_recorder_connections", &[], n(live.connections));
-
-    let name = "rtmp_recorder_stream_received_bytes_total";
-    e.family(
-        name,
-        Kind::Counter,
-        "Payload bytes received per live stream (audio, video and metadata messages) since it began publishing.",
+        n(live.connections),
     );
-    for s in &live.streams {
-        e.sample(name, &[("app", &s.app), ("stream", &s.stream)], n(s.bytes));
+
+    // Per live stream, labelled `app` and `stream`; frames also by `kind`.
+    let per_stream: [(&str, Kind, &str, StreamValue); 2] = [
+        (
+            "rtmp_recorder_stream_received_bytes_total",
+            Kind::Counter,
+            "Payload bytes received per live stream (audio, video and metadata messages) since it began publishing.",
+            |s| s.bytes as f64,
+        ),
+        (
+            "rtmp_recorder_stream_started_seconds",
+            Kind::Gauge,
+            "When each live stream began publishing (Unix time).",
+            |s| s.started_unix_ms as f64 / 1000.0,
+        ),
+    ];
+    for (name, kind, help, value) in per_stream {
+        e.family(name, kind, help);
+        for s in &live.streams {
+            e.sample(name, &[("app", &s.app), ("stream", &s.stream)], value(s));
+        }
     }
     let name = "rtmp_recorder_stream_received_frames_total";
     e.family(
@@ -68,68 +84,38 @@ fn render(view: &IngestView) -> Result<String> {
         "Audio and video frames received per live stream since it began publishing.",
     );
     for s in &live.streams {
-        let labels = |kind| {
-            [
+        for (kind, frames) in [("video", s.video_frames), ("audio", s.audio_frames)] {
+            let labels = [
                 ("app", s.app.as_str()),
-                ("stream", s.stream.as_str()),
+                ("stream", &s.stream),
                 ("kind", kind),
-            ]
-        };
-        e.sample(name, &labels("video"), n(s.video_frames));
-        e.sample(name, &labels("audio"), n(s.audio_frames));
-    }
-    let name = "rtmp_recorder_stream_started_seconds";
-    e.family(
-        name,
-        Kind::Gauge,
-        "When each live stream began publishing (Unix time).",
-    );
-    for s in &live.streams {
-        e.sample(
-            name,
-            &[("app", &s.app), ("stream", &s.stream)],
-            s.started_unix_ms as f64 / 1000.0,
-        );
+            ];
+            e.sample(name, &labels, n(frames));
+        }
     }
 
-    e.family(
+    e.single(
         "rtmp_recorder_received_bytes_total",
         Kind::Counter,
         "Bytes read from RTMP connections since ingest started.",
-    )
-    .sample(
-        "rtmp_recorder_received_bytes_total",
-        &[],
         n(live.bytes_received),
     );
-    e.family(
+    e.single(
         "rtmp_recorder_chunks_closed_total",
         Kind::Counter,
         "Chunks finished and handed to remux since ingest started.",
-    )
-    .sample(
-        "rtmp_recorder_chunks_closed_total",
-        &[],
         n(live.chunks_closed),
     );
-    e.family(
+    e.single(
         "rtmp_recorder_frames_dropped_total",
         Kind::Counter,
         "Messages received but not recorded since ingest started (before a stream's first frame, on a stream not publishing, script data other than metadata).",
-    )
-    .sample(
-        "rtmp_recorder_frames_dropped_total",
-        &[],
         n(live.frames_dropped),
     );
-    e.family(
+    e.single(
         "rtmp_recorder_publishes_rejected_total",
         Kind::Counter,
         "Publish requests refused since ingest started (unknown key, stream already live).",
-    )
-    .sample(
-        "rtmp_recorder_publishes_rejected_total",
-        &[],
         n(live.rejected),
     );
 
@@ -156,18 +142,18 @@ fn render(view: &IngestView) -> Result<String> {
             .unwrap_or(0.0),
     );
 
-    e.family(
+    e.single(
         "rtmp_recorder_remuxes_total",
         Kind::Counter,
         "Chunks remuxed into MP4s (all runs).",
-    )
-    .sample("rtmp_recorder_remuxes_total", &[], n(remux.done));
-    e.family(
+        n(remux.done),
+    );
+    e.single(
         "rtmp_recorder_uploads_total",
         Kind::Counter,
         "MP4s uploaded and verified (all runs).",
-    )
-    .sample("rtmp_recorder_uploads_total", &[], n(publish.done));
+        n(publish.done),
+    );
     let name = "rtmp_recorder_upload_failures_total";
     e.family(
         name,
@@ -179,52 +165,36 @@ fn render(view: &IngestView) -> Result<String> {
         e.sample(name, &[("kind", kind)], n(count));
     }
     if let Some(last) = &publish.last_done {
-        e.family(
+        e.single(
             "rtmp_recorder_last_upload_seconds",
             Kind::Gauge,
             "When the last upload was verified (Unix time).",
-        )
-        .sample(
-            "rtmp_recorder_last_upload_seconds",
-            &[],
             last.at_unix_ms as f64 / 1000.0,
         );
     }
 
-    e.family(
+    e.single(
         "rtmp_recorder_failed_files",
         Kind::Gauge,
         "Inputs set aside in failed/ (each with a .reason file).",
-    )
-    .sample(
-        "rtmp_recorder_failed_files",
-        &[],
         queues.failed.len() as f64,
     );
-    e.family(
+    e.single(
         "rtmp_recorder_disk_free_bytes",
         Kind::Gauge,
         "Free bytes on the state directory's file system (for an unprivileged writer).",
-    )
-    .sample(
-        "rtmp_recorder_disk_free_bytes",
-        &[],
         n(disk.available_bytes),
     );
-    e.family(
+    e.single(
         "rtmp_recorder_disk_size_bytes",
         Kind::Gauge,
         "Size of the state directory's file system.",
-    )
-    .sample("rtmp_recorder_disk_size_bytes", &[], n(disk.total_bytes));
-    e.family(
+        n(disk.total_bytes),
+    );
+    e.single(
         "rtmp_recorder_disk_min_free_bytes",
         Kind::Gauge,
         "The --min-free-disk watermark in bytes.",
-    )
-    .sample(
-        "rtmp_recorder_disk_min_free_bytes",
-        &[],
         n(disk.min_free_bytes),
     );
     Ok(e.finish())
