@@ -12,7 +12,7 @@ mod support;
 use std::fs;
 use std::time::Duration;
 
-use common::{Recorder, TempDir, free_port, wait_until};
+use common::TempDir;
 use remux_common::browser;
 
 const PAGE: &str = r#"<!doctype html>
@@ -63,11 +63,7 @@ setTimeout(() => report({event: 'timeout'}), 40000);
 #[test]
 fn chromium_browses_to_a_recording_and_plays_and_seeks_it() {
     let dir = TempDir::new().unwrap();
-    let http = free_port();
-    let rec = Recorder::start(dir.path(), &["--http-listen", &format!("127.0.0.1:{http}")]);
-    wait_until(Duration::from_secs(10), "the HTTP port", || {
-        common::port_open(http)
-    });
+    let (rec, http) = http_common::start_with_http(dir.path(), &[]);
     let flv = dir.path().join("in.flv");
     remux_common::encode(
         &flv,

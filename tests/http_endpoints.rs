@@ -22,19 +22,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{Flv, PublishOpts, Recorder, TempDir, free_port, wait_until};
-use http_common::{get, parse_metrics, value};
-
-fn start_with_http(dir: &Path, extra: &[&str]) -> (Recorder, u16) {
-    let http = free_port();
-    let listen = format!("127.0.0.1:{http}");
-    let mut args = vec!["--http-listen", listen.as_str()];
-    args.extend_from_slice(extra);
-    let rec = Recorder::start(dir, &args);
-    wait_until(Duration::from_secs(10), "the HTTP port", || {
-        common::port_open(http)
-    });
-    (rec, http)
-}
+use http_common::{get, parse_metrics, start_with_http, value};
 
 #[test]
 fn health_is_ok_while_ingest_accepts_and_503_below_the_disk_watermark() {

@@ -102,6 +102,22 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     }
 }
 
+/// Starts ingest (the ingest harness) with `--http-listen 127.0.0.1:0` and `extra`; returns it
+/// with the HTTP port it logged, which no other process can have taken meanwhile.
+pub fn start_with_http(dir: &Path, extra: &[&str]) -> (crate::common::Recorder, u16) {
+    let mut args = vec!["--http-listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    // HTTP is bound and logged before RTMP, so the line is there once the RTMP port accepts.
+    let rec = crate::common::Recorder::start(dir, &args);
+    let log = rec.log_text();
+    let port = log
+        .lines()
+        .find_map(|l| l.split("on http://127.0.0.1:").nth(1))
+        .and_then(|rest| rest.trim_end_matches('/').parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP address in the log:\n{log}"));
+    (rec, port)
+}
+
 /// One sample as the parser read it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
