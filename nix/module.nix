@@ -61,6 +61,7 @@ let
     PUBLISH_KEY_TEMPLATE = "keyTemplate";
     RTMP_RECORDER_LOG = "logLevel";
     RTMP_LISTEN = "listenAddresses";
+    HTTP_LISTEN = "http.listenAddresses";
     RTMP_RECORDER_STATE_DIR = "(fixed: the .path units watch /var/lib/rtmp-recorder)";
     RECORDINGS_DIR = "(fixed: the .path units watch /var/lib/rtmp-recorder)";
   };
@@ -122,7 +123,21 @@ in
       type = types.bool;
       default = false;
       example = true;
-      description = "Open the TCP ports of {option}`services.rtmp-recorder.listenAddresses` in the firewall.";
+      description = "Open the TCP ports of {option}`services.rtmp-recorder.listenAddresses` (and of {option}`services.rtmp-recorder.http.listenAddresses` when HTTP is on) in the firewall.";
+    };
+
+    http = {
+      enable = mkEnableOption "ingest's HTTP endpoints on rtmp-recorder-http.socket: /healthz, /metrics and read-only /recordings/ (readable by anyone who reaches the port)";
+
+      listenAddresses = mkOption {
+        type = types.nonEmptyListOf listenAddress;
+        default = [ "8080" ];
+        example = [ "127.0.0.1:8080" ];
+        description = ''
+          Where rtmp-recorder-http.socket accepts HTTP (systemd's `ListenStream=`): a port, or
+          an address and a port. Replaces the unit's own list.
+        '';
+      };
     };
 
     chunkDuration = mkOption {
@@ -340,6 +355,11 @@ in
       listenStreams = [ "" ] ++ cfg.listenAddresses;
     };
 
+    systemd.sockets.${units.httpSocket} = mkIf cfg.http.enable {
+      wantedBy = [ "sockets.target" ];
+      listenStreams = [ "" ] ++ cfg.http.listenAddresses;
+    };
+
     systemd.paths = lib.genAttrs units.paths (_: {
       wantedBy = [ "paths.target" ];
     });
@@ -358,7 +378,9 @@ in
     users.groups.rtmp-recorder = { };
 
     networking.firewall.allowedTCPPorts = mkIf cfg.openFirewall (
-      lib.unique (map portOf cfg.listenAddresses)
+      lib.unique (
+        map portOf (cfg.listenAddresses ++ lib.optionals cfg.http.enable cfg.http.listenAddresses)
+      )
     );
   };
 }

@@ -2,6 +2,8 @@
 # these; tests/nix_flake.rs checks this list against the files in systemd/.
 {
   socket = "rtmp-recorder-ingest";
+  # ingest's HTTP socket: started only with services.rtmp-recorder.http.enable.
+  httpSocket = "rtmp-recorder-http";
   services = [
     "rtmp-recorder-ingest"
     "rtmp-recorder-remux"

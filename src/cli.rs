@@ -54,6 +54,8 @@ pub enum Command {
     Run(RunArgs),
     /// Cut one MP4 of a span of a recorded stream out of its chunks, without re-encoding.
     Clip(crate::clip::Args),
+    /// Show how every stage is doing; exit 0 when all is well, 1 when something needs attention.
+    Status(crate::status::Args),
 }
 
 #[derive(Debug, clap::Args)]

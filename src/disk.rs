@@ -17,6 +17,8 @@ pub struct DiskSpace {
 
 impl DiskSpace {
     /// Reads the file system holding `path`.
+    // statvfs's fields are `c_ulong`: u64 here, u32 on 32-bit targets.
+    #[allow(clippy::unnecessary_cast)]
     pub fn of(path: &Path) -> io::Result<DiskSpace> {
         let c_path = CString::new(path.as_os_str().as_bytes())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path holds a NUL byte"))?;

@@ -4,7 +4,7 @@ use clap::Parser;
 
 use rtmp_recorder::cli::{Cli, Command};
 use rtmp_recorder::spool::{Mode, StateDir};
-use rtmp_recorder::{clip, exit, ingest, logging, publish, remux, run, shutdown};
+use rtmp_recorder::{clip, exit, ingest, logging, publish, remux, run, shutdown, status};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -14,9 +14,14 @@ fn main() -> ExitCode {
         Command::Publish { .. } => "publish",
         Command::Run(_) => "run",
         Command::Clip(_) => "clip",
+        Command::Status(_) => "status",
     };
     logging::init(cli.log_level, stage);
     let state_dir = cli.state_dir();
+    // status only reads, and its exit status is its answer.
+    if let Command::Status(args) = &cli.command {
+        return status::main(&state_dir, args);
+    }
     // A clip only reads: it must not create or tidy a state directory it may not own.
     let state = match &cli.command {
         Command::Clip(_) => Ok(StateDir::new(&state_dir)),
@@ -56,6 +61,7 @@ fn main() -> ExitCode {
             } => publish::run(state, args, Mode::new(watch, until_empty), shutdown).await,
             Command::Run(args) => run::run(state, args, shutdown).await,
             Command::Clip(args) => clip::run(state, args).await,
+            Command::Status(_) => Ok(()),
         }
     });
     match result {

@@ -95,6 +95,7 @@ impl StateDir {
             dir.archive(),
             dir.failed(),
             dir.tmp(),
+            dir.status(),
         ] {
             fs::create_dir_all(&sub)
                 .with_context(|| format!("creating state folder {}", sub.display()))?;
@@ -130,6 +131,10 @@ impl StateDir {
     /// Work in progress of remux and publish; never an inbox.
     pub fn tmp(&self) -> PathBuf {
         self.root.join("tmp")
+    }
+    /// What stages leave for `rtmp-recorder status` and `/metrics` (see `observe`).
+    pub fn status(&self) -> PathBuf {
+        self.root.join("status")
     }
     /// Where `run` publishes when no S3 destination is configured.
     pub fn published(&self) -> PathBuf {

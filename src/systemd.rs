@@ -9,18 +9,33 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use sd_notify::NotifyState;
 
-/// TCP listeners passed by systemd (`.socket` unit), in order. Empty without socket activation.
-pub fn listeners() -> Result<Vec<TcpListener>> {
-    let fds = sd_notify::listen_fds().context("reading LISTEN_FDS from systemd")?;
-    let mut out = Vec::with_capacity(fds.len());
-    for fd in fds {
+/// The `FileDescriptorName=` of the HTTP socket unit; every other passed socket is RTMP
+/// (`rtmp`, or unnamed as systemd-socket-activate passes them without `--fdname`).
+pub const HTTP_FD_NAME: &str = "http";
+
+/// TCP listeners passed by systemd (`.socket` units), sorted by `LISTEN_FDNAMES`. Both empty
+/// without socket activation.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    pub rtmp: Vec<TcpListener>,
+    pub http: Vec<TcpListener>,
+}
+
+pub fn listeners() -> Result<Listeners> {
+    let fds = sd_notify::listen_fds_with_names().context("reading LISTEN_FDS from systemd")?;
+    let mut out = Listeners::default();
+    for (fd, name) in fds {
         // SAFETY: systemd hands these fds to this process (LISTEN_PID matched) and nothing else
         // in the process owns them.
         let listener = unsafe { TcpListener::from_raw_fd(fd) };
-        listener
-            .set_nonblocking(true)
-            .with_context(|| format!("socket fd {fd} from systemd is not a usable TCP listener"))?;
-        out.push(listener);
+        listener.set_nonblocking(true).with_context(|| {
+            format!("socket fd {fd} ({name}) from systemd is not a usable TCP listener")
+        })?;
+        if name == HTTP_FD_NAME {
+            out.http.push(listener);
+        } else {
+            out.rtmp.push(listener);
+        }
     }
     // Child processes (none today) must not think the sockets are theirs.
     // SAFETY: removing variables before any thread reads them; called at startup.

@@ -24,6 +24,7 @@
 //! Needs root, systemd-container, cargo-deb, ffmpeg and s3s-fs (all installed by .ci/run).
 
 mod common;
+mod http_common;
 #[path = "publish_common/mod.rs"]
 mod publish_common;
 mod support;
@@ -404,6 +405,9 @@ fn appliance_in_a_booted_debian() {
 
     install(m, port, s3_port);
     timed("record and publish", || record_and_publish(&rig));
+    timed("health over the HTTP socket", || {
+        health_over_the_http_socket(&rig)
+    });
     timed("foreign file", || foreign_file_in_inbox(&rig));
     timed("ingest restart", || restart_ingest_mid_publish(&rig));
     timed("store outage", || {
@@ -464,6 +468,46 @@ PUBLISH_RETRY_FOR=20s
 PUBLISH_BACKOFF_CAP=4s
 EOF"
     ));
+}
+
+/// The operator turns HTTP on as the README says (a port drop-in; ingest stopped, since systemd
+/// refuses to start a socket whose service runs; the socket enabled): the first request to
+/// /healthz starts ingest through the socket unit and is answered, /metrics counts the three
+/// uploads of the run before, and `rtmp-recorder status` shows the units and says all is well.
+fn health_over_the_http_socket(rig: &Rig) {
+    let m = &rig.machine;
+    let http = free_port();
+    m.ok(&format!(
+        "mkdir -p /etc/systemd/system/rtmp-recorder-http.socket.d && \
+         printf '[Socket]\\nListenStream=\\nListenStream=127.0.0.1:{http}\\n' \
+           > /etc/systemd/system/rtmp-recorder-http.socket.d/port.conf && \
+         systemctl daemon-reload && systemctl stop rtmp-recorder-ingest.service && \
+         systemctl enable --now rtmp-recorder-http.socket"
+    ));
+    assert_eq!(
+        m.prop("rtmp-recorder-ingest.service", "ActiveState"),
+        "inactive"
+    );
+    let health = http_common::get(http, "/healthz", &[]);
+    assert_eq!(health.status, 200, "{}", health.text());
+    assert_eq!(health.json()["status"], "ok");
+    let metrics = http_common::parse_metrics(&http_common::get(http, "/metrics", &[]).text());
+    assert_eq!(
+        http_common::value(&metrics, "rtmp_recorder_uploads_total", &[]),
+        3.0
+    );
+    let status = m.sh("rtmp-recorder status");
+    let text = String::from_utf8_lossy(&status.stdout).into_owned();
+    eprintln!("{text}");
+    assert_eq!(status.status.code(), Some(0), "{text}");
+    for want in [
+        "rtmp-recorder: all well",
+        "ingest   rtmp-recorder-ingest.service active (running), rtmp-recorder-ingest.socket active (running)",
+        "rtmp-recorder-publish.path active (waiting)",
+        "3 uploaded",
+    ] {
+        assert!(text.contains(want), "no {want:?} in:\n{text}");
+    }
 }
 
 /// ffmpeg publishes 30 s: socket activation, path activation, objects in the bucket carrying

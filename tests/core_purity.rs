@@ -12,7 +12,19 @@ use syn::visit::{self, Visit};
 
 /// The pure core: modules (or module trees) below `src/`.
 const CORE: &[&str] = &[
-    "amf0", "chunk", "duration", "size", "utc", "naming", "manifest", "exit", "flv", "mp4", "rtmp",
+    "amf0",
+    "chunk",
+    "duration",
+    "size",
+    "utc",
+    "naming",
+    "manifest",
+    "exit",
+    "flv",
+    "mp4",
+    "rtmp",
+    "prometheus",
+    "url_path",
 ];
 
 /// Path prefixes no core module may name.

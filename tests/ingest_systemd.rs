@@ -1,9 +1,12 @@
 //! Ingest under systemd's protocols, driven by systemd's own tools: `systemd-socket-activate`
 //! passes the listening socket (real `LISTEN_FDS`) and starts ingest on the first connection;
 //! the service reports `READY=1`, `STATUS=`, `WATCHDOG=1` (every `WATCHDOG_USEC`/2) and
-//! `STOPPING=1` to the `NOTIFY_SOCKET` this test binds.
+//! `STOPPING=1` to the `NOTIFY_SOCKET` this test binds. With two sockets named as the units
+//! name them (`rtmp`, `http`), the first HTTP request starts ingest, which serves HTTP on one
+//! and RTMP on the other.
 
 mod common;
+mod http_common;
 mod support;
 
 use std::os::unix::net::UnixDatagram;
@@ -58,6 +61,46 @@ struct Service {
     log: std::path::PathBuf,
 }
 
+impl Service {
+    /// `systemd-socket-activate ACTIVATOR_ARGS rtmp-recorder --state-dir DIR/state ingest
+    /// --chunk-duration 10s INGEST_ARGS`, its output in DIR/service.log.
+    fn activate(dir: &std::path::Path, activator: &[String], ingest: &[String]) -> Service {
+        let log = dir.join("service.log");
+        let log_file = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new("systemd-socket-activate");
+        clean_env(&mut cmd);
+        cmd.args(activator)
+            .arg(recorder_bin())
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .args(["ingest", "--chunk-duration", "10s"])
+            .args(ingest)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file);
+        Service {
+            child: Some(cmd.spawn().expect("spawning systemd-socket-activate")),
+            log,
+        }
+    }
+
+    /// SIGTERM, and a clean exit within 15 s.
+    fn stop(&mut self) {
+        let mut child = self.child.take().expect("service already stopped");
+        signal(child.id(), libc::SIGTERM);
+        let status = wait_child(
+            &mut child,
+            Duration::from_secs(15),
+            "ingest after SIGTERM",
+            &self.log,
+        );
+        assert!(
+            status.success(),
+            "ingest exited with {status} after SIGTERM"
+        );
+    }
+}
+
 impl Drop for Service {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -79,28 +122,18 @@ fn socket_activation_and_notifications() {
     // `--listen` names another port: with a socket from systemd, ingest must not bind it.
     let unused_port = free_port();
     let state = dir.path().join("state");
-    let log = dir.path().join("service.log");
-    let log_file = std::fs::File::create(&log).unwrap();
-
-    let mut cmd = Command::new("systemd-socket-activate");
-    clean_env(&mut cmd);
-    cmd.arg("-l")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("-E")
-        .arg(format!("NOTIFY_SOCKET={}", notify_path.display()))
-        .args(["-E", "WATCHDOG_USEC=500000"])
-        .arg(recorder_bin())
-        .arg("--state-dir")
-        .arg(&state)
-        .args(["ingest", "--chunk-duration", "10s", "--listen"])
-        .arg(format!("127.0.0.1:{unused_port}"))
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone().unwrap())
-        .stderr(log_file);
-    let mut service = Service {
-        child: Some(cmd.spawn().expect("spawning systemd-socket-activate")),
-        log: log.clone(),
-    };
+    let mut service = Service::activate(
+        dir.path(),
+        &[
+            "-l".into(),
+            format!("127.0.0.1:{port}"),
+            "-E".into(),
+            format!("NOTIFY_SOCKET={}", notify_path.display()),
+            "-E".into(),
+            "WATCHDOG_USEC=500000".into(),
+        ],
+        &["--listen".into(), format!("127.0.0.1:{unused_port}")],
+    );
     wait_until(
         Duration::from_secs(10),
         "systemd-socket-activate listening",
@@ -183,14 +216,7 @@ fn socket_activation_and_notifications() {
         notes.lines()
     );
 
-    let child = service.child.as_mut().unwrap();
-    signal(child.id(), libc::SIGTERM);
-    let status = wait_child(child, Duration::from_secs(15), "ingest after SIGTERM", &log);
-    service.child = None;
-    assert!(
-        status.success(),
-        "ingest exited with {status} after SIGTERM"
-    );
+    service.stop();
     wait_until(Duration::from_secs(2), "STOPPING=1", || {
         notes.has("STOPPING=1")
     });
@@ -198,4 +224,53 @@ fn socket_activation_and_notifications() {
     let ready = lines.iter().position(|l| l == "READY=1").unwrap();
     let stopping = lines.iter().position(|l| l == "STOPPING=1").unwrap();
     assert!(ready < stopping, "READY=1 after STOPPING=1: {lines:?}");
+}
+
+#[test]
+fn rtmp_and_http_sockets_are_told_apart_by_name() {
+    let dir = TempDir::new().unwrap();
+    let (rtmp, http) = (free_port(), free_port());
+    // With sockets from systemd, ingest must bind neither of these.
+    let (unused_rtmp, unused_http) = (free_port(), free_port());
+    let state = dir.path().join("state");
+    // The HTTP socket first: ingest must go by the names, not by the order.
+    let mut service = Service::activate(
+        dir.path(),
+        &[
+            "-l".into(),
+            format!("127.0.0.1:{http}"),
+            "-l".into(),
+            format!("127.0.0.1:{rtmp}"),
+            "--fdname=http:rtmp".into(),
+        ],
+        &[
+            "--listen".into(),
+            format!("127.0.0.1:{unused_rtmp}"),
+            "--http-listen".into(),
+            format!("127.0.0.1:{unused_http}"),
+        ],
+    );
+    wait_until(Duration::from_secs(10), "both sockets listening", || {
+        port_open(http) && port_open(rtmp)
+    });
+    // An HTTP request starts the service and is answered by it.
+    let health = http_common::get(http, "/healthz", &[]);
+    assert_eq!(health.status, 200, "{}", health.text());
+    assert_eq!(health.json()["status"], "ok");
+
+    let mut opts = PublishOpts::new(dir.path(), "pub");
+    (opts.width, opts.height) = (426, 240);
+    let mut publisher = ffmpeg_publish(&format!("rtmp://127.0.0.1:{rtmp}/live/sd"), 3, &opts);
+    publisher.wait_ok(Duration::from_secs(40));
+    wait_until(Duration::from_secs(15), "the chunk in remux/", || {
+        files_with_ext(&state.join("remux"), "flv").len() == 1
+    });
+    let metrics = http_common::parse_metrics(&http_common::get(http, "/metrics", &[]).text());
+    assert_eq!(
+        http_common::value(&metrics, "rtmp_recorder_chunks_closed_total", &[]),
+        1.0
+    );
+    assert!(!port_open(unused_rtmp) && !port_open(unused_http));
+
+    service.stop();
 }

@@ -146,6 +146,8 @@ fn every_module_option_is_documented_with_an_example_of_its_type() {
         "package",
         "listenAddresses",
         "openFirewall",
+        "http.enable",
+        "http.listenAddresses",
         "chunkDuration",
         "maxChunkSize",
         "allowedKeysFile",
@@ -388,7 +390,11 @@ fn every_unit_in_systemd_is_installed_by_the_package_and_started_by_the_module()
     let started = eval_json("nix/units.nix");
     let pairs = [
         ("services", &services, strings(&started["services"])),
-        ("sockets", &sockets, strings(&started["socket"])),
+        (
+            "sockets",
+            &sockets,
+            &strings(&started["socket"]) | &strings(&started["httpSocket"]),
+        ),
         ("paths", &paths, strings(&started["paths"])),
     ];
     for (kind, on_disk, in_module) in pairs {

@@ -61,6 +61,7 @@ fn every_unit_is_there() {
     assert_eq!(
         names,
         [
+            "rtmp-recorder-http.socket",
             "rtmp-recorder-ingest.service",
             "rtmp-recorder-ingest.socket",
             "rtmp-recorder-publish.path",

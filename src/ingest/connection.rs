@@ -19,7 +19,7 @@ use crate::chunk::SplitConfig;
 use crate::disk::MinFree;
 use crate::ingest::keys::{Policy, Verdict};
 use crate::ingest::recorder::{Input, StreamRecorder};
-use crate::ingest::status::{Stats, human_bytes};
+use crate::ingest::status::{Stats, StreamCounters, human_bytes};
 use crate::pressure;
 use crate::rtmp::{Event, MediaKind, ServerConfig, ServerConnection};
 use crate::shutdown::Shutdown;
@@ -59,6 +59,7 @@ struct Publishing {
     batch_bytes: usize,
     batch_since: Instant,
     thread: std::thread::JoinHandle<()>,
+    counters: Arc<StreamCounters>,
     _live: LiveGuard,
 }
 
@@ -73,6 +74,7 @@ impl Drop for LiveGuard {
         if let Ok(mut live) = self.shared.live.lock() {
             live.remove(&self.key);
         }
+        self.shared.stats.stream_ended(&self.key.0, &self.key.1);
         Stats::sub(&self.shared.stats.live_streams, 1);
     }
 }
@@ -285,6 +287,10 @@ impl Session {
             return Ok(());
         }
         Stats::add(&self.shared.stats.live_streams, 1);
+        let counters =
+            self.shared
+                .stats
+                .stream_started(&app, &label, crate::observe::unix_ms_now());
         let guard = LiveGuard {
             shared: self.shared.clone(),
             key,
@@ -296,6 +302,7 @@ impl Session {
             &label,
             self.shared.split,
             self.shared.stats.clone(),
+            counters.clone(),
         );
         let alive = self.shared.alive.clone();
         let thread = std::thread::Builder::new()
@@ -313,6 +320,7 @@ impl Session {
                 batch_bytes: 0,
                 batch_since: Instant::now(),
                 thread,
+                counters,
                 _live: guard,
             },
         );
@@ -323,8 +331,22 @@ impl Session {
         // Media on a stream that is not publishing (refused, or never asked) is dropped: it was
         // never accepted, so it is not ours to record.
         let Some(p) = self.publishing.get_mut(&stream_id) else {
+            if !matches!(input, Input::Metadata(_)) {
+                Stats::add(&self.shared.stats.frames_dropped, 1);
+            }
             return Ok(());
         };
+        match &input {
+            Input::Metadata(b) => Stats::add(&p.counters.bytes, b.len() as u64),
+            Input::Audio { body, .. } => {
+                Stats::add(&p.counters.bytes, body.len() as u64);
+                Stats::add(&p.counters.audio_frames, 1);
+            }
+            Input::Video { body, .. } => {
+                Stats::add(&p.counters.bytes, body.len() as u64);
+                Stats::add(&p.counters.video_frames, 1);
+            }
+        }
         if p.batch.is_empty() {
             p.batch_since = Instant::now();
         }

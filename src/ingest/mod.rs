@@ -74,6 +74,11 @@ pub struct Args {
     /// publishes and health reports 503; live streams keep recording.
     #[arg(long, env = "MIN_FREE_DISK", value_parser = crate::disk::MinFree::parse, default_value = "512M")]
     pub min_free_disk: crate::disk::MinFree,
+
+    /// Serve health, metrics and the recordings over HTTP on this address (repeatable), when
+    /// systemd passes no HTTP socket. Off unless given.
+    #[arg(long, env = "HTTP_LISTEN", value_delimiter = ',')]
+    pub http_listen: Vec<SocketAddr>,
 }
 
 impl Args {
@@ -92,6 +97,7 @@ const FINISH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs the ingest stage until shutdown.
 pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<()> {
+    let _running = crate::observe::running::mark(&state, "ingest");
     let salvage_state = state.clone();
     let salvaged = tokio::task::spawn_blocking(move || salvage::salvage(&salvage_state))
         .await
@@ -117,8 +123,13 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
         None => Policy::open(),
     };
 
-    let listeners = listeners(&args).await?;
+    let passed = systemd::listeners()?;
+    // HTTP first: a port taken there fails the start before RTMP accepts anyone.
+    let http = crate::http::listeners(passed.http, &args.http_listen).await?;
+    let listeners = listeners(passed.rtmp, &args).await?;
     let target = args.chunk_duration();
+    let stats = Arc::new(Stats::default());
+    let accepting = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (alive, mut all_done) = tokio::sync::mpsc::channel::<()>(1);
     let shared = Arc::new(Shared {
         state,
@@ -132,7 +143,7 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
             idle_timeout: args.idle_timeout,
             ..ServerConfig::default()
         },
-        stats: Arc::new(Stats::default()),
+        stats: stats.clone(),
         live: Mutex::new(Default::default()),
         alive,
         min_free: args.min_free_disk,
@@ -158,9 +169,26 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
         addrs.join(", "),
         crate::duration::format(target)
     );
+    accepting.store(true, std::sync::atomic::Ordering::Relaxed);
+    if !http.is_empty() {
+        let view = crate::http::IngestView {
+            state: shared.state.clone(),
+            stats: shared.stats.clone(),
+            accepting: accepting.clone(),
+            connections_limit: args.max_connections as u64,
+            min_free: args.min_free_disk,
+        };
+        for addr in crate::http::serve(http, view, shutdown.clone())? {
+            log::info!("serving /healthz, /metrics and /recordings/ on http://{addr}/");
+        }
+    }
     log::info!("{listening}");
     systemd::ready(&listening);
-    tokio::spawn(report_status(shared.stats.clone(), shutdown.clone()));
+    tokio::spawn(report_status(
+        shared.state.clone(),
+        shared.stats.clone(),
+        shutdown.clone(),
+    ));
     tokio::spawn(watch_disk(
         shared.state.clone(),
         args.min_free_disk,
@@ -168,6 +196,7 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
     ));
 
     shutdown.requested().await;
+    accepting.store(false, std::sync::atomic::Ordering::Relaxed);
     let open = shared
         .stats
         .live_streams
@@ -192,8 +221,7 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
 }
 
 /// Sockets from systemd when socket-activated, else our own on `--listen`.
-async fn listeners(args: &Args) -> Result<Vec<TcpListener>> {
-    let passed = systemd::listeners()?;
+async fn listeners(passed: Vec<std::net::TcpListener>, args: &Args) -> Result<Vec<TcpListener>> {
     if !passed.is_empty() {
         return passed
             .into_iter()
@@ -282,8 +310,9 @@ async fn watch_disk(state: StateDir, min_free: MinFree, shutdown: Shutdown) {
     }
 }
 
-/// Keeps systemd's STATUS= line current and feeds the watchdog.
-async fn report_status(stats: Arc<Stats>, shutdown: Shutdown) {
+/// Keeps systemd's STATUS= line and the live snapshot (`status/live.json`) current, and feeds
+/// the watchdog.
+async fn report_status(state: StateDir, stats: Arc<Stats>, shutdown: Shutdown) {
     let watchdog = systemd::watchdog_interval();
     let period = watchdog
         .map(|w| w.min(Duration::from_secs(2)))
@@ -292,6 +321,14 @@ async fn report_status(stats: Arc<Stats>, shutdown: Shutdown) {
     while !shutdown.is_requested() {
         tick.tick().await;
         systemd::status(&stats.status_line());
+        let snapshot = stats.snapshot(std::process::id(), crate::observe::unix_ms_now());
+        let state = state.clone();
+        let written =
+            tokio::task::spawn_blocking(move || crate::observe::live::write(&state, &snapshot))
+                .await;
+        if let Ok(Err(e)) = written {
+            log::warn!("{e:#}; `rtmp-recorder status` shows an old live snapshot");
+        }
         if watchdog.is_some() {
             systemd::watchdog();
         }

@@ -24,7 +24,7 @@ use crate::disk::{self, DiskSpace};
 use crate::flv::{FlvWriter, TagType};
 use crate::ingest::chunk_file::ChunkFile;
 use crate::ingest::metadata::{ChunkFields, chunk_metadata};
-use crate::ingest::status::Stats;
+use crate::ingest::status::{Stats, StreamCounters};
 use crate::naming::ChunkName;
 use crate::spool::{self, StateDir};
 use crate::utc::Civil;
@@ -52,6 +52,7 @@ pub struct StreamRecorder {
     stats: Arc<Stats>,
     /// Set while the disk is full: frames are dropped until a split point finds room.
     outage: Option<Outage>,
+    counters: Arc<StreamCounters>,
 }
 
 struct OpenChunk {
@@ -80,6 +81,7 @@ impl StreamRecorder {
         label: &str,
         config: SplitConfig,
         stats: Arc<Stats>,
+        counters: Arc<StreamCounters>,
     ) -> StreamRecorder {
         StreamRecorder {
             state,
@@ -94,6 +96,7 @@ impl StreamRecorder {
             seen_video: false,
             stats,
             outage: None,
+            counters,
         }
     }
 
@@ -128,8 +131,14 @@ impl StreamRecorder {
                 )
             }
         };
+        let dropped_before = self.splitter.dropped();
         match self.splitter.push(&msg) {
-            Action::Remember => Ok(()),
+            Action::Remember => {
+                let dropped = self.splitter.dropped() - dropped_before;
+                Stats::add(&self.stats.frames_dropped, dropped);
+                Stats::add(&self.counters.dropped, dropped);
+                Ok(())
+            }
             Action::Write { .. } if self.outage.is_some() => {
                 self.dropped(1);
                 Ok(())
@@ -202,6 +211,7 @@ impl StreamRecorder {
             return;
         }
         Stats::add(&self.stats.frames_dropped, lost);
+        Stats::add(&self.counters.dropped, lost);
         self.outage = Some(Outage {
             since: Instant::now(),
             dropped: lost,
@@ -221,6 +231,7 @@ impl StreamRecorder {
 
     fn dropped(&mut self, n: u64) {
         Stats::add(&self.stats.frames_dropped, n);
+        Stats::add(&self.counters.dropped, n);
         if let Some(outage) = self.outage.as_mut() {
             outage.dropped += n;
         }

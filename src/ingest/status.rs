@@ -1,6 +1,11 @@
-//! Counters the ingest shell keeps for systemd's STATUS= line and for the log.
+//! Counters the ingest shell keeps for systemd's STATUS= line, the log, `/metrics` and the live
+//! snapshot that `rtmp-recorder status` reads.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::observe::live::{LiveSnapshot, LiveStream};
 
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -10,13 +15,79 @@ pub struct Stats {
     pub bytes_received: AtomicU64,
     pub rejected: AtomicU64,
     pub protocol_errors: AtomicU64,
-    /// Frames lost because the disk was full (cut from a chunk's tail or never written).
+    /// Messages not recorded: media before a stream's first frame or on a stream that is not
+    /// publishing, script data that is not metadata, and frames lost because the disk was full
+    /// (cut from a chunk's tail or never written).
     pub frames_dropped: AtomicU64,
     /// Publishes refused because free disk was below `--min-free-disk`.
     pub refused_disk: AtomicU64,
+    /// Every stream being recorded, by `(app, label)`.
+    pub streams: Mutex<BTreeMap<(String, String), Arc<StreamCounters>>>,
+}
+
+/// What one live stream has received so far (payload bytes of its messages, frames by kind).
+#[derive(Debug, Default)]
+pub struct StreamCounters {
+    /// Wall clock when publishing began, in milliseconds since the Unix epoch.
+    pub started_unix_ms: u64,
+    pub bytes: AtomicU64,
+    pub video_frames: AtomicU64,
+    pub audio_frames: AtomicU64,
+    pub dropped: AtomicU64,
 }
 
 impl Stats {
+    /// Registers a stream that began publishing; [`Stats::stream_ended`] removes it.
+    pub fn stream_started(&self, app: &str, label: &str, now_unix_ms: u64) -> Arc<StreamCounters> {
+        let counters = Arc::new(StreamCounters {
+            started_unix_ms: now_unix_ms,
+            ..StreamCounters::default()
+        });
+        if let Ok(mut streams) = self.streams.lock() {
+            streams.insert((app.to_string(), label.to_string()), counters.clone());
+        }
+        counters
+    }
+
+    pub fn stream_ended(&self, app: &str, label: &str) {
+        if let Ok(mut streams) = self.streams.lock() {
+            streams.remove(&(app.to_string(), label.to_string()));
+        }
+    }
+
+    /// The live streams and counters as `rtmp-recorder status` and `/metrics` read them.
+    pub fn snapshot(&self, pid: u32, taken_unix_ms: u64) -> LiveSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let streams = self
+            .streams
+            .lock()
+            .map(|s| {
+                s.iter()
+                    .map(|((app, stream), c)| LiveStream {
+                        app: app.clone(),
+                        stream: stream.clone(),
+                        started_unix_ms: c.started_unix_ms,
+                        bytes: get(&c.bytes),
+                        video_frames: get(&c.video_frames),
+                        audio_frames: get(&c.audio_frames),
+                        dropped_frames: get(&c.dropped),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        LiveSnapshot {
+            pid,
+            taken_unix_ms,
+            connections: get(&self.connections),
+            chunks_closed: get(&self.chunks_written),
+            bytes_received: get(&self.bytes_received),
+            rejected: get(&self.rejected),
+            protocol_errors: get(&self.protocol_errors),
+            frames_dropped: get(&self.frames_dropped),
+            streams,
+        }
+    }
+
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }

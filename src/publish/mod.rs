@@ -141,6 +141,7 @@ pub async fn run(
     mode: Mode,
     shutdown: crate::shutdown::Shutdown,
 ) -> Result<()> {
+    let _running = crate::observe::running::mark(&state, "publish");
     let watch = mode == Mode::Watch;
     let template = KeyTemplate::parse(&args.key_template)
         .map_err(|e| crate::exit::Coded::new(crate::exit::USAGE, e))?;

@@ -16,6 +16,7 @@ use super::key::{self, KeyTemplate};
 use super::store::{ObjectSpec, Store, hex, parse_sha256};
 use crate::exit::{self, Coded};
 use crate::manifest::{ChunkManifest, MANIFEST_VERSION};
+use crate::observe::record::{self, FailureKind, Stage};
 use crate::shutdown::Shutdown;
 use crate::spool::{self, ChunkName, Mode, StateDir};
 
@@ -125,6 +126,7 @@ impl Queue {
                 None if !watch => continue,
                 None => {}
                 Some((Fault::Permanent(msg), (stream, chunk))) => {
+                    record::failed(&self.state, Stage::Publish, FailureKind::Permanent, &msg);
                     if !watch {
                         // main logs this as the run's one error line.
                         let text = format!(
@@ -150,6 +152,7 @@ impl Queue {
                 // Conflicts are settled per file in publish_one; should one get here, waiting
                 // is the safe choice.
                 Some((Fault::Transient(msg) | Fault::Conflict(msg), (stream, chunk))) => {
+                    record::failed(&self.state, Stage::Publish, FailureKind::Transient, &msg);
                     let since = *trouble_since.get_or_insert_with(Instant::now);
                     if let Some(limit) = self.retry_for
                         && since.elapsed() >= limit
@@ -316,6 +319,7 @@ impl Queue {
             hex(&stored.sha256),
             self.store.url(&mp4_spec.key)
         );
+        record::done(&self.state, Stage::Publish, &mp4_spec.key);
         // Retention counts from the upload, not from when remux wrote the file.
         let _ = lock.set_modified(SystemTime::now());
         let archive = self.state.archive();
@@ -335,6 +339,12 @@ impl Queue {
             self.state.failed().display()
         );
         self.state.fail(mp4, reason)?;
+        record::failed(
+            &self.state,
+            Stage::Publish,
+            FailureKind::Rejected,
+            &format!("{}: {reason}", mp4.display()),
+        );
         let json = mp4.with_extension("json");
         if json.exists() {
             spool::handoff(&json, &self.state.failed())?;

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::exit::{self, Coded};
+use crate::observe::record::{self, FailureKind, Stage};
 use crate::spool::{self, Mode, StateDir};
 
 pub use job::{Outcome, remux_one};
@@ -49,6 +50,7 @@ pub async fn run(
     mode: Mode,
     mut shutdown: crate::shutdown::Shutdown,
 ) -> Result<()> {
+    let _running = crate::observe::running::mark(&state, "remux");
     let start = state.clone();
     // Stale partials in tmp/ are gone already: `StateDir::open` removes them for every stage.
     tokio::task::spawn_blocking(move || clear_abandoned_outputs(&start)).await??;
@@ -165,12 +167,21 @@ async fn drain(
                     Outcome::Done { mp4 } => {
                         tally.remuxed += 1;
                         let (_, chunk) = spool::log_labels(&mp4);
+                        record::done(state, Stage::Remux, &chunk);
                         crate::systemd::status(&format!(
                             "remuxed {} chunk(s); last {chunk}",
                             tally.remuxed
                         ));
                     }
-                    Outcome::Failed(_) => tally.failed += 1,
+                    Outcome::Failed(reason) => {
+                        tally.failed += 1;
+                        record::failed(
+                            state,
+                            Stage::Remux,
+                            FailureKind::Rejected,
+                            &format!("{}: {reason}", flv.display()),
+                        );
+                    }
                     Outcome::Skipped(_) => {}
                 }
             }
@@ -178,6 +189,12 @@ async fn drain(
                 pass.errors += 1;
                 retry_at.insert(flv.clone(), Instant::now() + RETRY_AFTER);
                 let (stream, chunk) = spool::log_labels(&flv);
+                record::failed(
+                    state,
+                    Stage::Remux,
+                    FailureKind::Local,
+                    &format!("{}: {e:#}", flv.display()),
+                );
                 if crate::disk::is_full_anywhere(&e) {
                     pass.disk_full += 1;
                     log::error!(stream = stream.as_str(), chunk = chunk.as_str();

@@ -151,6 +151,8 @@ pub fn clean_env(cmd: &mut Command) {
         "HANDSHAKE_TIMEOUT",
         "IDLE_TIMEOUT",
         "MAX_CONNECTIONS",
+        "MIN_FREE_DISK",
+        "HTTP_LISTEN",
         "JOURNAL_STREAM",
     ] {
         cmd.env_remove(var);

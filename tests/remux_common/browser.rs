@@ -1,9 +1,11 @@
 //! A real browser on an MP4: Debian's chromium, headless, loads a page from a small HTTP server
-//! run by the test, which serves the MP4 with Range requests honoured (as any CDN or S3 does).
-//! The page POSTs a JSON report to `/result`; the server records every request it answered.
+//! run by the test, which serves the MP4 with Range requests honoured (as any CDN or S3 does), or
+//! passes every other path on to a server under test (same origin, so the page can look into
+//! what that server answered). The page POSTs a JSON report to `/result`; the server records
+//! every request it answered, with the status the answer carried.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
@@ -26,17 +28,35 @@ pub struct Report {
 /// Loads `page` (HTML, served at `/`, with the MP4 at `/chunk.mp4`) in headless chromium and
 /// returns the first report the page POSTs to `/result`; panics after `timeout`.
 pub fn chromium_report(page: &'static str, mp4: &Path, timeout: Duration) -> Report {
+    run_chromium(page, Backend::File(mp4.to_path_buf()), timeout)
+}
+
+/// Loads `page` (served at `/`) in headless chromium; every path but `/` and `/result` is
+/// passed on to the HTTP server on 127.0.0.1:`upstream`. Returns the first report.
+pub fn chromium_report_via(page: &'static str, upstream: u16, timeout: Duration) -> Report {
+    run_chromium(page, Backend::Upstream(upstream), timeout)
+}
+
+/// What answers the paths other than the page and `/result`.
+#[derive(Clone)]
+enum Backend {
+    /// `/chunk.mp4` is this file.
+    File(std::path::PathBuf),
+    /// Everything goes to this port.
+    Upstream(u16),
+}
+
+fn run_chromium(page: &'static str, backend: Backend, timeout: Duration) -> Report {
     crate::support::ensure_apt("chromium", "chromium");
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tx, rx) = mpsc::channel();
     let log = Arc::new(Mutex::new(Vec::new()));
-    let served = mp4.to_path_buf();
     let server_log = Arc::clone(&log);
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            let (mp4, tx, log) = (served.clone(), tx.clone(), Arc::clone(&server_log));
-            std::thread::spawn(move || serve(stream, page, &mp4, &tx, &log));
+            let (backend, tx, log) = (backend.clone(), tx.clone(), Arc::clone(&server_log));
+            std::thread::spawn(move || serve(stream, page, &backend, &tx, &log));
         }
     });
 
@@ -73,7 +93,7 @@ pub fn chromium_report(page: &'static str, mp4: &Path, timeout: Duration) -> Rep
 fn serve(
     mut stream: TcpStream,
     page: &str,
-    mp4: &Path,
+    backend: &Backend,
     results: &mpsc::Sender<String>,
     log: &Mutex<Vec<Served>>,
 ) {
@@ -85,11 +105,13 @@ fn serve(
     let mut range_header = None;
     let mut range: Option<(u64, Option<u64>)> = None;
     let mut content_length = 0usize;
+    let mut head_lines = Vec::new();
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
             break;
         }
+        head_lines.push(line.clone());
         let lower = line.to_ascii_lowercase();
         if let Some(v) = lower.strip_prefix("range: bytes=") {
             range_header = Some(v.trim().to_string());
@@ -120,9 +142,23 @@ fn serve(
             status,
         });
     };
-    match path.as_str() {
-        "/" => reply(&mut stream, 200, "text/html", "", page.as_bytes()),
-        "/chunk.mp4" => {
+    match (path.as_str(), backend) {
+        ("/", _) => reply(&mut stream, 200, "text/html", "", page.as_bytes()),
+        ("/result", _) => {
+            let mut body = vec![0u8; content_length];
+            let _ = reader.read_exact(&mut body);
+            let _ = results.send(String::from_utf8_lossy(&body).into_owned());
+            reply(&mut stream, 200, "text/plain", "", b"ok");
+        }
+        (_, Backend::Upstream(port)) => {
+            let status = pass_on(&mut stream, *port, &request, &head_lines);
+            log.lock().unwrap().push(Served {
+                path: path.clone(),
+                range: range_header.clone(),
+                status,
+            });
+        }
+        ("/chunk.mp4", Backend::File(mp4)) => {
             let data = std::fs::read(mp4).unwrap();
             let total = data.len() as u64;
             match range {
@@ -136,12 +172,30 @@ fn serve(
                 None => reply(&mut stream, 200, "video/mp4", "", &data),
             }
         }
-        "/result" => {
-            let mut body = vec![0u8; content_length];
-            let _ = reader.read_exact(&mut body);
-            let _ = results.send(String::from_utf8_lossy(&body).into_owned());
-            reply(&mut stream, 200, "text/plain", "", b"ok");
-        }
         _ => reply(&mut stream, 404, "text/plain", "", b""),
     }
+}
+
+/// Sends a GET as the browser made it (one request per connection) to 127.0.0.1:`port` and
+/// copies the answer back byte for byte; returns the answer's status.
+fn pass_on(client: &mut TcpStream, port: u16, request_line: &str, head: &[String]) -> u16 {
+    let mut upstream = TcpStream::connect(("127.0.0.1", port)).expect("connecting upstream");
+    let mut out = request_line.to_string();
+    for line in head {
+        if !line.to_ascii_lowercase().starts_with("connection:") {
+            out.push_str(line);
+        }
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    upstream.write_all(out.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let _ = upstream.read_to_end(&mut answer);
+    let status = String::from_utf8_lossy(&answer[..answer.len().min(16)])
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let _ = client.write_all(&answer);
+    let _ = client.shutdown(Shutdown::Both);
+    status
 }

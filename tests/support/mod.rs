@@ -118,3 +118,30 @@ pub fn ensure_apt(tool: &str, package: &str) {
         .is_ok_and(|s| s.success());
     assert!(ok, "could not install {package} (needed for {tool})");
 }
+
+/// Makes sure a Python module is importable by `python3` (pip-installs `package` if it is not).
+pub fn ensure_pip_module(module: &str, package: &str) {
+    let present = |m: &str| {
+        Command::new("python3")
+            .args(["-c", &format!("import {m}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if present(module) {
+        return;
+    }
+    // Debian 12 marks its Python as externally managed; a pyenv one is not.
+    for extra in [&["--break-system-packages"][..], &[]] {
+        let _ = Command::new("python3")
+            .args(["-m", "pip", "install", "-q"])
+            .args(extra)
+            .arg(package)
+            .status();
+        if present(module) {
+            return;
+        }
+    }
+    panic!("could not install {package} with pip (python module {module})");
+}

@@ -1,0 +1,93 @@
+//! ingest's optional HTTP server (axum on hyper/tokio): `GET /` and `/healthz` (health),
+//! `/metrics` (Prometheus), `/recordings/` (read-only browsing and Range downloads). It runs
+//! inside ingest, on a socket systemd passes (`FileDescriptorName=http`) or on `--http-listen`;
+//! without either there is no HTTP at all.
+
+mod health;
+mod metrics;
+mod recordings;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result};
+use axum::Router;
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+use crate::disk::MinFree;
+use crate::ingest::status::Stats;
+use crate::shutdown::Shutdown;
+use crate::spool::StateDir;
+
+/// What the endpoints read of the running ingest.
+#[derive(Clone)]
+pub struct IngestView {
+    pub state: StateDir,
+    pub stats: Arc<Stats>,
+    /// True between the RTMP listeners being up and shutdown.
+    pub accepting: Arc<AtomicBool>,
+    pub connections_limit: u64,
+    pub min_free: MinFree,
+}
+
+impl IngestView {
+    fn accepting(&self) -> bool {
+        self.accepting.load(Ordering::Relaxed)
+    }
+}
+
+/// Sockets passed by systemd for HTTP, else our own on `--http-listen`; none when neither.
+pub async fn listeners(
+    passed: Vec<std::net::TcpListener>,
+    addrs: &[SocketAddr],
+) -> Result<Vec<TcpListener>> {
+    if !passed.is_empty() {
+        return passed
+            .into_iter()
+            .map(|l| TcpListener::from_std(l).context("using the HTTP socket passed by systemd"))
+            .collect();
+    }
+    let mut out = Vec::new();
+    for addr in addrs {
+        let l = TcpListener::bind(addr).await.with_context(|| {
+            format!("HTTP: listening on {addr} (is another server there? change --http-listen)")
+        })?;
+        out.push(l);
+    }
+    Ok(out)
+}
+
+/// Serves the endpoints on every listener until shutdown; returns their addresses.
+pub fn serve(
+    listeners: Vec<TcpListener>,
+    view: IngestView,
+    shutdown: Shutdown,
+) -> Result<Vec<SocketAddr>> {
+    let app = Router::new()
+        .route("/", get(health::get))
+        .route("/healthz", get(health::get))
+        .route("/metrics", get(metrics::get))
+        .route("/recordings", get(recordings::to_folder))
+        .route("/recordings/", get(recordings::get))
+        .route("/recordings/{*rest}", get(recordings::get))
+        .with_state(Arc::new(view));
+    let mut addrs = Vec::new();
+    for listener in listeners {
+        addrs.push(listener.local_addr().context("HTTP listener address")?);
+        let app = app.clone();
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { shutdown.requested().await })
+                .await;
+            if let Err(e) = served {
+                log::error!(
+                    "HTTP server stopped: {e}; health, metrics and recordings are off until ingest restarts"
+                );
+            }
+        });
+    }
+    Ok(addrs)
+}
