@@ -11,6 +11,7 @@
 
 mod bucket;
 mod chain;
+mod copy;
 mod sources;
 
 use std::collections::VecDeque;
@@ -386,17 +387,28 @@ async fn write_clip(
 
     let partial = output.with_extension("mp4.partial");
     let written = async {
+        if let Reader::Disk = reader {
+            let files: Vec<(Arc<File>, PathBuf)> = fetches
+                .iter()
+                .filter_map(|f| match f {
+                    Fetch::File(file, path) => Some((Arc::clone(file), path.clone())),
+                    Fetch::S3(..) => None,
+                })
+                .collect();
+            let (partial, head) = (partial.clone(), layout.head.clone());
+            read_bytes +=
+                tokio::task::spawn_blocking(move || copy::write(&partial, &head, &files, &reads))
+                    .await
+                    .context("copying the clip: task panicked")??;
+            return Ok(());
+        }
         let mut out = Output::create(&partial).await?;
         out.write(layout.head.clone()).await?;
-        // Reads run ahead (several at once from S3); their bytes go out in order.
-        let depth = match reader {
-            Reader::Disk => 2,
-            Reader::S3(_) => S3_READS_IN_FLIGHT,
-        };
+        // Reads run ahead, several at once; their bytes go out in order.
         let mut pending = VecDeque::new();
         let mut next = reads.iter();
         loop {
-            while pending.len() < depth {
+            while pending.len() < S3_READS_IN_FLIGHT {
                 let Some(&(piece, offset, len)) = next.next() else {
                     break;
                 };
