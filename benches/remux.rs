@@ -6,61 +6,16 @@
 //! `cargo bench --bench remux`. Targets: CPU <= 1/3 of ffmpeg -c copy, wall <= 1.5x cp+fsync,
 //! peak RSS <= 32 MiB.
 
+#[path = "common/measure.rs"]
+mod measure;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use measure::{Cost, measure, median, warm};
 
 const RUNS: usize = 5;
-
-#[derive(Debug, Clone, Copy)]
-struct Cost {
-    wall: f64,
-    cpu: f64,
-    rss_mib: f64,
-}
-
-/// Runs `cmd` as a child and measures it with wait4.
-#[allow(clippy::zombie_processes)] // reaped by wait4 below, which also yields its rusage
-fn measure(cmd: &mut Command) -> Cost {
-    let t = Instant::now();
-    let child = cmd.spawn().expect("spawning benchmark child");
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: rusage is plain data; wait4 fills it for our own child.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-    let wall = t.elapsed().as_secs_f64();
-    assert_eq!(r, pid, "wait4 failed");
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "{cmd:?} failed with status {status}"
-    );
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    Cost {
-        wall,
-        cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
-        rss_mib: ru.ru_maxrss as f64 / 1024.0,
-    }
-}
-
-fn median(mut costs: Vec<Cost>) -> Cost {
-    let mid = costs.len() / 2;
-    let pick = |v: &mut Vec<Cost>, f: fn(&Cost) -> f64| {
-        v.sort_by(|a, b| f(a).total_cmp(&f(b)));
-        f(&v[mid])
-    };
-    Cost {
-        wall: pick(&mut costs, |c| c.wall),
-        cpu: pick(&mut costs, |c| c.cpu),
-        rss_mib: pick(&mut costs, |c| c.rss_mib),
-    }
-}
-
-fn warm(path: &Path) {
-    if let Ok(mut f) = std::fs::File::open(path) {
-        let _ = std::io::copy(&mut f, &mut std::io::sink());
-    }
-}
 
 fn fixture(target: &Path) -> PathBuf {
     let flv = target.join("bench-remux-5min-6mbps.flv");
@@ -130,8 +85,7 @@ fn main() {
         std::fs::copy(&flv, &queued).unwrap();
         // Ingest hands chunks on fsynced; so does this setup (not timed).
         std::fs::File::open(&queued).unwrap().sync_all().unwrap();
-        // Warm the page cache for every contender alike (streamed: this process must stay
-        // small, its children inherit its peak RSS until exec).
+        // Warm the page cache for every contender alike.
         warm(&state.join("remux").join(format!("{name}.flv")));
         runs[0].push(measure(
             Command::new(&bin)

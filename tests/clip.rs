@@ -11,6 +11,8 @@
 mod common;
 #[path = "publish_common/mod.rs"]
 mod publish_common;
+#[path = "remux_common/mod.rs"]
+mod remux_common;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -78,8 +80,22 @@ fn packets(file: &Path) -> Vec<Packet> {
         .collect()
 }
 
-/// Records 14 s into `run` and returns the published chunks, oldest first.
+/// Records 14 s of ffmpeg's publishing into `run` with 4 s chunks.
 fn record(dir: &Path) -> Vec<Chunk> {
+    let chunks = record_with(dir, "4s", |url| {
+        let mut opts = PublishOpts::new(dir, "cam");
+        opts.width = 640;
+        opts.height = 360;
+        ffmpeg_publish(url, 14, &opts).wait_ok(Duration::from_secs(60));
+    });
+    assert_eq!(chunks.len(), 4, "14 s at 4 s chunks");
+    chunks
+}
+
+/// Starts `run` with `chunk_duration` chunks published to a `file://` destination, has
+/// `publish` publish to its RTMP URL (returning when done), waits until every chunk is
+/// published, stops `run` and returns the published chunks, oldest first.
+fn record_with(dir: &Path, chunk_duration: &str, publish: impl FnOnce(&str)) -> Vec<Chunk> {
     let port = common::free_port();
     let log = dir.join("run.log");
     let published = dir.join("published");
@@ -89,7 +105,7 @@ fn record(dir: &Path) -> Vec<Chunk> {
         .arg("--state-dir")
         .arg(dir.join("state"))
         .args(["run", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--chunk-duration", "4s"])
+        .args(["--chunk-duration", chunk_duration])
         .arg("--destination")
         .arg(format!("file://{}", published.display()))
         .stdin(Stdio::null())
@@ -98,11 +114,7 @@ fn record(dir: &Path) -> Vec<Chunk> {
         .spawn()
         .expect("starting rtmp-recorder run");
     wait_until(Duration::from_secs(15), "run listening", || port_open(port));
-    let mut opts = PublishOpts::new(dir, "cam");
-    opts.width = 640;
-    opts.height = 360;
-    let mut publisher = ffmpeg_publish(&format!("rtmp://127.0.0.1:{port}/live/cam1"), 14, &opts);
-    publisher.wait_ok(Duration::from_secs(60));
+    publish(&format!("rtmp://127.0.0.1:{port}/live/cam1"));
     let state = dir.join("state");
     wait_until(Duration::from_secs(30), "every chunk published", || {
         let pending: usize = ["recording", "remux", "publish"]
@@ -114,7 +126,7 @@ fn record(dir: &Path) -> Vec<Chunk> {
     common::signal(run.id(), libc::SIGTERM);
     common::wait_child(&mut run, Duration::from_secs(30), "run", &log);
 
-    let mut chunks: Vec<Chunk> = walk(&published)
+    let mut chunks: Vec<Chunk> = support::files_under(&published)
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .map(|json| {
@@ -129,21 +141,47 @@ fn record(dir: &Path) -> Vec<Chunk> {
         })
         .collect();
     chunks.sort_by_key(|c| c.manifest.sequence);
-    assert_eq!(chunks.len(), 4, "14 s at 4 s chunks");
     chunks
 }
 
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
+/// Every packet of the chunks on the stream's timeline (each chunk's offset added).
+fn stream_packets(chunks: &[Chunk]) -> Vec<Packet> {
+    chunks
+        .iter()
+        .flat_map(|c| {
+            let offset = c.manifest.stream_offset_ms as i64;
+            packets(&c.mp4).into_iter().map(move |mut p| {
+                p.pts_ms += offset;
+                p.dts_ms += offset;
+                p
+            })
+        })
+        .collect()
+}
+
+/// The hashes of the source packets of one kind a clip of `f..t` (stream time) must carry:
+/// video from the keyframe at or before `f` through the last frame presented before `t`,
+/// audio from the frame playing at `f` through the last one starting before `t`.
+fn span_hashes(source: &[Packet], video: bool, f: i64, t: i64) -> Vec<String> {
+    let kind: Vec<&Packet> = source.iter().filter(|p| p.video == video).collect();
+    let last = kind
+        .iter()
+        .rposition(|p| if video { p.pts_ms < t } else { p.dts_ms < t })
+        .unwrap();
+    let first = kind[..=last]
+        .iter()
+        .rposition(|p| p.dts_ms <= f && (p.key || !video))
+        .unwrap();
+    kind[first..=last].iter().map(|p| p.hash.clone()).collect()
+}
+
+/// The hashes of `file`'s packets of one kind, in order.
+fn hashes(file: &Path, video: bool) -> Vec<String> {
+    packets(file)
+        .into_iter()
+        .filter(|p| p.video == video)
+        .map(|p| p.hash)
+        .collect()
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -180,15 +218,6 @@ fn clip_args<'a>(
         .arg("-o")
         .arg(out)
         .stdin(Stdio::null())
-}
-
-/// The byte count the clip command logs having read.
-fn bytes_read(log: &str) -> u64 {
-    log.split(" bytes written, ")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no byte count in the log: {log}"))
 }
 
 /// Bytes before the `mdat` of an MP4.
@@ -233,18 +262,7 @@ fn clips_of_recorded_chunks_are_exact_and_gaps_are_refused() {
     let chunks = record(dir.path());
     let published = dir.path().join("published");
     // Source packets on the stream's timeline.
-    let source: Vec<(usize, Packet)> = chunks
-        .iter()
-        .enumerate()
-        .flat_map(|(i, c)| {
-            let offset = c.manifest.stream_offset_ms as i64;
-            packets(&c.mp4).into_iter().map(move |mut p| {
-                p.pts_ms += offset;
-                p.dts_ms += offset;
-                (i, p)
-            })
-        })
-        .collect();
+    let source = stream_packets(&chunks);
 
     let cases = [
         ("inside one chunk", 1, 500, 1, 3_000),
@@ -269,34 +287,11 @@ fn clips_of_recorded_chunks_are_exact_and_gaps_are_refused() {
         let anchor = chunks[first].start_ms - chunks[first].manifest.stream_offset_ms as i64;
         let (f, t) = (from - anchor, to - anchor);
         for video in [true, false] {
-            let kind: Vec<&Packet> = source
-                .iter()
-                .map(|(_, p)| p)
-                .filter(|p| p.video == video)
-                .collect();
-            let last = kind
-                .iter()
-                .rposition(|p| if video { p.pts_ms < t } else { p.dts_ms < t })
-                .unwrap();
-            let first = if video {
-                kind[..=last]
-                    .iter()
-                    .rposition(|p| p.key && p.dts_ms <= f)
-                    .unwrap()
-            } else {
-                kind[..=last].iter().rposition(|p| p.dts_ms <= f).unwrap()
-            };
-            let want: Vec<&str> = kind[first..=last].iter().map(|p| p.hash.as_str()).collect();
-            let got: Vec<String> = packets(&out)
-                .into_iter()
-                .filter(|p| p.video == video)
-                .map(|p| p.hash)
-                .collect();
+            let kind = if video { "video" } else { "audio" };
             assert_eq!(
-                got,
-                want,
-                "{name}: {} packets",
-                if video { "video" } else { "audio" }
+                hashes(&out, video),
+                span_hashes(&source, video, f, t),
+                "{name}: {kind} packets"
             );
         }
 
@@ -328,7 +323,7 @@ fn clips_of_recorded_chunks_are_exact_and_gaps_are_refused() {
         // It read the heads and the samples it kept, little more.
         let heads: u64 = chunks[first..=last].iter().map(|c| head_len(&c.mp4)).sum();
         let written = std::fs::metadata(&out).unwrap().len();
-        let read = bytes_read(&log);
+        let read = summary(&o)["read"].as_u64().unwrap();
         assert!(
             read as f64 <= (written + heads) as f64 * 1.03,
             "{name}: read {read} bytes for a {written}-byte clip ({heads} in heads)"
@@ -370,9 +365,130 @@ fn clips_of_recorded_chunks_are_exact_and_gaps_are_refused() {
         log.contains("gap between") && log.contains(&chunks[0].manifest.name),
         "{log}"
     );
+    assert!(log.contains("--bridge-gaps"), "{log}");
     assert!(!dir.path().join("gap.mp4").exists());
+    let line = summary(&o);
+    assert_eq!(line["refused"], "gaps", "{line}");
+    assert_eq!(line["gaps"].as_array().unwrap().len(), 1, "{line}");
 
+    bridged_gap(dir.path(), &broken, &chunks);
     clips_from_s3(dir.path(), &chunks);
+}
+
+/// The JSON line `clip` prints on stdout.
+fn summary(o: &Output) -> serde_json::Value {
+    let out = String::from_utf8_lossy(&o.stdout);
+    let line = out.lines().last().unwrap_or_else(|| {
+        panic!(
+            "clip printed no summary line; stderr: {}",
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?} is not JSON: {e}"))
+}
+
+/// Across the missing second chunk with `--bridge-gaps`: the clip holds exactly the source
+/// packets of the first and third chunks in the span, every packet of the third at its
+/// wall-clock offset from `--from` (ffprobe, 1 ms), decodes without a message, lasts the span,
+/// and the gap is said on stderr and in the stdout line.
+fn bridged_gap(dir: &Path, broken: &Path, chunks: &[Chunk]) {
+    let (a, c) = (&chunks[0], &chunks[2]);
+    let (from, to) = (a.start_ms + 1_000, c.start_ms + 1_000);
+    let out = dir.join("bridged.mp4");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rtmp-recorder"));
+    common::clean_env(&mut cmd);
+    let o = clip_args(&mut cmd, dir, from, to, &out)
+        .arg("--bridge-gaps")
+        .arg("--destination")
+        .arg(format!("file://{}", broken.display()))
+        .output()
+        .expect("running rtmp-recorder clip");
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "bridging failed: {log}");
+    assert!(
+        log.contains("bridging the gap between") && log.contains("1 chunk(s) missing"),
+        "{log}"
+    );
+    let line = summary(&o);
+    let gaps = line["gaps"].as_array().unwrap();
+    assert_eq!(gaps.len(), 1, "{line}");
+    let hole = c.start_ms - (a.start_ms + a.manifest.duration_ms as i64);
+    assert_eq!(gaps[0]["after"], a.manifest.name.as_str(), "{line}");
+    assert_eq!(gaps[0]["before"], c.manifest.name.as_str(), "{line}");
+    assert_eq!(gaps[0]["ms"], hole, "{line}");
+    assert_eq!(
+        gaps[0]["clip_at_ms"],
+        a.start_ms + a.manifest.duration_ms as i64 - from,
+        "{line}"
+    );
+    assert_eq!(common::decode_errors(&out), "", "the bridged clip");
+    let duration = common::probe_duration(&out);
+    let span = (to - from) as f64 / 1000.0;
+    assert!(
+        (duration - span).abs() * 1000.0 <= FRAME_MS as f64,
+        "bridged: duration {duration} s, span {span} s"
+    );
+
+    let got = packets(&out);
+    for video in [true, false] {
+        // From the first chunk: from the keyframe (video) or frame (audio) at or before
+        // --from to its end; from the third: through the last frame presented before --to.
+        let f = from - a.start_ms;
+        let before: Vec<Packet> = packets(&a.mp4)
+            .into_iter()
+            .filter(|p| p.video == video)
+            .collect();
+        let first = before
+            .iter()
+            .rposition(|p| p.dts_ms <= f && (p.key || !video))
+            .unwrap();
+        let t = to - c.start_ms;
+        let mut after: Vec<Packet> = packets(&c.mp4)
+            .into_iter()
+            .filter(|p| p.video == video)
+            .collect();
+        let last = after
+            .iter()
+            .rposition(|p| if video { p.pts_ms < t } else { p.dts_ms < t })
+            .unwrap();
+        after.truncate(last + 1);
+        let mine: Vec<&Packet> = got.iter().filter(|p| p.video == video).collect();
+        let want: Vec<&str> = before[first..]
+            .iter()
+            .chain(&after)
+            .map(|p| p.hash.as_str())
+            .collect();
+        let have: Vec<&str> = mine.iter().map(|p| p.hash.as_str()).collect();
+        let kind = if video { "video" } else { "audio" };
+        let differ = have.iter().zip(&want).position(|(h, w)| h != w);
+        assert!(
+            have == want,
+            "bridged: {} {kind} packets, {} wanted ({} from the chunk before the gap); the first to differ: {differ:?}; times there: {:?}",
+            have.len(),
+            want.len(),
+            before.len() - first,
+            differ.map(|i| &mine[i.saturating_sub(2)..(i + 3).min(mine.len())])
+        );
+        // After the gap, each packet sits at its wall-clock offset from --from.
+        let tail = &mine[mine.len() - after.len()..];
+        for (p, s) in tail.iter().zip(&after) {
+            let at = c.start_ms - from;
+            assert!(
+                (p.pts_ms - (at + s.pts_ms)).abs() <= 1 && (p.dts_ms - (at + s.dts_ms)).abs() <= 1,
+                "bridged: {kind} packet at pts {} / dts {} ms in the clip, {} / {} ms after the gap's end (at {at} ms)",
+                p.pts_ms,
+                p.dts_ms,
+                s.pts_ms,
+                s.dts_ms
+            );
+        }
+        eprintln!(
+            "bridged: {} {kind} packets, {} after a {hole} ms gap, the first of them at {} ms",
+            mine.len(),
+            after.len(),
+            tail[0].pts_ms
+        );
+    }
 }
 
 /// The chunks uploaded under the default key template into s3s-fs; a clip across three read
@@ -457,5 +573,104 @@ fn clips_from_s3(dir: &Path, chunks: &[Chunk]) {
         fetched as f64 <= wanted as f64 * 1.03,
         "fetched {fetched} bytes for a {written}-byte clip"
     );
-    assert!(bytes_read(&log) <= fetched);
+    assert!(summary(&o)["read"].as_u64().unwrap() <= fetched);
+}
+
+/// A real publisher whose picture size changes mid-stream: two ffmpeg encodes (640x360, then
+/// 320x240, 3 s each, B-frames, AAC) spliced into one FLV (the second's AVC sequence header
+/// before its first keyframe), published by ffmpeg `-re -c copy`. Ingest cuts a chunk at the
+/// change; a clip across it carries exactly the chunks' packets and decodes without a message,
+/// in both sizes. (Headless Chromium 156 stops such a clip with MEDIA_ERR_DECODE at the change:
+/// see the README's Clips.)
+#[test]
+fn a_clip_across_a_resolution_change_is_exact_and_decodes() {
+    let dir = TempDir::new().unwrap();
+    let parts = [
+        ("640x360", remux_common::AV_640X360),
+        ("320x240", remux_common::AV_320X240),
+    ];
+    let mut spliced: Option<(Vec<u8>, Vec<remux_common::Tag>)> = None;
+    for (size, input) in parts {
+        let flv = dir.path().join(format!("{size}.flv"));
+        remux_common::encode(
+            &flv,
+            input,
+            &[
+                "-t", "3", "-c:v", "libx264", "-preset", "veryfast", "-bf", "2", "-g", "30",
+                "-pix_fmt", "yuv420p", "-c:a", "aac", "-ar", "48000", "-ac", "2",
+            ],
+        );
+        let (header, tags) = remux_common::split_flv(&std::fs::read(&flv).unwrap());
+        spliced = Some(match spliced {
+            None => (header, tags),
+            Some((header, mut all)) => {
+                // The second part follows the first a frame after its last tag; its
+                // onMetaData is dropped, its sequence headers kept.
+                let end = all.iter().map(|t| t.timestamp).max().unwrap() + 34;
+                all.extend(tags.into_iter().filter(|t| t.kind != 18).map(|mut t| {
+                    t.timestamp += end;
+                    t
+                }));
+                (header, all)
+            }
+        });
+    }
+    let (header, tags) = spliced.unwrap();
+    let source = dir.path().join("spliced.flv");
+    std::fs::write(&source, remux_common::join_flv(&header, &tags)).unwrap();
+
+    let chunks = record_with(dir.path(), "60s", |url| {
+        support::run_ok(
+            Command::new("ffmpeg")
+                .args(["-v", "error", "-re", "-i"])
+                .arg(&source)
+                .args(["-c", "copy", "-f", "flv", url]),
+            "ffmpeg publishing the spliced FLV",
+        );
+    });
+    let sizes: Vec<(Option<u32>, Option<u32>)> = chunks
+        .iter()
+        .map(|c| {
+            let v = c.manifest.video.as_ref().unwrap();
+            (v.width, v.height)
+        })
+        .collect();
+    assert_eq!(
+        sizes,
+        vec![(Some(640), Some(360)), (Some(320), Some(240))],
+        "ingest cuts one chunk per picture size"
+    );
+
+    let (from, to) = (chunks[0].start_ms + 1_500, chunks[1].start_ms + 1_500);
+    let out = dir.path().join("resized.mp4");
+    let o = clip(dir.path(), &dir.path().join("published"), from, to, &out);
+    assert!(
+        o.status.success(),
+        "clip failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        common::decode_errors(&out),
+        "",
+        "the clip across the change"
+    );
+    let stream = stream_packets(&chunks);
+    let anchor = chunks[0].start_ms - chunks[0].manifest.stream_offset_ms as i64;
+    for video in [true, false] {
+        assert_eq!(
+            hashes(&out, video),
+            span_hashes(&stream, video, from - anchor, to - anchor),
+            "{} packets",
+            if video { "video" } else { "audio" }
+        );
+    }
+    // ffmpeg decodes both sizes, the first then the second.
+    let text = remux_common::probe(&out, "v", "frame=width,height");
+    let mut decoded: Vec<&str> = text
+        .lines()
+        .map(|l| l.trim_end_matches(','))
+        .filter(|l| !l.is_empty())
+        .collect();
+    decoded.dedup();
+    assert_eq!(decoded, vec!["640,360", "320,240"], "decoded picture sizes");
 }

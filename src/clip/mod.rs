@@ -5,9 +5,13 @@
 //! publish's retry rules); the cutting itself is `mp4::clip` (pure).
 //!
 //! Gaps are never hidden: a span not covered by one unbroken chain of chunks (a reconnect, a
-//! lost chunk, before the recording began or after it ended) is refused with what is missing.
+//! lost chunk, a hole between chunks: [`chain`]) is refused with what is missing, or, with
+//! `--bridge-gaps`, cut across each gap with everything after it at its wall-clock place. Either way each gap is logged, and the one JSON line on stdout
+//! lists them. A span before the recording began or after it ended is always refused.
 
 mod bucket;
+mod chain;
+mod copy;
 mod sources;
 
 use std::collections::VecDeque;
@@ -26,11 +30,9 @@ use crate::publish::Destination;
 use crate::spool::StateDir;
 use crate::utc::Civil;
 use bucket::Bucket;
+use chain::{Cover, Gap};
 use sources::{Chunk, Location};
 
-/// The chunks' boundaries may be this far apart (or overlap) and still count as one chain:
-/// a chunk's duration is its decode span, which ends a frame before the next chunk starts.
-const SEAM_TOLERANCE_MS: i64 = 250;
 /// The first read of a chunk: the `ftyp` and the `moov`'s box header, which gives the rest.
 const FIRST_READ: u64 = 4096;
 /// Contiguous ranges of one chunk are read as one, up to this much at a time.
@@ -51,6 +53,10 @@ pub struct Args {
     /// The MP4 to write (replaced atomically).
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Cut across gaps in the recording (a missing chunk, a reconnect) instead of refusing:
+    /// what follows a gap keeps its wall-clock place in the clip.
+    #[arg(long)]
+    pub bridge_gaps: bool,
     /// Where the chunks were published: the same options as `publish` (default: where publish
     /// writes). With a directory, chunks still in the state directory are found too.
     #[command(flatten)]
@@ -66,6 +72,34 @@ pub struct Made {
     pub duration_ms: i64,
 }
 
+/// The line `clip` prints on stdout, for scripts: what it wrote (or that it refused) and every
+/// gap in the span.
+#[derive(Debug, serde::Serialize)]
+struct Summary<'a> {
+    /// The clip written, `None` when refused.
+    output: Option<String>,
+    from: &'a str,
+    to: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refused: Option<String>,
+    chunks: Vec<String>,
+    gaps: Vec<GapLine>,
+    /// Bytes written, and bytes read from the chunks (heads and samples).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    read: Option<u64>,
+}
+
+/// A gap as the stdout line gives it: where it lies in the clip, too.
+#[derive(Debug, serde::Serialize)]
+struct GapLine {
+    #[serde(flatten)]
+    gap: Gap,
+    /// Where it begins in the clip, ms from `--from`.
+    clip_at_ms: i64,
+}
+
 pub async fn run(state: StateDir, args: Args) -> Result<()> {
     let made = clip(&state, &args).await?;
     log::info!(
@@ -77,6 +111,24 @@ pub async fn run(state: StateDir, args: Args) -> Result<()> {
         made.read
     );
     Ok(())
+}
+
+fn print_summary(summary: &Summary) {
+    // A summary that cannot be encoded is a bug; the log has said everything already.
+    if let Ok(line) = serde_json::to_string(summary) {
+        println!("{line}");
+    }
+}
+
+fn gap_lines(cover: &Cover, from: i64) -> Vec<GapLine> {
+    cover
+        .gaps
+        .iter()
+        .map(|(i, g)| GapLine {
+            gap: g.clone(),
+            clip_at_ms: cover.chunks[i - 1].end_ms() - from,
+        })
+        .collect()
 }
 
 fn usage(message: String) -> anyhow::Error {
@@ -130,50 +182,60 @@ async fn clip(state: &StateDir, args: &Args) -> Result<Made> {
             (found, Reader::S3(Arc::new(b)), looked)
         }
     };
-    let chain = covering(&all, from, to).map_err(|why| {
+    let cover = chain::covering(&all, from, to).map_err(|why| {
         anyhow::anyhow!(
             "{app}/{stream} from {} to {}: {why} (looked in {looked})",
             args.from,
             args.to
         )
     })?;
-    write_clip(&chain, &reader, from, to, &args.output).await
-}
-
-/// The chunks that cover `from..to` (Unix ms) as one unbroken chain, or why there are none.
-fn covering(all: &[Chunk], from: i64, to: i64) -> Result<Vec<Chunk>, String> {
-    let chosen: Vec<&Chunk> = all
-        .iter()
-        .filter(|c| c.end_ms() > from && c.start_ms < to)
-        .collect();
-    let (Some(first), Some(last)) = (chosen.first(), chosen.last()) else {
-        return Err("nothing was recorded in that span".to_string());
+    let names = || {
+        cover
+            .chunks
+            .iter()
+            .map(|c| c.manifest.name.clone())
+            .collect()
     };
-    if first.start_ms > from + SEAM_TOLERANCE_MS {
-        return Err(format!(
-            "the recording begins at {}, after the clip's start",
-            first.manifest.utc_start
-        ));
+    if !cover.gaps.is_empty() && !args.bridge_gaps {
+        let gaps: Vec<String> = cover.gaps.iter().map(|(_, g)| g.to_string()).collect();
+        print_summary(&Summary {
+            output: None,
+            from: &args.from,
+            to: &args.to,
+            refused: Some("gaps".into()),
+            chunks: names(),
+            gaps: gap_lines(&cover, from),
+            bytes: None,
+            read: None,
+        });
+        bail!(
+            "{app}/{stream} from {} to {}: {}; clips never hide a gap: pass --bridge-gaps to \
+             cut across them with nothing shown where nothing was recorded",
+            args.from,
+            args.to,
+            gaps.join("; ")
+        );
     }
-    if last.end_ms() + SEAM_TOLERANCE_MS < to {
-        return Err(format!(
-            "the recording stops at {}, before the clip's end",
-            Civil::from_unix_millis(last.end_ms()).rfc3339()
-        ));
+    for (i, g) in &cover.gaps {
+        log::warn!(
+            "{app}/{stream}: bridging the {g}: nothing was recorded from {} ms to {} ms of \
+             the clip (the last picture before stays), what follows keeps its place",
+            cover.chunks[i - 1].end_ms() - from,
+            cover.chunks[*i].start_ms - from
+        );
     }
-    for pair in chosen.windows(2) {
-        let (a, b) = (pair[0], pair[1]);
-        let chained = b.manifest.previous.as_deref() == Some(a.manifest.name.as_str())
-            && b.manifest.sequence == a.manifest.sequence + 1;
-        if !chained {
-            return Err(format!(
-                "gap between {} and {}: they are not consecutive chunks of one session \
-                 (a reconnect, or a chunk missing); clips never hide a gap",
-                a.manifest.name, b.manifest.name
-            ));
-        }
-    }
-    Ok(chosen.into_iter().cloned().collect())
+    let made = write_clip(&cover, &reader, from, to, &args.output).await?;
+    print_summary(&Summary {
+        output: Some(args.output.display().to_string()),
+        from: &args.from,
+        to: &args.to,
+        refused: None,
+        chunks: names(),
+        gaps: gap_lines(&cover, from),
+        bytes: Some(made.bytes),
+        read: Some(made.read),
+    });
+    Ok(made)
 }
 
 /// Where one chunk's bytes are read from; cheap to clone into a task. A file is opened once.
@@ -248,21 +310,46 @@ async fn read_head(fetch: &Fetch, chunk: &Chunk) -> Result<(Vec<u8>, u64)> {
     }
 }
 
+/// Each chunk's place on the clip's timeline: the stream time of the chunk holding `from`
+/// (the chunks' offsets since their session began). Wall clock and media time drift apart a
+/// little over a stream, so within an unbroken run the offsets place the chunks; a run after a
+/// gap starts at its wall-clock distance from the anchor (never before the run ahead ends).
+fn offsets(cover: &Cover) -> Vec<i64> {
+    let anchor = &cover.chunks[0];
+    let mut out: Vec<i64> = Vec::with_capacity(cover.chunks.len());
+    let mut run_start = anchor;
+    let mut run_base = anchor.manifest.stream_offset_ms as i64;
+    for (i, c) in cover.chunks.iter().enumerate() {
+        if cover.gaps.iter().any(|(g, _)| *g == i) {
+            let prev = &cover.chunks[i - 1];
+            let prev_end = out[i - 1] + prev.manifest.duration_ms as i64;
+            let wall = anchor.manifest.stream_offset_ms as i64 + (c.start_ms - anchor.start_ms);
+            run_start = c;
+            run_base = wall.max(prev_end);
+        }
+        out.push(
+            run_base + c.manifest.stream_offset_ms as i64
+                - run_start.manifest.stream_offset_ms as i64,
+        );
+    }
+    out
+}
+
 async fn write_clip(
-    chain: &[Chunk],
+    cover: &Cover,
     reader: &Reader,
     from: i64,
     to: i64,
     output: &Path,
 ) -> Result<Made> {
-    // Stream time: the chunks' offsets since their session began. Wall clock and media time
-    // drift apart a little over a stream; the chunk holding `from` ties them.
+    let chain = &cover.chunks;
     let anchor = &chain[0];
     let stream_ms = |utc: i64| anchor.manifest.stream_offset_ms as i64 + (utc - anchor.start_ms);
     let window = Window {
         from_ms: stream_ms(from),
         to_ms: stream_ms(to),
     };
+    let offsets = offsets(cover);
 
     let mut fetches = Vec::with_capacity(chain.len());
     for c in chain {
@@ -284,14 +371,12 @@ async fn write_clip(
         bases.push(base);
         base += c.size;
     }
-    let pieces: Vec<Piece> = chain
-        .iter()
-        .zip(&movies)
-        .zip(&bases)
-        .map(|((c, movie), &base)| Piece {
-            movie,
-            offset_ms: c.manifest.stream_offset_ms as i64,
-            base,
+    let pieces: Vec<Piece> = (0..chain.len())
+        .map(|i| Piece {
+            movie: &movies[i],
+            offset_ms: offsets[i],
+            base: bases[i],
+            after_gap: cover.gaps.iter().any(|(g, _)| *g == i),
         })
         .collect();
     let movie = plan(&pieces, window)?;
@@ -302,17 +387,28 @@ async fn write_clip(
 
     let partial = output.with_extension("mp4.partial");
     let written = async {
+        if let Reader::Disk = reader {
+            let files: Vec<(Arc<File>, PathBuf)> = fetches
+                .iter()
+                .filter_map(|f| match f {
+                    Fetch::File(file, path) => Some((Arc::clone(file), path.clone())),
+                    Fetch::S3(..) => None,
+                })
+                .collect();
+            let (partial, head) = (partial.clone(), layout.head.clone());
+            read_bytes +=
+                tokio::task::spawn_blocking(move || copy::write(&partial, &head, &files, &reads))
+                    .await
+                    .context("copying the clip: task panicked")??;
+            return Ok(());
+        }
         let mut out = Output::create(&partial).await?;
         out.write(layout.head.clone()).await?;
-        // Reads run ahead (several at once from S3); their bytes go out in order.
-        let depth = match reader {
-            Reader::Disk => 2,
-            Reader::S3(_) => S3_READS_IN_FLIGHT,
-        };
+        // Reads run ahead, several at once; their bytes go out in order.
         let mut pending = VecDeque::new();
         let mut next = reads.iter();
         loop {
-            while pending.len() < depth {
+            while pending.len() < S3_READS_IN_FLIGHT {
                 let Some(&(piece, offset, len)) = next.next() else {
                     break;
                 };

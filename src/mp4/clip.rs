@@ -10,6 +10,12 @@
 //!   starting before `to`. The edit lists ([`Window`]) present exactly `from..to`.
 //! - A codec configuration that changes between chunks (a new resolution) becomes another
 //!   sample description, as within one chunk.
+//! - A piece may follow a gap (`after_gap`: a missing chunk, a reconnect), bridged on request:
+//!   its offset places it on the timeline at its wall-clock distance from the pieces before,
+//!   and its samples keep those times, so everything after the gap keeps its wall-clock
+//!   position in the clip; the last sample before the gap lasts until the first after it.
+//!   (Not an empty edit in the middle of the edit list: ffmpeg's demuxer, and the players built
+//!   on it, replay the media from its start during such an edit.)
 //! - The files are addressed as one space: each chunk's bytes start at its `base` (the sum of
 //!   the sizes before it), so the movie's copy plan is one list of ranges ([`locate`] maps a
 //!   range back to its chunk).
@@ -37,6 +43,8 @@ pub struct Piece<'a> {
     pub offset_ms: i64,
     /// Where the chunk's file starts in the address space of all chunks' files.
     pub base: u64,
+    /// The chunk follows a gap in the recording (its offset says how long the gap is).
+    pub after_gap: bool,
 }
 
 /// A sample of one kind (video or audio), placed on the stream's timeline.
@@ -89,6 +97,7 @@ pub fn plan(pieces: &[Piece], window: Window) -> Result<Movie, ClipError> {
         };
         let mut track = None;
         let mut current = None;
+        let mut last_piece = None;
         for p in &placed[range] {
             let entry = &p.track.entries[usize::from(p.sample.entry)];
             let id = (p.from, p.sample.entry);
@@ -106,6 +115,13 @@ pub fn plan(pieces: &[Piece], window: Window) -> Result<Movie, ClipError> {
                 }
             };
             current = Some(id);
+            let piece = p.from.0;
+            if let Some(last) = last_piece
+                && pieces[last + 1..=piece].iter().any(|q| q.after_gap)
+            {
+                movie.gap_before_next(t);
+            }
+            last_piece = Some(piece);
             movie.push(
                 t,
                 SampleIn {
@@ -193,6 +209,30 @@ mod tests {
         (parse(&layout.head).unwrap(), layout.file_size)
     }
 
+    /// Chunk `a` at 0, then `b` at `b_at` ms of the stream.
+    fn two<'a>(
+        a: &'a StoredMovie,
+        a_size: u64,
+        b: &'a StoredMovie,
+        b_at: i64,
+        after_gap: bool,
+    ) -> [Piece<'a>; 2] {
+        [
+            Piece {
+                movie: a,
+                offset_ms: 0,
+                base: 0,
+                after_gap: false,
+            },
+            Piece {
+                movie: b,
+                offset_ms: b_at,
+                base: a_size,
+                after_gap,
+            },
+        ]
+    }
+
     fn other_sps() -> SampleEntry {
         let mut sps = SPS_720P;
         sps[3] = 0x28;
@@ -203,18 +243,7 @@ mod tests {
     fn a_clip_across_two_chunks_decodes_from_the_keyframe_and_shows_the_window() {
         let (a, a_size) = chunk(avc(&SPS_720P), 1980);
         let (b, _) = chunk(other_sps(), 1980);
-        let pieces = [
-            Piece {
-                movie: &a,
-                offset_ms: 0,
-                base: 0,
-            },
-            Piece {
-                movie: &b,
-                offset_ms: 1980,
-                base: a_size,
-            },
-        ];
+        let pieces = two(&a, a_size, &b, 1980, false);
         let window = Window {
             from_ms: 1200,
             to_ms: 2600,
@@ -251,12 +280,50 @@ mod tests {
     }
 
     #[test]
+    fn a_bridged_gap_keeps_what_follows_at_its_place() {
+        use mp4_atom::{Decode, Moov};
+        let (a, a_size) = chunk(avc(&SPS_720P), 1980);
+        let (b, _) = chunk(avc(&SPS_720P), 1980);
+        // Chunk B starts 60 s after A ends (chunks lost): far enough to be stitched shut by
+        // the remux's repair of jumping timestamps, were the gap not declared.
+        let b_at = 1980 + 60_000;
+        let pieces = two(&a, a_size, &b, b_at, true);
+        let window = Window {
+            from_ms: 1200,
+            to_ms: b_at + 1000,
+        };
+        let layout = plan(&pieces, window).unwrap().layout(0).unwrap();
+        let clip = parse(&layout.head).unwrap();
+        // B's samples keep their place: 60 s after A's, relative to the window.
+        for (track, first_b) in [
+            (0, (1980 / 33 - 30) as usize),
+            (1, (1980 / 21 - 57) as usize),
+        ] {
+            let s = &clip.tracks[track].samples;
+            assert_eq!(s[first_b].dts_ms, b_at - 1200, "track {track}");
+            assert!(s[first_b - 1].dts_ms < 1980 - 1200, "track {track}");
+        }
+        // One edit per track: the window, whole (no empty edit in the middle).
+        let ftyp = u32::from_be_bytes(layout.head[..4].try_into().unwrap()) as usize;
+        let moov = Moov::decode(&mut &layout.head[ftyp..]).unwrap();
+        for t in &moov.trak {
+            let elst = t.edts.as_ref().unwrap().elst.as_ref().unwrap();
+            assert_eq!(elst.entries.len(), 1);
+            assert_eq!(
+                elst.entries[0].segment_duration,
+                (window.to_ms - window.from_ms) as u64
+            );
+        }
+    }
+
+    #[test]
     fn a_window_outside_the_recording_or_backwards_is_refused() {
         let (a, _) = chunk(avc(&SPS_720P), 990);
         let pieces = [Piece {
             movie: &a,
             offset_ms: 0,
             base: 0,
+            after_gap: false,
         }];
         let after = Window {
             from_ms: 5_000,

@@ -90,6 +90,7 @@ impl Movie {
             samples: Vec::new(),
             shift: 0,
             repaired: 0,
+            gap_pending: false,
         });
         self.tracks.len() - 1
     }
@@ -97,6 +98,13 @@ impl Movie {
     /// Shows only `window` of the timeline; the movie's time 0 is `window.from_ms`.
     pub fn show_only(&mut self, window: Window) {
         self.window = Some(window);
+    }
+
+    /// The next sample pushed to `track` follows a gap (a clip bridging a missing chunk or a
+    /// reconnect): its DTS is kept however far it jumps, so it and what follows stay at their
+    /// place on the timeline; the sample before it lasts until it (in `stts`).
+    pub fn gap_before_next(&mut self, track: usize) {
+        self.tracks[track].gap_pending = true;
     }
 
     pub fn track_count(&self) -> usize {
@@ -133,7 +141,10 @@ impl Movie {
         let t = &mut self.tracks[track];
         let mut dts = s.dts_ms + t.shift;
         let mut repaired = false;
-        if let Some(prev) = t.samples.last() {
+        let after_gap = std::mem::take(&mut t.gap_pending);
+        // A declared gap (a bridged clip) keeps its DTS however far it jumps ahead.
+        let prev = t.samples.last().filter(|p| !(after_gap && dts > p.dts_ms));
+        if let Some(prev) = prev {
             let gap = dts - prev.dts_ms;
             if gap <= -MAX_DTS_STEP_BACK_MS || gap > MAX_DTS_GAP_MS {
                 // A discontinuity: stitch the rest of the track on.

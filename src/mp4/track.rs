@@ -23,6 +23,8 @@ pub(super) struct Track {
     /// Added to incoming DTS to stitch over discontinuities.
     pub(super) shift: i64,
     pub(super) repaired: u64,
+    /// The next sample pushed follows a gap: its DTS is kept however far it jumps.
+    pub(super) gap_pending: bool,
 }
 
 impl Track {

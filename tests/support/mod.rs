@@ -145,3 +145,17 @@ pub fn ensure_pip_module(module: &str, package: &str) {
     }
     panic!("could not install {package} with pip (python module {module})");
 }
+
+/// Every file below `dir`, recursively (none if it does not exist).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
