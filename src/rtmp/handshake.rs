@@ -26,6 +26,14 @@ impl Default for Handshake {
 }
 
 impl Handshake {
+    #[cfg(fuzzing)]
+    pub fn completed() -> Handshake {
+        Handshake {
+            done: true,
+            ..Handshake::default()
+        }
+    }
+
     pub fn is_done(&self) -> bool {
         self.done
     }
