@@ -119,7 +119,16 @@ pub fn h264_dimensions(sps: &[u8]) -> Result<(u32, u32), ParamError> {
                     let (mut last, mut next) = (8i32, 8i32);
                     for _ in 0..size {
                         if next != 0 {
-                            next = (last + r.se()? + 256) % 256;
+                            // delta_scale is -128..=127 (7.4.2.1.1.1); anything else is not an
+                            // SPS, and would overflow the sum below.
+                            let delta = r.se()?;
+                            if !(-128..=127).contains(&delta) {
+                                return Err(ParamError::Invalid {
+                                    what: WHAT,
+                                    why: "scaling list delta out of range",
+                                });
+                            }
+                            next = (last + delta + 256) % 256;
                         }
                         if next != 0 {
                             last = next;
@@ -461,6 +470,24 @@ mod tests {
             0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x83, 0x19, 0x60,
         ];
         assert_eq!(h264_dimensions(&sps), Ok((1280, 720)));
+    }
+
+    #[test]
+    fn h264_sps_scaling_delta_out_of_range_is_refused() {
+        // Found by fuzz/ (codec_headers): a High profile SPS whose first scaling list carries a
+        // delta_scale of 2^31 - 1 overflowed the list arithmetic.
+        let sps = [
+            0x01, 0x64, 0x00, 0x0a, 0xef, 0xe1, 0x00, 0x03, 0xac, 0x00, 0x00, 0x00, 0x00, 0xff,
+            0xff, 0xff, 0x00, 0xfb, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00,
+        ];
+        assert_eq!(
+            h264_dimensions(&sps),
+            Err(ParamError::Invalid {
+                what: "H.264 SPS",
+                why: "scaling list delta out of range"
+            })
+        );
     }
 
     #[test]
