@@ -167,21 +167,12 @@ async fn drain(
                     Outcome::Done { mp4 } => {
                         tally.remuxed += 1;
                         let (_, chunk) = spool::log_labels(&mp4);
-                        record::done(state, Stage::Remux, &chunk);
                         crate::systemd::status(&format!(
                             "remuxed {} chunk(s); last {chunk}",
                             tally.remuxed
                         ));
                     }
-                    Outcome::Failed(reason) => {
-                        tally.failed += 1;
-                        record::failed(
-                            state,
-                            Stage::Remux,
-                            FailureKind::Rejected,
-                            &format!("{}: {reason}", flv.display()),
-                        );
-                    }
+                    Outcome::Failed(_) => tally.failed += 1,
                     Outcome::Skipped(_) => {}
                 }
             }
@@ -189,12 +180,6 @@ async fn drain(
                 pass.errors += 1;
                 retry_at.insert(flv.clone(), Instant::now() + RETRY_AFTER);
                 let (stream, chunk) = spool::log_labels(&flv);
-                record::failed(
-                    state,
-                    Stage::Remux,
-                    FailureKind::Local,
-                    &format!("{}: {e:#}", flv.display()),
-                );
                 if crate::disk::is_full_anywhere(&e) {
                     pass.disk_full += 1;
                     log::error!(stream = stream.as_str(), chunk = chunk.as_str();
@@ -214,9 +199,27 @@ async fn drain(
 async fn one(state: &StateDir, flv: &Path, quiet: Duration) -> Result<Outcome> {
     let state = state.clone();
     let flv = flv.to_path_buf();
-    tokio::task::spawn_blocking(move || remux_one(&state, &flv, quiet))
-        .await
-        .context("remux task panicked")?
+    tokio::task::spawn_blocking(move || {
+        let result = remux_one(&state, &flv, quiet);
+        // The stage record is a file written with fsync: updated here, off the async workers.
+        match &result {
+            Ok(Outcome::Done { mp4 }) => {
+                record::done(&state, Stage::Remux, &spool::log_labels(mp4).1);
+            }
+            Ok(Outcome::Failed(reason)) => {
+                let what = format!("{}: {reason}", flv.display());
+                record::failed(&state, Stage::Remux, FailureKind::Rejected, &what);
+            }
+            Ok(Outcome::Skipped(_)) => {}
+            Err(e) => {
+                let what = format!("{}: {e:#}", flv.display());
+                record::failed(&state, Stage::Remux, FailureKind::Local, &what);
+            }
+        }
+        result
+    })
+    .await
+    .context("remux task panicked")?
 }
 
 /// Removes `tmp/remux-STEM.mp4` files no remux is writing: their FLV is gone (done) or not locked
