@@ -112,7 +112,9 @@ fn status_shows_live_queued_uploaded_and_failed() {
     let oldest = json["queues"]["oldest_unpublished_age_seconds"]
         .as_u64()
         .unwrap();
-    assert!(oldest >= 10, "oldest {oldest}");
+    // The queued chunk holds 10 s of media that arrived in real time, so it started about 10 s
+    // before it was handed on; its own span may be a frame short of that, hence 9.
+    assert!((9..60).contains(&oldest), "oldest {oldest}");
     let uploaded: Vec<_> = common::files_with_ext(&state.join("archive"), "mp4");
     assert_eq!(uploaded.len(), 1);
     let uploaded_name = uploaded[0]
