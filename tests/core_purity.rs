@@ -25,6 +25,7 @@ const CORE: &[&str] = &[
     "rtmp",
     "prometheus",
     "url_path",
+    "byte_range",
 ];
 
 /// Path prefixes no core module may name.

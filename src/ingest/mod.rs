@@ -79,6 +79,11 @@ pub struct Args {
     /// systemd passes no HTTP socket. Off unless given.
     #[arg(long, env = "HTTP_LISTEN", value_delimiter = ',')]
     pub http_listen: Vec<SocketAddr>,
+
+    /// Where publish writes, for `GET /clip`: `run` passes its own publish options; the `ingest`
+    /// stage alone reads them from the environment it shares with the publish unit.
+    #[arg(skip)]
+    pub clips: Option<Arc<crate::publish::Args>>,
 }
 
 impl Args {
@@ -177,9 +182,13 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
             accepting: accepting.clone(),
             connections_limit: args.max_connections as u64,
             min_free: args.min_free_disk,
+            clips: match args.clips.clone() {
+                Some(clips) => clips,
+                None => Arc::new(crate::publish::Args::from_env()?),
+            },
         };
         for addr in crate::http::serve(http, view, shutdown.clone())? {
-            log::info!("serving /healthz, /metrics and /recordings/ on http://{addr}/");
+            log::info!("serving /healthz, /metrics, /recordings/ and /clip on http://{addr}/");
         }
     }
     log::info!("{listening}");
