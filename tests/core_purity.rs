@@ -25,6 +25,7 @@ const CORE: &[&str] = &[
     "rtmp",
     "prometheus",
     "url_path",
+    "tls_identity",
 ];
 
 /// Path prefixes no core module may name.
