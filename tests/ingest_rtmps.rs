@@ -36,11 +36,20 @@ fn openssl() -> Command {
 
 /// A self-signed P-256 certificate for `name` with serial `serial`, in `dir/name.{crt,key}`.
 fn make_pair(dir: &Path, name: &str, serial: u32) -> Pair {
-    let (cert, key) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
+    let (cert, key) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
     support::run_ok(
         openssl()
             .args(["req", "-x509", "-newkey", "ec"])
-            .args(["-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2"])
+            .args([
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-days",
+                "2",
+            ])
             .args(["-subj", &format!("/CN={name}")])
             .args(["-set_serial", &serial.to_string()])
             .arg("-keyout")
@@ -85,11 +94,7 @@ fn served_fingerprint(port: u16) -> String {
         .stderr(Stdio::piped())
         .spawn()
         .expect("running openssl x509");
-    x509.stdin
-        .take()
-        .unwrap()
-        .write_all(&shown.stdout)
-        .unwrap();
+    x509.stdin.take().unwrap().write_all(&shown.stdout).unwrap();
     let out = x509.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -217,7 +222,11 @@ fn ffmpeg_and_gstreamer_record_over_rtmps_and_a_renewed_certificate_is_served_wi
     }
 
     assert_eq!(rec.pid(), pid);
-    assert!(rec.exited().is_none(), "ingest exited\n{}", show_log(&rec.log));
+    assert!(
+        rec.exited().is_none(),
+        "ingest exited\n{}",
+        show_log(&rec.log)
+    );
     assert_eq!(
         std::fs::read(&cam[0]).unwrap(),
         cam_bytes,
@@ -231,11 +240,12 @@ fn ffmpeg_and_gstreamer_record_over_rtmps_and_a_renewed_certificate_is_served_wi
         .collect();
     assert_eq!(reloads.len(), 1, "{reloads:?}");
     assert!(reloads[0].contains(second_hex), "{}", reloads[0]);
-    let refused: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains(refusal))
-        .collect();
-    assert_eq!(refused.len(), 1, "one line for one broken pair: {refused:?}");
+    let refused: Vec<&str> = log.lines().filter(|l| l.contains(refusal)).collect();
+    assert_eq!(
+        refused.len(),
+        1,
+        "one line for one broken pair: {refused:?}"
+    );
     assert!(
         refused[0].contains(served.cert.to_str().unwrap())
             && refused[0].contains("not base64")
@@ -270,7 +280,9 @@ fn closed_within(mut s: TcpStream, within: Duration) -> Vec<u8> {
 /// The first bytes a TLS client sends: a ClientHello record (its content does not matter to a
 /// server that expects RTMP's C0 = 3).
 fn client_hello() -> Vec<u8> {
-    let mut hello = vec![0x16, 0x03, 0x01, 0x00, 0x2f, 0x01, 0x00, 0x00, 0x2b, 0x03, 0x03];
+    let mut hello = vec![
+        0x16, 0x03, 0x01, 0x00, 0x2f, 0x01, 0x00, 0x00, 0x2b, 0x03, 0x03,
+    ];
     hello.extend_from_slice(&[0x5a; 32]);
     hello.extend_from_slice(&[0x00, 0x00, 0x02, 0x13, 0x01, 0x01, 0x00, 0x00, 0x00]);
     hello
@@ -312,19 +324,32 @@ fn the_wrong_protocol_on_either_port_is_refused_while_a_stream_records() {
     let started = Instant::now();
     let wrong = Command::new("ffmpeg")
         .args(["-hide_banner", "-nostdin", "-loglevel", "error"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", "1"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30",
+            "-t",
+            "1",
+        ])
         .args(["-c:v", "libx264", "-f", "flv"])
         .arg(format!("rtmp://127.0.0.1:{tls_port}/live/wrong"))
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert!(!wrong.status.success(), "ffmpeg published plain RTMP to RTMPS");
+    assert!(
+        !wrong.status.success(),
+        "ffmpeg published plain RTMP to RTMPS"
+    );
     let s_client = Command::new("openssl")
         .args(["s_client", "-connect", &format!("127.0.0.1:{}", rec.port)])
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert!(!s_client.status.success(), "a TLS handshake on the plain port");
+    assert!(
+        !s_client.status.success(),
+        "a TLS handshake on the plain port"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(8),
         "refusals took {:?}",
@@ -334,7 +359,11 @@ fn the_wrong_protocol_on_either_port_is_refused_while_a_stream_records() {
     good.wait_ok(Duration::from_secs(30));
     let chunks = wait_chunk_of(&rec, "good");
     check_chunks_against_reference(&chunks, &good.reference, "live", "good");
-    assert!(rec.exited().is_none(), "ingest exited\n{}", show_log(&rec.log));
+    assert!(
+        rec.exited().is_none(),
+        "ingest exited\n{}",
+        show_log(&rec.log)
+    );
     let log = rec.log_text();
     assert!(!log.contains("panicked"), "{}", show_log(&rec.log));
     assert!(
@@ -394,7 +423,7 @@ fn bad_tls_configuration_ends_the_start_naming_the_file() {
     refused_start(
         dir.path(),
         &["--tls-listen", &listen, "--tls-cert", &s(&garbage)],
-        &[],
+        &["--tls-key"],
     );
     let with = |cert: &Path, key: &Path| {
         vec![

@@ -298,7 +298,9 @@ async fn rtmps_config(
         )
         .into());
     };
-    rtmps::Rtmps::load(cert.clone(), key.clone()).await.map(Some)
+    rtmps::Rtmps::load(cert.clone(), key.clone())
+        .await
+        .map(Some)
 }
 
 /// RTMPS sockets from systemd when socket-activated, else our own on `--tls-listen`.

@@ -155,7 +155,7 @@ impl Rtmps {
     pub async fn wrap(self: &Arc<Self>, socket: TcpStream, peer: SocketAddr) -> TlsStream {
         let acceptor = self.acceptor().await;
         TlsStream {
-            state: State::Handshaking(acceptor.accept(socket)),
+            state: State::Handshaking(Box::new(acceptor.accept(socket))),
             peer,
             rtmps: self.clone(),
         }
@@ -266,7 +266,7 @@ pub struct TlsStream {
 }
 
 enum State {
-    Handshaking(tokio_rustls::Accept<TcpStream>),
+    Handshaking(Box<tokio_rustls::Accept<TcpStream>>),
     Open(Box<tokio_rustls::server::TlsStream<TcpStream>>),
     Failed,
 }
@@ -275,7 +275,7 @@ impl TlsStream {
     /// Drives the handshake; `Ready(Ok(true))` once open, `Ready(Ok(false))` once failed.
     fn poll_open(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
         if let State::Handshaking(accept) = &mut self.state {
-            match ready!(Pin::new(accept).poll(cx)) {
+            match ready!(Pin::new(&mut **accept).poll(cx)) {
                 Ok(stream) => self.state = State::Open(Box::new(stream)),
                 Err(e) => {
                     self.rtmps.handshake_failed(self.peer, &e);
