@@ -530,3 +530,117 @@ fn the_socket_named_rtmps_speaks_tls_under_socket_activation() {
         &log,
     );
 }
+
+/// A TLS client that connects, waits `delay`, does the TLS handshake (not checking the
+/// certificate) and then sends nothing; returns (seconds to the end of the TLS handshake,
+/// seconds until the server closed), both from the connect; `None` when the server closed
+/// before the TLS handshake.
+fn stalled_tls_client(port: u16, delay: Duration) -> Option<(f64, f64)> {
+    let script = r#"
+import socket, ssl, sys, time
+port, delay = int(sys.argv[1]), float(sys.argv[2])
+start = time.monotonic()
+raw = socket.create_connection(("127.0.0.1", port))
+time.sleep(delay)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+try:
+    tls = ctx.wrap_socket(raw)
+except (ConnectionError, ssl.SSLError):
+    print("refused")
+    sys.exit(0)
+handshake = time.monotonic() - start
+try:
+    while tls.recv(4096):
+        pass
+except (ConnectionError, ssl.SSLError):
+    pass
+print(f"{handshake:.3f} {time.monotonic() - start:.3f}")
+"#;
+    let out = support::run_ok(
+        Command::new("python3")
+            .args(["-c", script, &port.to_string()])
+            .arg(delay.as_secs_f64().to_string()),
+        "python3 TLS client",
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.trim() == "refused" {
+        return None;
+    }
+    let mut it = text.split_whitespace().map(|n| n.parse::<f64>().unwrap());
+    Some((it.next().unwrap(), it.next().unwrap()))
+}
+
+#[test]
+fn tls_connections_share_the_connection_limit_and_the_handshake_deadline() {
+    let dir = TempDir::new().unwrap();
+    let pair = make_pair(dir.path(), "limits", 9);
+    let tls_port = free_port();
+    let tls_addr = format!("127.0.0.1:{tls_port}");
+    let rec = Recorder::start(
+        dir.path(),
+        &[
+            "--tls-listen",
+            &tls_addr,
+            "--tls-cert",
+            pair.cert.to_str().unwrap(),
+            "--tls-key",
+            pair.key.to_str().unwrap(),
+            "--max-connections",
+            "1",
+            "--handshake-timeout",
+            "3s",
+        ],
+    );
+    wait_until(Duration::from_secs(10), "the RTMPS port", || {
+        port_open(tls_port)
+    });
+    // Wait until the harness's probes are gone and a TLS client gets the only slot.
+    wait_until(Duration::from_secs(10), "a TLS handshake", || {
+        Command::new("openssl")
+            .args(["s_client", "-connect", &tls_addr])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+            .status
+            .success()
+    });
+
+    // A plain connection holds the only slot (it stays silent, so for up to 3 s): a TLS
+    // client is turned away.
+    let holder = TcpStream::connect(("127.0.0.1", rec.port)).unwrap();
+    wait_until(Duration::from_secs(2), "the TLS client turned away", || {
+        !Command::new("openssl")
+            .args(["s_client", "-connect", &tls_addr])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+            .status
+            .success()
+    });
+    assert!(
+        rec.log_text().contains("--max-connections reached"),
+        "{}",
+        show_log(&rec.log)
+    );
+    drop(holder);
+
+    // The TLS handshake counts against --handshake-timeout: a client that spends 2 s before
+    // its TLS handshake and then says nothing is closed 3 s after it connected, not 3 s after
+    // its TLS handshake.
+    let mut timing = None;
+    wait_until(Duration::from_secs(15), "the slot free again", || {
+        timing = stalled_tls_client(tls_port, Duration::from_secs(2));
+        timing.is_some()
+    });
+    let (handshake, closed) = timing.unwrap();
+    eprintln!("TLS handshake at {handshake} s, closed at {closed} s after connecting");
+    assert!(handshake >= 2.0, "TLS handshake after {handshake} s");
+    assert!(
+        (2.9..4.0).contains(&closed),
+        "closed {closed} s after connecting (TLS handshake at {handshake} s); \
+         --handshake-timeout is 3 s\n{}",
+        show_log(&rec.log)
+    );
+}
