@@ -168,8 +168,9 @@ pub fn fingerprint(cert: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    // A self-signed P-256 pair made once with `openssl req -x509 -newkey ec
-    // -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=unit`, and a second key.
+    // Test-only keys: a self-signed P-256 pair made once with `openssl req -x509 -newkey ec
+    // -pkeyopt ec_paramgen_curve:P-256 -nodes -days 36500 -subj /CN=unit`, and a second key
+    // (`openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`).
     const CERT: &str = include_str!("../tests/fixtures/tls/unit-cert.pem");
     const KEY: &str = include_str!("../tests/fixtures/tls/unit-key.pem");
     const OTHER_KEY: &str = include_str!("../tests/fixtures/tls/unit-other-key.pem");
