@@ -28,5 +28,6 @@ pub mod size;
 pub mod spool;
 pub mod status;
 pub mod systemd;
+pub mod tls_identity;
 pub mod url_path;
 pub mod utc;

@@ -26,6 +26,7 @@ const CORE: &[&str] = &[
     "prometheus",
     "url_path",
     "byte_range",
+    "tls_identity",
 ];
 
 /// Path prefixes no core module may name.
