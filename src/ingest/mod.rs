@@ -1,6 +1,7 @@
 //! The ingest stage: an RTMP server that records every published stream into FLV chunks in
 //! `recording/` and hands each finished chunk to `remux/`.
 
+pub mod admission;
 mod chunk_file;
 mod connection;
 pub mod keys;
@@ -53,6 +54,21 @@ pub struct Args {
     /// Split at the next keyframe once a chunk reaches this size (seed: record_max_size 1000M).
     #[arg(long, env = "MAX_CHUNK_SIZE", value_parser = crate::size::parse, default_value = "1000M")]
     pub max_chunk_size: u64,
+
+    /// Split at the next keyframe once a chunk holds this many frames (audio and video). Twice
+    /// this, or twice --max-chunk-size, splits at the next frame even without a keyframe (the
+    /// chunk's manifest then says `starts_without_keyframe`), which bounds the remux's memory.
+    #[arg(long, env = "MAX_CHUNK_FRAMES", default_value_t = crate::chunk::DEFAULT_MAX_FRAMES)]
+    pub max_chunk_frames: u64,
+
+    /// A peer that does not take our replies within this time is disconnected (a publisher
+    /// that stops reading would otherwise hold its connection forever).
+    #[arg(long, env = "WRITE_TIMEOUT", value_parser = crate::duration::parse, default_value = "10s")]
+    pub write_timeout: Duration,
+
+    /// At most this many connections at once from one IP address; more are refused at accept.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_IP", default_value_t = 16)]
+    pub max_connections_per_ip: usize,
 
     /// File of allowed stream keys, one per line: `KEY` or `KEY LABEL`. Unset: any key may publish.
     #[arg(long, env = "ALLOWED_KEYS_FILE")]
@@ -135,12 +151,13 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
         state,
         policy,
         split: SplitConfig {
-            target_ms: target.as_millis() as u64,
-            max_bytes: args.max_chunk_size,
+            max_frames: args.max_chunk_frames.max(1),
+            ..SplitConfig::new(target.as_millis() as u64, args.max_chunk_size)
         },
         rtmp: ServerConfig {
             handshake_timeout: args.handshake_timeout,
             idle_timeout: args.idle_timeout,
+            write_timeout: args.write_timeout,
             ..ServerConfig::default()
         },
         stats: stats.clone(),
@@ -149,6 +166,8 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
         min_free: args.min_free_disk,
     });
     let slots = Arc::new(Semaphore::new(args.max_connections));
+    let per_ip = admission::PerIp::new(args.max_connections_per_ip.max(1));
+    let refusals = Arc::new(Mutex::new(Refusals::new()));
     let mut addrs = Vec::new();
     for listener in listeners {
         addrs.push(
@@ -160,7 +179,11 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
         tokio::spawn(accept_loop(
             listener,
             shared.clone(),
-            slots.clone(),
+            Admit {
+                slots: slots.clone(),
+                per_ip: per_ip.clone(),
+                refusals: refusals.clone(),
+            },
             shutdown.clone(),
         ));
     }
@@ -238,10 +261,78 @@ async fn listeners(passed: Vec<std::net::TcpListener>, args: &Args) -> Result<Ve
     Ok(out)
 }
 
+/// What decides whether an accepted connection gets served (shared by every listener).
+#[derive(Clone)]
+struct Admit {
+    slots: Arc<Semaphore>,
+    per_ip: Arc<admission::PerIp>,
+    refusals: Arc<Mutex<Refusals>>,
+}
+
+/// Refusals at accept, each kind logged once per [`admission::LOG_EVERY`].
+struct Refusals {
+    since: std::time::Instant,
+    total: admission::Quieted,
+    per_ip: admission::Quieted,
+}
+
+impl Refusals {
+    fn new() -> Refusals {
+        Refusals {
+            since: std::time::Instant::now(),
+            total: admission::Quieted::new(admission::LOG_EVERY),
+            per_ip: admission::Quieted::new(admission::LOG_EVERY),
+        }
+    }
+}
+
+impl Admit {
+    /// The connection's slots, or `None` (refused, logged once per burst).
+    fn admit(
+        &self,
+        peer: SocketAddr,
+    ) -> Option<(tokio::sync::OwnedSemaphorePermit, admission::IpSlot)> {
+        let Some(ip_slot) = self.per_ip.admit(peer.ip()) else {
+            self.refused(peer, true);
+            return None;
+        };
+        let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+            self.refused(peer, false);
+            return None;
+        };
+        Some((permit, ip_slot))
+    }
+
+    fn refused(&self, peer: SocketAddr, per_ip: bool) {
+        let mut refusals = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
+        let now = refusals.since.elapsed();
+        let quieted = if per_ip {
+            &mut refusals.per_ip
+        } else {
+            &mut refusals.total
+        };
+        let Some(left_out) = quieted.note(now) else {
+            return;
+        };
+        let (limit, option) = if per_ip {
+            ("its address's connections", "--max-connections-per-ip")
+        } else {
+            ("all connections", "--max-connections")
+        };
+        log::warn!(
+            peer = peer.to_string().as_str();
+            "refusing a connection from {peer}: {limit} reached {option}; {left_out} more refused \
+             since the last such line (logged at most every {:?}). If these are real publishers, \
+             raise {option}",
+            admission::LOG_EVERY
+        );
+    }
+}
+
 async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
-    slots: Arc<Semaphore>,
+    admit: Admit,
     mut shutdown: Shutdown,
 ) {
     loop {
@@ -258,15 +349,15 @@ async fn accept_loop(
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            log::warn!(peer = peer.to_string().as_str(); "refusing a connection: --max-connections reached");
+        let Some(slots) = admit.admit(peer) else {
+            // Dropping the socket closes it: the peer sees the refusal at once.
             continue;
         };
         let shared = shared.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             connection::serve(socket, peer, shared, shutdown).await;
-            drop(permit);
+            drop(slots);
         });
     }
 }
