@@ -947,7 +947,7 @@ mod tests {
         // (soft max_bytes, soft max_frames, frames in the first chunk)
         let cases: [(u64, u64, u64); 2] = [
             // 2 * 1000 bytes: header 13 + 11-byte bodies as 26-byte tags.
-            (1000, u64::MAX, (2000 - 13 + 25) / 26),
+            (1000, u64::MAX, (2000u64 - 13).div_ceil(26)),
             (u64::MAX, 50, 100),
         ];
         for (max_bytes, max_frames, first_len) in cases {

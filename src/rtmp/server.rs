@@ -316,6 +316,9 @@ impl ServerConnection {
 
     /// Answers a PublishRequested with onStatus NetStream.Publish.Start.
     pub fn accept_publish(&mut self, stream_id: u32) -> Result<(), ProtocolError> {
+        if let Some(error) = &self.failed {
+            return Err(error.clone());
+        }
         let stream = self.requested_stream(stream_id)?;
         stream.publish = Publish::Publishing;
         let name = stream.name.clone();
@@ -340,6 +343,10 @@ impl ServerConnection {
         code: &str,
         description: &str,
     ) -> Result<(), ProtocolError> {
+        // A failed connection answers nothing more: its last words are already queued.
+        if let Some(error) = &self.failed {
+            return Err(error.clone());
+        }
         let stream = self.requested_stream(stream_id)?;
         stream.publish = Publish::Idle;
         self.send_on_status(stream_id, "error", code, description);
