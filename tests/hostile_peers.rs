@@ -494,9 +494,33 @@ fn sigterm_does_not_wait_for_a_peer_that_stopped_reading() {
         sent += 1;
         std::thread::sleep(Duration::from_millis(20));
     }
+    let live = rec.state.join("status/live.json");
+    let snapshot = |key: &str| {
+        std::fs::read(&live)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v[key].as_u64())
+    };
+    // A NUL in a stream name: the connection is answered and, once it ends, no longer counted
+    // (a thread name with a NUL made the spawn panic, and the count leaked with it).
+    let mut nul = connect_from(peer(11), rec.port, None).expect("connecting");
+    assert!(handshake(&mut nul));
+    nul.write_all(&publish_bytes("nul\0name")).unwrap();
+    assert!(
+        wait_reply(&mut nul, b"NetStream.Publish.", Duration::from_secs(5)),
+        "a NUL in the name got no answer"
+    );
+    wait_until(Duration::from_secs(5), "both connections counted", || {
+        snapshot("connections") == Some(2)
+    });
+    drop(nul);
+    wait_until(
+        Duration::from_secs(5),
+        "the NUL-named connection uncounted",
+        || snapshot("connections") == Some(1),
+    );
     // Every frame sent has reached ingest (its live counters, which count the sequence header
     // too) before the signal.
-    let live = rec.state.join("status/live.json");
     wait_until(Duration::from_secs(5), "every frame received", || {
         std::fs::read(&live)
             .ok()
