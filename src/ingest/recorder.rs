@@ -315,11 +315,21 @@ impl StreamRecorder {
                 .write_tag(header.tag_type, 0, header.body)
                 .with_context(|| format!("writing {}", path.display()))?;
         }
-        log::info!(
-            stream = self.label.as_str(),
-            chunk = stem.as_str();
-            "chunk started ({reason:?})"
-        );
+        if reason == SplitReason::HardLimit {
+            log::warn!(
+                stream = self.label.as_str(),
+                chunk = stem.as_str();
+                "chunk started at a frame that is not a keyframe: the previous chunk reached twice \
+                 --max-chunk-size or --max-chunk-frames without one; its manifest will say \
+                 starts_without_keyframe. To fix: have the publisher send keyframes (e.g. every 2 s)"
+            );
+        } else {
+            log::info!(
+                stream = self.label.as_str(),
+                chunk = stem.as_str();
+                "chunk started ({reason:?})"
+            );
+        }
         self.open = Some(OpenChunk {
             stem,
             path,
