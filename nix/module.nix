@@ -48,6 +48,7 @@ let
     CHUNK_DURATION = "chunkDuration";
     CHUNK_DURATION_MINUTES = "chunkDuration";
     MAX_CHUNK_SIZE = "maxChunkSize";
+    MAX_CHUNK_FRAMES = "maxChunkFrames";
     MIN_FREE_DISK = "minFreeDisk";
     ALLOWED_KEYS_FILE = "allowedKeysFile";
     PUBLISH_KEEP_UPLOADED_FOR = "keepUploadedFor";
@@ -79,6 +80,7 @@ let
     lib.filterAttrs (_: v: v != null) {
       CHUNK_DURATION = cfg.chunkDuration;
       MAX_CHUNK_SIZE = cfg.maxChunkSize;
+      MAX_CHUNK_FRAMES = cfg.maxChunkFrames;
       MIN_FREE_DISK = cfg.minFreeDisk;
       ALLOWED_KEYS_FILE = cfg.allowedKeysFile;
       PUBLISH_KEEP_UPLOADED_FOR = cfg.keepUploadedFor;
@@ -201,6 +203,17 @@ in
       description = ''
         Split at the next keyframe once a chunk reaches this size (`MAX_CHUNK_SIZE`).
         `null` keeps the binary's default, `1000M`.
+      '';
+    };
+
+    maxChunkFrames = mkOption {
+      type = types.nullOr types.ints.positive;
+      default = null;
+      example = 100000;
+      description = ''
+        Split at the next keyframe once a chunk holds this many frames, audio and video
+        (`MAX_CHUNK_FRAMES`); twice this (or twice `maxChunkSize`) splits even without a keyframe.
+        `null` keeps the binary's default, `400000`.
       '';
     };
 

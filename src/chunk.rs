@@ -13,8 +13,26 @@
 //!   (codec or configuration bytes), or is the first of its kind, makes the next frame start a
 //!   new chunk; an identical repeat is only remembered.
 //! - A chunk ends right before the first video keyframe whose timestamp reaches the chunk
-//!   start + `target_ms`, or, once the chunk holds `max_bytes`, before the next keyframe; never
-//!   mid-GOP. Until the stream has shown a video frame, audio frames are the split points.
+//!   start + `target_ms`, or, once the chunk holds `max_bytes` or `max_frames`, before the next
+//!   keyframe; never mid-GOP. Until the stream has shown a video frame, audio frames are the
+//!   split points.
+//! - Hard caps: once a chunk holds twice `max_bytes` or twice `max_frames`, the next frame starts
+//!   a new chunk whether or not it is a keyframe ([`SplitReason::HardLimit`]); such a chunk starts
+//!   on a frame that needs earlier ones, and the remux says so in its manifest. A publisher that
+//!   sends one keyframe and then only inter frames would otherwise grow one chunk (and the remux's
+//!   sample tables) without end. Non-frame messages past the hard byte cap are dropped.
+//! - Pacing: every chunk start a publisher can cause with a few bytes (a sequence header change,
+//!   a timestamp jump back or forward, a keyframe past the duration or size) spends one of
+//!   `start_burst` tokens, refilled one per `start_interval_ms` of wall time passed in
+//!   ([`Splitter::push_at`]); each start repeats the header tags (up to the caps below), so
+//!   without this ~60 bytes per change could fill the disk. Without a token the split waits for a
+//!   later split point; a changed sequence header is then written into the open chunk (the remux
+//!   turns it into a second sample description) and only remembered for the next chunk's head.
+//!   The first chunk, a resume and the hard caps are never paced.
+//! - Header caps: metadata larger than [`MAX_METADATA_BYTES`] and sequence headers larger than
+//!   [`MAX_SEQUENCE_HEADER_BYTES`] are dropped and counted; the latter is reported through
+//!   [`Splitter::take_refused`] so the shell can end the session (the frames after it could not
+//!   be decoded).
 //! - Once a frame has gone back in time (below the previous frame of its kind and below the
 //!   chunk start: the publisher restarted its clock), the next split point below the chunk
 //!   start also starts a new chunk ([`SplitReason::Discontinuity`]); otherwise the rest of the stream
@@ -34,13 +52,68 @@ use crate::flv::{AudioCodec, TagType, VideoCodec, VideoPacket, parse_audio, pars
 /// Encoded length of the AMF0 string "@setDataFrame" (marker, 16-bit length, 13 bytes).
 const SET_DATA_FRAME_LEN: usize = 1 + 2 + 13;
 
-/// When to cut. Both limits apply; whichever is reached first splits at the next keyframe.
+/// Largest `onMetaData` body kept. ffmpeg's and OBS's are under 1 KiB; 64 KiB leaves room for
+/// custom fields while a chunk head stays small next to its media.
+pub const MAX_METADATA_BYTES: usize = 64 * 1024;
+/// Largest sequence header (AVC/HEVC/AV1/VP9 configuration, AAC/Opus/... config) kept. Real
+/// ones are under a few KiB (an HEVC one with VPS, SPS, PPS and SEI is the largest we have
+/// seen); 1 MiB is far above any encoder's and still bounds what every chunk head repeats.
+pub const MAX_SEQUENCE_HEADER_BYTES: usize = 1024 * 1024;
+/// The hard caps are this many times the soft ones (`max_bytes`, `max_frames`).
+pub const HARD_CAP_FACTOR: u64 = 2;
+
+/// When to cut. The limits apply together; whichever is reached first splits at the next
+/// keyframe, and twice a size limit splits at the next frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SplitConfig {
     /// Chunk duration to aim for, in ms of media time.
     pub target_ms: u64,
     /// FLV bytes after which the next keyframe starts a new chunk.
     pub max_bytes: u64,
+    /// Frames (audio and video) after which the next keyframe starts a new chunk.
+    pub max_frames: u64,
+    /// Chunk starts in a row a publisher may cause before they are paced.
+    pub start_burst: u32,
+    /// Wall time (ms) that refills one chunk start once the burst is spent; 0: no pacing.
+    pub start_interval_ms: u64,
+}
+
+impl SplitConfig {
+    /// `target_ms` and `max_bytes` with the default frame cap and pacing.
+    pub fn new(target_ms: u64, max_bytes: u64) -> SplitConfig {
+        SplitConfig {
+            target_ms,
+            max_bytes,
+            max_frames: DEFAULT_MAX_FRAMES,
+            start_burst: DEFAULT_START_BURST,
+            start_interval_ms: DEFAULT_START_INTERVAL_MS,
+        }
+    }
+
+    fn hard_bytes(&self) -> u64 {
+        self.max_bytes.saturating_mul(HARD_CAP_FACTOR)
+    }
+
+    fn hard_frames(&self) -> u64 {
+        self.max_frames.saturating_mul(HARD_CAP_FACTOR)
+    }
+}
+
+/// Default soft frame cap: an hour of 60 fps video with 48 kHz AAC (~107 frames a second) is
+/// 385,000 frames, so normal chunks never reach it; the hard cap (twice this) bounds the remux's
+/// sample tables.
+pub const DEFAULT_MAX_FRAMES: u64 = 400_000;
+/// Default burst of paced chunk starts: a file pushed at full speed (many chunk lengths a
+/// second) still gets its chunks cut on time for this many.
+pub const DEFAULT_START_BURST: u32 = 30;
+/// Default refill: one paced chunk start per 2 s of wall time.
+pub const DEFAULT_START_INTERVAL_MS: u64 = 2_000;
+
+/// A header the splitter dropped for its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    Metadata { bytes: usize },
+    SequenceHeader { bytes: usize },
 }
 
 /// One message of a publish session, as it arrived.
@@ -66,6 +139,11 @@ pub enum SplitReason {
     AudioConfigChanged,
     /// A keyframe (audio-only: an audio frame) with a timestamp below the chunk start.
     Discontinuity,
+    /// The chunk holds `max_frames` frames: split at the next keyframe.
+    Frames,
+    /// The chunk reached a hard cap (twice `max_bytes` or `max_frames`): split at the next frame,
+    /// keyframe or not.
+    HardLimit,
     /// The first split point after the shell asked for one ([`Splitter::cut_at_next_split_point`]):
     /// recording resumes after frames were lost (the disk was full).
     Resume,
@@ -80,8 +158,18 @@ impl SplitReason {
             SplitReason::VideoConfigChanged => "video-config-changed",
             SplitReason::AudioConfigChanged => "audio-config-changed",
             SplitReason::Discontinuity => "discontinuity",
+            SplitReason::Frames => "frames",
+            SplitReason::HardLimit => "hard-limit",
             SplitReason::Resume => "resume",
         }
+    }
+
+    /// Whether a publisher can cause this split cheaply, so it spends a pacing token.
+    fn paced(self) -> bool {
+        !matches!(
+            self,
+            SplitReason::StreamStart | SplitReason::Resume | SplitReason::HardLimit
+        )
     }
 }
 
@@ -143,6 +231,13 @@ pub struct Splitter {
     /// Stream timestamp of the open chunk's first frame; `None` before the first frame.
     chunk_start: Option<u64>,
     chunk_bytes: u64,
+    chunk_frames: u64,
+    /// Wall time of the last [`Splitter::push_at`] (ms).
+    now_ms: u64,
+    /// Pacing budget in ms of wall time: a paced start costs `start_interval_ms`.
+    allowance_ms: u64,
+    allowance_at_ms: u64,
+    refused: Option<Refused>,
     seen_video_frame: bool,
     last_video: Option<u64>,
     last_audio: Option<u64>,
@@ -164,6 +259,11 @@ impl Splitter {
             resume: false,
             chunk_start: None,
             chunk_bytes: 0,
+            chunk_frames: 0,
+            now_ms: 0,
+            allowance_ms: u64::from(config.start_burst).saturating_mul(config.start_interval_ms),
+            allowance_at_ms: 0,
+            refused: None,
             seen_video_frame: false,
             last_video: None,
             last_audio: None,
@@ -174,8 +274,21 @@ impl Splitter {
         }
     }
 
+    /// [`Self::push`] at wall time `now` (since any fixed point, e.g. the session's start; it
+    /// never goes back): the time the pacing counts in.
+    pub fn push_at(&mut self, now: std::time::Duration, msg: &Message<'_>) -> Action {
+        self.now_ms = self
+            .now_ms
+            .max(u64::try_from(now.as_millis()).unwrap_or(u64::MAX));
+        self.push(msg)
+    }
+
+    /// Takes the next message, at the wall time of the last [`Self::push_at`].
     pub fn push(&mut self, msg: &Message<'_>) -> Action {
         match *msg {
+            Message::Metadata(body) if body.len() > MAX_METADATA_BYTES => {
+                self.refuse(Refused::Metadata { bytes: body.len() })
+            }
             Message::Metadata(body) => {
                 // RTMP sends `@setDataFrame, onMetaData, {..}`; a file holds `onMetaData, {..}`.
                 // Other script data (cue points, text) is not chunk metadata.
@@ -205,10 +318,17 @@ impl Splitter {
                     Err(_) => Kind::Other,
                 };
                 match kind {
+                    Kind::Config(..) if body.len() > MAX_SEQUENCE_HEADER_BYTES => {
+                        self.refuse(Refused::SequenceHeader { bytes: body.len() })
+                    }
                     Kind::Config(codec, start) => {
                         let open = self.chunk_start.is_some();
                         if remember_config(&mut self.video, codec, start, body, open) {
-                            self.pending.get_or_insert(SplitReason::VideoConfigChanged);
+                            return self.config_changed(
+                                SplitReason::VideoConfigChanged,
+                                timestamp,
+                                body.len(),
+                            );
                         }
                         Action::Remember
                     }
@@ -229,10 +349,17 @@ impl Splitter {
                     _ => Kind::Other,
                 };
                 match kind {
+                    Kind::Config(..) if body.len() > MAX_SEQUENCE_HEADER_BYTES => {
+                        self.refuse(Refused::SequenceHeader { bytes: body.len() })
+                    }
                     Kind::Config(codec, start) => {
                         let open = self.chunk_start.is_some();
                         if remember_config(&mut self.audio, codec, start, body, open) {
-                            self.pending.get_or_insert(SplitReason::AudioConfigChanged);
+                            return self.config_changed(
+                                SplitReason::AudioConfigChanged,
+                                timestamp,
+                                body.len(),
+                            );
                         }
                         Action::Remember
                     }
@@ -269,10 +396,17 @@ impl Splitter {
         if timestamp < start && previous.is_some_and(|p| timestamp < p) {
             self.jumped_back = true;
         }
+        if self.chunk_bytes >= self.config.hard_bytes()
+            || self.chunk_frames >= self.config.hard_frames()
+        {
+            return self.start_chunk(timestamp, body_len, SplitReason::HardLimit);
+        }
         let jumped_back = self.jumped_back;
         let target = self.config.target_ms;
         let max_bytes = self.config.max_bytes;
         let bytes = self.chunk_bytes;
+        let max_frames = self.config.max_frames;
+        let frames = self.chunk_frames;
         let resume = split_point && std::mem::take(&mut self.resume);
         let reason = self.pending.take().or_else(|| {
             if !split_point {
@@ -288,18 +422,75 @@ impl Splitter {
             } else if timestamp - start >= target {
                 return Some(SplitReason::Duration);
             }
-            (bytes >= max_bytes).then_some(SplitReason::Size)
+            if bytes >= max_bytes {
+                return Some(SplitReason::Size);
+            }
+            (frames >= max_frames).then_some(SplitReason::Frames)
         });
         match reason {
-            Some(r) => self.start_chunk(timestamp, body_len, r),
-            None => self.write(start, timestamp, body_len),
+            Some(r) if self.take_start(r) => self.start_chunk(timestamp, body_len, r),
+            // Paced: the split waits for a later split point (its condition still holds then).
+            Some(_) | None => {
+                self.chunk_frames += 1;
+                self.write(start, timestamp, body_len)
+            }
         }
+    }
+
+    /// A sequence header changed while a chunk is open: the next frame starts a chunk when
+    /// pacing allows one; otherwise the header goes into the open chunk, ahead of its frames.
+    fn config_changed(&mut self, reason: SplitReason, timestamp: u64, body_len: usize) -> Action {
+        if self.pending.is_some() || self.start_available() {
+            self.pending.get_or_insert(reason);
+            return Action::Remember;
+        }
+        match self.chunk_start {
+            Some(start) if self.chunk_bytes < self.config.hard_bytes() => {
+                self.write(start, timestamp, body_len)
+            }
+            // Past the hard cap the next frame starts a chunk anyway, with this header.
+            _ => Action::Remember,
+        }
+    }
+
+    fn refuse(&mut self, refused: Refused) -> Action {
+        self.dropped += 1;
+        self.refused = Some(refused);
+        Action::Remember
+    }
+
+    /// The pacing budget now, refilled by the wall time since it was last looked at.
+    fn refill(&mut self) -> u64 {
+        let cap = u64::from(self.config.start_burst).saturating_mul(self.config.start_interval_ms);
+        let elapsed = self.now_ms.saturating_sub(self.allowance_at_ms);
+        self.allowance_at_ms = self.now_ms;
+        self.allowance_ms = self.allowance_ms.saturating_add(elapsed).min(cap);
+        self.allowance_ms
+    }
+
+    fn start_available(&mut self) -> bool {
+        let interval = self.config.start_interval_ms;
+        interval == 0 || self.refill() >= interval
+    }
+
+    /// Spends a pacing token for a split of this reason; false if none is left.
+    fn take_start(&mut self, reason: SplitReason) -> bool {
+        if !reason.paced() || self.config.start_interval_ms == 0 {
+            return true;
+        }
+        if !self.start_available() {
+            return false;
+        }
+        self.allowance_ms -= self.config.start_interval_ms;
+        true
     }
 
     fn other(&mut self, timestamp: u64, body_len: usize) -> Action {
         match self.chunk_start {
-            Some(start) => self.write(start, timestamp, body_len),
-            None => {
+            Some(start) if self.chunk_bytes < self.config.hard_bytes() => {
+                self.write(start, timestamp, body_len)
+            }
+            _ => {
                 self.dropped += 1;
                 Action::Remember
             }
@@ -323,6 +514,7 @@ impl Splitter {
         self.resume = false;
         self.jumped_back = false;
         self.chunks += 1;
+        self.chunk_frames = 1;
         self.chunk_bytes = FILE_PREAMBLE_LEN
             + self
                 .header_tags()
@@ -381,13 +573,23 @@ impl Splitter {
         self.chunk_bytes
     }
 
+    /// Frames (audio and video) in the open chunk so far.
+    pub fn chunk_frames(&self) -> u64 {
+        self.chunk_frames
+    }
+
+    /// The header dropped for its size since the last call, if any.
+    pub fn take_refused(&mut self) -> Option<Refused> {
+        self.refused.take()
+    }
+
     /// Messages given timestamp 0 because they were older than their chunk's first frame.
     pub fn clamped(&self) -> u64 {
         self.clamped
     }
 
-    /// Messages dropped: non-frame audio/video before the first frame, and script data that is
-    /// not a decodable `onMetaData`.
+    /// Messages dropped: non-frame audio/video before the first frame (or past the hard byte
+    /// cap), script data that is not a decodable `onMetaData`, and headers over their caps.
     pub fn dropped(&self) -> u64 {
         self.dropped
     }
@@ -427,11 +629,16 @@ mod tests {
     use super::*;
     use crate::flv::{FlvReader, FlvWriter};
     use std::io::Cursor;
+    use std::time::Duration;
 
+    /// No frame cap and no pacing: the rules those add are tested on their own.
     fn cfg(target_ms: u64, max_bytes: u64) -> SplitConfig {
         SplitConfig {
             target_ms,
             max_bytes,
+            max_frames: u64::MAX,
+            start_burst: 0,
+            start_interval_ms: 0,
         }
     }
 
@@ -731,6 +938,150 @@ mod tests {
         assert_eq!(s.push(&a(5000, &[0xaf])), write(5000));
         assert_eq!(s.push(&v(5000, &[])), write(5000));
         assert_eq!(s.chunks(), 1);
+    }
+
+    /// Every frame but the first is an inter frame: the soft caps never find a split point,
+    /// the hard caps (twice them) split at a non-key frame.
+    #[test]
+    fn hard_caps_split_without_a_keyframe() {
+        // (soft max_bytes, soft max_frames, frames in the first chunk)
+        let cases: [(u64, u64, u64); 2] = [
+            // 2 * 1000 bytes: header 13 + 11-byte bodies as 26-byte tags.
+            (1000, u64::MAX, (2000u64 - 13).div_ceil(26)),
+            (u64::MAX, 50, 100),
+        ];
+        for (max_bytes, max_frames, first_len) in cases {
+            let mut s = Splitter::new(SplitConfig {
+                max_frames,
+                ..cfg(u64::MAX, max_bytes)
+            });
+            let mut starts = Vec::new();
+            for i in 0..(first_len * 3) {
+                let action = s.push(&v(i * 33, &vframe(i == 0, 0)));
+                if let Action::StartChunk { reason, .. } = action {
+                    starts.push((i, reason));
+                }
+            }
+            assert_eq!(
+                starts,
+                [
+                    (0, SplitReason::StreamStart),
+                    (first_len, SplitReason::HardLimit),
+                    (2 * first_len, SplitReason::HardLimit)
+                ],
+                "max_bytes {max_bytes}, max_frames {max_frames}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_frame_cap_splits_at_the_next_keyframe() {
+        let mut s = Splitter::new(SplitConfig {
+            max_frames: 10,
+            ..cfg(u64::MAX, u64::MAX)
+        });
+        assert_eq!(
+            s.push(&v(0, &vframe(true, 0))),
+            start(SplitReason::StreamStart)
+        );
+        for i in 1..15 {
+            assert_eq!(s.push(&v(i * 33, &vframe(false, 0))), write(i as u32 * 33));
+        }
+        assert_eq!(s.chunk_frames(), 15);
+        assert_eq!(
+            s.push(&v(15 * 33, &vframe(true, 0))),
+            start(SplitReason::Frames)
+        );
+    }
+
+    /// A publisher alternating two video configurations before every frame, 100 frames a
+    /// second of wall time: pacing lets the burst through, then one chunk per interval; the
+    /// headers in between are written into the open chunk.
+    #[test]
+    fn config_change_floods_are_paced_and_written_inline() {
+        let mut s = Splitter::new(SplitConfig {
+            start_burst: 3,
+            start_interval_ms: 2000,
+            ..cfg(u64::MAX, u64::MAX)
+        });
+        let configs = [vseq(&[1, 0x64, 0, 0x1f]), vseq(&[1, 0x64, 0, 0x28])];
+        let mut starts = Vec::new();
+        let mut inline = 0;
+        for i in 0..1000u64 {
+            let now = Duration::from_millis(i * 10);
+            match s.push_at(now, &v(i * 10, &configs[(i % 2) as usize])) {
+                Action::Write { .. } => inline += 1,
+                Action::Remember => {}
+                other => panic!("a header got {other:?}"),
+            }
+            if let Action::StartChunk { reason, .. } = s.push_at(now, &v(i * 10, &vframe(false, 0)))
+            {
+                starts.push((i, reason));
+            }
+        }
+        let times: Vec<u64> = starts.iter().map(|(i, _)| *i).collect();
+        // Stream start, the burst of 3 at once, then one per 200 frames (2 s at 10 ms).
+        assert_eq!(times, [0, 1, 2, 3, 201, 401, 601, 801]);
+        assert!(
+            starts[1..]
+                .iter()
+                .all(|(_, r)| *r == SplitReason::VideoConfigChanged)
+        );
+        assert_eq!(inline, 1000 - 1 - 7);
+    }
+
+    /// A timestamp that leaps forward by a chunk length on every keyframe: duration splits
+    /// are paced like config changes.
+    #[test]
+    fn timestamp_leaps_are_paced() {
+        let mut s = Splitter::new(SplitConfig {
+            start_burst: 2,
+            start_interval_ms: 1000,
+            ..cfg(1000, u64::MAX)
+        });
+        let mut starts = 0;
+        for i in 0..100u64 {
+            let now = Duration::from_millis(i * 100);
+            if matches!(
+                s.push_at(now, &v(i * 1000, &vframe(true, 0))),
+                Action::StartChunk { .. }
+            ) {
+                starts += 1;
+            }
+        }
+        // The first chunk, the burst of 2, then one per second over 9.9 s.
+        assert_eq!(starts, 1 + 2 + 9);
+    }
+
+    #[test]
+    fn oversized_headers_are_dropped_and_reported() {
+        use crate::flv::script::{Amf0Value, encode_metadata};
+        let mut s = Splitter::new(cfg(1000, u64::MAX));
+        let small = encode_metadata(&[("a".to_string(), Amf0Value::Number(1.0))]);
+        let big = encode_metadata(&[(
+            "a".to_string(),
+            Amf0Value::String("x".repeat(MAX_METADATA_BYTES)),
+        )]);
+        s.push(&Message::Metadata(&small));
+        assert_eq!(s.push(&Message::Metadata(&big)), Action::Remember);
+        assert_eq!(
+            s.take_refused(),
+            Some(Refused::Metadata { bytes: big.len() })
+        );
+        assert_eq!(s.header_tags()[0].body, &small[..]);
+        let huge = vseq(&vec![0; MAX_SEQUENCE_HEADER_BYTES]);
+        assert_eq!(s.push(&v(0, &huge)), Action::Remember);
+        assert_eq!(
+            s.take_refused(),
+            Some(Refused::SequenceHeader { bytes: huge.len() })
+        );
+        assert_eq!(s.take_refused(), None);
+        assert_eq!(s.header_tags().len(), 1);
+        assert_eq!(s.dropped(), 2);
+        let fits = vseq(&vec![0; MAX_SEQUENCE_HEADER_BYTES - 5]);
+        s.push(&v(0, &fits));
+        assert_eq!(s.take_refused(), None);
+        assert_eq!(s.header_tags().len(), 2);
     }
 
     /// Small deterministic generator for the long synthetic streams.

@@ -7,6 +7,8 @@ use rtmp_recorder::spool::{Mode, StateDir};
 use rtmp_recorder::{clip, exit, ingest, logging, publish, remux, run, shutdown, status};
 
 fn main() -> ExitCode {
+    // SAFETY: the first thing main does; no other thread exists yet.
+    unsafe { rtmp_recorder::systemd::take_passed() };
     let cli = Cli::parse();
     let stage = match &cli.command {
         Command::Ingest(_) => "ingest",

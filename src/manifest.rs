@@ -32,6 +32,12 @@ pub struct ChunkManifest {
     pub duration_ms: u64,
     pub video: Option<TrackSummary>,
     pub audio: Option<TrackSummary>,
+    /// The chunk's first video frame is not a keyframe: ingest cut it at a hard cap (twice
+    /// `--max-chunk-size` or `--max-chunk-frames`) in a stream that sent no keyframe for that
+    /// long, so its frames up to the first keyframe need the previous chunk to be decoded.
+    /// Absent (false) in every other chunk.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub starts_without_keyframe: bool,
     /// Filled by publish from the file it uploads.
     pub mp4_bytes: Option<u64>,
     /// Hex SHA-256 of the MP4, filled by publish.

@@ -3,7 +3,7 @@
 //! here is a no-op, so the same binary runs by hand.
 
 use std::net::TcpListener;
-use std::os::fd::FromRawFd;
+use std::os::fd::{FromRawFd, RawFd};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -32,12 +32,58 @@ impl Listeners {
     }
 }
 
+/// The sockets systemd passed (`LISTEN_FDS`, `LISTEN_FDNAMES`): not read yet, read by
+/// [`take_passed`], or handed out by [`listeners`] (once: two owners would close each fd twice).
+enum Passed {
+    NotRead,
+    Read(Result<Vec<(RawFd, String)>, String>),
+    HandedOut,
+}
+
+static PASSED: std::sync::Mutex<Passed> = std::sync::Mutex::new(Passed::NotRead);
+
+fn read_passed() -> Result<Vec<(RawFd, String)>, String> {
+    sd_notify::listen_fds_with_names()
+        .map(|fds| fds.collect())
+        .map_err(|e| e.to_string())
+}
+
+/// Reads the sockets systemd passed and removes its variables from the environment, so child
+/// processes (none today) do not think the sockets are theirs. Call it from `main` before any
+/// thread exists: changing the environment while another thread may read it is undefined.
+///
+/// # Safety
+/// No other thread may exist (nor read or write the environment) during the call.
+pub unsafe fn take_passed() {
+    let mut passed = PASSED.lock().unwrap_or_else(|e| e.into_inner());
+    if matches!(*passed, Passed::NotRead) {
+        *passed = Passed::Read(read_passed());
+    }
+    // SAFETY: the caller guarantees the process is still single-threaded.
+    unsafe {
+        std::env::remove_var("LISTEN_FDS");
+        std::env::remove_var("LISTEN_PID");
+        std::env::remove_var("LISTEN_FDNAMES");
+    }
+}
+
+/// The passed sockets, sorted; empty on every call after the first.
 pub fn listeners() -> Result<Listeners> {
-    let fds = sd_notify::listen_fds_with_names().context("reading LISTEN_FDS from systemd")?;
+    let fds = {
+        let mut passed = PASSED.lock().unwrap_or_else(|e| e.into_inner());
+        // Without `take_passed` (the library used on its own) the variables are read here
+        // and left in place.
+        match std::mem::replace(&mut *passed, Passed::HandedOut) {
+            Passed::NotRead => read_passed(),
+            Passed::Read(fds) => fds,
+            Passed::HandedOut => Ok(Vec::new()),
+        }
+    }
+    .map_err(|e| anyhow::anyhow!("reading LISTEN_FDS from systemd: {e}"))?;
     let mut out = Listeners::default();
     for (fd, name) in fds {
-        // SAFETY: systemd hands these fds to this process (LISTEN_PID matched) and nothing else
-        // in the process owns them.
+        // SAFETY: systemd hands these fds to this process (LISTEN_PID matched), nothing else
+        // in the process owns them, and `PASSED` hands each out once.
         let listener = unsafe { TcpListener::from_raw_fd(fd) };
         listener.set_nonblocking(true).with_context(|| {
             format!("socket fd {fd} ({name}) from systemd is not a usable TCP listener")
@@ -49,13 +95,6 @@ pub fn listeners() -> Result<Listeners> {
         } else {
             out.rtmp.push(listener);
         }
-    }
-    // Child processes (none today) must not think the sockets are theirs.
-    // SAFETY: removing variables before any thread reads them; called at startup.
-    unsafe {
-        std::env::remove_var("LISTEN_FDS");
-        std::env::remove_var("LISTEN_PID");
-        std::env::remove_var("LISTEN_FDNAMES");
     }
     Ok(out)
 }

@@ -84,6 +84,7 @@ async fn small_and_multipart_arrive_intact() {
         duration_ms: 2000,
         video: None,
         audio: None,
+        starts_without_keyframe: false,
         mp4_bytes: None,
         sha256: None,
     };
@@ -330,6 +331,7 @@ async fn a_manifest_sha256_is_checked_against_the_bytes_sent() {
             duration_ms: 1000,
             video: None,
             audio: None,
+            starts_without_keyframe: false,
             mp4_bytes: Some(bytes.len() as u64),
             sha256: Some(sha),
         };

@@ -126,3 +126,116 @@ fn once_publishing_each_silence_may_last_the_idle_timeout() {
         })
     );
 }
+
+/// While the shell writes our replies, the peer must take them within the write timeout,
+/// whatever the idle and handshake deadlines say; a finished write stops that clock.
+#[test]
+fn replies_the_peer_does_not_take_end_the_connection_after_the_write_timeout() {
+    let config = ServerConfig {
+        write_timeout: ms(3_000),
+        ..config()
+    };
+    let mut server = publishing_server(config.clone());
+    let mut events = Vec::new();
+    server
+        .handle_input(ms(1_000), &video(0), &mut events)
+        .unwrap();
+    assert_eq!(server.poll_timeout(), ms(31_000));
+    // A write that completes in time: the idle deadline is back in charge.
+    server.writing(ms(2_000));
+    assert_eq!(server.poll_timeout(), ms(5_000));
+    server.handle_timeout(ms(4_999)).unwrap();
+    server.written();
+    assert_eq!(server.poll_timeout(), ms(31_000));
+    server.handle_timeout(ms(5_000)).unwrap();
+    // A write the peer never drains, even while it keeps sending.
+    server.writing(ms(6_000));
+    server.writing(ms(7_000)); // a second call does not move the start
+    server
+        .handle_input(ms(8_000), &video(40), &mut events)
+        .unwrap();
+    assert_eq!(server.poll_timeout(), ms(9_000));
+    assert_eq!(
+        server.handle_timeout(ms(9_000)),
+        Err(ProtocolError::WriteTimeout { timeout: ms(3_000) })
+    );
+    // Before the handshake too: the write deadline comes first when it is earlier.
+    let mut fresh = ServerConnection::new(config);
+    fresh.writing(ms(100));
+    assert_eq!(fresh.poll_timeout(), ms(3_100));
+    assert!(matches!(
+        fresh.handle_timeout(ms(3_100)),
+        Err(ProtocolError::WriteTimeout { .. })
+    ));
+}
+
+/// Refusals by the shell (`reject_publish`) and by the connection itself (publish on stream
+/// 0) count alike; the fifth fails the connection, with its refusal still queued for the peer.
+#[test]
+fn the_fifth_refused_publish_closes_the_connection() {
+    let cases: [(&str, bool); 2] = [("refused by the shell", true), ("on stream 0", false)];
+    for (what, by_shell) in cases {
+        let mut server = handshaken(config());
+        let mut events = Vec::new();
+        server
+            .handle_input(ms(0), &publish_bytes("first"), &mut events)
+            .unwrap();
+        let mut result = Ok(());
+        for attempt in 1..=5 {
+            let bytes = if by_shell {
+                command(
+                    1,
+                    &[
+                        s("publish"),
+                        n(4.0),
+                        rml_rtmp::rml_amf0::Amf0Value::Null,
+                        s("k"),
+                        s("live"),
+                    ],
+                )
+            } else {
+                command(
+                    0,
+                    &[
+                        s("publish"),
+                        n(4.0),
+                        rml_rtmp::rml_amf0::Amf0Value::Null,
+                        s("k"),
+                        s("live"),
+                    ],
+                )
+            };
+            // The first publish of the case is already in `events` for the shell.
+            if attempt > 1 || !by_shell {
+                result = server.handle_input(ms(attempt), &bytes, &mut events);
+            }
+            if by_shell {
+                let requested = events
+                    .drain(..)
+                    .any(|e| matches!(e, Event::PublishRequested { .. }));
+                assert!(requested, "{what}: attempt {attempt} reached the shell");
+                result = server.reject_publish(1, "NetStream.Publish.BadName", "no");
+            }
+            if attempt < 5 {
+                assert_eq!(result, Ok(()), "{what}: attempt {attempt}");
+            }
+        }
+        assert_eq!(
+            result,
+            Err(ProtocolError::TooManyRefusedPublishes { count: 5, max: 5 }),
+            "{what}"
+        );
+        let replies = ReplyReader::default().read(&server.take_output());
+        let refusals = replies
+            .iter()
+            .filter(|(_, m)| {
+                info_code(m).is_some_and(|(_, code)| code == "NetStream.Publish.BadName")
+            })
+            .count();
+        assert_eq!(refusals, 5, "{what}: every refusal is answered");
+        assert!(
+            server.handle_input(ms(10), &video(0), &mut events).is_err(),
+            "{what}"
+        );
+    }
+}

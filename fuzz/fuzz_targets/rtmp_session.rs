@@ -24,10 +24,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let piece = if split == 0 { 4096 } else { piece };
 
-    let mut splitter = Splitter::new(SplitConfig {
-        target_ms: 2_000,
-        max_bytes: 1 << 20,
-    });
+    let mut splitter = Splitter::new(SplitConfig::new(2_000, 1 << 20));
     let mut chunk: Option<FlvWriter<Vec<u8>>> = None;
     for bytes in data.chunks(piece) {
         if server.feed(bytes, &mut events).is_err() {

@@ -140,6 +140,7 @@ mod tests {
                 duration_ms,
                 video: None,
                 audio: None,
+                starts_without_keyframe: false,
                 mp4_bytes: None,
                 sha256: None,
             },

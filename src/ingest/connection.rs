@@ -85,13 +85,14 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     shared: Arc<Shared>,
     mut shutdown: Shutdown,
 ) {
-    Stats::add(&shared.stats.connections, 1);
+    let _counted = Counted::new(&shared.stats);
     let mut session = Session {
         conn: ServerConnection::new(shared.rtmp.clone()),
         shared: shared.clone(),
         peer,
         app: None,
         publishing: HashMap::new(),
+        recorder_failed: Arc::new(tokio::sync::Notify::new()),
     };
     let result = session.run(&mut socket, &mut shutdown).await;
     if let Err(e) = &result {
@@ -105,7 +106,23 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         let _ = tokio::time::timeout(Duration::from_secs(1), socket.write_all(&out)).await;
     }
     session.finish_all().await;
-    Stats::sub(&shared.stats.connections, 1);
+}
+
+/// Counts a connection in `Stats::connections` for as long as it lives, so a connection that
+/// panics is not counted forever.
+struct Counted(Arc<Stats>);
+
+impl Counted {
+    fn new(stats: &Arc<Stats>) -> Counted {
+        Stats::add(&stats.connections, 1);
+        Counted(stats.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        Stats::sub(&self.0.connections, 1);
+    }
 }
 
 struct Session {
@@ -114,6 +131,9 @@ struct Session {
     peer: SocketAddr,
     app: Option<String>,
     publishing: HashMap<u32, Publishing>,
+    /// A recorder thread of this connection stopped on an error: the connection ends at once
+    /// rather than at its next hand-over (the peer may send nothing more).
+    recorder_failed: Arc<tokio::sync::Notify>,
 }
 
 impl Session {
@@ -127,6 +147,7 @@ impl Session {
         let accepted = Instant::now();
         let mut buf = vec![0u8; 64 * 1024];
         let mut events = Vec::new();
+        let recorder_failed = self.recorder_failed.clone();
         loop {
             let wake = accepted
                 .checked_add(self.conn.poll_timeout())
@@ -135,6 +156,9 @@ impl Session {
                 r = socket.read(&mut buf) => Some(r),
                 _ = tokio::time::sleep_until(wake) => None,
                 _ = shutdown.requested() => return Ok(()),
+                _ = recorder_failed.notified() => {
+                    bail!("a stream's recorder stopped (see the error above); closing the connection")
+                }
             };
             let now = accepted.elapsed();
             let Some(read) = read else {
@@ -159,11 +183,37 @@ impl Session {
             }
             self.flush_aged().await?;
             let out = self.conn.take_output();
-            if !out.is_empty() {
-                socket
-                    .write_all(&out)
-                    .await
-                    .context("writing to the socket")?;
+            if !out.is_empty() && !self.write(socket, &out, accepted, shutdown).await? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Writes our replies under the connection's deadlines: a peer that stops reading is cut
+    /// after `--write-timeout`, and shutdown does not wait for it. False if shutdown came first.
+    async fn write<S: AsyncWrite + Unpin>(
+        &mut self,
+        socket: &mut S,
+        out: &[u8],
+        accepted: Instant,
+        shutdown: &mut Shutdown,
+    ) -> Result<bool> {
+        self.conn.writing(accepted.elapsed());
+        let mut write = std::pin::pin!(socket.write_all(out));
+        loop {
+            let wake = accepted
+                .checked_add(self.conn.poll_timeout())
+                .unwrap_or_else(|| Instant::now() + FAR_FUTURE);
+            tokio::select! {
+                written = &mut write => {
+                    written.context("writing to the socket")?;
+                    self.conn.written();
+                    return Ok(true);
+                }
+                _ = tokio::time::sleep_until(wake) => {
+                    self.conn.handle_timeout(accepted.elapsed())?;
+                }
+                _ = shutdown.requested() => return Ok(false),
             }
         }
     }
@@ -308,9 +358,11 @@ impl Session {
             counters.clone(),
         );
         let alive = self.shared.alive.clone();
+        let failed = self.recorder_failed.clone();
+        // A thread name may not hold a NUL (spawn would panic); it is only for debuggers.
         let thread = std::thread::Builder::new()
-            .name(format!("record {label}"))
-            .spawn(move || record(recorder, rx, alive))
+            .name(format!("record {}", label.replace('\0', "?")))
+            .spawn(move || record(recorder, rx, alive, failed))
             .context("starting a recorder thread")?;
         self.conn.accept_publish(stream_id)?;
         log::info!(peer = peer.as_str(), app = app.as_str(), stream = label.as_str(); "publish started");
@@ -429,6 +481,7 @@ fn record(
     mut recorder: StreamRecorder,
     mut rx: mpsc::Receiver<Vec<Input>>,
     _alive: mpsc::Sender<()>,
+    failed: Arc<tokio::sync::Notify>,
 ) {
     while let Some(batch) = rx.blocking_recv() {
         for input in &batch {
@@ -437,6 +490,7 @@ fn record(
                     stream = recorder.label();
                     "recording failed: {e:#}; the publisher is disconnected, what was recorded is handed on"
                 );
+                failed.notify_one();
                 return;
             }
         }

@@ -1,6 +1,7 @@
 //! The ingest stage: an RTMP server that records every published stream into FLV chunks in
 //! `recording/` and hands each finished chunk to `remux/`.
 
+pub mod admission;
 mod chunk_file;
 mod connection;
 pub mod keys;
@@ -54,6 +55,21 @@ pub struct Args {
     /// Split at the next keyframe once a chunk reaches this size (seed: record_max_size 1000M).
     #[arg(long, env = "MAX_CHUNK_SIZE", value_parser = crate::size::parse, default_value = "1000M")]
     pub max_chunk_size: u64,
+
+    /// Split at the next keyframe once a chunk holds this many frames (audio and video). Twice
+    /// this, or twice --max-chunk-size, splits at the next frame even without a keyframe (the
+    /// chunk's manifest then says `starts_without_keyframe`), which bounds the remux's memory.
+    #[arg(long, env = "MAX_CHUNK_FRAMES", default_value_t = crate::chunk::DEFAULT_MAX_FRAMES)]
+    pub max_chunk_frames: u64,
+
+    /// A peer that does not take our replies within this time is disconnected (a publisher
+    /// that stops reading would otherwise hold its connection forever).
+    #[arg(long, env = "WRITE_TIMEOUT", value_parser = crate::duration::parse, default_value = "10s")]
+    pub write_timeout: Duration,
+
+    /// At most this many connections at once from one IP address; more are refused at accept.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_IP", default_value_t = 16)]
+    pub max_connections_per_ip: usize,
 
     /// File of allowed stream keys, one per line: `KEY` or `KEY LABEL`. Unset: any key may publish.
     #[arg(long, env = "ALLOWED_KEYS_FILE")]
@@ -165,12 +181,13 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
         state,
         policy,
         split: SplitConfig {
-            target_ms: target.as_millis() as u64,
-            max_bytes: args.max_chunk_size,
+            max_frames: args.max_chunk_frames.max(1),
+            ..SplitConfig::new(target.as_millis() as u64, args.max_chunk_size)
         },
         rtmp: ServerConfig {
             handshake_timeout: args.handshake_timeout,
             idle_timeout: args.idle_timeout,
+            write_timeout: args.write_timeout,
             ..ServerConfig::default()
         },
         stats: stats.clone(),
@@ -179,6 +196,8 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
         min_free: args.min_free_disk,
     });
     let slots = Arc::new(Semaphore::new(args.max_connections));
+    let per_ip = admission::PerIp::new(args.max_connections_per_ip.max(1));
+    let refusals = Arc::new(Mutex::new(Refusals::new()));
     let mut addrs = Vec::new();
     let tagged = listeners
         .into_iter()
@@ -196,7 +215,11 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
         tokio::spawn(accept_loop(
             listener,
             shared.clone(),
-            slots.clone(),
+            Admit {
+                slots: slots.clone(),
+                per_ip: per_ip.clone(),
+                refusals: refusals.clone(),
+            },
             tls,
             shutdown.clone(),
         ));
@@ -332,12 +355,80 @@ async fn rtmps_listeners(
     Ok(out)
 }
 
+/// What decides whether an accepted connection gets served (shared by every listener).
+#[derive(Clone)]
+struct Admit {
+    slots: Arc<Semaphore>,
+    per_ip: Arc<admission::PerIp>,
+    refusals: Arc<Mutex<Refusals>>,
+}
+
+/// Refusals at accept, each kind logged once per [`admission::LOG_EVERY`].
+struct Refusals {
+    since: std::time::Instant,
+    total: admission::Quieted,
+    per_ip: admission::Quieted,
+}
+
+impl Refusals {
+    fn new() -> Refusals {
+        Refusals {
+            since: std::time::Instant::now(),
+            total: admission::Quieted::new(admission::LOG_EVERY),
+            per_ip: admission::Quieted::new(admission::LOG_EVERY),
+        }
+    }
+}
+
+impl Admit {
+    /// The connection's slots, or `None` (refused, logged once per burst).
+    fn admit(
+        &self,
+        peer: SocketAddr,
+    ) -> Option<(tokio::sync::OwnedSemaphorePermit, admission::IpSlot)> {
+        let Some(ip_slot) = self.per_ip.admit(peer.ip()) else {
+            self.refused(peer, true);
+            return None;
+        };
+        let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+            self.refused(peer, false);
+            return None;
+        };
+        Some((permit, ip_slot))
+    }
+
+    fn refused(&self, peer: SocketAddr, per_ip: bool) {
+        let mut refusals = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
+        let now = refusals.since.elapsed();
+        let quieted = if per_ip {
+            &mut refusals.per_ip
+        } else {
+            &mut refusals.total
+        };
+        let Some(left_out) = quieted.note(now) else {
+            return;
+        };
+        let (limit, option) = if per_ip {
+            ("its address's connections", "--max-connections-per-ip")
+        } else {
+            ("all connections", "--max-connections")
+        };
+        log::warn!(
+            peer = peer.to_string().as_str();
+            "refusing a connection from {peer}: {limit} reached {option}; {left_out} more refused \
+             since the last such line (logged at most every {:?}). If these are real publishers, \
+             raise {option}",
+            admission::LOG_EVERY
+        );
+    }
+}
+
 /// Accepts connections until shutdown, each its own task; with `tls`, each speaks RTMPS. Plain
-/// and TLS connections share `slots` (--max-connections).
+/// and TLS connections share `admit`'s limits (--max-connections, --max-connections-per-ip).
 async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
-    slots: Arc<Semaphore>,
+    admit: Admit,
     tls: Option<Arc<rtmps::Rtmps>>,
     mut shutdown: Shutdown,
 ) {
@@ -355,8 +446,8 @@ async fn accept_loop(
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            log::warn!(peer = peer.to_string().as_str(); "refusing a connection: --max-connections reached");
+        let Some(slots) = admit.admit(peer) else {
+            // Dropping the socket closes it: the peer sees the refusal at once.
             continue;
         };
         let _ = socket.set_nodelay(true);
@@ -371,7 +462,7 @@ async fn accept_loop(
                 }
                 None => connection::serve(socket, peer, shared, shutdown).await,
             }
-            drop(permit);
+            drop(slots);
         });
     }
 }

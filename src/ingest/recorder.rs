@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use bytes::Bytes;
 
-use crate::chunk::{Action, Message, SplitConfig, SplitReason, Splitter};
+use crate::chunk::{Action, Message, Refused, SplitConfig, SplitReason, Splitter};
 use crate::disk::{self, DiskSpace};
 use crate::flv::{FlvWriter, TagType};
 use crate::ingest::chunk_file::ChunkFile;
@@ -53,6 +53,8 @@ pub struct StreamRecorder {
     /// Set while the disk is full: frames are dropped until a split point finds room.
     outage: Option<Outage>,
     counters: Arc<StreamCounters>,
+    /// The splitter's wall clock (its pacing of chunk starts) counts from here.
+    created: Instant,
 }
 
 struct OpenChunk {
@@ -97,6 +99,7 @@ impl StreamRecorder {
             stats,
             outage: None,
             counters,
+            created: Instant::now(),
         }
     }
 
@@ -132,12 +135,12 @@ impl StreamRecorder {
             }
         };
         let dropped_before = self.splitter.dropped();
-        match self.splitter.push(&msg) {
+        match self.splitter.push_at(self.created.elapsed(), &msg) {
             Action::Remember => {
                 let dropped = self.splitter.dropped() - dropped_before;
                 Stats::add(&self.stats.frames_dropped, dropped);
                 Stats::add(&self.counters.dropped, dropped);
-                Ok(())
+                self.oversized()
             }
             Action::Write { .. } if self.outage.is_some() => {
                 self.dropped(1);
@@ -175,6 +178,30 @@ impl StreamRecorder {
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// Says what the splitter dropped for its size: metadata is only informational, so the
+    /// session goes on without it; the frames after a dropped sequence header could not be
+    /// decoded, so that one ends the session (what was recorded is handed on).
+    fn oversized(&mut self) -> Result<()> {
+        match self.splitter.take_refused() {
+            None => Ok(()),
+            Some(Refused::Metadata { bytes }) => {
+                log::warn!(
+                    stream = self.label.as_str();
+                    "metadata of {bytes} bytes dropped: over the {} byte cap; the chunks keep the \
+                     previous metadata. To fix: send less onMetaData from the publisher",
+                    crate::chunk::MAX_METADATA_BYTES
+                );
+                Ok(())
+            }
+            Some(Refused::SequenceHeader { bytes }) => anyhow::bail!(
+                "stream {}: a sequence header of {bytes} bytes is over the {} byte cap (no \
+                 encoder sends one this large); the frames after it could not be decoded",
+                self.label,
+                crate::chunk::MAX_SEQUENCE_HEADER_BYTES
+            ),
         }
     }
 
@@ -288,11 +315,21 @@ impl StreamRecorder {
                 .write_tag(header.tag_type, 0, header.body)
                 .with_context(|| format!("writing {}", path.display()))?;
         }
-        log::info!(
-            stream = self.label.as_str(),
-            chunk = stem.as_str();
-            "chunk started ({reason:?})"
-        );
+        if reason == SplitReason::HardLimit {
+            log::warn!(
+                stream = self.label.as_str(),
+                chunk = stem.as_str();
+                "chunk started at a frame that is not a keyframe: the previous chunk reached twice \
+                 --max-chunk-size or --max-chunk-frames without one; its manifest will say \
+                 starts_without_keyframe. To fix: have the publisher send keyframes (e.g. every 2 s)"
+            );
+        } else {
+            log::info!(
+                stream = self.label.as_str(),
+                chunk = stem.as_str();
+                "chunk started ({reason:?})"
+            );
+        }
         self.open = Some(OpenChunk {
             stem,
             path,

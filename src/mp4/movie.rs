@@ -57,6 +57,8 @@ pub struct TrackSummary {
     pub height: Option<u16>,
     pub sample_rate: Option<u32>,
     pub channels: Option<u16>,
+    /// The first sample is a sync sample (decodable without earlier ones).
+    pub starts_with_keyframe: bool,
 }
 
 /// Builds one movie from samples pushed in source order.
@@ -189,6 +191,7 @@ impl Movie {
                     height: first.dimensions().map(|d| d.1),
                     sample_rate: first.sample_rate(),
                     channels: first.channels(),
+                    starts_with_keyframe: t.samples.first().is_none_or(|s| s.keyframe),
                 }
             })
             .collect()

@@ -428,6 +428,7 @@ fn manifest_from_name(stem: &str, chunk: Option<&ChunkName>) -> ChunkManifest {
         duration_ms: 0,
         video: None,
         audio: None,
+        starts_without_keyframe: false,
         mp4_bytes: None,
         sha256: None,
     }

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use super::blocks::BlockFile;
 use super::copy::write_mp4_file;
 use super::direct;
 use super::manifest;
-use super::mapped::MappedFile;
 use super::scan::{self, ScanError};
 use crate::naming::ChunkName;
 use crate::spool::{self, StateDir};
@@ -68,7 +68,7 @@ pub fn remux_one(state: &StateDir, flv: &Path, quiet: Duration) -> Result<Outcom
         .with_context(|| format!("stat {}", flv.display()))?
         .len();
 
-    let scanned = match scan::scan(&MappedFile::new(&file, len), len) {
+    let scanned = match scan::scan(&BlockFile::new(&file, len), len) {
         Ok(s) => s,
         Err(ScanError::Unusable(why)) => {
             state.fail(flv, &why)?;

@@ -63,6 +63,9 @@ pub fn build(
         duration_ms,
         video: summary(true),
         audio: summary(false),
+        starts_without_keyframe: tracks
+            .iter()
+            .any(|t| t.video && t.frames > 0 && !t.starts_with_keyframe),
         mp4_bytes: None,
         sha256: None,
     }

@@ -5,6 +5,7 @@
 //! `--keep-flv-for`: archived FLVs older than that are deleted. Age alone is enough: an FLV only
 //! reaches `archive/` after its MP4 was produced.
 
+pub mod blocks;
 pub mod copy;
 pub mod direct;
 pub mod job;

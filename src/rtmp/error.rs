@@ -15,6 +15,16 @@ pub enum ProtocolError {
     IdleTimeout { timeout: std::time::Duration },
 
     #[error(
+        "the peer took none of our replies for {timeout:?} (write timeout); it stopped reading"
+    )]
+    WriteTimeout { timeout: std::time::Duration },
+
+    #[error(
+        "{count} publishes refused on this connection; closing it (at most {max} are answered)"
+    )]
+    TooManyRefusedPublishes { count: u32, max: u32 },
+
+    #[error(
         "chunk stream {csid}: message type {type_id} declares {length} bytes, more than the limit of {max}"
     )]
     MessageTooLarge {

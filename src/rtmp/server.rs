@@ -57,6 +57,11 @@ pub struct ServerConfig {
     pub handshake_timeout: Duration,
     /// Once publishing, the peer may be silent at most this long.
     pub idle_timeout: Duration,
+    /// Replies the peer has not taken after this long end the connection.
+    pub write_timeout: Duration,
+    /// Refused publishes after which the connection is closed (each refusal is a log line and
+    /// a policy check; a peer has no honest reason to be refused this often).
+    pub max_refused_publishes: u32,
 }
 
 impl Default for ServerConfig {
@@ -68,6 +73,8 @@ impl Default for ServerConfig {
             max_chunk_streams: 64,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(10),
+            max_refused_publishes: 5,
         }
     }
 }
@@ -177,6 +184,7 @@ pub struct ServerConnection {
     streams: HashMap<u32, MessageStream>,
     next_stream_id: u32,
     deadlines: Deadlines,
+    refused_publishes: u32,
     /// After an error the connection is dead; further input gets the same error.
     failed: Option<ProtocolError>,
 }
@@ -186,7 +194,12 @@ impl ServerConnection {
         ServerConnection {
             reader: ChunkReader::new(config.max_message_size, config.max_chunk_streams),
             ack_window: config.window_ack_size,
-            deadlines: Deadlines::new(config.handshake_timeout, config.idle_timeout),
+            deadlines: Deadlines::new(
+                config.handshake_timeout,
+                config.idle_timeout,
+                config.write_timeout,
+            ),
+            refused_publishes: 0,
             config,
             handshake: Handshake::default(),
             writer: ChunkWriter::default(),
@@ -225,6 +238,17 @@ impl ServerConnection {
     /// the connection was accepted).
     pub fn poll_timeout(&self) -> Duration {
         self.deadlines.next()
+    }
+
+    /// The shell starts handing [`Self::take_output`]'s bytes to the socket at `now`; until
+    /// [`Self::written`], the write deadline runs.
+    pub fn writing(&mut self, now: Duration) {
+        self.deadlines.writing(now);
+    }
+
+    /// The peer took everything the shell was writing.
+    pub fn written(&mut self) {
+        self.deadlines.written();
     }
 
     /// Ends the connection with a timeout error once `now` reached its deadline; before that, a
@@ -267,6 +291,12 @@ impl ServerConnection {
                 Some(message) => self.handle_message(message, events)?,
                 None => break,
             }
+            if self.refused_publishes >= self.config.max_refused_publishes {
+                return Err(ProtocolError::TooManyRefusedPublishes {
+                    count: self.refused_publishes,
+                    max: self.config.max_refused_publishes,
+                });
+            }
         }
         if self.ack_window > 0
             && self.bytes_received - self.last_ack_at >= u64::from(self.ack_window)
@@ -286,6 +316,9 @@ impl ServerConnection {
 
     /// Answers a PublishRequested with onStatus NetStream.Publish.Start.
     pub fn accept_publish(&mut self, stream_id: u32) -> Result<(), ProtocolError> {
+        if let Some(error) = &self.failed {
+            return Err(error.clone());
+        }
         let stream = self.requested_stream(stream_id)?;
         stream.publish = Publish::Publishing;
         let name = stream.name.clone();
@@ -310,10 +343,30 @@ impl ServerConnection {
         code: &str,
         description: &str,
     ) -> Result<(), ProtocolError> {
+        // A failed connection answers nothing more: its last words are already queued.
+        if let Some(error) = &self.failed {
+            return Err(error.clone());
+        }
         let stream = self.requested_stream(stream_id)?;
         stream.publish = Publish::Idle;
         self.send_on_status(stream_id, "error", code, description);
-        Ok(())
+        self.count_refusal()
+    }
+
+    /// Counts a refused publish; the one that reaches the cap fails the connection (its
+    /// refusal is still in the output, for the shell to send before closing).
+    fn count_refusal(&mut self) -> Result<(), ProtocolError> {
+        self.refused_publishes = self.refused_publishes.saturating_add(1);
+        let max = self.config.max_refused_publishes;
+        if self.refused_publishes < max {
+            return Ok(());
+        }
+        let error = ProtocolError::TooManyRefusedPublishes {
+            count: self.refused_publishes,
+            max,
+        };
+        self.failed = Some(error.clone());
+        Err(error)
     }
 
     pub fn is_handshake_done(&self) -> bool {
@@ -595,6 +648,7 @@ impl ServerConnection {
         let name = command.string_arg(0).unwrap_or_default().to_string();
         let publish_type = command.string_arg(1).unwrap_or("live").to_string();
         if stream_id == 0 {
+            self.refused_publishes = self.refused_publishes.saturating_add(1);
             self.send_on_status(
                 0,
                 "error",
@@ -607,6 +661,7 @@ impl ServerConnection {
             self.streams.insert(stream_id, MessageStream::new());
         }
         let Some(stream) = self.streams.get_mut(&stream_id) else {
+            self.refused_publishes = self.refused_publishes.saturating_add(1);
             self.send_on_status(
                 stream_id,
                 "error",
@@ -616,6 +671,7 @@ impl ServerConnection {
             return;
         };
         if stream.is_publishing() {
+            self.refused_publishes = self.refused_publishes.saturating_add(1);
             self.send_on_status(
                 stream_id,
                 "error",
