@@ -56,6 +56,8 @@ pub enum Command {
     Clip(crate::clip::Args),
     /// Show how every stage is doing; exit 0 when all is well, 1 when something needs attention.
     Status(crate::status::Args),
+    /// Print a publish URL with a signed token that admits one stream until it expires.
+    Token(crate::token_command::Args),
 }
 
 #[derive(Debug, clap::Args)]

@@ -26,6 +26,7 @@ use anyhow::{Context, Result, bail};
 use crate::exit::{self, Coded};
 use crate::mp4::clip::{Piece, locate, plan};
 use crate::mp4::{Window, read};
+use crate::naming;
 use crate::publish::Destination;
 use crate::spool::StateDir;
 use crate::utc::Civil;
@@ -42,7 +43,8 @@ const S3_READS_IN_FLIGHT: usize = 8;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The stream: `<app>/<stream>`, the stream's label as in its chunk names.
+    /// The stream: `<app>/<stream>` as published (its label, with allowed keys; the stream name
+    /// may hold `/`). It is found under the names its chunks are given (see `naming`).
     pub stream: String,
     /// Start of the clip, UTC RFC 3339 (e.g. 2026-11-26T14:03:10Z).
     #[arg(long)]
@@ -148,6 +150,11 @@ async fn clip(state: &StateDir, args: &Args) -> Result<Made> {
             args.stream
         )));
     };
+    // Chunk names (and object keys) hold the mapped names: `cam/1` is found as `cam%2F1`.
+    let names = (
+        naming::encode(app, naming::Part::App),
+        naming::encode(stream, naming::Part::Stream),
+    );
     let time = |what: &str, text: &str| {
         Civil::parse_rfc3339_millis(text).ok_or_else(|| {
             usage(format!(
@@ -170,7 +177,7 @@ async fn clip(state: &StateDir, args: &Args) -> Result<Made> {
                 .map(|r| r.display().to_string())
                 .collect::<Vec<_>>()
                 .join(", ");
-            let (app, stream) = (app.to_string(), stream.to_string());
+            let (app, stream) = (names.0.clone(), names.1.clone());
             let found = tokio::task::spawn_blocking(move || sources::find(&roots, &app, &stream))
                 .await
                 .context("finding chunks: task panicked")??;
@@ -178,7 +185,7 @@ async fn clip(state: &StateDir, args: &Args) -> Result<Made> {
         }
         Destination::S3 { bucket, prefix } => {
             let b = Bucket::connect(&args.publish, bucket, prefix).await?;
-            let (found, looked) = b.find(app, stream, from, to).await?;
+            let (found, looked) = b.find(&names.0, &names.1, from, to).await?;
             (found, Reader::S3(Arc::new(b)), looked)
         }
     };

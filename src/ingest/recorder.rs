@@ -25,7 +25,7 @@ use crate::flv::{FlvWriter, TagType};
 use crate::ingest::chunk_file::ChunkFile;
 use crate::ingest::metadata::{ChunkFields, chunk_metadata};
 use crate::ingest::status::{Stats, StreamCounters};
-use crate::naming::ChunkName;
+use crate::naming::{ChunkName, StreamNames};
 use crate::spool::{self, StateDir};
 use crate::utc::Civil;
 
@@ -40,8 +40,7 @@ pub enum Input {
 /// Records one publish session of one stream into chunks.
 pub struct StreamRecorder {
     state: StateDir,
-    app: String,
-    label: String,
+    names: StreamNames,
     splitter: Splitter,
     open: Option<OpenChunk>,
     seq: u32,
@@ -77,16 +76,14 @@ pub const RESUME_FREE: u64 = 8 << 20;
 impl StreamRecorder {
     pub fn new(
         state: StateDir,
-        app: &str,
-        label: &str,
+        names: StreamNames,
         config: SplitConfig,
         stats: Arc<Stats>,
         counters: Arc<StreamCounters>,
     ) -> StreamRecorder {
         StreamRecorder {
             state,
-            app: app.to_string(),
-            label: label.to_string(),
+            names,
             splitter: Splitter::new(config),
             open: None,
             seq: 0,
@@ -100,8 +97,9 @@ impl StreamRecorder {
         }
     }
 
+    /// The stream as its chunk names spell it (safe in logs: no control characters).
     pub fn label(&self) -> &str {
-        &self.label
+        self.names.stream()
     }
 
     /// Takes the next message of the session.
@@ -165,7 +163,7 @@ impl StreamRecorder {
                 {
                     let stem = self.open.as_ref().map_or("", |c| c.stem.as_str());
                     log::warn!(
-                        stream = self.label.as_str(),
+                        stream = self.names.stream(),
                         chunk = stem,
                         dropped = outage.dropped;
                         "the disk has room again: recording resumed at a keyframe after {} frame(s) dropped over {:.1}s",
@@ -182,7 +180,7 @@ impl StreamRecorder {
         let Some(chunk) = self.open.as_mut() else {
             // The splitter opens a chunk before the first frame; a write before that is a bug,
             // but dropping a frame silently would be worse than an error.
-            anyhow::bail!("stream {}: frame with no open chunk", self.label);
+            anyhow::bail!("stream {}: frame with no open chunk", self.names.stream());
         };
         match chunk.writer.write_tag(tag_type, timestamp, body) {
             Ok(()) => {
@@ -220,7 +218,7 @@ impl StreamRecorder {
         self.seq += 1;
         self.splitter.cut_at_next_split_point();
         log::error!(
-            stream = self.label.as_str();
+            stream = self.names.stream();
             "disk full: {what}; the open chunk is cut at its last whole tag and handed on, \
              frames are dropped (the publisher stays connected) until {} are free again, then \
              recording resumes at the next keyframe. To fix: {}",
@@ -248,7 +246,7 @@ impl StreamRecorder {
             .duration_since(UNIX_EPOCH)
             .unwrap_or(Duration::ZERO);
         let start = Civil::from_unix_millis(since_epoch.as_millis() as i64);
-        let name = ChunkName::new(start, &self.app, &self.label, self.seq);
+        let name = ChunkName::of(start, &self.names, self.seq);
         let stem = name.stem();
         let path = self.state.recording().join(format!("{stem}.flv"));
         let file = OpenOptions::new()
@@ -289,7 +287,7 @@ impl StreamRecorder {
                 .with_context(|| format!("writing {}", path.display()))?;
         }
         log::info!(
-            stream = self.label.as_str(),
+            stream = self.names.stream(),
             chunk = stem.as_str();
             "chunk started ({reason:?})"
         );
@@ -333,14 +331,14 @@ impl StreamRecorder {
         if frames == 0 {
             std::fs::remove_file(&chunk.path)
                 .with_context(|| format!("removing {}", chunk.path.display()))?;
-            log::warn!(stream = self.label.as_str(), chunk = chunk.stem.as_str();
+            log::warn!(stream = self.names.stream(), chunk = chunk.stem.as_str();
                 "chunk removed: the disk filled before its first frame was written");
             return Ok(());
         }
         spool::handoff(&chunk.path, &self.state.remux_inbox())?;
         Stats::add(&self.stats.chunks_written, 1);
         log::info!(
-            stream = self.label.as_str(),
+            stream = self.names.stream(),
             chunk = chunk.stem.as_str(),
             frames = frames,
             bytes = bytes,
@@ -356,7 +354,7 @@ impl Drop for StreamRecorder {
     fn drop(&mut self) {
         if let Err(e) = self.finish() {
             log::error!(
-                stream = self.label.as_str();
+                stream = self.names.stream();
                 "could not finish the open chunk: {e:#}; it stays in recording/ and the next start salvages it"
             );
         }
