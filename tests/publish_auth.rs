@@ -8,11 +8,13 @@
 //! - signed tokens (made by `rtmp-recorder token`, and independently by openssl) admit until
 //!   they expire; altered or expired ones are refused with the reason;
 //! - the publish hook admits one stream, refuses another, and one it leaves hanging is refused
-//!   after its timeout while another stream records.
+//!   after its timeout while another stream records;
+//! - a NUL in a stream name (sent by a hand-built client: ffmpeg cannot) panics nothing.
 //!
 //! Publishes are short (2-3 s of 320x240 video) so the file stays fast.
 
 mod common;
+mod rtmp_common;
 mod support;
 
 use std::io::Write;
@@ -508,4 +510,62 @@ fn the_publish_hook_decides_and_fails_closed() {
     assert_eq!(ok["app"], "live");
     assert_eq!(ok["params"], serde_json::json!({"user": "ann"}));
     assert!(ok["peer"].as_str().unwrap().starts_with("127.0.0.1:"));
+}
+
+/// Handshake (C0 C1, S0 S1 S2, C2 echoing S1), then connect, createStream and publish `name`;
+/// returns the socket and whether the server answered `NetStream.Publish.Start`.
+fn raw_publish(port: u16, name: &str) -> (std::net::TcpStream, bool) {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut c0c1 = vec![3u8];
+    c0c1.extend((0..1536u32).map(|i| (i * 7 + 3) as u8));
+    s.write_all(&c0c1).unwrap();
+    let mut s012 = vec![0u8; 1 + 1536 + 1536];
+    s.read_exact(&mut s012).unwrap();
+    s.write_all(&s012[1..1537]).unwrap();
+    s.write_all(&rtmp_common::publish_bytes(name)).unwrap();
+    let mut replies = rtmp_common::ReplyReader::default();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        let n = match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        for (_, msg) in replies.read(&buf[..n]) {
+            if let Some((_, code)) = rtmp_common::info_code(&msg) {
+                if code == "NetStream.Publish.Start" {
+                    return (s, true);
+                }
+                if code.starts_with("NetStream.Publish.") {
+                    return (s, false);
+                }
+            }
+        }
+    }
+    (s, false)
+}
+
+#[test]
+fn a_nul_in_a_name_panics_nothing() {
+    let dir = TempDir::new().unwrap();
+    let mut rec = Recorder::start(dir.path(), &[]);
+    // Twice: the first publish's live entry and connection slot are given back when it ends.
+    for round in 1..=2 {
+        let (socket, started) = raw_publish(rec.port, "cam\0x");
+        assert!(started, "round {round}: {}", rec.log_text());
+        drop(socket);
+        wait_until(Duration::from_secs(10), "the publish ended", || {
+            rec.log_text().matches("publisher gone").count() >= round
+        });
+    }
+    let text = rec.log_text();
+    let started = text
+        .lines()
+        .filter(|l| l.contains("publish started") && l.contains("stream=cam%00x"))
+        .count();
+    assert_eq!(started, 2, "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+    assert!(rec.exited().is_none(), "ingest died:\n{text}");
 }
