@@ -95,9 +95,16 @@ impl Hook {
                     crate::duration::format(self.timeout)
                 ),
             },
-            Ok(Err(e)) => Answer::Refuse {
-                reason: format!("publish hook failed: {e:#}"),
-            },
+            Ok(Err(e)) => {
+                // The details (the hook's address) are for the operator, not the publisher.
+                log::warn!(
+                    "publish hook {} failed: {e:#}; publishes it is asked about are refused until it answers",
+                    self.uri
+                );
+                Answer::Refuse {
+                    reason: "publish hook failed".to_string(),
+                }
+            }
             Ok(Ok(answer)) => answer,
         }
     }
