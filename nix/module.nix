@@ -66,6 +66,9 @@ let
     RTMP_RECORDER_LOG = "logLevel";
     RTMP_LISTEN = "listenAddresses";
     HTTP_LISTEN = "http.listenAddresses";
+    TLS_LISTEN = "tls.listenAddresses";
+    TLS_CERT_FILE = "tls.certFile";
+    TLS_KEY_FILE = "tls.keyFile";
     RTMP_RECORDER_STATE_DIR = "(fixed: the .path units watch /var/lib/rtmp-recorder)";
     RECORDINGS_DIR = "(fixed: the .path units watch /var/lib/rtmp-recorder)";
   };
@@ -95,6 +98,8 @@ let
       PUBLIC_ACL = if cfg.s3.publicAcl then true else null;
       PUBLISH_KEY_TEMPLATE = cfg.keyTemplate;
       RTMP_RECORDER_LOG = cfg.logLevel;
+      TLS_CERT_FILE = if cfg.tls.enable then cfg.tls.certFile else null;
+      TLS_KEY_FILE = if cfg.tls.enable then cfg.tls.keyFile else null;
     }
     // cfg.extraEnvironment;
 
@@ -131,7 +136,7 @@ in
       type = types.bool;
       default = false;
       example = true;
-      description = "Open the TCP ports of {option}`services.rtmp-recorder.listenAddresses` (and of {option}`services.rtmp-recorder.http.listenAddresses` when HTTP is on) in the firewall.";
+      description = "Open the TCP ports of {option}`services.rtmp-recorder.listenAddresses` (and of {option}`services.rtmp-recorder.http.listenAddresses` when HTTP is on, {option}`services.rtmp-recorder.tls.listenAddresses` when RTMPS is on) in the firewall.";
     };
 
     http = {
@@ -144,6 +149,45 @@ in
         description = ''
           Where rtmp-recorder-http.socket accepts HTTP (systemd's `ListenStream=`): a port, or
           an address and a port. Replaces the unit's own list.
+        '';
+      };
+    };
+
+    tls = {
+      enable = mkEnableOption "RTMPS (RTMP over TLS) on rtmp-recorder-rtmps.socket, beside plain RTMP; needs {option}`services.rtmp-recorder.tls.certFile` and {option}`services.rtmp-recorder.tls.keyFile`";
+
+      listenAddresses = mkOption {
+        type = types.nonEmptyListOf listenAddress;
+        default = [ "1936" ];
+        example = [ "443" ];
+        description = ''
+          Where rtmp-recorder-rtmps.socket accepts RTMPS publishers (systemd's `ListenStream=`):
+          a port, or an address and a port. Replaces the unit's own list (1936).
+        '';
+      };
+
+      certFile = mkOption {
+        type = types.nullOr runtimeFile;
+        default = null;
+        example = "/var/lib/acme/rtmp.example.org/fullchain.pem";
+        description = ''
+          PEM certificate chain for RTMPS, end-entity certificate first (`TLS_CERT_FILE`).
+          Read by the service user at run time, and again whenever it changes: a renewed
+          certificate is served to the next connection without a restart. With
+          `security.acme`, set `security.acme.certs.<name>.group = "rtmp-recorder"` so the
+          service can read it. Not passed with `LoadCredential=`: systemd copies credentials
+          once at start, so a renewal would need a restart, which ends every live stream.
+        '';
+      };
+
+      keyFile = mkOption {
+        type = types.nullOr runtimeFile;
+        default = null;
+        example = "/var/lib/acme/rtmp.example.org/key.pem";
+        description = ''
+          PEM private key of {option}`services.rtmp-recorder.tls.certFile` (`TLS_KEY_FILE`);
+          a secret: a path read at run time by the service user, never a file in the Nix
+          store. Read again whenever it changes.
         '';
       };
     };
@@ -371,6 +415,10 @@ in
   config = mkIf cfg.enable {
     assertions = [
       {
+        assertion = cfg.tls.enable -> cfg.tls.certFile != null && cfg.tls.keyFile != null;
+        message = "services.rtmp-recorder.tls.enable needs tls.certFile and tls.keyFile (PEM files the rtmp-recorder user can read): ingest refuses to start with an RTMPS socket and no certificate.";
+      }
+      {
         assertion = cfg.s3.publicAcl -> cfg.s3.bucket != null;
         message = "services.rtmp-recorder.s3.publicAcl is set but there is no s3.bucket: local files have no ACL. Set s3.bucket or drop publicAcl.";
       }
@@ -421,6 +469,11 @@ in
       listenStreams = [ "" ] ++ cfg.http.listenAddresses;
     };
 
+    systemd.sockets.${units.tlsSocket} = mkIf cfg.tls.enable {
+      wantedBy = [ "sockets.target" ];
+      listenStreams = [ "" ] ++ cfg.tls.listenAddresses;
+    };
+
     systemd.paths = lib.genAttrs units.paths (_: {
       wantedBy = [ "paths.target" ];
     });
@@ -453,7 +506,11 @@ in
 
     networking.firewall.allowedTCPPorts = mkIf cfg.openFirewall (
       lib.unique (
-        map portOf (cfg.listenAddresses ++ lib.optionals cfg.http.enable cfg.http.listenAddresses)
+        map portOf (
+          cfg.listenAddresses
+          ++ lib.optionals cfg.http.enable cfg.http.listenAddresses
+          ++ lib.optionals cfg.tls.enable cfg.tls.listenAddresses
+        )
       )
     );
   };

@@ -4,6 +4,8 @@
   socket = "rtmp-recorder-ingest";
   # ingest's HTTP socket: started only with services.rtmp-recorder.http.enable.
   httpSocket = "rtmp-recorder-http";
+  # ingest's RTMPS socket: started only with services.rtmp-recorder.tls.enable.
+  tlsSocket = "rtmp-recorder-rtmps";
   services = [
     "rtmp-recorder-ingest"
     "rtmp-recorder-remux"

@@ -2,6 +2,7 @@
 //! faststart MP4 and uploads it. See `docs/ARCHITECTURE.md` for how the stages fit together.
 
 pub mod amf0;
+pub mod byte_range;
 pub mod chunk;
 pub mod cli;
 pub mod clip;
@@ -29,6 +30,7 @@ pub mod size;
 pub mod spool;
 pub mod status;
 pub mod systemd;
+pub mod tls_identity;
 pub mod token_command;
 pub mod url_path;
 pub mod utc;

@@ -14,7 +14,9 @@ use crate::cli::RunArgs;
 use crate::shutdown::{self, Shutdown};
 use crate::spool::{Mode, StateDir};
 
-pub async fn run(state: StateDir, args: RunArgs, mut signals: Shutdown) -> Result<()> {
+pub async fn run(state: StateDir, mut args: RunArgs, mut signals: Shutdown) -> Result<()> {
+    // /clip reads where this run publishes.
+    args.ingest.clips = Some(std::sync::Arc::new(args.publish.clone()));
     // The stages watch our own signal, so a failing stage can stop its siblings; SIGTERM is
     // passed on to it.
     let (stop, stages_shutdown) = shutdown::channel();

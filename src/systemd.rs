@@ -10,15 +10,26 @@ use anyhow::{Context, Result};
 use sd_notify::NotifyState;
 
 /// The `FileDescriptorName=` of the HTTP socket unit; every other passed socket is RTMP
-/// (`rtmp`, or unnamed as systemd-socket-activate passes them without `--fdname`).
+/// (`rtmp`, or unnamed as systemd-socket-activate passes them without `--fdname`), but for
+/// the RTMPS one.
 pub const HTTP_FD_NAME: &str = "http";
+/// The `FileDescriptorName=` of the RTMPS (RTMP over TLS) socket unit.
+pub const RTMPS_FD_NAME: &str = "rtmps";
 
-/// TCP listeners passed by systemd (`.socket` units), sorted by `LISTEN_FDNAMES`. Both empty
+/// TCP listeners passed by systemd (`.socket` units), sorted by `LISTEN_FDNAMES`. All empty
 /// without socket activation.
 #[derive(Debug, Default)]
 pub struct Listeners {
     pub rtmp: Vec<TcpListener>,
     pub http: Vec<TcpListener>,
+    pub rtmps: Vec<TcpListener>,
+}
+
+impl Listeners {
+    /// Whether systemd passed any socket (the process is socket-activated).
+    pub fn any(&self) -> bool {
+        !(self.rtmp.is_empty() && self.http.is_empty() && self.rtmps.is_empty())
+    }
 }
 
 pub fn listeners() -> Result<Listeners> {
@@ -33,6 +44,8 @@ pub fn listeners() -> Result<Listeners> {
         })?;
         if name == HTTP_FD_NAME {
             out.http.push(listener);
+        } else if name == RTMPS_FD_NAME {
+            out.rtmps.push(listener);
         } else {
             out.rtmp.push(listener);
         }

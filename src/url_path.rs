@@ -1,5 +1,5 @@
-//! The path part of a URL under `/recordings/`, read strictly. Pure: text in, the names of the
-//! folders and file it names out, or why it names nothing we serve.
+//! The path part of a URL under `/recordings/`, read strictly, and a URL's query. Pure: text
+//! in, the names of the folders and file it names (or the query's pairs) out, or why not.
 //!
 //! A request path is split on `/` first and each segment percent-decoded after, so `%2f` can
 //! never add a level. A segment is refused when, decoded, it is empty in the middle, `.` or `..`,
@@ -79,6 +79,20 @@ fn percent_decode(text: &str) -> Result<Vec<u8>, Refusal> {
     Ok(out)
 }
 
+/// The `name=value` pairs of a query string (`+` is a space, as forms send it), decoded; a
+/// pair without `=` has an empty value.
+pub fn query_pairs(query: &str) -> Result<Vec<(String, String)>, Refusal> {
+    let mut out = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let decode = |s: &str| {
+            String::from_utf8(percent_decode(&s.replace('+', " "))?).map_err(|_| Refusal::NotUtf8)
+        };
+        out.push((decode(name)?, decode(value)?));
+    }
+    Ok(out)
+}
+
 /// Percent-encodes a name for use as one path segment of a link.
 pub fn encode_segment(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
@@ -111,6 +125,28 @@ pub fn html_escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_pairs_decode_names_and_values() {
+        let pairs =
+            query_pairs("stream=live%2Fcam1&from=2026-11-26T14%3A03%3A10Z&to=a+b&flag").unwrap();
+        let expect = [
+            ("stream", "live/cam1"),
+            ("from", "2026-11-26T14:03:10Z"),
+            ("to", "a b"),
+            ("flag", ""),
+        ];
+        assert_eq!(
+            pairs,
+            expect
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(query_pairs("a=%zz"), Err(Refusal::BadEscape));
+        assert_eq!(query_pairs("a=%ff"), Err(Refusal::NotUtf8));
+        assert!(query_pairs("").unwrap().is_empty());
+    }
 
     #[test]
     fn plain_paths_are_read() {

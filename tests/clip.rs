@@ -9,6 +9,7 @@
 //! what it fetched is the clip plus the chunks' heads and manifests, within a few percent.
 
 mod common;
+mod http_common;
 #[path = "publish_common/mod.rs"]
 mod publish_common;
 #[path = "remux_common/mod.rs"]
@@ -372,7 +373,97 @@ fn clips_of_recorded_chunks_are_exact_and_gaps_are_refused() {
     assert_eq!(line["gaps"].as_array().unwrap().len(), 1, "{line}");
 
     bridged_gap(dir.path(), &broken, &chunks);
+    clips_over_http(dir.path(), &broken, &chunks);
     clips_from_s3(dir.path(), &chunks);
+}
+
+/// `GET /clip` on ingest's HTTP server, whose default destination (its state directory's
+/// `published/`) holds the chunks with the second one missing: across the gap it answers 409
+/// naming it; with `bridge_gaps=1` it sends exactly the bytes `clip --bridge-gaps` wrote for the
+/// same span, whole and in ranges (what a seeking browser asks); a span before the recording is
+/// 404, a range past the end 416, a request without a span 400.
+fn clips_over_http(dir: &Path, broken: &Path, chunks: &[Chunk]) {
+    let http_dir = dir.join("http");
+    std::fs::create_dir_all(&http_dir).unwrap();
+    let (rec, port) = http_common::start_with_http(&http_dir, &[]);
+    let published = rec.state.join("published/live/cam1");
+    std::fs::create_dir_all(&published).unwrap();
+    for file in std::fs::read_dir(broken).unwrap() {
+        let file = file.unwrap().path();
+        std::fs::copy(&file, published.join(file.file_name().unwrap())).unwrap();
+    }
+    let (a, c) = (&chunks[0], &chunks[2]);
+    let span = |from: i64, to: i64| {
+        format!(
+            "/clip?stream=live%2Fcam1&from={}&to={}",
+            rfc3339(from).replace(':', "%3A"),
+            rfc3339(to)
+        )
+    };
+    let across = span(a.start_ms + 1_000, c.start_ms + 1_000);
+
+    let refused = http_common::get(port, &across, &[]);
+    assert_eq!(refused.status, 409, "{}", refused.text());
+    let json = refused.json();
+    assert_eq!(json["refused"], "gaps", "{json}");
+    assert_eq!(json["gaps"].as_array().unwrap().len(), 1, "{json}");
+    assert_eq!(json["gaps"][0]["after"], a.manifest.name.as_str(), "{json}");
+
+    // The same span `bridged_gap` cut with the command: the same bytes.
+    let expected = std::fs::read(dir.join("bridged.mp4")).unwrap();
+    let whole = http_common::get(port, &format!("{across}&bridge_gaps=1"), &[]);
+    assert_eq!(whole.status, 200, "{}", whole.text());
+    assert_eq!(whole.header("content-type"), "video/mp4");
+    assert_eq!(whole.header("accept-ranges"), "bytes");
+    assert_eq!(whole.header("x-clip-gaps"), "1");
+    assert_eq!(
+        whole.header("content-length"),
+        expected.len().to_string().as_str()
+    );
+    assert!(
+        whole.body == expected,
+        "the served clip differs from the command's"
+    );
+
+    let n = expected.len();
+    // From inside the head into the samples, a suffix, an open end.
+    for (range, start, end) in [
+        ("bytes=100-2000099".to_string(), 100, 2_000_100.min(n)),
+        ("bytes=-70000".to_string(), n - 70_000, n),
+        (format!("bytes={}-", n / 2), n / 2, n),
+    ] {
+        let part = http_common::get(
+            port,
+            &format!("{across}&bridge_gaps=1"),
+            &[("Range", &range)],
+        );
+        assert_eq!(part.status, 206, "{range}: {}", part.text());
+        assert_eq!(
+            part.header("content-range"),
+            format!("bytes {start}-{}/{n}", end - 1),
+            "{range}"
+        );
+        assert!(part.body == expected[start..end], "{range}: wrong bytes");
+    }
+    let past = http_common::get(
+        port,
+        &format!("{across}&bridge_gaps=1"),
+        &[("Range", &format!("bytes={n}-"))],
+    );
+    assert_eq!(past.status, 416, "{}", past.text());
+    assert_eq!(past.header("content-range"), format!("bytes */{n}"));
+
+    let early = http_common::get(port, &span(a.start_ms - 5_000, a.start_ms + 1_000), &[]);
+    assert_eq!(early.status, 404, "{}", early.text());
+    assert!(
+        early.text().contains("the recording begins at"),
+        "{}",
+        early.text()
+    );
+    let bare = http_common::get(port, "/clip?stream=live/cam1", &[]);
+    assert_eq!(bare.status, 400, "{}", bare.text());
+    assert!(bare.text().contains("from="), "{}", bare.text());
+    drop(rec);
 }
 
 /// The JSON line `clip` prints on stdout.

@@ -27,6 +27,8 @@ const CORE: &[&str] = &[
     "rtmp",
     "prometheus",
     "url_path",
+    "byte_range",
+    "tls_identity",
 ];
 
 /// Path prefixes no core module may name.

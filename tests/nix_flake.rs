@@ -148,6 +148,10 @@ fn every_module_option_is_documented_with_an_example_of_its_type() {
         "openFirewall",
         "http.enable",
         "http.listenAddresses",
+        "tls.enable",
+        "tls.listenAddresses",
+        "tls.certFile",
+        "tls.keyFile",
         "chunkDuration",
         "maxChunkSize",
         "allowedKeysFile",
@@ -393,7 +397,8 @@ fn every_unit_in_systemd_is_installed_by_the_package_and_started_by_the_module()
         (
             "sockets",
             &sockets,
-            &strings(&started["socket"]) | &strings(&started["httpSocket"]),
+            &(&strings(&started["socket"]) | &strings(&started["httpSocket"]))
+                | &strings(&started["tlsSocket"]),
         ),
         ("paths", &paths, strings(&started["paths"])),
     ];

@@ -68,6 +68,7 @@ fn every_unit_is_there() {
             "rtmp-recorder-publish.service",
             "rtmp-recorder-remux.path",
             "rtmp-recorder-remux.service",
+            "rtmp-recorder-rtmps.socket",
         ]
     );
     for extra in ["rtmp-recorder.sysusers", "rtmp-recorder.tmpfiles"] {

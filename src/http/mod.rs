@@ -1,8 +1,10 @@
 //! ingest's optional HTTP server (axum on hyper/tokio): `GET /` and `/healthz` (health),
-//! `/metrics` (Prometheus), `/recordings/` (read-only browsing and Range downloads). It runs
+//! `/metrics` (Prometheus), `/recordings/` (read-only browsing and Range downloads), `/clip`
+//! (a span of a stream as one MP4, cut from its chunks as it is sent). It runs
 //! inside ingest, on a socket systemd passes (`FileDescriptorName=http`) or on `--http-listen`;
 //! without either there is no HTTP at all.
 
+mod clip;
 mod health;
 mod metrics;
 mod recordings;
@@ -30,6 +32,8 @@ pub struct IngestView {
     pub accepting: Arc<AtomicBool>,
     pub connections_limit: u64,
     pub min_free: MinFree,
+    /// Where publish writes: `/clip` reads the chunks there (and in the state directory).
+    pub clips: Arc<crate::publish::Args>,
 }
 
 impl IngestView {
@@ -69,6 +73,7 @@ pub fn serve(
         .route("/", get(health::get))
         .route("/healthz", get(health::get))
         .route("/metrics", get(metrics::get))
+        .route("/clip", get(clip::get))
         .route("/recordings", get(recordings::to_folder))
         .route("/recordings/", get(recordings::get))
         .route("/recordings/{*rest}", get(recordings::get))

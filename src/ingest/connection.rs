@@ -10,8 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -87,13 +86,13 @@ impl Drop for LiveGuard {
     }
 }
 
-pub async fn serve(
-    mut socket: TcpStream,
+/// Serves one connection: a TCP socket, or RTMPS's TLS stream over one.
+pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    mut socket: S,
     peer: SocketAddr,
     shared: Arc<Shared>,
     mut shutdown: Shutdown,
 ) {
-    let _ = socket.set_nodelay(true);
     Stats::add(&shared.stats.connections, 1);
     let mut session = Session {
         conn: ServerConnection::new(shared.rtmp.clone()),
@@ -126,7 +125,11 @@ struct Session {
 }
 
 impl Session {
-    async fn run(&mut self, socket: &mut TcpStream, shutdown: &mut Shutdown) -> Result<()> {
+    async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        socket: &mut S,
+        shutdown: &mut Shutdown,
+    ) -> Result<()> {
         // The connection keeps its own deadlines (handshake, idle) on the time we pass in: how
         // long since it was accepted. We only sleep until the one it asks for.
         let accepted = Instant::now();

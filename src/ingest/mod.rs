@@ -7,6 +7,7 @@ pub mod hook;
 pub mod keys;
 mod metadata;
 pub mod recorder;
+mod rtmps;
 pub mod salvage;
 pub mod status;
 
@@ -100,6 +101,29 @@ pub struct Args {
     /// systemd passes no HTTP socket. Off unless given.
     #[arg(long, env = "HTTP_LISTEN", value_delimiter = ',')]
     pub http_listen: Vec<SocketAddr>,
+
+    /// Where publish writes, for `GET /clip`: `run` passes its own publish options; the `ingest`
+    /// stage alone reads them from the environment it shares with the publish unit.
+    #[arg(skip)]
+    pub clips: Option<Arc<crate::publish::Args>>,
+    /// Accept RTMPS (RTMP over TLS) on this address (repeatable), when systemd passes no
+    /// socket. Needs --tls-cert and --tls-key. Off unless given.
+    #[arg(
+        long = "tls-listen",
+        env = "TLS_LISTEN",
+        value_delimiter = ',',
+        requires_all = ["tls_cert", "tls_key"]
+    )]
+    pub tls_listen: Vec<SocketAddr>,
+
+    /// RTMPS certificate chain, PEM, end-entity certificate first (certbot's fullchain.pem).
+    /// Read again when it changes: a renewed certificate is served without a restart.
+    #[arg(long, env = "TLS_CERT_FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// RTMPS private key, PEM (certbot's privkey.pem); read again when it changes.
+    #[arg(long, env = "TLS_KEY_FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Args {
@@ -132,8 +156,14 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
         .map_err(|e| crate::exit::Coded::new(crate::exit::USAGE, format!("{e:#}")))?;
 
     let passed = systemd::listeners()?;
-    // HTTP first: a port taken there fails the start before RTMP accepts anyone.
+    let activated = passed.any();
+    // A bad certificate, then HTTP and RTMPS: each fails the start before RTMP accepts anyone.
+    let tls = rtmps_config(&passed.rtmps, activated, &args).await?;
     let http = crate::http::listeners(passed.http, &args.http_listen).await?;
+    let tls_listeners = match &tls {
+        Some(_) => rtmps_listeners(passed.rtmps, &args).await?,
+        None => Vec::new(),
+    };
     let listeners = listeners(passed.rtmp, &args).await?;
     let target = args.chunk_duration();
     let stats = Arc::new(Stats::default());
@@ -159,17 +189,24 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
     });
     let slots = Arc::new(Semaphore::new(args.max_connections));
     let mut addrs = Vec::new();
-    for listener in listeners {
-        addrs.push(
-            listener
-                .local_addr()
-                .map(|a| a.to_string())
-                .unwrap_or_default(),
-        );
+    let tagged = listeners
+        .into_iter()
+        .map(|l| (l, None))
+        .chain(tls_listeners.into_iter().map(|l| (l, tls.clone())));
+    for (listener, tls) in tagged {
+        let addr = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        addrs.push(match tls {
+            Some(_) => format!("{addr} (RTMPS)"),
+            None => addr,
+        });
         tokio::spawn(accept_loop(
             listener,
             shared.clone(),
             slots.clone(),
+            tls,
             shutdown.clone(),
         ));
     }
@@ -186,9 +223,13 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
             accepting: accepting.clone(),
             connections_limit: args.max_connections as u64,
             min_free: args.min_free_disk,
+            clips: match args.clips.clone() {
+                Some(clips) => clips,
+                None => Arc::new(crate::publish::Args::from_env()?),
+            },
         };
         for addr in crate::http::serve(http, view, shutdown.clone())? {
-            log::info!("serving /healthz, /metrics and /recordings/ on http://{addr}/");
+            log::info!("serving /healthz, /metrics, /recordings/ and /clip on http://{addr}/");
         }
     }
     log::info!("{listening}");
@@ -299,10 +340,66 @@ async fn listeners(passed: Vec<std::net::TcpListener>, args: &Args) -> Result<Ve
     Ok(out)
 }
 
+/// RTMPS's certificate, when there is an RTMPS listener: a passed `rtmps` socket, or
+/// `--tls-listen` without socket activation (under systemd the service has no network of its
+/// own, so it listens only on sockets systemd passes).
+async fn rtmps_config(
+    passed: &[std::net::TcpListener],
+    activated: bool,
+    args: &Args,
+) -> Result<Option<Arc<rtmps::Rtmps>>> {
+    if activated && !args.tls_listen.is_empty() {
+        log::warn!(
+            "--tls-listen (TLS_LISTEN) is ignored: systemd passes the sockets. To serve RTMPS \
+             enable rtmp-recorder-rtmps.socket (its ListenStream= sets the address)"
+        );
+    }
+    let wanted = !passed.is_empty() || (!activated && !args.tls_listen.is_empty());
+    if !wanted {
+        return Ok(None);
+    }
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Err(crate::exit::Coded::new(
+            crate::exit::USAGE,
+            "systemd passes an RTMPS socket (rtmps) but no certificate is configured: set \
+             TLS_CERT_FILE and TLS_KEY_FILE (--tls-cert, --tls-key), or disable \
+             rtmp-recorder-rtmps.socket",
+        )
+        .into());
+    };
+    rtmps::Rtmps::load(cert.clone(), key.clone())
+        .await
+        .map(Some)
+}
+
+/// RTMPS sockets from systemd when socket-activated, else our own on `--tls-listen`.
+async fn rtmps_listeners(
+    passed: Vec<std::net::TcpListener>,
+    args: &Args,
+) -> Result<Vec<TcpListener>> {
+    if !passed.is_empty() {
+        return passed
+            .into_iter()
+            .map(|l| TcpListener::from_std(l).context("using the RTMPS socket passed by systemd"))
+            .collect();
+    }
+    let mut out = Vec::new();
+    for addr in &args.tls_listen {
+        let l = TcpListener::bind(addr).await.with_context(|| {
+            format!("RTMPS: listening on {addr} (is another server there? change --tls-listen)")
+        })?;
+        out.push(l);
+    }
+    Ok(out)
+}
+
+/// Accepts connections until shutdown, each its own task; with `tls`, each speaks RTMPS. Plain
+/// and TLS connections share `slots` (--max-connections).
 async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
     slots: Arc<Semaphore>,
+    tls: Option<Arc<rtmps::Rtmps>>,
     mut shutdown: Shutdown,
 ) {
     loop {
@@ -323,10 +420,18 @@ async fn accept_loop(
             log::warn!(peer = peer.to_string().as_str(); "refusing a connection: --max-connections reached");
             continue;
         };
+        let _ = socket.set_nodelay(true);
         let shared = shared.clone();
         let shutdown = shutdown.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            connection::serve(socket, peer, shared, shutdown).await;
+            match tls {
+                Some(tls) => {
+                    let stream = tls.wrap(socket, peer).await;
+                    connection::serve(stream, peer, shared, shutdown).await;
+                }
+                None => connection::serve(socket, peer, shared, shutdown).await,
+            }
             drop(permit);
         });
     }

@@ -158,6 +158,9 @@ pub fn clean_env(cmd: &mut Command) {
         "MAX_CONNECTIONS",
         "MIN_FREE_DISK",
         "HTTP_LISTEN",
+        "TLS_LISTEN",
+        "TLS_CERT_FILE",
+        "TLS_KEY_FILE",
         "JOURNAL_STREAM",
     ] {
         cmd.env_remove(var);
@@ -545,12 +548,18 @@ pub fn ffmpeg_publish(url: &str, secs: u32, opts: &PublishOpts) -> Publisher {
 /// audiotestsrc + AAC 48 kHz, live) with `rtmp2sink`; a `tee` after `flvmux` writes the same FLV
 /// to `opts.reference`.
 pub fn gst_publish(url: &str, secs: u32, opts: &PublishOpts) -> Publisher {
+    gst_publish_with(url, "", secs, opts)
+}
+
+/// [`gst_publish`] with more `rtmp2sink` properties (`sink_props`, e.g.
+/// `tls-validation-flags=0` for an `rtmps://` server with a self-signed certificate).
+pub fn gst_publish_with(url: &str, sink_props: &str, secs: u32, opts: &PublishOpts) -> Publisher {
     let video_buffers = secs * 30;
     // audiotestsrc sends 1024 samples per buffer.
     let audio_buffers = (secs * 48_000).div_ceil(1024);
     let pipeline = format!(
         "flvmux name=m streamable=true ! tee name=t \
-           t. ! queue ! rtmp2sink location={url} \
+           t. ! queue ! rtmp2sink location={url} {sink_props} \
            t. ! queue ! filesink location={reference} \
          videotestsrc is-live=true num-buffers={video_buffers} \
            ! video/x-raw,width={w},height={h},framerate=30/1,format=I420 \
