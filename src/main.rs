@@ -66,7 +66,7 @@ fn main() -> ExitCode {
                 until_empty,
                 args,
             } => publish::run(state, args, Mode::new(watch, until_empty), shutdown).await,
-            Command::Run(args) => run::run(state, args, shutdown).await,
+            Command::Run(args) => run::run(state, *args, shutdown).await,
             Command::Clip(args) => clip::run(state, args).await,
             Command::Status(_) | Command::Token(_) => Ok(()),
         }
