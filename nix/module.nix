@@ -51,6 +51,10 @@ let
     MAX_CHUNK_FRAMES = "maxChunkFrames";
     MIN_FREE_DISK = "minFreeDisk";
     ALLOWED_KEYS_FILE = "allowedKeysFile";
+    ALLOWED_APPS = "allowedApps";
+    PUBLISH_SECRET_FILE = "publishSecretFile";
+    PUBLISH_HOOK_URL = "publishHook.url";
+    PUBLISH_HOOK_TIMEOUT = "publishHook.timeout";
     PUBLISH_KEEP_UPLOADED_FOR = "keepUploadedFor";
     FLV_MAX_AGE_SECONDS = "keepFlvFor";
     S3_BUCKET = "s3.bucket";
@@ -83,6 +87,10 @@ let
       MAX_CHUNK_FRAMES = cfg.maxChunkFrames;
       MIN_FREE_DISK = cfg.minFreeDisk;
       ALLOWED_KEYS_FILE = cfg.allowedKeysFile;
+      ALLOWED_APPS = if cfg.allowedApps == [ ] then null else lib.concatStringsSep "," cfg.allowedApps;
+      PUBLISH_SECRET_FILE = cfg.publishSecretFile;
+      PUBLISH_HOOK_URL = cfg.publishHook.url;
+      PUBLISH_HOOK_TIMEOUT = cfg.publishHook.timeout;
       PUBLISH_KEEP_UPLOADED_FOR = cfg.keepUploadedFor;
       FLV_MAX_AGE_SECONDS = cfg.keepFlvFor;
       S3_BUCKET = cfg.s3.bucket;
@@ -240,6 +248,55 @@ in
       '';
     };
 
+    allowedApps = mkOption {
+      type = types.listOf (types.strMatching "[^,?/]+");
+      default = [ ];
+      example = [
+        "live"
+        "studio"
+      ];
+      description = ''
+        Apps that may be published to (`ALLOWED_APPS`); a publish to another app is refused
+        whatever key or token it brings. `[ ]`: any app.
+      '';
+    };
+
+    publishSecretFile = mkOption {
+      type = types.nullOr runtimeFile;
+      default = null;
+      example = "/run/secrets/rtmp-recorder-publish-secret";
+      description = ''
+        File holding the secret of signed publish tokens (`PUBLISH_SECRET_FILE`, at least 16
+        bytes): a publisher appends `?exp=UNIX&sig=HEX` to its stream name and is admitted
+        until `exp`. Issue URLs with `rtmp-recorder token APP/STREAM --valid-for 1h --secret
+        FILE`. A path read at run time by the service user, never a file in the Nix store.
+        `null`: no tokens.
+      '';
+    };
+
+    publishHook = {
+      url = mkOption {
+        type = types.nullOr (types.strMatching "http://.+");
+        default = null;
+        example = "http://127.0.0.1:8080/on_publish";
+        description = ''
+          Ask this URL (POST, JSON) about every publish no allowed key or token admits
+          (`PUBLISH_HOOK_URL`); a 2xx answer admits, anything else or no answer refuses. Setting
+          it gives ingest a network to dial out on (its unit has none otherwise). `null`: no hook.
+        '';
+      };
+
+      timeout = mkOption {
+        type = types.nullOr duration;
+        default = null;
+        example = "2s";
+        description = ''
+          How long the publish hook may take before the publish is refused
+          (`PUBLISH_HOOK_TIMEOUT`). `null` keeps the binary's default, `3s`.
+        '';
+      };
+    };
+
     keepUploadedFor = mkOption {
       type = types.nullOr duration;
       default = null;
@@ -395,6 +452,10 @@ in
         message = "services.rtmp-recorder: extraEnvironment.DESTINATION and s3.bucket both name where MP4s go. Keep one.";
       }
       {
+        assertion = cfg.publishHook.timeout != null -> cfg.publishHook.url != null;
+        message = "services.rtmp-recorder.publishHook.timeout is set but there is no publishHook.url. Set the URL or drop the timeout.";
+      }
+      {
         assertion = doubled == [ ];
         message = "services.rtmp-recorder.extraEnvironment sets ${lib.concatStringsSep ", " doubled}, which ${
           lib.concatStringsSep ", " (lib.unique (map (v: claimed.${v}) doubled))
@@ -430,9 +491,22 @@ in
       wantedBy = [ "paths.target" ];
     });
 
-    systemd.services = lib.genAttrs units.services (_: {
+    systemd.services = lib.genAttrs units.services (name: {
       environment = lib.mapAttrs (_: str) environment;
-      serviceConfig.EnvironmentFile = lib.optional (cfg.environmentFile != null) cfg.environmentFile;
+      serviceConfig = {
+        EnvironmentFile = lib.optional (cfg.environmentFile != null) cfg.environmentFile;
+      }
+      # The ingest unit has no network of its own (its sockets come from systemd); the publish
+      # hook needs one to dial out. The empty IPAddressDeny= resets the unit's `any`.
+      // lib.optionalAttrs (name == units.socket && cfg.publishHook.url != null) {
+        PrivateNetwork = false;
+        RestrictAddressFamilies = [
+          "AF_UNIX"
+          "AF_INET"
+          "AF_INET6"
+        ];
+        IPAddressDeny = "";
+      };
     });
 
     # Matches systemd/rtmp-recorder.sysusers: NixOS creates users from these options.

@@ -51,11 +51,14 @@ pub enum Command {
         args: crate::publish::Args,
     },
     /// Run ingest, remux and publish in one process (no systemd needed).
-    Run(RunArgs),
+    /// Boxed: all three stages' options together dwarf the other commands'.
+    Run(Box<RunArgs>),
     /// Cut one MP4 of a span of a recorded stream out of its chunks, without re-encoding.
     Clip(crate::clip::Args),
     /// Show how every stage is doing; exit 0 when all is well, 1 when something needs attention.
     Status(crate::status::Args),
+    /// Print a publish URL with a signed token that admits one stream until it expires.
+    Token(crate::token_command::Args),
 }
 
 #[derive(Debug, clap::Args)]

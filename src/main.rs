@@ -4,7 +4,9 @@ use clap::Parser;
 
 use rtmp_recorder::cli::{Cli, Command};
 use rtmp_recorder::spool::{Mode, StateDir};
-use rtmp_recorder::{clip, exit, ingest, logging, publish, remux, run, shutdown, status};
+use rtmp_recorder::{
+    clip, exit, ingest, logging, publish, remux, run, shutdown, status, token_command,
+};
 
 fn main() -> ExitCode {
     // SAFETY: the first thing main does; no other thread exists yet.
@@ -17,12 +19,17 @@ fn main() -> ExitCode {
         Command::Run(_) => "run",
         Command::Clip(_) => "clip",
         Command::Status(_) => "status",
+        Command::Token(_) => "token",
     };
     logging::init(cli.log_level, stage);
     let state_dir = cli.state_dir();
     // status only reads, and its exit status is its answer.
     if let Command::Status(args) = &cli.command {
         return status::main(&state_dir, args);
+    }
+    // token needs no state directory: it signs with the secret file.
+    if let Command::Token(args) = &cli.command {
+        return token_command::main(args);
     }
     // A clip only reads: it must not create or tidy a state directory it may not own.
     let state = match &cli.command {
@@ -61,9 +68,9 @@ fn main() -> ExitCode {
                 until_empty,
                 args,
             } => publish::run(state, args, Mode::new(watch, until_empty), shutdown).await,
-            Command::Run(args) => run::run(state, args, shutdown).await,
+            Command::Run(args) => run::run(state, *args, shutdown).await,
             Command::Clip(args) => clip::run(state, args).await,
-            Command::Status(_) => Ok(()),
+            Command::Status(_) | Command::Token(_) => Ok(()),
         }
     });
     match result {

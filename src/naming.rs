@@ -1,10 +1,133 @@
-//! The state directory's naming rules, pure: chunk names (`{UTC start}_{app}_{stream}_{seq}`)
-//! and the names of partial files in `tmp/`. `spool` does the I/O with these names; pure
-//! modules (publish's object keys, remux's manifest) use them without touching the disk.
+//! The state directory's naming rules, pure: chunk names (`{UTC start}_{app}_{stream}_{seq}`),
+//! the reversible mapping from a stream's (app, stream) to the parts of those names, and the
+//! names of partial files in `tmp/`. `spool` does the I/O with these names; pure modules
+//! (publish's object keys, remux's manifest) use them without touching the disk.
+//!
+//! The mapping ([`encode`]) keeps what is safe and readable and percent-encodes the rest, so
+//! two different streams never share a name and [`decode`] gives the original back:
+//! - kept: ASCII letters and digits, `-`, `.` (not first), and Unicode letters and digits
+//!   (`камера1` stays `камера1`); `_` in the stream, but not in the app (it separates app and
+//!   stream in a chunk name);
+//! - `%XX` for every UTF-8 byte of anything else: `%` itself, `/`, `\`, space, `?`, `#`,
+//!   control characters (NUL too), punctuation, combining marks, a leading `.`.
+//!
+//! `cam/1` → `cam%2F1`, `cam 1` → `cam%201`, `cam-1` → `cam-1`, `cam_1` → `cam_1` (app `a_b` →
+//! `a%5Fb`), `..` → `%2E.`. Names written before this rule (every unsafe character replaced by
+//! `-`) hold no `%`, so they parse and decode as they are.
 
 use crate::utc::Civil;
 
-/// The parts of a chunk's file name: `{UTC start}_{app}_{stream}_{seq}`.
+/// Which part of a chunk name a text becomes: the app may not hold `_`, the stream may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    App,
+    Stream,
+}
+
+/// The name part of `raw` (see the module comment). Empty stays empty: [`StreamNames::new`]
+/// refuses it.
+pub fn encode(raw: &str, part: Part) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for (i, c) in raw.char_indices() {
+        let keep = c.is_ascii_alphanumeric()
+            || c == '-'
+            || (c == '.' && i > 0)
+            || (c == '_' && part == Part::Stream)
+            || (!c.is_ascii() && c.is_alphanumeric());
+        if keep {
+            out.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
+}
+
+/// The text a name part was made from; `None` for a `%` not followed by two hex digits or
+/// escapes that are not UTF-8 (no name we write).
+pub fn decode(part: &str) -> Option<String> {
+    let bytes = part.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// At most this many bytes of mapped app: it is in every file name and log line of its streams.
+pub const MAX_APP_BYTES: usize = 64;
+
+/// What a chunk's file name holds besides app and stream, at its longest: the UTC start (20),
+/// two `_` separators and one more before the sequence, a sequence of up to 10 digits (u32),
+/// and the longest suffix a stage adds: `.json` and then `.PID.partial` (PID up to 10 digits)
+/// of `spool::write_atomically`'s temporary file (`.flv.reason` in `failed/` is shorter).
+const FIXED_BYTES: usize = 20 + 3 + 10 + ".json".len() + 1 + 10 + ".partial".len();
+
+/// At most this many bytes of mapped app and stream together, so every file named after a
+/// chunk fits the 255 bytes of a file name (ext4, xfs, btrfs all stop there).
+pub const MAX_NAME_BYTES: usize = 255 - FIXED_BYTES;
+
+/// The (app, stream) of a stream as its chunk names spell them: mapped by [`encode`], neither
+/// empty, short enough for every file named after them. The live-stream check, the recorder,
+/// status and logs all use this form, so two streams that differ never meet in one name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StreamNames {
+    app: String,
+    stream: String,
+}
+
+impl StreamNames {
+    /// Maps `app` and `stream` (as published, query already removed); the error says why they
+    /// cannot name files, in words a publisher is shown.
+    pub fn new(app: &str, stream: &str) -> Result<StreamNames, String> {
+        if app.is_empty() {
+            return Err("empty app name".to_string());
+        }
+        if stream.is_empty() {
+            return Err("empty stream name".to_string());
+        }
+        let app = encode(app, Part::App);
+        let stream = encode(stream, Part::Stream);
+        if app.len() > MAX_APP_BYTES {
+            return Err(format!(
+                "app name too long: {} bytes as a file name, at most {MAX_APP_BYTES}",
+                app.len()
+            ));
+        }
+        if app.len() + stream.len() > MAX_NAME_BYTES {
+            return Err(format!(
+                "stream name too long: app and stream take {} bytes as a file name, at most {MAX_NAME_BYTES}",
+                app.len() + stream.len()
+            ));
+        }
+        Ok(StreamNames { app, stream })
+    }
+
+    pub fn app(&self) -> &str {
+        &self.app
+    }
+
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+}
+
+/// The parts of a chunk's file name: `{UTC start}_{app}_{stream}_{seq}`. `app` and `stream` are
+/// name parts (mapped by [`encode`]); [`decode`] gives the published names back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkName {
     pub start: Civil,
@@ -14,11 +137,22 @@ pub struct ChunkName {
 }
 
 impl ChunkName {
+    /// The chunk `seq` of the stream published as `app`/`stream`.
     pub fn new(start: Civil, app: &str, stream: &str, seq: u32) -> ChunkName {
         ChunkName {
             start,
-            app: sanitize(app, false),
-            stream: sanitize(stream, true),
+            app: encode(app, Part::App),
+            stream: encode(stream, Part::Stream),
+            seq,
+        }
+    }
+
+    /// The chunk `seq` of a stream whose names are mapped already.
+    pub fn of(start: Civil, names: &StreamNames, seq: u32) -> ChunkName {
+        ChunkName {
+            start,
+            app: names.app.clone(),
+            stream: names.stream.clone(),
             seq,
         }
     }
@@ -77,26 +211,6 @@ pub fn log_labels(path: &std::path::Path) -> (String, String) {
     (stream, stem)
 }
 
-/// Keeps names portable and parseable: `app` never holds `_` (the separator), neither holds `/`.
-fn sanitize(s: &str, allow_underscore: bool) -> String {
-    let cleaned: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' || (allow_underscore && c == '_') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    // "." and ".." are not names; an empty app or stream would break parsing.
-    if cleaned.is_empty() || cleaned.chars().all(|c| c == '.') {
-        "-".to_string()
-    } else {
-        cleaned
-    }
-}
-
 /// The temporary name `spool::write_atomically` writes `file_name` under, in `tmp/`, before
 /// renaming it into place. The writer's PID tells a cleanup whether the writer is still alive.
 pub fn partial_name(file_name: &str, pid: u32) -> String {
@@ -131,14 +245,102 @@ mod tests {
     }
 
     #[test]
-    fn chunk_name_sanitizes_separators_and_paths() {
+    fn chunk_name_maps_separators_and_paths_reversibly() {
         let n = ChunkName::new(civil(), "my_app", "../../etc/passwd?x=1", 1);
-        assert_eq!(n.app, "my-app");
-        assert!(!n.stream.contains('/'));
+        assert_eq!(n.app, "my%5Fapp");
+        assert_eq!(n.stream, "%2E.%2F..%2Fetc%2Fpasswd%3Fx%3D1");
         assert_eq!(ChunkName::parse(&n.stem()), Some(n.clone()));
-        let dots = ChunkName::new(civil(), "..", "..", 1);
-        assert_eq!(dots.app, "-");
-        assert_eq!(dots.stream, "-");
+        assert_eq!(decode(&n.app).as_deref(), Some("my_app"));
+        assert_eq!(decode(&n.stream).as_deref(), Some("../../etc/passwd?x=1"));
+        let dots = ChunkName::new(civil(), "..", ".", 1);
+        assert_eq!((dots.app.as_str(), dots.stream.as_str()), ("%2E.", "%2E"));
+    }
+
+    #[test]
+    fn names_that_differ_map_to_names_that_differ() {
+        let raw = [
+            "cam/1",
+            "cam 1",
+            "cam-1",
+            "cam_1",
+            "cam%2F1",
+            "cam-2F1",
+            "cam\\1",
+            "cam?1",
+            "cam#1",
+            "cam\n1",
+            "cam\0x",
+            "камера1",
+            "машина1",
+            "e\u{301}",
+            "\u{e9}",
+            ".cam",
+            "-cam",
+            "",
+        ];
+        for part in [Part::App, Part::Stream] {
+            let mapped: Vec<String> = raw.iter().map(|r| encode(r, part)).collect();
+            let distinct: std::collections::HashSet<&String> = mapped.iter().collect();
+            assert_eq!(distinct.len(), raw.len(), "{part:?}: {mapped:?}");
+            for (r, m) in raw.iter().zip(&mapped) {
+                assert_eq!(decode(m).as_deref(), Some(*r), "{part:?} {m}");
+                assert!(
+                    !m.contains(['/', '\\', '\n', '\0', ' ', '?', '#'])
+                        && !m.starts_with('.')
+                        && (part == Part::Stream || !m.contains('_')),
+                    "{m:?} is not safe in a file name"
+                );
+            }
+        }
+        assert_eq!(encode("камера1", Part::Stream), "камера1");
+        assert_eq!(encode("cam/1", Part::Stream), "cam%2F1");
+        assert_eq!(encode("a_b", Part::App), "a%5Fb");
+        assert_eq!(encode("e\u{301}", Part::Stream), "e%CC%81");
+        // A chunk of each parses back to its parts, with the separators where they were.
+        for r in raw.iter().filter(|r| !r.is_empty()) {
+            let n = ChunkName::new(civil(), r, r, 3);
+            assert_eq!(ChunkName::parse(&format!("{}.mp4", n.stem())), Some(n));
+        }
+    }
+
+    #[test]
+    fn names_of_the_old_rule_still_parse_and_decode_as_they_are() {
+        let old = ChunkName::parse("20261126T032759.123Z_live_------1_000002.flv").unwrap();
+        assert_eq!((old.app.as_str(), old.stream.as_str()), ("live", "------1"));
+        assert_eq!(decode(&old.stream).as_deref(), Some("------1"));
+        assert_eq!(decode("bad%2"), None);
+        assert_eq!(decode("bad%zz"), None);
+        assert_eq!(decode("%FF"), None);
+    }
+
+    #[test]
+    fn stream_names_are_capped_to_fit_every_file_name() {
+        let longest = StreamNames::new("a", &"s".repeat(MAX_NAME_BYTES - 1)).unwrap();
+        let name = ChunkName::of(civil(), &longest, u32::MAX);
+        let file = partial_name(&format!("{}.json", name.stem()), u32::MAX);
+        assert!(file.len() <= 255, "{} bytes", file.len());
+        assert!(format!("{}.flv.reason", name.stem()).len() <= 255);
+
+        let err = StreamNames::new("live", &"x".repeat(300)).unwrap_err();
+        assert!(err.contains("too long") && err.contains("304"), "{err}");
+        // Mapped bytes count: 99 Cyrillic letters are 198 bytes.
+        assert!(StreamNames::new("a", &"ж".repeat(98)).is_ok());
+        assert!(StreamNames::new("a", &"ж".repeat(99)).is_err());
+        // A space is 3 bytes once mapped.
+        assert!(StreamNames::new("a", &" ".repeat(66)).is_err());
+        assert!(
+            StreamNames::new(&"a".repeat(65), "s")
+                .unwrap_err()
+                .contains("app name")
+        );
+        assert!(StreamNames::new("", "s").unwrap_err().contains("empty app"));
+        assert!(
+            StreamNames::new("a", "")
+                .unwrap_err()
+                .contains("empty stream")
+        );
+        let nul = StreamNames::new("live", "cam\0x").unwrap();
+        assert_eq!(nul.stream(), "cam%00x");
     }
 
     #[test]

@@ -18,6 +18,8 @@ const CORE: &[&str] = &[
     "size",
     "utc",
     "naming",
+    "log_safe",
+    "publish_token",
     "manifest",
     "exit",
     "flv",

@@ -70,6 +70,30 @@ fn two_streams_and_a_rejected_second_publisher() {
     check_chunks_against_reference(&chunks_b, &b.reference, "live", "cam-b");
 }
 
+/// HMAC-SHA256 of `message` under `key`, hex, by openssl (not the code under test).
+fn openssl_hmac(key: &[u8], message: &str) -> String {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    let mut child = Command::new("openssl")
+        .args(["dgst", "-sha256", "-mac", "HMAC", "-macopt"])
+        .arg(format!("hexkey:{hex}"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("running openssl");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(message.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "openssl failed");
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.trim().rsplit(' ').next().unwrap().to_string()
+}
+
 #[test]
 fn allowed_keys_reject_unknown_keys_and_hide_known_ones() {
     let dir = TempDir::new().unwrap();
@@ -98,8 +122,17 @@ fn allowed_keys_reject_unknown_keys_and_hide_known_ones() {
     bare.wait_ok(Duration::from_secs(secs as u64 + 30));
     rec.wait_chunks(4, Duration::from_secs(15));
 
-    // Without a label the name is `key-` and the first 8 hex digits of the key's SHA-256.
-    let bare_label = format!("key-{}", &sha256_hex(bare_key.as_bytes())[..8]);
+    // Without a label the name is `key-` and the first 16 hex digits of the key's HMAC-SHA256
+    // under the installation's label key (made at start, readable by its owner only).
+    let label_key = rec.state.join("secrets/label-key");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&label_key).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "{}", label_key.display());
+    let bare_label = format!(
+        "key-{}",
+        &openssl_hmac(&std::fs::read(&label_key).unwrap(), bare_key)[..16]
+    );
 
     check_chunks_against_reference(
         &chunks_labelled(&rec, "lobby"),

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use crate::exit::{self, Coded};
+use crate::naming;
 use crate::publish::Destination;
 use crate::spool::StateDir;
 use crate::utc::Civil;
@@ -252,6 +253,11 @@ pub async fn prepare(
         ..
     } = request;
     let (from, to) = (*from, *to);
+    // Chunk names (and object keys) hold the mapped names: `cam/1` is found as `cam%2F1`.
+    let (app, stream) = (
+        &naming::encode(app, naming::Part::App),
+        &naming::encode(stream, naming::Part::Stream),
+    );
     let (all, reader, looked) = match publish.destination(state)? {
         Destination::Dir(dir) => {
             let roots = vec![state.publish_inbox(), state.archive(), dir];

@@ -16,9 +16,12 @@ use tokio::time::Instant;
 
 use crate::chunk::SplitConfig;
 use crate::disk::MinFree;
+use crate::ingest::hook::{Answer, Hook};
 use crate::ingest::keys::{Policy, Verdict};
 use crate::ingest::recorder::{Input, StreamRecorder};
 use crate::ingest::status::{Stats, StreamCounters, human_bytes};
+use crate::log_safe::shown;
+use crate::naming::StreamNames;
 use crate::pressure;
 use crate::rtmp::{Event, MediaKind, ServerConfig, ServerConnection};
 use crate::shutdown::Shutdown;
@@ -28,12 +31,15 @@ use crate::spool::StateDir;
 pub struct Shared {
     pub state: StateDir,
     pub policy: Policy,
+    /// Asked about publishes the policy leaves to it (`--publish-hook`).
+    pub hook: Option<Hook>,
     pub split: SplitConfig,
     /// Limits and deadlines of every connection.
     pub rtmp: ServerConfig,
     pub stats: Arc<Stats>,
-    /// `(app, label)` of every stream being recorded: a second publisher on one is refused.
-    pub live: Mutex<HashSet<(String, String)>>,
+    /// Every stream being recorded, as its chunk names spell it: a second publisher on one is
+    /// refused (two names that differ never map to one, see `naming`).
+    pub live: Mutex<HashSet<StreamNames>>,
     /// Never sent on: every connection (through its `Arc<Shared>`) and every recorder thread
     /// holds a clone, so the receiver sees the channel close once all of them are done.
     pub alive: mpsc::Sender<()>,
@@ -65,7 +71,7 @@ struct Publishing {
 /// Removes a stream from the live set when its publishing ends, however it ends.
 struct LiveGuard {
     shared: Arc<Shared>,
-    key: (String, String),
+    key: StreamNames,
 }
 
 impl Drop for LiveGuard {
@@ -73,7 +79,9 @@ impl Drop for LiveGuard {
         if let Ok(mut live) = self.shared.live.lock() {
             live.remove(&self.key);
         }
-        self.shared.stats.stream_ended(&self.key.0, &self.key.1);
+        self.shared
+            .stats
+            .stream_ended(self.key.app(), self.key.stream());
         Stats::sub(&self.shared.stats.live_streams, 1);
     }
 }
@@ -221,8 +229,11 @@ impl Session {
     async fn handle(&mut self, event: Event) -> Result<()> {
         match event {
             Event::Connected { app, .. } => {
-                log::debug!(peer = self.peer.to_string().as_str(), app = app.as_str(); "connect");
-                self.app = Some(app);
+                // `rtmp://h/live?token=SECRET/cam` connects to app `live?token=SECRET`: the
+                // query is no part of the name and never reaches a file or a log line.
+                let (app, _) = crate::publish_token::split_query(&app);
+                log::debug!(peer = self.peer.to_string().as_str(), app = shown(app).as_str(); "connect");
+                self.app = Some(app.to_string());
             }
             Event::PublishRequested {
                 stream_id, name, ..
@@ -230,7 +241,7 @@ impl Session {
                 if let Some(reason) = self.disk_too_full().await {
                     self.refuse_for_disk(stream_id, &reason)?;
                 } else {
-                    self.publish(stream_id, &name)?;
+                    self.publish(stream_id, &name).await?;
                 }
             }
             Event::Metadata { stream_id, body } => {
@@ -296,28 +307,47 @@ impl Session {
         Ok(())
     }
 
-    fn publish(&mut self, stream_id: u32, name: &str) -> Result<()> {
+    /// Refuses a publish with `NetStream.Publish.BadName`, before anything is recorded; `reason`
+    /// is told to the publisher and logged (it holds no stream key, token or query).
+    fn refuse(&mut self, stream_id: u32, app: &str, name: &str, reason: &str) -> Result<()> {
+        Stats::add(&self.shared.stats.rejected, 1);
+        log::warn!(
+            peer = self.peer.to_string().as_str(),
+            app = shown(app).as_str();
+            "publish of {} refused: {reason}",
+            self.shared.policy.loggable(name)
+        );
+        self.conn
+            .reject_publish(stream_id, "NetStream.Publish.BadName", reason)?;
+        Ok(())
+    }
+
+    async fn publish(&mut self, stream_id: u32, name: &str) -> Result<()> {
         let app = self.app.clone().unwrap_or_default();
         let peer = self.peer.to_string();
-        let label = match self.shared.policy.check(name) {
+        let now_unix = crate::observe::unix_ms_now() / 1000;
+        let label = match self.shared.policy.check(&app, name, now_unix) {
             Verdict::Allowed { label } => label,
-            Verdict::Denied => {
-                Stats::add(&self.shared.stats.rejected, 1);
-                log::warn!(
-                    peer = peer.as_str(),
-                    app = app.as_str();
-                    "publish refused: stream key {} is not in the allowed keys",
-                    self.shared.policy.loggable(name)
-                );
-                self.conn.reject_publish(
-                    stream_id,
-                    "NetStream.Publish.BadName",
-                    "stream key not allowed",
-                )?;
-                return Ok(());
+            Verdict::Denied { reason } => return self.refuse(stream_id, &app, name, &reason),
+            Verdict::AskHook => {
+                let (stream, query) = crate::publish_token::split_query(name);
+                // A name that cannot be recorded is refused without troubling the hook.
+                if let Err(reason) = StreamNames::new(&app, stream) {
+                    return self.refuse(stream_id, &app, name, &reason);
+                }
+                let hook = self.shared.hook.as_ref().context("no publish hook")?;
+                match hook.ask(&app, stream, query, self.peer).await {
+                    Answer::Admit { label } => label.unwrap_or_else(|| stream.to_string()),
+                    Answer::Refuse { reason } => {
+                        return self.refuse(stream_id, &app, name, &reason);
+                    }
+                }
             }
         };
-        let key = (app.clone(), label.clone());
+        let key = match StreamNames::new(&app, &label) {
+            Ok(names) => names,
+            Err(reason) => return self.refuse(stream_id, &app, name, &reason),
+        };
         let newly_live = self
             .shared
             .live
@@ -328,8 +358,8 @@ impl Session {
             Stats::add(&self.shared.stats.rejected, 1);
             log::warn!(
                 peer = peer.as_str(),
-                app = app.as_str(),
-                stream = label.as_str();
+                app = key.app(),
+                stream = key.stream();
                 "publish refused: this stream is already live; the running publisher is kept"
             );
             self.conn.reject_publish(
@@ -340,28 +370,31 @@ impl Session {
             return Ok(());
         }
         Stats::add(&self.shared.stats.live_streams, 1);
-        let counters =
-            self.shared
-                .stats
-                .stream_started(&app, &label, crate::observe::unix_ms_now());
+        let counters = self.shared.stats.stream_started(
+            key.app(),
+            key.stream(),
+            crate::observe::unix_ms_now(),
+        );
         let guard = LiveGuard {
             shared: self.shared.clone(),
-            key,
+            key: key.clone(),
         };
         let (tx, rx) = mpsc::channel(RECORDER_QUEUE);
         let recorder = StreamRecorder::new(
             self.shared.state.clone(),
-            &app,
-            &label,
+            key.clone(),
             self.shared.split,
             self.shared.stats.clone(),
             counters.clone(),
         );
         let alive = self.shared.alive.clone();
         let failed = self.recorder_failed.clone();
-        // A thread name may not hold a NUL (spawn would panic); it is only for debuggers.
+        // Mapped names need no escaping (they hold no control character) and are bounded, and
+        // in full they match the `STREAM=` field of the later stages' lines about the chunks.
+        let (app, label) = (key.app().to_string(), key.stream().to_string());
+        // Mapped names hold no NUL, which a thread name may not.
         let thread = std::thread::Builder::new()
-            .name(format!("record {}", label.replace('\0', "?")))
+            .name(format!("record {}", key.stream()))
             .spawn(move || record(recorder, rx, alive, failed))
             .context("starting a recorder thread")?;
         self.conn.accept_publish(stream_id)?;

@@ -4,6 +4,7 @@
 pub mod admission;
 mod chunk_file;
 mod connection;
+pub mod hook;
 pub mod keys;
 mod metadata;
 pub mod recorder;
@@ -28,7 +29,7 @@ use crate::shutdown::Shutdown;
 use crate::spool::StateDir;
 use crate::systemd;
 use connection::Shared;
-use keys::{AllowedKeys, Policy};
+use keys::{AllowedKeys, LabelKey, Policy};
 use status::{Stats, human_bytes};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -71,9 +72,29 @@ pub struct Args {
     #[arg(long, env = "MAX_CONNECTIONS_PER_IP", default_value_t = 16)]
     pub max_connections_per_ip: usize,
 
-    /// File of allowed stream keys, one per line: `KEY` or `KEY LABEL`. Unset: any key may publish.
+    /// File of allowed stream keys, one per line: `KEY` or `KEY LABEL`. Unset: any key may publish
+    /// (unless --publish-secret or --publish-hook is given).
     #[arg(long, env = "ALLOWED_KEYS_FILE")]
     pub allowed_keys: Option<PathBuf>,
+
+    /// Apps that may be published to (comma-separated, e.g. `live,studio`); others are refused
+    /// whatever key or token they bring. Unset: any app.
+    #[arg(long, env = "ALLOWED_APPS", value_delimiter = ',')]
+    pub allowed_apps: Vec<String>,
+
+    /// File holding the secret of signed publish tokens: a publisher admitted by a token appends
+    /// `?exp=UNIX&sig=HEX` to the stream name (see `rtmp-recorder token`). At least 16 bytes.
+    #[arg(long, env = "PUBLISH_SECRET_FILE")]
+    pub publish_secret: Option<PathBuf>,
+
+    /// Ask this http:// URL (POST, JSON) about every publish no key or token admits; a 2xx
+    /// answer admits, anything else or no answer refuses.
+    #[arg(long, env = "PUBLISH_HOOK_URL")]
+    pub publish_hook: Option<String>,
+
+    /// How long the publish hook may take before the publish is refused.
+    #[arg(long, env = "PUBLISH_HOOK_TIMEOUT", value_parser = crate::duration::parse, default_value = "3s")]
+    pub publish_hook_timeout: Duration,
 
     /// A connection that has not finished the RTMP handshake and publish in this time is closed.
     #[arg(long, env = "HANDSHAKE_TIMEOUT", value_parser = crate::duration::parse, default_value = "10s")]
@@ -146,22 +167,9 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
         log::warn!("handed {salvaged} chunk(s) left by a crashed ingest to remux");
     }
 
-    let policy = match &args.allowed_keys {
-        Some(path) => {
-            let file = path.clone();
-            let keys = tokio::task::spawn_blocking(move || AllowedKeys::load(&file))
-                .await
-                .context("allowed keys task")?
-                .map_err(|e| crate::exit::Coded::new(crate::exit::USAGE, format!("{e:#}")))?;
-            log::info!(
-                "{} allowed stream key(s) loaded from {}",
-                keys.len(),
-                path.display()
-            );
-            Policy::with_keys(keys)
-        }
-        None => Policy::open(),
-    };
+    let (policy, hook) = policy(&state, &args)
+        .await
+        .map_err(|e| crate::exit::Coded::new(crate::exit::USAGE, format!("{e:#}")))?;
 
     let passed = systemd::listeners()?;
     let activated = passed.any();
@@ -180,6 +188,7 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
     let shared = Arc::new(Shared {
         state,
         policy,
+        hook,
         split: SplitConfig {
             max_frames: args.max_chunk_frames.max(1),
             ..SplitConfig::new(target.as_millis() as u64, args.max_chunk_size)
@@ -282,6 +291,58 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
     }
     log::info!("ingest stopped: {}", stats.status_line());
     Ok(())
+}
+
+/// Who may publish: the allowed apps, keys (labelled with the installation's label key),
+/// the token secret and the hook, each read once at start.
+async fn policy(state: &StateDir, args: &Args) -> Result<(Policy, Option<hook::Hook>)> {
+    let mut policy = Policy::open();
+    if !args.allowed_apps.is_empty() {
+        policy.apps = Some(args.allowed_apps.clone());
+        log::info!("publishing only to app(s) {}", args.allowed_apps.join(", "));
+    }
+    if let Some(path) = &args.allowed_keys {
+        let (root, file) = (state.root().to_path_buf(), path.clone());
+        let keys = tokio::task::spawn_blocking(move || {
+            AllowedKeys::load(&file, LabelKey::load_or_create(&root)?)
+        })
+        .await
+        .context("allowed keys task")??;
+        log::info!(
+            "{} allowed stream key(s) loaded from {}",
+            keys.len(),
+            path.display()
+        );
+        policy.keys = Some(keys);
+    }
+    if let Some(path) = &args.publish_secret {
+        let file = path.clone();
+        let bytes = tokio::task::spawn_blocking(move || std::fs::read(&file))
+            .await
+            .context("publish secret task")?
+            .with_context(|| format!("reading the publish secret from {}", path.display()))?;
+        let secret = crate::publish_token::Secret::from_file_bytes(&bytes)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        log::info!(
+            "signed publish tokens admitted (secret from {})",
+            path.display()
+        );
+        policy.tokens = Some(secret);
+    }
+    let hook = match &args.publish_hook {
+        Some(url) => {
+            let hook = hook::Hook::new(url, args.publish_hook_timeout)?;
+            log::info!(
+                "publishes no key or token admits are asked of {} (timeout {})",
+                hook.url(),
+                crate::duration::format(args.publish_hook_timeout)
+            );
+            policy.hook = true;
+            Some(hook)
+        }
+        None => None,
+    };
+    Ok((policy, hook))
 }
 
 /// Sockets from systemd when socket-activated, else our own on `--listen`.

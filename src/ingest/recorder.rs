@@ -25,7 +25,7 @@ use crate::flv::{FlvWriter, TagType};
 use crate::ingest::chunk_file::ChunkFile;
 use crate::ingest::metadata::{ChunkFields, chunk_metadata};
 use crate::ingest::status::{Stats, StreamCounters};
-use crate::naming::ChunkName;
+use crate::naming::{ChunkName, StreamNames};
 use crate::spool::{self, StateDir};
 use crate::utc::Civil;
 
@@ -40,8 +40,7 @@ pub enum Input {
 /// Records one publish session of one stream into chunks.
 pub struct StreamRecorder {
     state: StateDir,
-    app: String,
-    label: String,
+    names: StreamNames,
     splitter: Splitter,
     open: Option<OpenChunk>,
     seq: u32,
@@ -79,16 +78,14 @@ pub const RESUME_FREE: u64 = 8 << 20;
 impl StreamRecorder {
     pub fn new(
         state: StateDir,
-        app: &str,
-        label: &str,
+        names: StreamNames,
         config: SplitConfig,
         stats: Arc<Stats>,
         counters: Arc<StreamCounters>,
     ) -> StreamRecorder {
         StreamRecorder {
             state,
-            app: app.to_string(),
-            label: label.to_string(),
+            names,
             splitter: Splitter::new(config),
             open: None,
             seq: 0,
@@ -103,8 +100,9 @@ impl StreamRecorder {
         }
     }
 
+    /// The stream as its chunk names spell it (safe in logs: no control characters).
     pub fn label(&self) -> &str {
-        &self.label
+        self.names.stream()
     }
 
     /// Takes the next message of the session.
@@ -168,7 +166,7 @@ impl StreamRecorder {
                 {
                     let stem = self.open.as_ref().map_or("", |c| c.stem.as_str());
                     log::warn!(
-                        stream = self.label.as_str(),
+                        stream = self.names.stream(),
                         chunk = stem,
                         dropped = outage.dropped;
                         "the disk has room again: recording resumed at a keyframe after {} frame(s) dropped over {:.1}s",
@@ -189,7 +187,7 @@ impl StreamRecorder {
             None => Ok(()),
             Some(Refused::Metadata { bytes }) => {
                 log::warn!(
-                    stream = self.label.as_str();
+                    stream = self.names.stream();
                     "metadata of {bytes} bytes dropped: over the {} byte cap; the chunks keep the \
                      previous metadata. To fix: send less onMetaData from the publisher",
                     crate::chunk::MAX_METADATA_BYTES
@@ -199,7 +197,7 @@ impl StreamRecorder {
             Some(Refused::SequenceHeader { bytes }) => anyhow::bail!(
                 "stream {}: a sequence header of {bytes} bytes is over the {} byte cap (no \
                  encoder sends one this large); the frames after it could not be decoded",
-                self.label,
+                self.names.stream(),
                 crate::chunk::MAX_SEQUENCE_HEADER_BYTES
             ),
         }
@@ -209,7 +207,7 @@ impl StreamRecorder {
         let Some(chunk) = self.open.as_mut() else {
             // The splitter opens a chunk before the first frame; a write before that is a bug,
             // but dropping a frame silently would be worse than an error.
-            anyhow::bail!("stream {}: frame with no open chunk", self.label);
+            anyhow::bail!("stream {}: frame with no open chunk", self.names.stream());
         };
         match chunk.writer.write_tag(tag_type, timestamp, body) {
             Ok(()) => {
@@ -247,7 +245,7 @@ impl StreamRecorder {
         self.seq += 1;
         self.splitter.cut_at_next_split_point();
         log::error!(
-            stream = self.label.as_str();
+            stream = self.names.stream();
             "disk full: {what}; the open chunk is cut at its last whole tag and handed on, \
              frames are dropped (the publisher stays connected) until {} are free again, then \
              recording resumes at the next keyframe. To fix: {}",
@@ -275,7 +273,7 @@ impl StreamRecorder {
             .duration_since(UNIX_EPOCH)
             .unwrap_or(Duration::ZERO);
         let start = Civil::from_unix_millis(since_epoch.as_millis() as i64);
-        let name = ChunkName::new(start, &self.app, &self.label, self.seq);
+        let name = ChunkName::of(start, &self.names, self.seq);
         let stem = name.stem();
         let path = self.state.recording().join(format!("{stem}.flv"));
         let file = OpenOptions::new()
@@ -317,7 +315,7 @@ impl StreamRecorder {
         }
         if reason == SplitReason::HardLimit {
             log::warn!(
-                stream = self.label.as_str(),
+                stream = self.names.stream(),
                 chunk = stem.as_str();
                 "chunk started at a frame that is not a keyframe: the previous chunk reached twice \
                  --max-chunk-size or --max-chunk-frames without one; its manifest will say \
@@ -325,7 +323,7 @@ impl StreamRecorder {
             );
         } else {
             log::info!(
-                stream = self.label.as_str(),
+                stream = self.names.stream(),
                 chunk = stem.as_str();
                 "chunk started ({reason:?})"
             );
@@ -370,14 +368,14 @@ impl StreamRecorder {
         if frames == 0 {
             std::fs::remove_file(&chunk.path)
                 .with_context(|| format!("removing {}", chunk.path.display()))?;
-            log::warn!(stream = self.label.as_str(), chunk = chunk.stem.as_str();
+            log::warn!(stream = self.names.stream(), chunk = chunk.stem.as_str();
                 "chunk removed: the disk filled before its first frame was written");
             return Ok(());
         }
         spool::handoff(&chunk.path, &self.state.remux_inbox())?;
         Stats::add(&self.stats.chunks_written, 1);
         log::info!(
-            stream = self.label.as_str(),
+            stream = self.names.stream(),
             chunk = chunk.stem.as_str(),
             frames = frames,
             bytes = bytes,
@@ -393,7 +391,7 @@ impl Drop for StreamRecorder {
     fn drop(&mut self) {
         if let Err(e) = self.finish() {
             log::error!(
-                stream = self.label.as_str();
+                stream = self.names.stream();
                 "could not finish the open chunk: {e:#}; it stays in recording/ and the next start salvages it"
             );
         }
