@@ -5,6 +5,7 @@
 mod backoff;
 mod destination;
 mod fault;
+mod job;
 mod key;
 mod local;
 mod object;
