@@ -622,7 +622,7 @@ fn tls_connections_share_the_connection_limit_and_the_handshake_deadline() {
             .success()
     });
     assert!(
-        rec.log_text().contains("--max-connections reached"),
+        rec.log_text().contains("reached --max-connections"),
         "{}",
         show_log(&rec.log)
     );
