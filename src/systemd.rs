@@ -105,6 +105,33 @@ fn notify(states: &[NotifyState]) {
     }
 }
 
+/// The sockets systemd passed for one kind of listener (`what`: RTMP, RTMPS, HTTP), else our
+/// own, bound on `addrs` (the addresses `option` gave).
+pub async fn passed_or_bound(
+    passed: Vec<TcpListener>,
+    addrs: &[std::net::SocketAddr],
+    what: &str,
+    option: &str,
+) -> Result<Vec<tokio::net::TcpListener>> {
+    if !passed.is_empty() {
+        return passed
+            .into_iter()
+            .map(|l| {
+                tokio::net::TcpListener::from_std(l)
+                    .with_context(|| format!("{what}: using the socket passed by systemd"))
+            })
+            .collect();
+    }
+    let mut out = Vec::new();
+    for addr in addrs {
+        let l = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!("{what}: listening on {addr} (is another server there? change {option})")
+        })?;
+        out.push(l);
+    }
+    Ok(out)
+}
+
 pub fn ready(status: &str) {
     notify(&[NotifyState::Ready, NotifyState::Status(status)]);
 }

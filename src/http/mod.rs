@@ -42,27 +42,6 @@ impl IngestView {
     }
 }
 
-/// Sockets passed by systemd for HTTP, else our own on `--http-listen`; none when neither.
-pub async fn listeners(
-    passed: Vec<std::net::TcpListener>,
-    addrs: &[SocketAddr],
-) -> Result<Vec<TcpListener>> {
-    if !passed.is_empty() {
-        return passed
-            .into_iter()
-            .map(|l| TcpListener::from_std(l).context("using the HTTP socket passed by systemd"))
-            .collect();
-    }
-    let mut out = Vec::new();
-    for addr in addrs {
-        let l = TcpListener::bind(addr).await.with_context(|| {
-            format!("HTTP: listening on {addr} (is another server there? change --http-listen)")
-        })?;
-        out.push(l);
-    }
-    Ok(out)
-}
-
 /// Serves the endpoints on every listener until shutdown; returns their addresses.
 pub fn serve(
     listeners: Vec<TcpListener>,

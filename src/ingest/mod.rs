@@ -175,12 +175,16 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
     let activated = passed.any();
     // A bad certificate, then HTTP and RTMPS: each fails the start before RTMP accepts anyone.
     let tls = rtmps_config(&passed.rtmps, activated, &args).await?;
-    let http = crate::http::listeners(passed.http, &args.http_listen).await?;
+    let http =
+        systemd::passed_or_bound(passed.http, &args.http_listen, "HTTP", "--http-listen").await?;
     let tls_listeners = match &tls {
-        Some(_) => rtmps_listeners(passed.rtmps, &args).await?,
+        Some(_) => {
+            systemd::passed_or_bound(passed.rtmps, &args.tls_listen, "RTMPS", "--tls-listen")
+                .await?
+        }
         None => Vec::new(),
     };
-    let listeners = listeners(passed.rtmp, &args).await?;
+    let listeners = systemd::passed_or_bound(passed.rtmp, &args.listen, "RTMP", "--listen").await?;
     let target = args.chunk_duration();
     let stats = Arc::new(Stats::default());
     let accepting = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -345,24 +349,6 @@ async fn policy(state: &StateDir, args: &Args) -> Result<(Policy, Option<hook::H
     Ok((policy, hook))
 }
 
-/// Sockets from systemd when socket-activated, else our own on `--listen`.
-async fn listeners(passed: Vec<std::net::TcpListener>, args: &Args) -> Result<Vec<TcpListener>> {
-    if !passed.is_empty() {
-        return passed
-            .into_iter()
-            .map(|l| TcpListener::from_std(l).context("using a socket passed by systemd"))
-            .collect();
-    }
-    let mut out = Vec::new();
-    for addr in &args.listen {
-        let l = TcpListener::bind(addr).await.with_context(|| {
-            format!("listening on {addr} (is another RTMP server running there? change --listen)")
-        })?;
-        out.push(l);
-    }
-    Ok(out)
-}
-
 /// RTMPS's certificate, when there is an RTMPS listener: a passed `rtmps` socket, or
 /// `--tls-listen` without socket activation (under systemd the service has no network of its
 /// own, so it listens only on sockets systemd passes).
@@ -393,27 +379,6 @@ async fn rtmps_config(
     rtmps::Rtmps::load(cert.clone(), key.clone())
         .await
         .map(Some)
-}
-
-/// RTMPS sockets from systemd when socket-activated, else our own on `--tls-listen`.
-async fn rtmps_listeners(
-    passed: Vec<std::net::TcpListener>,
-    args: &Args,
-) -> Result<Vec<TcpListener>> {
-    if !passed.is_empty() {
-        return passed
-            .into_iter()
-            .map(|l| TcpListener::from_std(l).context("using the RTMPS socket passed by systemd"))
-            .collect();
-    }
-    let mut out = Vec::new();
-    for addr in &args.tls_listen {
-        let l = TcpListener::bind(addr).await.with_context(|| {
-            format!("RTMPS: listening on {addr} (is another server there? change --tls-listen)")
-        })?;
-        out.push(l);
-    }
-    Ok(out)
 }
 
 /// What decides whether an accepted connection gets served (shared by every listener).

@@ -180,20 +180,26 @@ fn writev_all(out: &File, iov: &mut Vec<libc::iovec>) -> io::Result<u64> {
             return Err(io::ErrorKind::WriteZero.into());
         }
         total += n as u64;
-        let mut n = n as usize;
-        while n > 0 && first < iov.len() {
-            if n >= iov[first].iov_len {
-                n -= iov[first].iov_len;
-                first += 1;
-            } else {
-                iov[first].iov_base = (iov[first].iov_base as usize + n) as *mut libc::c_void;
-                iov[first].iov_len -= n;
-                n = 0;
-            }
-        }
+        advance(iov, &mut first, n as usize);
     }
     iov.clear();
     Ok(total)
+}
+
+/// Moves past the `n` bytes a vectored read or write just did: whole entries from `first` on
+/// are done, and the one it stopped inside now starts where it stopped.
+pub(super) fn advance(iov: &mut [libc::iovec], first: &mut usize, mut n: usize) {
+    while n > 0 && *first < iov.len() {
+        let entry = &mut iov[*first];
+        if n >= entry.iov_len {
+            n -= entry.iov_len;
+            *first += 1;
+        } else {
+            entry.iov_base = (entry.iov_base as usize + n) as *mut libc::c_void;
+            entry.iov_len -= n;
+            n = 0;
+        }
+    }
 }
 
 /// Asks the kernel to start writing `len` bytes at `offset` back now (no waiting).

@@ -16,7 +16,7 @@ use std::path::Path;
 
 use std::os::fd::AsRawFd;
 
-use super::copy::check_ranges;
+use super::copy::{advance, check_ranges};
 
 /// Bytes gathered per write; a multiple of any logical block size.
 const CHUNK: usize = 4 << 20;
@@ -235,17 +235,7 @@ fn preadv_all(src: &File, iov: &mut [libc::iovec], mut offset: u64) -> io::Resul
             ));
         }
         offset += n as u64;
-        let mut n = n as usize;
-        while n > 0 && first < iov.len() {
-            if n >= iov[first].iov_len {
-                n -= iov[first].iov_len;
-                first += 1;
-            } else {
-                iov[first].iov_base = (iov[first].iov_base as usize + n) as *mut libc::c_void;
-                iov[first].iov_len -= n;
-                n = 0;
-            }
-        }
+        advance(iov, &mut first, n as usize);
     }
     Ok(())
 }
