@@ -49,23 +49,7 @@ pub fn encode(raw: &str, part: Part) -> String {
 /// The text a name part was made from; `None` for a `%` not followed by two hex digits or
 /// escapes that are not UTF-8 (no name we write).
 pub fn decode(part: &str) -> Option<String> {
-    let bytes = part.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return None;
-            }
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    String::from_utf8(crate::url_path::percent_decode(part).ok()?).ok()
 }
 
 /// At most this many bytes of mapped app: it is in every file name and log line of its streams.

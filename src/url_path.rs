@@ -60,7 +60,9 @@ pub fn is_plain_name(name: &str) -> bool {
             .any(|c| c == '/' || c == '\\' || c.is_control())
 }
 
-fn percent_decode(text: &str) -> Result<Vec<u8>, Refusal> {
+/// The bytes `text` stands for, each `%XX` decoded; a `%` not followed by two hex digits is
+/// refused.
+pub fn percent_decode(text: &str) -> Result<Vec<u8>, Refusal> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

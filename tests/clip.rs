@@ -417,6 +417,10 @@ fn clips_over_http(dir: &Path, broken: &Path, chunks: &[Chunk]) {
     assert_eq!(whole.header("accept-ranges"), "bytes");
     assert_eq!(whole.header("x-clip-gaps"), "1");
     assert_eq!(
+        whole.header("x-clip-chunks"),
+        format!("{},{}", a.manifest.name, c.manifest.name)
+    );
+    assert_eq!(
         whole.header("content-length"),
         expected.len().to_string().as_str()
     );

@@ -446,17 +446,21 @@ fn hostile_peers_beside_a_good_stream() {
     });
 
     let stuck_at = stuck_reader(&rec, peer(4));
+    wait_until(Duration::from_secs(8), "the stuck reader cut", || {
+        rec.log_text().contains("write timeout")
+    });
+    // Our write blocked before the peer's buffers filled, so the cut comes within the 2 s
+    // timeout of that moment; a deadline several times longer would miss this bound.
+    let cut_after = stuck_at.elapsed();
+    eprintln!("stuck reader cut {cut_after:?} after its writes blocked");
+    assert!(
+        cut_after < Duration::from_secs(5),
+        "cut {cut_after:?} after the peer stopped reading, with --write-timeout 2s"
+    );
     per_ip_limit(&rec);
     refused_publishes(&rec);
     oversized_headers(&rec, &avc);
     config_flood(&rec, &avc);
-    wait_until(Duration::from_secs(8), "the stuck reader cut", || {
-        rec.log_text().contains("write timeout")
-    });
-    eprintln!(
-        "stuck reader cut {:?} after its writes blocked",
-        stuck_at.elapsed()
-    );
 
     publisher.wait_ok(Duration::from_secs(secs as u64 + 30));
     wait_until(Duration::from_secs(10), "the good chunk handed on", || {

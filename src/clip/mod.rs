@@ -38,7 +38,8 @@ pub use prepared::{Part, Prepared};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The stream: `<app>/<stream>`, the stream's label as in its chunk names.
+    /// The stream: `<app>/<stream>` as published (`live/cam/1`); it is mapped as ingest maps
+    /// names for chunk names.
     pub stream: String,
     /// Start of the clip, UTC RFC 3339 (e.g. 2026-11-26T14:03:10Z).
     #[arg(long)]
@@ -57,15 +58,6 @@ pub struct Args {
     /// writes). With a directory, chunks still in the state directory are found too.
     #[command(flatten)]
     pub publish: crate::publish::Args,
-}
-
-/// What a clip was made of.
-#[derive(Debug)]
-pub struct Made {
-    pub chunks: Vec<String>,
-    pub bytes: u64,
-    pub read: u64,
-    pub duration_ms: i64,
 }
 
 /// The line `clip` prints on stdout, for scripts: what it wrote (or that it refused) and every
@@ -116,25 +108,24 @@ pub async fn run(state: StateDir, args: Args) -> Result<()> {
             return Err(e);
         }
     };
-    let (chunks, gaps) = (prepared.chunks.clone(), prepared.gaps.clone());
-    let made = prepared.write_file(&args.output).await?;
+    let prepared = Arc::new(prepared);
+    let read = prepared.write_file(&args.output).await?;
     print_summary(&Summary {
         output: Some(args.output.display().to_string()),
         from: &args.from,
         to: &args.to,
         refused: None,
-        chunks,
-        gaps,
-        bytes: Some(made.bytes),
-        read: Some(made.read),
+        chunks: prepared.chunks.clone(),
+        gaps: prepared.gaps.clone(),
+        bytes: Some(prepared.file_size),
+        read: Some(read),
     });
     log::info!(
-        "clip of {} ms from {} chunk(s) ({}): {} bytes written, {} read",
-        made.duration_ms,
-        made.chunks.len(),
-        made.chunks.join(", "),
-        made.bytes,
-        made.read
+        "clip of {} ms from {} chunk(s) ({}): {} bytes written, {read} read",
+        prepared.duration_ms,
+        prepared.chunks.len(),
+        prepared.chunks.join(", "),
+        prepared.file_size
     );
     Ok(())
 }
@@ -174,16 +165,14 @@ pub struct Request {
 impl Request {
     /// From `<app>/<stream>` and two RFC 3339 times; a usage error (exit 2) says what is wrong.
     pub fn parse(stream: &str, from: &str, to: &str, bridge_gaps: bool) -> Result<Request> {
-        let Some((app, name)) = stream.split_once('/') else {
+        let Some((app, name)) = stream
+            .split_once('/')
+            .filter(|(a, n)| !a.is_empty() && !n.is_empty())
+        else {
             return Err(usage(format!(
                 "{stream:?}: name the stream as <app>/<stream>, e.g. live/cam1"
             )));
         };
-        if app.is_empty() || name.is_empty() {
-            return Err(usage(format!(
-                "{stream:?}: name the stream as <app>/<stream>, e.g. live/cam1"
-            )));
-        }
         let time = |what: &str, text: &str| {
             Civil::parse_rfc3339_millis(text).ok_or_else(|| {
                 usage(format!(

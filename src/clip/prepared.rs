@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
+use super::GapLine;
 use super::chain::Cover;
 use super::copy;
 use super::fetch::{Fetch, Reader, read_head};
-use super::{GapLine, Made};
 use crate::mp4::clip::{Piece, locate, plan};
 use crate::mp4::{Window, read};
 
@@ -134,19 +134,20 @@ pub(super) async fn plan_clip(
 
 impl Prepared {
     /// Writes the clip to `output` (atomically: a partial file renamed into place), fsynced.
-    pub async fn write_file(self, output: &Path) -> Result<Made> {
+    /// Returns the bytes read from the chunks, heads included.
+    pub async fn write_file(self: &Arc<Self>, output: &Path) -> Result<u64> {
         let partial = output.with_extension("mp4.partial");
         let mut read_bytes = self.head_read;
         let written = async {
-            let files: Vec<(Arc<File>, PathBuf)> = self
-                .fetches
-                .iter()
-                .filter_map(|f| match f {
-                    Fetch::File(file, path) => Some((Arc::clone(file), path.clone())),
-                    Fetch::S3(..) => None,
-                })
-                .collect();
-            if files.len() == self.fetches.len() {
+            if !self.reads_remote() {
+                let files: Vec<(Arc<File>, PathBuf)> = self
+                    .fetches
+                    .iter()
+                    .filter_map(|f| match f {
+                        Fetch::File(file, path) => Some((Arc::clone(file), path.clone())),
+                        Fetch::S3(..) => None,
+                    })
+                    .collect();
                 let (partial, head, reads) =
                     (partial.clone(), Arc::clone(&self.head), self.reads.clone());
                 read_bytes += tokio::task::spawn_blocking(move || {
@@ -158,23 +159,12 @@ impl Prepared {
             }
             let mut out = Output::create(&partial).await?;
             out.write(self.head.to_vec()).await?;
-            // Reads run ahead, several at once; their bytes go out in order.
-            let mut pending = VecDeque::new();
-            let mut next = self.reads.iter();
-            loop {
-                while pending.len() < S3_READS_IN_FLIGHT {
-                    let Some(&(piece, offset, len)) = next.next() else {
-                        break;
-                    };
-                    let read = self.fetches[piece].clone().read(offset, len);
-                    pending.push_back(tokio::spawn(read));
-                }
-                let Some(read) = pending.pop_front() else {
-                    break;
-                };
-                let bytes = read.await.context("reading a chunk: task panicked")??;
-                read_bytes += bytes.len() as u64;
-                out.write(bytes).await?;
+            let parts = self.parts(self.head.len() as u64, self.file_size, MAX_READ);
+            let mut bytes = Arc::clone(self).read_ahead(parts, S3_READS_IN_FLIGHT);
+            while let Some(part) = bytes.recv().await {
+                let part = part?;
+                read_bytes += part.len() as u64;
+                out.write(part).await?;
             }
             out.finish().await
         };
@@ -185,16 +175,49 @@ impl Prepared {
         tokio::fs::rename(&partial, output)
             .await
             .with_context(|| format!("renaming {} to {}", partial.display(), output.display()))?;
-        Ok(Made {
-            chunks: self.chunks,
-            bytes: self.file_size,
-            read: read_bytes,
-            duration_ms: self.duration_ms,
-        })
+        Ok(read_bytes)
     }
 
-    /// The parts that make up bytes `start..end` of the clip, in order, none longer than
-    /// `max_part` (so a server streaming them holds little at a time).
+    /// The bytes of `parts`, in order, read `in_flight` at a time ahead of the consumer by a
+    /// task of their own (so a slow consumer does not hold a read open). The first failed read
+    /// ends the sequence with its error; a consumer that drops the receiver stops the reads.
+    pub fn read_ahead(
+        self: Arc<Self>,
+        parts: Vec<Part>,
+        in_flight: usize,
+    ) -> tokio::sync::mpsc::Receiver<Result<Vec<u8>>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        tokio::spawn(async move {
+            let mut parts = parts.into_iter();
+            let mut pending = VecDeque::new();
+            loop {
+                while pending.len() < in_flight.max(1) {
+                    let Some(part) = parts.next() else { break };
+                    let me = Arc::clone(&self);
+                    pending.push_back(tokio::spawn(async move { me.read_part(part).await }));
+                }
+                let Some(next) = pending.pop_front() else {
+                    break;
+                };
+                let item = match next.await {
+                    Ok(r) => r,
+                    Err(e) => Err(anyhow::anyhow!("a clip read panicked: {e}")),
+                };
+                let failed = item.is_err();
+                if tx.send(item).await.is_err() || failed {
+                    break;
+                }
+            }
+            for p in pending {
+                p.abort();
+            }
+        });
+        rx
+    }
+
+    /// The parts that make up bytes `start..end` of the clip, in order; none from a chunk is
+    /// longer than `max_part` (so a server streaming them holds little at a time; the head, a
+    /// few KiB per chunk, is one part).
     pub fn parts(&self, start: u64, end: u64, max_part: u64) -> Vec<Part> {
         parts_of(self.head.len() as u64, &self.reads, start, end, max_part)
     }

@@ -8,7 +8,6 @@
 //! span; 409 with JSON naming the gaps when there are gaps and `bridge_gaps` was not asked;
 //! 416 for a range past the end; 502 when the chunks cannot be read.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -18,7 +17,7 @@ use axum::response::{IntoResponse, Json, Response};
 
 use super::IngestView;
 use crate::byte_range::{self, Ranged};
-use crate::clip::{self, Part, Prepared, Refused};
+use crate::clip::{self, Prepared, Refused};
 use crate::url_path;
 
 /// The most one read brings into memory; a response holds a few of these at a time.
@@ -117,7 +116,12 @@ pub async fn get(State(view): State<Arc<IngestView>>, request: Request) -> Respo
     }
     set(
         header::HeaderName::from_static("x-clip-chunks"),
-        prepared.chunks.join(","),
+        prepared
+            .chunks
+            .iter()
+            .map(|c| url_path::encode_segment(c))
+            .collect::<Vec<_>>()
+            .join(","),
     );
     set(
         header::HeaderName::from_static("x-clip-gaps"),
@@ -130,49 +134,20 @@ pub async fn get(State(view): State<Arc<IngestView>>, request: Request) -> Respo
 /// client that goes away stops the reading; a read that fails ends the body early, which the
 /// client sees as a short response (its length was promised).
 fn body(prepared: Arc<Prepared>, start: u64, end: u64) -> Body {
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(2);
-    tokio::spawn(async move {
-        let in_flight = if prepared.reads_remote() {
-            S3_PARTS_IN_FLIGHT
-        } else {
-            1
-        };
-        let mut parts = prepared.parts(start, end, PART_BYTES).into_iter();
-        let mut pending = VecDeque::new();
-        loop {
-            while pending.len() < in_flight {
-                let Some(part) = parts.next() else { break };
-                pending.push_back(tokio::spawn(read(Arc::clone(&prepared), part)));
-            }
-            let Some(next) = pending.pop_front() else {
-                break;
-            };
-            let item = match next.await {
-                Ok(r) => r,
-                Err(e) => Err(std::io::Error::other(format!("a clip read panicked: {e}"))),
-            };
-            let failed = item.is_err();
-            if let Err(e) = &item {
-                log::warn!("a clip response ends early: {e}");
-            }
-            if tx.send(item).await.is_err() || failed {
-                break;
-            }
-        }
-        for p in pending {
-            p.abort();
-        }
-    });
+    let in_flight = if prepared.reads_remote() {
+        S3_PARTS_IN_FLIGHT
+    } else {
+        1
+    };
+    let parts = prepared.parts(start, end, PART_BYTES);
+    let rx = prepared.read_ahead(parts, in_flight);
     Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
+        let item = rx.recv().await?.map_err(|e| {
+            log::warn!("a clip response ends early: {e:#}");
+            std::io::Error::other(format!("{e:#}"))
+        });
+        Some((item, rx))
     }))
-}
-
-async fn read(prepared: Arc<Prepared>, part: Part) -> std::io::Result<Vec<u8>> {
-    prepared
-        .read_part(part)
-        .await
-        .map_err(|e| std::io::Error::other(format!("{e:#}")))
 }
 
 fn refusal(e: anyhow::Error) -> Response {

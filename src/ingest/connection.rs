@@ -109,9 +109,15 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         log::debug!(peer = peer.to_string().as_str(); "connection closed");
     }
     // Whatever happened, write what we owe the peer (an error status) before closing.
+    // Flushed and shut down: over TLS, bytes the socket did not take yet sit in rustls and
+    // would be dropped with it.
     let out = session.conn.take_output();
     if !out.is_empty() {
-        let _ = tokio::time::timeout(Duration::from_secs(1), socket.write_all(&out)).await;
+        let last_words = async {
+            socket.write_all(&out).await?;
+            socket.shutdown().await
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), last_words).await;
     }
     session.finish_all().await;
 }

@@ -71,15 +71,26 @@ impl LabelKey {
                 f.write_all(&bytes)
                     .and_then(|_| f.sync_all())
                     .with_context(|| format!("writing {}", path.display()))?;
+                crate::spool::fsync_dir(&dir)
+                    .with_context(|| format!("fsync {}", dir.display()))?;
                 log::info!(
                     "made a new label key in {} (it names unlabelled stream keys; keep it with the state)",
                     path.display()
                 );
                 Ok(LabelKey(bytes))
             }
+            // Made by another ingest starting at the same moment: use it only once it is whole
+            // (a short key would let anyone test guesses against labels).
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let bytes =
                     std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                if bytes.len() < LABEL_KEY_BYTES {
+                    bail!(
+                        "{} holds {} bytes, not the {LABEL_KEY_BYTES} of a label key: another                          ingest may be writing it; start again, or remove it if none is",
+                        path.display(),
+                        bytes.len()
+                    );
+                }
                 Ok(LabelKey(bytes))
             }
             Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
@@ -180,15 +191,12 @@ impl Policy {
         Policy::default()
     }
 
+    #[cfg(test)]
     pub fn with_keys(keys: AllowedKeys) -> Policy {
         Policy {
             keys: Some(keys),
             ..Policy::default()
         }
-    }
-
-    pub fn keys_are_secret(&self) -> bool {
-        self.keys.is_some()
     }
 
     /// Decides on `app` (query already removed) and a publish name as the client sent it
@@ -231,17 +239,19 @@ impl Policy {
                 label: stream.to_string(),
             },
             (Some(_), None) => denied("stream key not allowed"),
-            (None, Some(_)) => denied("no publish token (make one with `rtmp-recorder token`)"),
+            (None, Some(_)) => denied(&crate::publish_token::Refusal::Missing.to_string()),
             (Some(_), Some(_)) => denied("stream key not allowed and no publish token"),
         }
     }
 
     /// What a log line may say about a publish name that was not allowed: never its query;
-    /// with secret keys, its length and label only.
+    /// with secret keys, its length and label only; with a hook (which may admit names that
+    /// are secret keys to it), its length only.
     pub fn loggable(&self, publish_name: &str) -> String {
         let (stream, _) = split_query(publish_name);
         match &self.keys {
             Some(keys) => keys.label_key.redact(stream),
+            None if self.hook => format!("<{} chars>", stream.chars().count()),
             None => shown(stream),
         }
     }

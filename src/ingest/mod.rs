@@ -250,10 +250,7 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
             accepting: accepting.clone(),
             connections_limit: args.max_connections as u64,
             min_free: args.min_free_disk,
-            clips: match args.clips.clone() {
-                Some(clips) => clips,
-                None => Arc::new(crate::publish::Args::from_env()?),
-            },
+            clips: Arc::new(clip_source(args.clips.as_deref())?),
         };
         for addr in crate::http::serve(http, view, shutdown.clone())? {
             log::info!("serving /healthz, /metrics, /recordings/ and /clip on http://{addr}/");
@@ -347,6 +344,20 @@ async fn policy(state: &StateDir, args: &Args) -> Result<(Policy, Option<hook::H
         None => None,
     };
     Ok((policy, hook))
+}
+
+/// A person waits on `GET /clip`: a store that does not answer gives 502 after this long,
+/// not after publish's `--retry-for` (10 minutes by default).
+const CLIP_RETRY_FOR: Duration = Duration::from_secs(15);
+
+/// Where `GET /clip` reads: `run`'s publish options, else the environment's.
+fn clip_source(given: Option<&crate::publish::Args>) -> Result<crate::publish::Args> {
+    let mut args = match given {
+        Some(a) => a.clone(),
+        None => crate::publish::Args::from_env()?,
+    };
+    args.retry_for = args.retry_for.min(CLIP_RETRY_FOR);
+    Ok(args)
 }
 
 /// RTMPS's certificate, when there is an RTMPS listener: a passed `rtmps` socket, or

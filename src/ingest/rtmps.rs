@@ -25,6 +25,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
+use super::admission::Quieted;
 use crate::tls_identity::{self, Culprit, Identity};
 
 /// How long after a change the files may still be half-way through a renewal.
@@ -35,7 +36,8 @@ pub struct Rtmps {
     cert: PathBuf,
     key: PathBuf,
     current: tokio::sync::Mutex<Current>,
-    failures: Mutex<FailureLog>,
+    /// Since when, and when a warning about failed handshakes is due.
+    failures: Mutex<(Instant, Quieted)>,
 }
 
 struct Current {
@@ -147,7 +149,7 @@ impl Rtmps {
                 serving,
                 refused: None,
             }),
-            failures: Mutex::new(FailureLog::default()),
+            failures: Mutex::new((Instant::now(), Quieted::new(WARN_EVERY))),
         }))
     }
 
@@ -217,7 +219,10 @@ impl Rtmps {
         let due = self
             .failures
             .lock()
-            .map(|mut f| f.note(Instant::now()))
+            .map(|mut f| {
+                let since = f.0.elapsed();
+                warning_due(&mut f.1, since)
+            })
             .unwrap_or(None);
         if let Some(count) = due {
             log::warn!(
@@ -230,29 +235,13 @@ impl Rtmps {
     }
 }
 
-/// At most one warning per [`FailureLog::EVERY`] about failed handshakes, counting the rest:
-/// anyone can open connections that fail, and each must not cost a warning line.
-#[derive(Debug, Default)]
-struct FailureLog {
-    last_warned: Option<Instant>,
-    since: u64,
-}
+/// At most one warning per [`WARN_EVERY`] about failed handshakes, counting the rest: anyone
+/// can open connections that fail, and each must not cost a warning line.
+const WARN_EVERY: Duration = Duration::from_secs(60);
 
-impl FailureLog {
-    const EVERY: Duration = Duration::from_secs(60);
-
-    /// Counts a failure; `Some(count)` when a warning is due, with the failures it covers.
-    fn note(&mut self, now: Instant) -> Option<u64> {
-        self.since += 1;
-        let due = self
-            .last_warned
-            .is_none_or(|t| now.saturating_duration_since(t) >= Self::EVERY);
-        if !due {
-            return None;
-        }
-        self.last_warned = Some(now);
-        Some(std::mem::take(&mut self.since))
-    }
+/// `Some(failures the warning covers)`, this one included, when a warning is due at `now`.
+fn warning_due(quieted: &mut Quieted, now: Duration) -> Option<u64> {
+    quieted.note(now).map(|left_out| left_out + 1)
 }
 
 /// A TLS connection whose handshake happens on its first read or write. A failed handshake is
@@ -352,14 +341,14 @@ mod tests {
 
     #[test]
     fn failed_handshakes_warn_once_a_minute_with_their_count() {
-        let mut log = FailureLog::default();
-        let t0 = Instant::now();
-        assert_eq!(log.note(t0), Some(1));
+        let mut log = Quieted::new(WARN_EVERY);
+        let at = Duration::from_secs;
+        assert_eq!(warning_due(&mut log, at(0)), Some(1));
         for s in 1..60 {
-            assert_eq!(log.note(t0 + Duration::from_secs(s)), None);
+            assert_eq!(warning_due(&mut log, at(s)), None);
         }
-        assert_eq!(log.note(t0 + Duration::from_secs(60)), Some(60));
-        assert_eq!(log.note(t0 + Duration::from_secs(61)), None);
-        assert_eq!(log.note(t0 + Duration::from_secs(200)), Some(2));
+        assert_eq!(warning_due(&mut log, at(60)), Some(60));
+        assert_eq!(warning_due(&mut log, at(61)), None);
+        assert_eq!(warning_due(&mut log, at(200)), Some(2));
     }
 }

@@ -84,8 +84,9 @@ const WINDOW: u64 = 8 << 20;
 /// iovecs per `writev` (Linux's IOV_MAX).
 const IOV_MAX: usize = 1024;
 
-/// Writes `head` and the `ranges` of `src` (a file of `src_len` bytes nobody truncates: it
-/// sits locked in our inbox) to `out`. The source is mapped a window at a time and the ranges
+/// Writes `head` and the `ranges` of `src` (a file of `src_len` bytes when scanned; it sits
+/// locked in our inbox, but should it shrink anyway the kernel's read of the mapping fails with
+/// an error, never a SIGBUS here) to `out`. The source is mapped a window at a time and the ranges
 /// go to the kernel straight from the page cache with `writev`, so the payload is copied once.
 /// Returns the bytes written.
 pub fn write_mp4_file(

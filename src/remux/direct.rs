@@ -110,8 +110,7 @@ impl DirectWriter<'_> {
             self.total += n as u64;
             data = &data[n..];
             if self.buf.len == CHUNK {
-                self.out.write_all(self.buf.as_mut())?;
-                self.buf.len = 0;
+                self.flush_full()?;
             }
         }
         Ok(())
@@ -130,8 +129,9 @@ impl DirectWriter<'_> {
     }
 }
 
-/// Writes `head` and the `ranges` of `src` (`src_len` bytes, not shrinking while we read) to
-/// `out`, a new file opened by [`create`] for direct I/O. Returns the bytes written.
+/// Writes `head` and the `ranges` of `src` (`src_len` bytes when scanned; a read that ends
+/// early because it shrank since is an error) to `out`, a new file opened by [`create`] for
+/// direct I/O. Returns the bytes written.
 pub fn write_mp4_direct(
     src: &File,
     src_len: u64,

@@ -291,12 +291,6 @@ impl ServerConnection {
                 Some(message) => self.handle_message(message, events)?,
                 None => break,
             }
-            if self.refused_publishes >= self.config.max_refused_publishes {
-                return Err(ProtocolError::TooManyRefusedPublishes {
-                    count: self.refused_publishes,
-                    max: self.config.max_refused_publishes,
-                });
-            }
         }
         if self.ack_window > 0
             && self.bytes_received - self.last_ack_at >= u64::from(self.ack_window)
@@ -443,7 +437,7 @@ impl ServerConnection {
                     what: "command",
                     reason: e.to_string(),
                 })?;
-                self.handle_command(message.stream_id, command, events);
+                self.handle_command(message.stream_id, command, events)?;
             }
             // Shared objects and anything unknown: not needed for ingest, ignored.
             _ => {}
@@ -530,7 +524,12 @@ impl ServerConnection {
         }
     }
 
-    fn handle_command(&mut self, stream_id: u32, command: Command, events: &mut Vec<Event>) {
+    fn handle_command(
+        &mut self,
+        stream_id: u32,
+        command: Command,
+        events: &mut Vec<Event>,
+    ) -> Result<(), ProtocolError> {
         let txn = command.transaction_id;
         match command.name.as_str() {
             "connect" => self.handle_connect(&command, events),
@@ -565,7 +564,7 @@ impl ServerConnection {
                     self.send_result(txn, Amf0Value::Number(f64::from(id)));
                 }
             }
-            "publish" => self.handle_publish(stream_id, &command, events),
+            "publish" => return self.handle_publish(stream_id, &command, events),
             "FCUnpublish" => {
                 let name = command.string_arg(0).unwrap_or_default();
                 let found = self
@@ -607,6 +606,7 @@ impl ServerConnection {
                 }
             }
         }
+        Ok(())
     }
 
     fn handle_connect(&mut self, command: &Command, events: &mut Vec<Event>) {
@@ -644,41 +644,26 @@ impl ServerConnection {
         events.push(Event::Connected { app, tc_url });
     }
 
-    fn handle_publish(&mut self, stream_id: u32, command: &Command, events: &mut Vec<Event>) {
+    /// A publish the connection refuses itself counts against the cap as the shell's do.
+    fn handle_publish(
+        &mut self,
+        stream_id: u32,
+        command: &Command,
+        events: &mut Vec<Event>,
+    ) -> Result<(), ProtocolError> {
         let name = command.string_arg(0).unwrap_or_default().to_string();
         let publish_type = command.string_arg(1).unwrap_or("live").to_string();
         if stream_id == 0 {
-            self.refused_publishes = self.refused_publishes.saturating_add(1);
-            self.send_on_status(
-                0,
-                "error",
-                "NetStream.Publish.BadName",
-                "publish needs a stream from createStream",
-            );
-            return;
+            return self.refuse_publish_request(0, "publish needs a stream from createStream");
         }
         if !self.streams.contains_key(&stream_id) && self.streams.len() < MAX_MESSAGE_STREAMS {
             self.streams.insert(stream_id, MessageStream::new());
         }
         let Some(stream) = self.streams.get_mut(&stream_id) else {
-            self.refused_publishes = self.refused_publishes.saturating_add(1);
-            self.send_on_status(
-                stream_id,
-                "error",
-                "NetStream.Publish.BadName",
-                "unknown stream",
-            );
-            return;
+            return self.refuse_publish_request(stream_id, "unknown stream");
         };
         if stream.is_publishing() {
-            self.refused_publishes = self.refused_publishes.saturating_add(1);
-            self.send_on_status(
-                stream_id,
-                "error",
-                "NetStream.Publish.BadName",
-                "stream is already publishing",
-            );
-            return;
+            return self.refuse_publish_request(stream_id, "stream is already publishing");
         }
         stream.publish = Publish::Requested;
         stream.name = name.clone();
@@ -687,6 +672,16 @@ impl ServerConnection {
             name,
             publish_type,
         });
+        Ok(())
+    }
+
+    fn refuse_publish_request(
+        &mut self,
+        stream_id: u32,
+        description: &str,
+    ) -> Result<(), ProtocolError> {
+        self.send_on_status(stream_id, "error", "NetStream.Publish.BadName", description);
+        self.count_refusal()
     }
 
     fn unpublish(&mut self, stream_id: u32, events: &mut Vec<Event>) {
