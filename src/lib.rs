@@ -2,6 +2,7 @@
 //! faststart MP4 and uploads it. See `docs/ARCHITECTURE.md` for how the stages fit together.
 
 pub mod amf0;
+pub mod batch;
 pub mod byte_range;
 pub mod chunk;
 pub mod cli;

@@ -22,6 +22,9 @@ pub struct Identity {
     pub fingerprint: String,
     /// Certificates in the chain, the end-entity one included.
     pub chain_len: usize,
+    /// When the end-entity certificate expires (its `notAfter`, Unix seconds); `None` when its
+    /// validity could not be read (rustls serves it anyway: clients judge dates).
+    pub not_after: Option<i64>,
 }
 
 /// Which of the two files is at fault.
@@ -55,6 +58,7 @@ pub fn from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<Identity, IdentityErr
     let chain = certificates(cert_pem)?;
     let key = private_key(key_pem)?;
     let fingerprint = fingerprint(&chain[0]);
+    let not_after = not_after(&chain[0]);
     let chain_len = chain.len();
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = ServerConfig::builder_with_provider(provider)
@@ -67,6 +71,7 @@ pub fn from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<Identity, IdentityErr
         config: Arc::new(config),
         fingerprint,
         chain_len,
+        not_after,
     })
 }
 
@@ -164,6 +169,86 @@ pub fn fingerprint(cert: &[u8]) -> String {
         .join(":")
 }
 
+/// The `notAfter` of a DER certificate, in Unix seconds: Certificate ::= SEQUENCE {
+/// tbsCertificate SEQUENCE { [0] version OPTIONAL, serialNumber, signature, issuer, validity
+/// SEQUENCE { notBefore, notAfter }, ... }, ... } (RFC 5280 4.1). Only the path to that field is
+/// walked; anything unexpected on it is `None`.
+pub fn not_after(cert: &[u8]) -> Option<i64> {
+    let (0x30, cert, _) = der_item(cert)? else {
+        return None;
+    };
+    let (0x30, tbs, _) = der_item(cert)? else {
+        return None;
+    };
+    let (tag, _, after_version) = der_item(tbs)?;
+    let serial = if tag == 0xa0 { after_version } else { tbs };
+    let (_, _, rest) = der_item(serial)?;
+    let (_, _, rest) = der_item(rest)?; // signature algorithm
+    let (_, _, rest) = der_item(rest)?; // issuer
+    let (0x30, validity, _) = der_item(rest)? else {
+        return None;
+    };
+    let (_, _, rest) = der_item(validity)?; // notBefore
+    let (tag, time, _) = der_item(rest)?;
+    der_time(tag, time)
+}
+
+/// One DER item at the start of `der`: its tag, its contents and what follows it.
+fn der_item(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = der.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |len, &b| (len << 8) | usize::from(b));
+        (len, &rest[n..])
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+/// UTCTime (`YYMMDDHHMMSSZ`, years 1950-2049 as RFC 5280 4.1.2.5.1 says) or GeneralizedTime
+/// (`YYYYMMDDHHMMSSZ`), in Unix seconds.
+fn der_time(tag: u8, text: &[u8]) -> Option<i64> {
+    let digits = |from: usize, len: usize| -> Option<u32> {
+        let part = text.get(from..from + len)?;
+        part.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| part.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0')))
+    };
+    let (year, at) = match tag {
+        0x17 => {
+            let yy = i64::from(digits(0, 2)?);
+            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, 2)
+        }
+        0x18 => (i64::from(digits(0, 4)?), 4),
+        _ => return None,
+    };
+    if text.len() != at + 11 || text[at + 10] != b'Z' {
+        return None;
+    }
+    let civil = crate::utc::Civil {
+        year,
+        month: digits(at, 2)?,
+        day: digits(at + 2, 2)?,
+        hour: digits(at + 4, 2)?,
+        minute: digits(at + 6, 2)?,
+        second: digits(at + 8, 2)?,
+        millis: 0,
+    };
+    let valid = (1..=12).contains(&civil.month)
+        && (1..=31).contains(&civil.day)
+        && civil.hour < 24
+        && civil.minute < 60
+        && civil.second < 61;
+    valid.then(|| civil.to_unix_millis() / 1000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +261,8 @@ mod tests {
     const OTHER_KEY: &str = include_str!("../tests/fixtures/tls/unit-other-key.pem");
     /// `openssl x509 -in unit-cert.pem -noout -fingerprint -sha256`
     const FINGERPRINT: &str = include_str!("../tests/fixtures/tls/unit-cert.sha256");
+    /// `openssl x509 -in unit-cert.pem -noout -enddate -dateopt iso_8601`
+    const ENDDATE: &str = include_str!("../tests/fixtures/tls/unit-cert.enddate");
 
     #[test]
     fn a_matching_pair_is_served_with_its_fingerprint() {
@@ -183,6 +270,34 @@ mod tests {
         assert_eq!(id.chain_len, 1);
         let want = FINGERPRINT.trim().rsplit('=').next().unwrap();
         assert_eq!(id.fingerprint, want);
+    }
+
+    #[test]
+    fn the_expiry_is_the_one_openssl_reads() {
+        let id = from_pem(CERT.as_bytes(), KEY.as_bytes()).unwrap();
+        // `notAfter=2126-11-08 17:20:19Z`
+        let (_, when) = ENDDATE.trim().split_once('=').unwrap();
+        let want = crate::utc::Civil::parse_rfc3339_millis(when).unwrap() / 1000;
+        assert_eq!(id.not_after, Some(want), "{when}");
+    }
+
+    #[test]
+    fn der_times_in_both_forms_and_nothing_else() {
+        let cases: [(u8, &str, Option<i64>); 8] = [
+            (0x17, "491231235959Z", Some(2_524_607_999)),
+            (0x17, "500101000000Z", Some(-631_152_000)),
+            (0x18, "20500101000000Z", Some(2_524_608_000)),
+            (0x18, "19700101000000Z", Some(0)),
+            (0x17, "4912312359Z", None),
+            (0x17, "491231235959+0100", None),
+            (0x18, "2050130100000Z", None),
+            (0x04, "20500101000000Z", None),
+        ];
+        for (tag, text, want) in cases {
+            assert_eq!(der_time(tag, text.as_bytes()), want, "{tag:#x} {text}");
+        }
+        assert_eq!(not_after(b""), None);
+        assert_eq!(not_after(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]), None);
     }
 
     #[test]

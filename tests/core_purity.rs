@@ -13,6 +13,7 @@ use syn::visit::{self, Visit};
 /// The pure core: modules (or module trees) below `src/`.
 const CORE: &[&str] = &[
     "amf0",
+    "batch",
     "chunk",
     "duration",
     "size",

@@ -3,9 +3,10 @@
 //! that stops reading (cut after `--write-timeout`, and SIGTERM does not wait for it), repeated
 //! refused publishes, oversized metadata and sequence headers, a flood of codec-configuration
 //! changes, and a stream of one keyframe and then only inter frames (cut at the hard caps; the
-//! remux of the largest chunk the caps allow is measured). Hostile clients speak RTMP from hand-
-//! built chunks, each from its own loopback address (127.0.0.N), so the per-IP limit of one does
-//! not touch the others.
+//! remux of the largest chunk the caps allow is measured); and, with the same hand-built client,
+//! a publisher that pauses, whose last chunks must not wait for more input. Hostile clients
+//! speak RTMP from hand-built chunks, each from its own loopback address (127.0.0.N), so the
+//! per-IP limit of one does not touch the others.
 
 mod common;
 mod rtmp_common;
@@ -660,4 +661,47 @@ fn one_keyframe_then_inter_frames_is_cut_at_the_hard_caps() {
             "case {i}: (sequence, starts_without_keyframe, frames)"
         );
     }
+}
+
+/// A publisher that sends three GOPs at once and then pauses, the connection still open: the
+/// two chunks its keyframes ended are handed on to `remux/` within the batch age (100 ms) plus
+/// the recorder's fsync, not when more input or the idle timeout comes (30 s by default). The
+/// batch that held those keyframes was far below 256 KiB, so only its age could send it on.
+#[test]
+fn a_pause_does_not_hold_back_the_chunks_before_it() {
+    let dir = TempDir::new().unwrap();
+    let avc = avc(dir.path());
+    let rec = Recorder::start(dir.path(), &[]);
+    let mut c = publishing(peer(11), rec.port, "pause");
+    // Keyframes at 0, 10 s and 20 s of media time (chunks of 10 s), 29 inter frames after each.
+    let mut b = video(0, &avc.config);
+    for gop in 0..3u32 {
+        b.extend(video(gop * 10_000, &avc.keyframe));
+        for f in 1..30u32 {
+            b.extend(video(gop * 10_000 + f * 33, &INTER));
+        }
+    }
+    assert!(b.len() < 128 * 1024, "all of it fits one batch");
+    c.write_all(&b).unwrap();
+    let sent = Instant::now();
+    support::wait_until(Duration::from_secs(5), "two chunks in remux/", || {
+        rec.chunks().len() >= 2
+    });
+    let chunks = rec.chunks();
+    eprintln!(
+        "two chunks handed on {} ms after the last bytes were sent",
+        sent.elapsed().as_millis()
+    );
+    assert_eq!(video_frames(&chunks), 60, "both whole GOPs in the chunks");
+    assert_eq!(
+        rec.open_chunks().len(),
+        1,
+        "the third GOP's chunk still open"
+    );
+    // The peer is still connected and silent: nothing but the batch's age moved those frames.
+    let mut probe = [0u8; 1];
+    assert!(
+        matches!(c.read(&mut probe), Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)),
+        "the connection is still open"
+    );
 }

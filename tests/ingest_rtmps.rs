@@ -8,6 +8,7 @@
 //! activation the socket named `rtmps` speaks TLS.
 
 mod common;
+mod http_common;
 mod support;
 
 use std::io::{Read, Write};
@@ -104,11 +105,12 @@ fn served_fingerprint(port: u16) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// `ingest` with plain RTMP on its harness port and RTMPS on `tls_port` with `pair`.
-fn start_with_tls(dir: &Path, tls_port: u16, pair: &Pair) -> Recorder {
+/// `ingest` with plain RTMP on its harness port, RTMPS on `tls_port` with `pair`, and HTTP
+/// on the port returned.
+fn start_with_tls(dir: &Path, tls_port: u16, pair: &Pair) -> (Recorder, u16) {
     let tls_addr = format!("127.0.0.1:{tls_port}");
     let (cert, key) = (pair.cert.to_str().unwrap(), pair.key.to_str().unwrap());
-    let mut rec = Recorder::start(
+    let (mut rec, http_port) = http_common::start_with_http(
         dir,
         &[
             "--tls-listen",
@@ -123,7 +125,7 @@ fn start_with_tls(dir: &Path, tls_port: u16, pair: &Pair) -> Recorder {
         port_open(tls_port)
     });
     assert!(rec.exited().is_none(), "{}", show_log(&rec.log));
-    rec
+    (rec, http_port)
 }
 
 fn opts(dir: &Path, name: &str) -> PublishOpts {
@@ -169,7 +171,7 @@ fn ffmpeg_and_gstreamer_record_over_rtmps_and_a_renewed_certificate_is_served_wi
     replace(&first.cert, &served.cert);
     replace(&first.key, &served.key);
     let tls_port = free_port();
-    let mut rec = start_with_tls(dir.path(), tls_port, &served);
+    let (mut rec, _) = start_with_tls(dir.path(), tls_port, &served);
     let pid = rec.pid();
     assert_eq!(served_fingerprint(tls_port), first.fingerprint);
 
@@ -293,7 +295,7 @@ fn the_wrong_protocol_on_either_port_is_refused_while_a_stream_records() {
     let dir = TempDir::new().unwrap();
     let pair = make_pair(dir.path(), "server", 7);
     let tls_port = free_port();
-    let mut rec = start_with_tls(dir.path(), tls_port, &pair);
+    let (mut rec, http_port) = start_with_tls(dir.path(), tls_port, &pair);
 
     let url = format!("rtmps://127.0.0.1:{tls_port}/live/good");
     let mut good = ffmpeg_publish(&url, SECS + 1, &opts(dir.path(), "good"));
@@ -376,7 +378,39 @@ fn the_wrong_protocol_on_either_port_is_refused_while_a_stream_records() {
         .filter(|l| l.starts_with("WARN") && l.contains("TLS handshake failed"))
         .count();
     assert_eq!(warned, 1, "{}", show_log(&rec.log));
+    // Both counted for /metrics, beside the certificate's expiry as openssl reads it.
+    let metrics = http_common::get(http_port, "/metrics", &[]);
+    let samples = http_common::parse_metrics(&metrics.text());
+    let failures = http_common::value(&samples, "rtmp_recorder_tls_handshake_failures_total", &[]);
+    assert_eq!(failures, 2.0, "{}", metrics.text());
+    let expiry = http_common::value(
+        &samples,
+        "rtmp_recorder_tls_certificate_expiry_timestamp_seconds",
+        &[],
+    );
+    assert_eq!(expiry, not_after(&pair.cert) as f64);
+    // Made with `-days 2`: ingest warned at start that it expires within two weeks, once.
+    let expiring = log
+        .lines()
+        .filter(|l| l.starts_with("WARN") && l.contains("certificate expires in"))
+        .count();
+    assert_eq!(expiring, 1, "{}", show_log(&rec.log));
     rec.terminate(Duration::from_secs(10));
+}
+
+/// The certificate's `notAfter` in Unix seconds, as `openssl x509 -enddate` prints it
+/// (`notAfter=2026-12-08 16:20:19Z`), converted by GNU date.
+fn not_after(cert: &Path) -> i64 {
+    let out = support::run_ok(
+        openssl()
+            .args(["x509", "-noout", "-enddate", "-dateopt", "iso_8601", "-in"])
+            .arg(cert),
+        "openssl x509 -enddate",
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let when = text.trim().trim_start_matches("notAfter=");
+    let out = support::run_ok(Command::new("date").args(["-u", "+%s", "-d", when]), "date");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
 /// Runs `ingest` with `args` (no plain port taken from the harness) and expects exit 2 with

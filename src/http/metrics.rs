@@ -3,6 +3,7 @@
 //! queues, `failed/` and disk from the state directory at the moment of the scrape.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use anyhow::Result;
 use axum::extract::State;
@@ -118,6 +119,21 @@ fn render(view: &IngestView) -> Result<String> {
         "Publish requests refused since ingest started (unknown key, stream already live).",
         n(live.rejected),
     );
+    e.single(
+        "rtmp_recorder_tls_handshake_failures_total",
+        Kind::Counter,
+        "RTMPS connections whose TLS handshake failed since ingest started (plain RTMP on the RTMPS port, clients that do not trust the certificate, scanners).",
+        n(view.stats.tls_handshake_failures.load(Ordering::Relaxed)),
+    );
+    let not_after = view.stats.tls_not_after.load(Ordering::Relaxed);
+    if not_after > 0 {
+        e.single(
+            "rtmp_recorder_tls_certificate_expiry_timestamp_seconds",
+            Kind::Gauge,
+            "When the RTMPS certificate being served expires (its notAfter, Unix time).",
+            n(not_after),
+        );
+    }
 
     let name = "rtmp_recorder_queue_depth";
     e.family(

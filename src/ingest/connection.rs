@@ -14,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::batch::Batch;
 use crate::chunk::SplitConfig;
 use crate::disk::MinFree;
 use crate::ingest::hook::{Answer, Hook};
@@ -49,10 +50,9 @@ pub struct Shared {
 
 /// Batches a recorder thread may have queued before the connection waits for it.
 const RECORDER_QUEUE: usize = 8;
-/// A batch goes to the recorder once it holds this many bytes...
+/// A batch goes to the recorder once it holds this many bytes (see `batch`)...
 const BATCH_BYTES: usize = 256 * 1024;
-/// ...or once its oldest message has waited this long. Handing over every frame on its own
-/// woke the recorder thread ~80 times a second per stream, which cost more CPU than the writing.
+/// ...or once its oldest message has waited this long, whether or not more input comes.
 const BATCH_AGE: Duration = Duration::from_millis(100);
 /// A deadline too far to add to an `Instant` (a huge `--idle-timeout`) is as good as never.
 const FAR_FUTURE: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -60,9 +60,7 @@ const FAR_FUTURE: Duration = Duration::from_secs(365 * 24 * 3600);
 struct Publishing {
     label: String,
     tx: mpsc::Sender<Vec<Input>>,
-    batch: Vec<Input>,
-    batch_bytes: usize,
-    batch_since: Instant,
+    batch: Batch<Input>,
     thread: std::thread::JoinHandle<()>,
     counters: Arc<StreamCounters>,
     _live: LiveGuard,
@@ -98,6 +96,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         conn: ServerConnection::new(shared.rtmp.clone()),
         shared: shared.clone(),
         peer,
+        accepted: Instant::now(),
         app: None,
         publishing: HashMap::new(),
         recorder_failed: Arc::new(tokio::sync::Notify::new()),
@@ -143,6 +142,8 @@ struct Session {
     conn: ServerConnection,
     shared: Arc<Shared>,
     peer: SocketAddr,
+    /// The connection's clock starts here: its deadlines and its batches' ages are times since.
+    accepted: Instant,
     app: Option<String>,
     publishing: HashMap<u32, Publishing>,
     /// A recorder thread of this connection stopped on an error: the connection ends at once
@@ -156,15 +157,21 @@ impl Session {
         socket: &mut S,
         shutdown: &mut Shutdown,
     ) -> Result<()> {
-        // The connection keeps its own deadlines (handshake, idle) on the time we pass in: how
-        // long since it was accepted. We only sleep until the one it asks for.
-        let accepted = Instant::now();
+        // The connection keeps its own deadlines (handshake, idle) and the batches their ages, on
+        // the time we pass in: how long since it was accepted. We only sleep until the first
+        // either asks for.
+        let accepted = self.accepted;
         let mut buf = vec![0u8; 64 * 1024];
         let mut events = Vec::new();
         let recorder_failed = self.recorder_failed.clone();
         loop {
+            let due = self
+                .publishing
+                .values()
+                .filter_map(|p| p.batch.poll_timeout())
+                .fold(self.conn.poll_timeout(), Duration::min);
             let wake = accepted
-                .checked_add(self.conn.poll_timeout())
+                .checked_add(due)
                 .unwrap_or_else(|| Instant::now() + FAR_FUTURE);
             let read = tokio::select! {
                 r = socket.read(&mut buf) => Some(r),
@@ -177,6 +184,7 @@ impl Session {
             let now = accepted.elapsed();
             let Some(read) = read else {
                 self.conn.handle_timeout(now)?;
+                self.flush_aged(now).await?;
                 continue;
             };
             let n = read.context("reading from the socket")?;
@@ -195,7 +203,7 @@ impl Session {
             for event in events.drain(..) {
                 self.handle(event).await?;
             }
-            self.flush_aged().await?;
+            self.flush_aged(now).await?;
             let out = self.conn.take_output();
             if !out.is_empty() && !self.write(socket, &out, accepted, shutdown).await? {
                 return Ok(());
@@ -410,9 +418,7 @@ impl Session {
             Publishing {
                 label,
                 tx,
-                batch: Vec::new(),
-                batch_bytes: 0,
-                batch_since: Instant::now(),
+                batch: Batch::new(BATCH_BYTES, BATCH_AGE),
                 thread,
                 counters,
                 _live: guard,
@@ -441,41 +447,34 @@ impl Session {
                 Stats::add(&p.counters.video_frames, 1);
             }
         }
-        if p.batch.is_empty() {
-            p.batch_since = Instant::now();
-        }
-        p.batch_bytes += match &input {
+        let bytes = match &input {
             Input::Metadata(b) | Input::Audio { body: b, .. } | Input::Video { body: b, .. } => {
                 b.len()
             }
         };
-        p.batch.push(input);
-        if p.batch_bytes >= BATCH_BYTES {
-            self.flush(stream_id).await?;
+        if let Some(full) = p.batch.push(self.accepted.elapsed(), input, bytes) {
+            self.hand_over(stream_id, full).await?;
         }
         Ok(())
     }
 
-    /// Hands batches that have waited long enough to their recorders.
-    async fn flush_aged(&mut self) -> Result<()> {
-        let aged: Vec<u32> = self
+    /// Hands batches whose oldest message has waited long enough by `now` to their recorders.
+    async fn flush_aged(&mut self, now: Duration) -> Result<()> {
+        let aged: Vec<(u32, Vec<Input>)> = self
             .publishing
-            .iter()
-            .filter(|(_, p)| !p.batch.is_empty() && p.batch_since.elapsed() >= BATCH_AGE)
-            .map(|(id, _)| *id)
+            .iter_mut()
+            .filter_map(|(id, p)| p.batch.handle_timeout(now).map(|b| (*id, b)))
             .collect();
-        for stream_id in aged {
-            self.flush(stream_id).await?;
+        for (stream_id, batch) in aged {
+            self.hand_over(stream_id, batch).await?;
         }
         Ok(())
     }
 
-    async fn flush(&mut self, stream_id: u32) -> Result<()> {
+    async fn hand_over(&mut self, stream_id: u32, batch: Vec<Input>) -> Result<()> {
         let Some(p) = self.publishing.get_mut(&stream_id) else {
             return Ok(());
         };
-        let batch = std::mem::take(&mut p.batch);
-        p.batch_bytes = 0;
         if p.tx.send(batch).await.is_err() {
             let label = p.label.clone();
             if let Some(p) = self.publishing.remove(&stream_id) {
@@ -501,10 +500,11 @@ async fn finish(p: Publishing) {
     let Publishing {
         tx,
         thread,
-        batch,
+        mut batch,
         _live,
         ..
     } = p;
+    let batch = batch.take();
     if !batch.is_empty() {
         // The recorder may have stopped already; then these are lost with its error logged.
         let _ = tx.send(batch).await;

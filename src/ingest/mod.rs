@@ -174,7 +174,8 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
     let passed = systemd::listeners()?;
     let activated = passed.any();
     // A bad certificate, then HTTP and RTMPS: each fails the start before RTMP accepts anyone.
-    let tls = rtmps_config(&passed.rtmps, activated, &args).await?;
+    let stats = Arc::new(Stats::default());
+    let tls = rtmps_config(&passed.rtmps, activated, &args, &stats).await?;
     let http =
         systemd::passed_or_bound(passed.http, &args.http_listen, "HTTP", "--http-listen").await?;
     let tls_listeners = match &tls {
@@ -186,7 +187,6 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
     };
     let listeners = systemd::passed_or_bound(passed.rtmp, &args.listen, "RTMP", "--listen").await?;
     let target = args.chunk_duration();
-    let stats = Arc::new(Stats::default());
     let accepting = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (alive, mut all_done) = tokio::sync::mpsc::channel::<()>(1);
     let shared = Arc::new(Shared {
@@ -367,6 +367,7 @@ async fn rtmps_config(
     passed: &[std::net::TcpListener],
     activated: bool,
     args: &Args,
+    stats: &Arc<Stats>,
 ) -> Result<Option<Arc<rtmps::Rtmps>>> {
     if activated && !args.tls_listen.is_empty() {
         log::warn!(
@@ -387,7 +388,7 @@ async fn rtmps_config(
         )
         .into());
     };
-    rtmps::Rtmps::load(cert.clone(), key.clone())
+    rtmps::Rtmps::load(cert.clone(), key.clone(), stats.clone())
         .await
         .map(Some)
 }

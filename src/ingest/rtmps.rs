@@ -7,6 +7,10 @@
 //! within the last [`SETTLE`] that does not fit together yet is only noted at debug and read
 //! again by the next connection: no error line for a renewal that goes right.
 //!
+//! The served certificate's expiry is logged at start and at each change, and again at most
+//! once a day from [`EXPIRY_WARNING`] before it (an error once it has expired); `/metrics`
+//! exports it and counts failed handshakes.
+//!
 //! The handshake runs inside the RTMP session's own clock: [`TlsStream`] does it on the
 //! session's first read, so the TLS handshake counts against `--handshake-timeout` like the
 //! RTMP one, and a connection slot held by a silent TLS client is freed at the same deadline.
@@ -26,10 +30,16 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
 use super::admission::Quieted;
+use super::status::Stats;
 use crate::tls_identity::{self, Culprit, Identity};
 
 /// How long after a change the files may still be half-way through a renewal.
 const SETTLE: Duration = Duration::from_secs(2);
+/// From this long before the certificate expires, a warning each day (certbot renews 30 days
+/// ahead, so a certificate this close to its end means renewal is failing).
+const EXPIRY_WARNING: Duration = Duration::from_secs(14 * 24 * 3600);
+/// How often the expiry warning repeats.
+const EXPIRY_REPEAT: Duration = Duration::from_secs(24 * 3600);
 
 /// The certificate and key files, and what is served from them.
 pub struct Rtmps {
@@ -38,6 +48,7 @@ pub struct Rtmps {
     current: tokio::sync::Mutex<Current>,
     /// Since when, and when a warning about failed handshakes is due.
     failures: Mutex<(Instant, Quieted)>,
+    stats: Arc<Stats>,
 }
 
 struct Current {
@@ -48,6 +59,63 @@ struct Current {
     /// The files as they were when they last could not be used: not read or logged again
     /// until they change.
     refused: Option<Stamp>,
+    not_after: Option<i64>,
+    /// When the expiry was last warned about.
+    expiry_warned: Option<Instant>,
+}
+
+/// What to say about a certificate expiring at `not_after` (Unix seconds) at `now`: an error
+/// once it has expired, a warning within [`EXPIRY_WARNING`] of it, else nothing.
+fn expiry_notice(not_after: i64, now: i64) -> Option<(log::Level, String)> {
+    let left = not_after - now;
+    if left <= 0 {
+        Some((
+            log::Level::Error,
+            format!(
+                "RTMPS: the served certificate expired {} ago: clients that check dates refuse                  it. To fix: renew it (certbot renew) and put the new files in place; they are                  read at the next connection",
+                days_or_hours(left.unsigned_abs())
+            ),
+        ))
+    } else if left < EXPIRY_WARNING.as_secs() as i64 {
+        Some((
+            log::Level::Warn,
+            format!(
+                "RTMPS: the served certificate expires in {}: renewal seems to be failing.                  To fix: renew it (certbot renew) and put the new files in place; they are                  read at the next connection",
+                days_or_hours(left.unsigned_abs())
+            ),
+        ))
+    } else {
+        None
+    }
+}
+
+/// `13 days`, `5 hours`: how far an expiry is, as a person reads it.
+fn days_or_hours(secs: u64) -> String {
+    match secs / 3600 {
+        h if h >= 48 => format!("{} days", h / 24),
+        h => format!("{h} hours"),
+    }
+}
+
+impl Current {
+    /// Logs the expiry notice if one is due and was not given within [`EXPIRY_REPEAT`]
+    /// (`force`: a new certificate is served, say it now).
+    fn tell_expiry(&mut self, force: bool) {
+        let Some(not_after) = self.not_after else {
+            return;
+        };
+        let recent = self
+            .expiry_warned
+            .is_some_and(|at| at.elapsed() < EXPIRY_REPEAT);
+        if recent && !force {
+            return;
+        }
+        let now = crate::observe::unix_ms_now() / 1000;
+        if let Some((level, text)) = expiry_notice(not_after, now as i64) {
+            log::log!(level, "{text}");
+            self.expiry_warned = Some(Instant::now());
+        }
+    }
 }
 
 /// What tells a changed file from the same one: device and inode (a symlink swapped to a new
@@ -122,7 +190,7 @@ fn stamp_and_read(cert: &Path, key: &Path) -> (Stamp, Result<Identity, String>) 
 impl Rtmps {
     /// Reads the pair at start; a pair that is not usable is a configuration error (exit 2)
     /// naming the file and the problem.
-    pub async fn load(cert: PathBuf, key: PathBuf) -> Result<Arc<Rtmps>> {
+    pub async fn load(cert: PathBuf, key: PathBuf, stats: Arc<Stats>) -> Result<Arc<Rtmps>> {
         let (c, k) = (cert.clone(), key.clone());
         let (serving, identity) = tokio::task::spawn_blocking(move || stamp_and_read(&c, &k))
             .await
@@ -134,22 +202,29 @@ impl Rtmps {
             )
         })?;
         log::info!(
-            "RTMPS: serving the certificate in {} ({} in the chain, SHA-256 fingerprint {}); \
-             it is read again when the files change",
+            "RTMPS: serving the certificate in {} ({} in the chain, SHA-256 fingerprint {}, \
+             valid until {}); it is read again when the files change",
             cert.display(),
             identity.chain_len,
-            identity.fingerprint
+            identity.fingerprint,
+            valid_until(identity.not_after)
         );
+        stats.set_tls_not_after(identity.not_after);
+        let mut current = Current {
+            acceptor: TlsAcceptor::from(identity.config),
+            fingerprint: identity.fingerprint,
+            serving,
+            refused: None,
+            not_after: identity.not_after,
+            expiry_warned: None,
+        };
+        current.tell_expiry(true);
         Ok(Arc::new(Rtmps {
             cert,
             key,
-            current: tokio::sync::Mutex::new(Current {
-                acceptor: TlsAcceptor::from(identity.config),
-                fingerprint: identity.fingerprint,
-                serving,
-                refused: None,
-            }),
+            current: tokio::sync::Mutex::new(current),
             failures: Mutex::new((Instant::now(), Quieted::new(WARN_EVERY))),
+            stats,
         }))
     }
 
@@ -171,6 +246,7 @@ impl Rtmps {
         let Ok(now) = now else {
             return current.acceptor.clone();
         };
+        current.tell_expiry(false);
         if now == current.serving || current.refused.as_ref() == Some(&now) {
             return current.acceptor.clone();
         }
@@ -183,16 +259,21 @@ impl Rtmps {
             Ok(identity) => {
                 log::info!(
                     "RTMPS: the certificate files changed: new connections get the certificate \
-                     with SHA-256 fingerprint {} (was {})",
+                     with SHA-256 fingerprint {}, valid until {} (was {})",
                     identity.fingerprint,
+                    valid_until(identity.not_after),
                     current.fingerprint
                 );
+                self.stats.set_tls_not_after(identity.not_after);
                 *current = Current {
                     acceptor: TlsAcceptor::from(identity.config),
                     fingerprint: identity.fingerprint,
                     serving: stamp,
                     refused: None,
+                    not_after: identity.not_after,
+                    expiry_warned: None,
                 };
+                current.tell_expiry(true);
             }
             Err(e) if settling(&stamp, SystemTime::now()) => {
                 log::debug!(
@@ -215,6 +296,16 @@ impl Rtmps {
     }
 
     fn handshake_failed(&self, peer: SocketAddr, e: &io::Error) {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            // A load balancer's TCP health check connects and closes, every few seconds: no
+            // failure to count or warn about.
+            log::debug!(
+                peer = peer.to_string().as_str();
+                "RTMPS: closed before its TLS handshake finished (a TCP health check, or a client that gave up)"
+            );
+            return;
+        }
+        Stats::add(&self.stats.tls_handshake_failures, 1);
         log::debug!(peer = peer.to_string().as_str(); "RTMPS: TLS handshake failed: {e}");
         let due = self
             .failures
@@ -233,6 +324,14 @@ impl Rtmps {
             );
         }
     }
+}
+
+/// `2126-11-08T17:20:19.000Z`, or why there is no date.
+fn valid_until(not_after: Option<i64>) -> String {
+    not_after.map_or_else(
+        || "an unreadable date".to_string(),
+        |t| crate::utc::Civil::from_unix_millis(t.saturating_mul(1000)).rfc3339(),
+    )
 }
 
 /// At most one warning per [`WARN_EVERY`] about failed handshakes, counting the rest: anyone
@@ -350,5 +449,25 @@ mod tests {
         assert_eq!(warning_due(&mut log, at(60)), Some(60));
         assert_eq!(warning_due(&mut log, at(61)), None);
         assert_eq!(warning_due(&mut log, at(200)), Some(2));
+    }
+
+    #[test]
+    fn expiry_is_an_error_once_past_and_a_warning_within_two_weeks() {
+        let day = 24 * 3600;
+        let cases: [(i64, Option<log::Level>, &str); 5] = [
+            (-3 * day, Some(log::Level::Error), "expired 3 days ago"),
+            (0, Some(log::Level::Error), "expired"),
+            (13 * day, Some(log::Level::Warn), "expires in 13 days"),
+            (14 * day - 1, Some(log::Level::Warn), "expires in"),
+            (14 * day, None, ""),
+        ];
+        let now = 1_800_000_000;
+        for (left, level, words) in cases {
+            let notice = expiry_notice(now + left, now);
+            assert_eq!(notice.as_ref().map(|n| n.0), level, "{left} s left");
+            if let Some((_, text)) = notice {
+                assert!(text.contains(words), "{left} s left: {text}");
+            }
+        }
     }
 }

@@ -21,6 +21,11 @@ pub struct Stats {
     pub frames_dropped: AtomicU64,
     /// Publishes refused because free disk was below `--min-free-disk`.
     pub refused_disk: AtomicU64,
+    /// RTMPS connections whose TLS handshake failed.
+    pub tls_handshake_failures: AtomicU64,
+    /// The served RTMPS certificate's `notAfter` (Unix seconds); 0 without RTMPS or when its
+    /// date could not be read.
+    pub tls_not_after: AtomicU64,
     /// Every stream being recorded, by `(app, label)`.
     pub streams: Mutex<BTreeMap<(String, String), Arc<StreamCounters>>>,
 }
@@ -86,6 +91,12 @@ impl Stats {
             frames_dropped: get(&self.frames_dropped),
             streams,
         }
+    }
+
+    /// Records the served RTMPS certificate's expiry for `/metrics`.
+    pub fn set_tls_not_after(&self, not_after: Option<i64>) {
+        let secs = not_after.and_then(|t| u64::try_from(t).ok()).unwrap_or(0);
+        self.tls_not_after.store(secs, Ordering::Relaxed);
     }
 
     pub fn add(counter: &AtomicU64, n: u64) {
