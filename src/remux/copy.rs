@@ -162,29 +162,39 @@ fn writev_all(out: &File, iov: &mut Vec<libc::iovec>) -> io::Result<u64> {
     let mut total = 0u64;
     let mut first = 0usize;
     while first < iov.len() {
-        // SAFETY: every iovec points into a live mapping owned by the caller.
-        let n = unsafe {
-            libc::writev(
-                out.as_raw_fd(),
-                iov[first..].as_ptr(),
-                (iov.len() - first) as libc::c_int,
-            )
-        };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
+        let n = vectored(|| {
+            // SAFETY: every iovec points into a live mapping owned by the caller.
+            unsafe {
+                libc::writev(
+                    out.as_raw_fd(),
+                    iov[first..].as_ptr(),
+                    (iov.len() - first) as libc::c_int,
+                )
             }
-            return Err(e);
-        }
+        })?;
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
         total += n as u64;
-        advance(iov, &mut first, n as usize);
+        advance(iov, &mut first, n);
     }
     iov.clear();
     Ok(total)
+}
+
+/// The byte count of a vectored read or write, made again while a signal interrupts it.
+pub(super) fn vectored(mut call: impl FnMut() -> isize) -> io::Result<usize> {
+    loop {
+        match usize::try_from(call()) {
+            Ok(n) => return Ok(n),
+            Err(_) => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
 }
 
 /// Moves past the `n` bytes a vectored read or write just did: whole entries from `first` on

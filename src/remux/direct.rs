@@ -16,7 +16,7 @@ use std::path::Path;
 
 use std::os::fd::AsRawFd;
 
-use super::copy::{advance, check_ranges};
+use super::copy::{advance, check_ranges, vectored};
 
 /// Bytes gathered per write; a multiple of any logical block size.
 const CHUNK: usize = 4 << 20;
@@ -211,23 +211,18 @@ fn preadv_all(src: &File, iov: &mut [libc::iovec], mut offset: u64) -> io::Resul
     let mut first = 0usize;
     while first < iov.len() {
         let count = (iov.len() - first) as libc::c_int;
-        // SAFETY: every iovec points into a live buffer we own (the aligned buffer or the
-        // scratch), inside its bounds, and nothing else touches them during the call.
-        let n = unsafe {
-            libc::preadv(
-                src.as_raw_fd(),
-                iov[first..].as_ptr(),
-                count,
-                offset as libc::off_t,
-            )
-        };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
+        let n = vectored(|| {
+            // SAFETY: every iovec points into a live buffer we own (the aligned buffer or the
+            // scratch), inside its bounds, and nothing else touches them during the call.
+            unsafe {
+                libc::preadv(
+                    src.as_raw_fd(),
+                    iov[first..].as_ptr(),
+                    count,
+                    offset as libc::off_t,
+                )
             }
-            return Err(e);
-        }
+        })?;
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -235,7 +230,7 @@ fn preadv_all(src: &File, iov: &mut [libc::iovec], mut offset: u64) -> io::Resul
             ));
         }
         offset += n as u64;
-        advance(iov, &mut first, n as usize);
+        advance(iov, &mut first, n);
     }
     Ok(())
 }
