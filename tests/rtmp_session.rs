@@ -468,3 +468,68 @@ fn aggregate_message_is_split_into_media() {
         ]
     );
 }
+
+/// A publish withdrawn in the same input that asked for it (FCUnpublish, closeStream or
+/// deleteStream right behind it) is taken back: no PublishRequested for the shell to answer, no
+/// Unpublished, nothing answered, and the session goes on (the same stream may publish again).
+/// Withdrawn in a later input, after the answer, it is an ordinary Unpublished. (Found by the
+/// rtmp_session fuzz target: accepting the withdrawn request failed the connection.)
+#[test]
+fn a_publish_withdrawn_before_it_was_answered_is_taken_back() {
+    let withdrawals: [(&str, Vec<u8>); 3] = [
+        (
+            "FCUnpublish",
+            command(1, &[s("FCUnpublish"), n(4.0), Amf0Value::Null, s("cam")]),
+        ),
+        (
+            "closeStream",
+            command(1, &[s("closeStream"), n(4.0), Amf0Value::Null]),
+        ),
+        (
+            "deleteStream",
+            command(0, &[s("deleteStream"), n(4.0), Amf0Value::Null, n(1.0)]),
+        ),
+    ];
+    for (how, withdraw) in withdrawals {
+        let mut server = handshaken(ServerConfig::default());
+        let mut input = publish_bytes("cam");
+        input.extend(&withdraw);
+        let mut events = Vec::new();
+        server.feed(&input, &mut events).unwrap();
+        assert!(
+            !events.iter().any(|e| matches!(
+                e,
+                Event::PublishRequested { .. } | Event::Unpublished { .. }
+            )),
+            "{how}: {events:?}"
+        );
+        assert!(
+            server.accept_publish(1).is_err(),
+            "{how}: nothing left to answer"
+        );
+        // Asked again, on a stream made again where deleteStream removed it.
+        events.clear();
+        let mut again = command(0, &[s("createStream"), n(5.0), Amf0Value::Null]);
+        again.extend(command(
+            1,
+            &[s("publish"), n(6.0), Amf0Value::Null, s("cam"), s("live")],
+        ));
+        server.feed(&again, &mut events).unwrap();
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::PublishRequested { stream_id: 1, .. })),
+            "{how}: {events:?}"
+        );
+        server.accept_publish(1).unwrap();
+        // Withdrawn after the answer: an ordinary end of publishing.
+        events.clear();
+        server.feed(&withdraw, &mut events).unwrap();
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::Unpublished { stream_id: 1 })),
+            "{how}: {events:?}"
+        );
+    }
+}

@@ -685,11 +685,24 @@ impl ServerConnection {
     }
 
     fn unpublish(&mut self, stream_id: u32, events: &mut Vec<Event>) {
-        if let Some(stream) = self.streams.get_mut(&stream_id)
-            && stream.is_publishing()
-        {
-            stream.publish = Publish::Idle;
-            events.push(Event::Unpublished { stream_id });
+        let Some(stream) = self.streams.get_mut(&stream_id) else {
+            return;
+        };
+        if !stream.is_publishing() {
+            return;
+        }
+        let was = std::mem::replace(&mut stream.publish, Publish::Idle);
+        // A publish withdrawn in the same input that asked for it (publish, then closeStream
+        // or deleteStream) was never answered: its request is taken back, so the shell neither
+        // answers it (accept would find no pending publish) nor records anything.
+        let unanswered = events.iter().position(
+            |e| matches!(e, Event::PublishRequested { stream_id: id, .. } if *id == stream_id),
+        );
+        match (was, unanswered) {
+            (Publish::Requested, Some(at)) => {
+                events.remove(at);
+            }
+            _ => events.push(Event::Unpublished { stream_id }),
         }
     }
 
