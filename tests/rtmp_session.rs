@@ -533,3 +533,50 @@ fn a_publish_withdrawn_before_it_was_answered_is_taken_back() {
         );
     }
 }
+
+/// A publish on stream 1 made without createStream, then createStream: the new stream gets
+/// another id, and the publish is still there to accept. (Found by the rtmp_session fuzz target:
+/// createStream handed out 1 again, which wiped the pending publish.)
+#[test]
+fn create_stream_never_hands_out_a_stream_a_publish_made() {
+    let mut server = handshaken(ServerConfig::default());
+    let mut input = command(
+        0,
+        &[
+            s("connect"),
+            n(1.0),
+            obj(&[("app", s("live")), ("tcUrl", s("rtmp://127.0.0.1/live"))]),
+        ],
+    );
+    input.extend(command(
+        1,
+        &[s("publish"), n(2.0), Amf0Value::Null, s("cam"), s("live")],
+    ));
+    input.extend(command(0, &[s("createStream"), n(3.0), Amf0Value::Null]));
+    let mut events = Vec::new();
+    server.feed(&input, &mut events).unwrap();
+    let mut replies = ReplyReader::default();
+    let created: Vec<f64> = replies
+        .read(&server.take_output())
+        .into_iter()
+        .filter_map(|(_, m)| match m {
+            RtmpMessage::Amf0Command {
+                transaction_id,
+                additional_arguments,
+                ..
+            } if transaction_id == 3.0 => match additional_arguments.first() {
+                Some(Amf0Value::Number(id)) => Some(*id),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(created, vec![2.0], "createStream's answer");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::PublishRequested { stream_id: 1, .. })),
+        "{events:?}"
+    );
+    server.accept_publish(1).unwrap();
+}

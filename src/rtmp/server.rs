@@ -558,8 +558,7 @@ impl ServerConnection {
                         "too many streams on this connection",
                     );
                 } else {
-                    let id = self.next_stream_id;
-                    self.next_stream_id += 1;
+                    let id = self.free_stream_id();
                     self.streams.insert(id, MessageStream::new());
                     self.send_result(txn, Amf0Value::Number(f64::from(id)));
                 }
@@ -682,6 +681,19 @@ impl ServerConnection {
     ) -> Result<(), ProtocolError> {
         self.send_on_status(stream_id, "error", "NetStream.Publish.BadName", description);
         self.count_refusal()
+    }
+
+    /// The next stream id no stream holds. A publish may make its stream without createStream
+    /// (some clients do), so the id createStream would give next can be taken already, and
+    /// handing it out again would wipe that stream's publish.
+    fn free_stream_id(&mut self) -> u32 {
+        loop {
+            let id = self.next_stream_id;
+            self.next_stream_id = self.next_stream_id.checked_add(1).unwrap_or(1);
+            if id != 0 && !self.streams.contains_key(&id) {
+                return id;
+            }
+        }
     }
 
     fn unpublish(&mut self, stream_id: u32, events: &mut Vec<Event>) {
