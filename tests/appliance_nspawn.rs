@@ -23,11 +23,8 @@
 //! changed. The machine shares the host's network: its socket listens on the host's loopback.
 //! Needs root, systemd-container, cargo-deb, ffmpeg and s3s-fs (all installed by .ci/run).
 
-mod common;
-mod http_common;
-#[path = "publish_common/mod.rs"]
-mod publish_common;
-mod support;
+use crate::support::{self, free_port, http, ingest, publish, wait_until};
+use tempfile::TempDir;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -37,11 +34,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{
-    PublishOpts, TempDir, assert_prefix_of_reference, by_stream, ffmpeg_publish, files_with_ext,
-    framehash, free_port, wait_until,
+use ingest::{
+    PublishOpts, assert_prefix_of_reference, by_stream, ffmpeg_publish, files_with_ext, framehash,
 };
-use publish_common::{AK, SK, client, create_bucket, get, list_keys, s3s_fs};
+use publish::{AK, SK, client, create_bucket, get, list_keys, s3s_fs};
 
 const ROOT: &str = "/var/tmp/rtmp-recorder-nspawn-root";
 const BIN: &str = env!("CARGO_BIN_EXE_rtmp-recorder");
@@ -209,7 +205,7 @@ impl Drop for Machine {
         }
         // SIGTERM asks nspawn to power the container off cleanly.
         let pid = self.nspawn.id();
-        common::signal(pid, libc::SIGTERM);
+        ingest::signal(pid, libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if self.nspawn.try_wait().ok().flatten().is_some() {
@@ -488,12 +484,12 @@ fn health_over_the_http_socket(rig: &Rig) {
         m.prop("rtmp-recorder-ingest.service", "ActiveState"),
         "inactive"
     );
-    let health = http_common::get(http, "/healthz", &[]);
+    let health = http::get(http, "/healthz", &[]);
     assert_eq!(health.status, 200, "{}", health.text());
     assert_eq!(health.json()["status"], "ok");
-    let metrics = http_common::parse_metrics(&http_common::get(http, "/metrics", &[]).text());
+    let metrics = http::parse_metrics(&http::get(http, "/metrics", &[]).text());
     assert_eq!(
-        http_common::value(&metrics, "rtmp_recorder_uploads_total", &[]),
+        http::value(&metrics, "rtmp_recorder_uploads_total", &[]),
         3.0
     );
     let status = m.sh("rtmp-recorder status");
@@ -691,7 +687,7 @@ fn restart_ingest_mid_publish(rig: &Rig) {
 /// The store goes away for 75 s while cam3's chunks wait: publish retries inside its run, exits
 /// 75 after PUBLISH_RETRY_FOR, is restarted by systemd RestartSec= later, and uploads everything
 /// once the store is back; a few starts at most, the .path unit never failed.
-fn store_outage(rig: &Rig, store: &mut publish_common::Server, s3_root: &Path, s3_port: u16) {
+fn store_outage(rig: &Rig, store: &mut publish::Server, s3_root: &Path, s3_port: u16) {
     let m = &rig.machine;
     let since = now_stamp();
     store.stop();

@@ -4,9 +4,8 @@
 //! inputs untouched and succeed once there is room; below `--min-free-disk`, ingest deletes
 //! uploaded files oldest first and never anything that is not uploaded.
 
-mod common;
-mod remux_common;
-mod support;
+use crate::support::{self, ingest, remux, sha256_hex, wait_until};
+use tempfile::TempDir;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -15,9 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use common::{
-    Flv, PublishOpts, Recorder, TempDir, by_stream, ffmpeg_publish, files_with_ext, framehash,
-    sha256_hex, show_log, wait_until,
+use ingest::{
+    Flv, PublishOpts, Recorder, by_stream, ffmpeg_publish, files_with_ext, framehash, show_log,
 };
 
 const MIB: u64 = 1 << 20;
@@ -85,7 +83,7 @@ fn fill(path: &Path, limit: u64) -> u64 {
 
 /// The entries of `dir`, sorted.
 fn names(dir: &Path) -> Vec<String> {
-    let mut v = common::all_names(dir);
+    let mut v = ingest::all_names(dir);
     v.sort();
     v
 }
@@ -219,19 +217,19 @@ fn ingest_outlives_a_full_disk_refuses_new_publishes_and_resumes_by_itself() {
 
     // Each chunk remuxes into a complete MP4 carrying exactly its packets.
     drop(rec);
-    let out = remux_common::remux(&dir.path().join("state"), &[]);
+    let out = remux::remux(&dir.path().join("state"), &[]);
     assert_eq!(
         out.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let ffmpeg = Path::new(remux_common::ffmpeg());
+    let ffmpeg = Path::new(remux::ffmpeg());
     for c in &chunks {
         let name = c.file_name().unwrap().to_string_lossy().into_owned();
         let archived = dir.path().join("state/archive").join(&name);
-        let mp4 = remux_common::published_mp4(&dir.path().join("state"), &name);
-        remux_common::assert_packet_identical(ffmpeg, &archived, &mp4);
+        let mp4 = remux::published_mp4(&dir.path().join("state"), &name);
+        remux::assert_packet_identical(ffmpeg, &archived, &mp4);
     }
 }
 
@@ -241,15 +239,15 @@ fn remux_and_publish_leave_their_inputs_alone_on_a_full_disk() {
     let state_dir = dir.path().join("state");
     let disk = TmpFs::mount(&state_dir, 16 * MIB);
     let flv = dir.path().join("chunk.flv");
-    remux_common::small_flv(&flv, 2);
-    let name = remux_common::chunk_name(1);
-    remux_common::queue(&state_dir, &[(name.as_str(), flv.as_path())]);
+    remux::small_flv(&flv, 2);
+    let name = remux::chunk_name(1);
+    remux::queue(&state_dir, &[(name.as_str(), flv.as_path())]);
     let queued = state_dir.join("remux").join(&name);
     let before = sha256_hex(&fs::read(&queued).unwrap());
 
     let filler = state_dir.join("filler");
     fill(&filler, u64::MAX);
-    let out = remux_common::remux(&state_dir, &[]);
+    let out = remux::remux(&state_dir, &[]);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(75), "{err}");
     assert!(err.contains("disk full while remuxing"), "{err}");
@@ -263,11 +261,11 @@ fn remux_and_publish_leave_their_inputs_alone_on_a_full_disk() {
     assert_eq!(names(&state_dir.join("publish")), Vec::<String>::new());
 
     fs::remove_file(&filler).unwrap();
-    let out = remux_common::remux(&state_dir, &[]);
+    let out = remux::remux(&state_dir, &[]);
     assert_eq!(out.status.code(), Some(0));
-    let mp4 = remux_common::published_mp4(&state_dir, &name);
-    remux_common::assert_packet_identical(
-        Path::new(remux_common::ffmpeg()),
+    let mp4 = remux::published_mp4(&state_dir, &name);
+    remux::assert_packet_identical(
+        Path::new(remux::ffmpeg()),
         &state_dir.join("archive").join(&name),
         &mp4,
     );
@@ -277,7 +275,7 @@ fn remux_and_publish_leave_their_inputs_alone_on_a_full_disk() {
     let leave = disk.available().saturating_sub(64 * 1024);
     fill(&filler, leave);
     let publish = || {
-        let mut cmd = Command::new(remux_common::BIN);
+        let mut cmd = Command::new(remux::BIN);
         cmd.arg("--state-dir")
             .arg(&state_dir)
             .args(["publish", "--retry-for", "2s", "--backoff-cap", "1s"])

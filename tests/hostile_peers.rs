@@ -7,9 +7,8 @@
 //! built chunks, each from its own loopback address (127.0.0.N), so the per-IP limit of one does
 //! not touch the others.
 
-mod common;
-mod rtmp_common;
-mod support;
+use crate::support::{self, ingest, rtmp, wait_until};
+use tempfile::TempDir;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
@@ -18,9 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
+use ingest::*;
 use rml_rtmp::rml_amf0::Amf0Value;
-use rtmp_common::{amf, command, message, n, obj, publish_bytes, s};
+use rtmp::{amf, command, message, n, obj, publish_bytes, s};
 
 /// A TCP connection to `port` from `source` (a 127.0.0.N address); `rcvbuf` shrinks the
 /// receive buffer before connecting, so a peer that does not read fills up fast.

@@ -2,12 +2,12 @@
 //! `--chunk-duration 10s`: the chunks in `remux/` hold exactly the published packets, split at
 //! the first keyframe after 10 s, each a self-contained FLV.
 
-mod common;
-mod support;
+use crate::support::ingest;
+use tempfile::TempDir;
 
 use std::time::Duration;
 
-use common::*;
+use ingest::*;
 
 #[test]
 fn gstreamer_publish_is_chunked_losslessly() {

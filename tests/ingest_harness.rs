@@ -3,12 +3,12 @@
 //! packet comparison catches a changed byte, and a second publisher on a live key is seen as
 //! rejected. If these fail, the ingest tests' verdicts mean nothing.
 
-mod common;
-mod support;
+use crate::support::{ingest, wait_until};
+use tempfile::TempDir;
 
 use std::time::Duration;
 
-use common::*;
+use ingest::*;
 
 #[test]
 fn harness_matches_nginx_rtmp() {

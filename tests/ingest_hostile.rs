@@ -5,14 +5,14 @@
 //! come out complete and exact, the process must stay up, and its peak memory must stay under
 //! 200 MiB.
 
-mod common;
-mod support;
+use crate::support::{ingest, wait_until};
+use tempfile::TempDir;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::*;
+use ingest::*;
 
 /// A small deterministic generator: the garbage is random-looking but the same every run.
 struct XorShift(u64);

@@ -7,8 +7,8 @@
 //! exactly; bad TLS configuration ends the start with exit 2 naming the file; under socket
 //! activation the socket named `rtmps` speaks TLS.
 
-mod common;
-mod support;
+use crate::support::{self, free_port, ingest, port_open, wait_until};
+use tempfile::TempDir;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use ingest::*;
 
 /// Seconds each publisher sends: one chunk (the harness records 10 s chunks).
 const SECS: u32 = 3;

@@ -3,13 +3,13 @@
 //! last complete tag) into `remux/`, and it decodes cleanly. Streams are 640x360: what is tested
 //! is the chunk files, not the encoder.
 
-mod common;
-mod support;
+use crate::support::{ingest, wait_until};
+use tempfile::TempDir;
 
 use std::path::Path;
 use std::time::Duration;
 
-use common::*;
+use ingest::*;
 
 fn small(dir: &Path, name: &str) -> PublishOpts {
     PublishOpts {

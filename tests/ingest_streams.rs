@@ -6,13 +6,13 @@
 //! These streams are 640x360: what is tested is stream handling, and four real-time encodes at
 //! 720p next to another test would not keep up on two cores.
 
-mod common;
-mod support;
+use crate::support::{ingest, wait_until};
+use tempfile::TempDir;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::*;
+use ingest::*;
 
 fn small(dir: &std::path::Path, name: &str) -> PublishOpts {
     PublishOpts {

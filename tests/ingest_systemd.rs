@@ -5,16 +5,15 @@
 //! name them (`rtmp`, `http`), the first HTTP request starts ingest, which serves HTTP on one
 //! and RTMP on the other.
 
-mod common;
-mod http_common;
-mod support;
+use crate::support::{free_port, http, ingest, port_open, wait_until};
+use tempfile::TempDir;
 
 use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use ingest::*;
 
 /// Collects every notification datagram on a background thread.
 struct Notifications {
@@ -254,7 +253,7 @@ fn rtmp_and_http_sockets_are_told_apart_by_name() {
         port_open(http) && port_open(rtmp)
     });
     // An HTTP request starts the service and is answered by it.
-    let health = http_common::get(http, "/healthz", &[]);
+    let health = http::get(http, "/healthz", &[]);
     assert_eq!(health.status, 200, "{}", health.text());
     assert_eq!(health.json()["status"], "ok");
 
@@ -265,9 +264,9 @@ fn rtmp_and_http_sockets_are_told_apart_by_name() {
     wait_until(Duration::from_secs(15), "the chunk in remux/", || {
         files_with_ext(&state.join("remux"), "flv").len() == 1
     });
-    let metrics = http_common::parse_metrics(&http_common::get(http, "/metrics", &[]).text());
+    let metrics = http::parse_metrics(&http::get(http, "/metrics", &[]).text());
     assert_eq!(
-        http_common::value(&metrics, "rtmp_recorder_chunks_closed_total", &[]),
+        http::value(&metrics, "rtmp_recorder_chunks_closed_total", &[]),
         1.0
     );
     assert!(!port_open(unused_rtmp) && !port_open(unused_http));

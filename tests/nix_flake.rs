@@ -7,7 +7,7 @@
 //! .rpm. Evaluating the outputs against nixpkgs itself needs a nixpkgs tree and Nix >= 2.18: the
 //! last test does it when NIXPKGS_PATH names one, and says plainly when it cannot.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@
 //! scripts that create the user and enable the units. Installing the .deb into a booted systemd is
 //! tests/appliance_nspawn.rs; the .rpm's scripts are the same steps for Amazon Linux 2023.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

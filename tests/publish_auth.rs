@@ -13,16 +13,15 @@
 //!
 //! Publishes are short (2-3 s of 320x240 video) so the file stays fast.
 
-mod common;
-mod rtmp_common;
-mod support;
+use crate::support::{self, free_port, ingest, port_open, rtmp, wait_until};
+use tempfile::TempDir;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use ingest::*;
 
 const FPS: u32 = 30;
 
@@ -234,7 +233,7 @@ fn names_map_reversibly_and_what_cannot_be_recorded_is_refused_first() {
     }
     run_clip(dir.path(), &published, &objects);
 
-    common::signal(run.id(), libc::SIGTERM);
+    ingest::signal(run.id(), libc::SIGTERM);
     wait_child(&mut run, Duration::from_secs(30), "run", &log);
     let text = read(&log);
     for secret in ["SECRET0xA", "token="] {
@@ -534,8 +533,8 @@ fn raw_publish(port: u16, name: &str) -> (std::net::TcpStream, bool) {
     let mut s012 = vec![0u8; 1 + 1536 + 1536];
     s.read_exact(&mut s012).unwrap();
     s.write_all(&s012[1..1537]).unwrap();
-    s.write_all(&rtmp_common::publish_bytes(name)).unwrap();
-    let mut replies = rtmp_common::ReplyReader::default();
+    s.write_all(&rtmp::publish_bytes(name)).unwrap();
+    let mut replies = rtmp::ReplyReader::default();
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut buf = [0u8; 4096];
     while Instant::now() < deadline {
@@ -544,7 +543,7 @@ fn raw_publish(port: u16, name: &str) -> (std::net::TcpStream, bool) {
             Ok(n) => n,
         };
         for (_, msg) in replies.read(&buf[..n]) {
-            if let Some((_, code)) = rtmp_common::info_code(&msg) {
+            if let Some((_, code)) = rtmp::info_code(&msg) {
                 if code == "NetStream.Publish.Start" {
                     return (s, true);
                 }

@@ -2,14 +2,13 @@
 //! rules (hand-copied files wait until quiet; names that are not chunks go to `{prefix}/{file}`).
 //! Fixtures: a real ffmpeg-made MP4 and random bytes named like chunks.
 
-mod publish_common;
-mod support;
+use crate::support::{publish, sha256_hex};
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use publish_common::*;
+use publish::*;
 use rtmp_recorder::spool::StateDir;
 
 fn dir_cmd(state: &Path, extra: &[&str]) -> Command {

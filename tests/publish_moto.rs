@@ -3,8 +3,7 @@
 //! writes it accepted, so a duplicate upload is visible too). Fixtures are random bytes named like chunks
 //! (pure transfer; content does not matter here).
 
-mod publish_common;
-mod support;
+use crate::support::{publish, sha256_hex};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,8 +12,8 @@ use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::types::{Grant, MultipartUpload};
-use publish_common::proxy::{Proxy, Seen};
-use publish_common::*;
+use publish::proxy::{Proxy, Seen};
+use publish::*;
 use rtmp_recorder::spool::StateDir;
 
 const BUCKET: &str = "recordings";

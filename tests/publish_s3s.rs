@@ -2,13 +2,12 @@
 //! fault-injecting proxy. Fixtures: a real ffmpeg-made MP4 where content matters (the small
 //! upload with its manifest); random bytes named like chunks for pure-transfer tests.
 
-mod publish_common;
-mod support;
+use crate::support::{free_port, publish, sha256_hex};
 
 use std::time::{Duration, Instant};
 
-use publish_common::proxy::{Fault, Planned, Proxy};
-use publish_common::*;
+use publish::proxy::{Fault, Planned, Proxy};
+use publish::*;
 use rtmp_recorder::manifest::ChunkManifest;
 use rtmp_recorder::spool::StateDir;
 

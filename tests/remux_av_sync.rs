@@ -7,14 +7,13 @@
 //! each with and without B-frames. The edit list decides this, and two spellings of one instant
 //! are read differently by ffmpeg; see `mp4::boxes::Edit`.
 
-mod remux_common;
-mod support;
+use crate::support::remux;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use remux_common::*;
+use remux::*;
 
 struct Case {
     name: &'static str,
@@ -121,12 +120,12 @@ fn flv_starts(flv: &Path) -> Starts {
 }
 
 /// GStreamer's `qtdemux`: each pad's earliest buffer in stream time, read by a pad probe
-/// against the segment in force on the pad (`remux_common/qtdemux_starts.py`, run by Debian's
+/// against the segment in force on the pad (`support/remux/qtdemux_starts.py`, run by Debian's
 /// Python with its GStreamer bindings).
 fn gstreamer_starts(file: &Path) -> Starts {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/remux_common/qtdemux_starts.py"
+        "/tests/support/remux/qtdemux_starts.py"
     );
     let out = run("/usr/bin/python3", &[script, file.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout);

@@ -3,13 +3,12 @@
 //! CDN or S3 does. After ~2 s of playback the page posts readyState, duration and currentTime
 //! back; we assert it played, and that the browser fetched the file by ranges (answered 206).
 
-mod remux_common;
-mod support;
+use crate::support::remux;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use remux_common::*;
+use remux::*;
 
 const PAGE: &str = r#"<!doctype html>
 <html><body>

@@ -3,15 +3,14 @@
 //! with its manifest), and a rerun finishes the job: exactly one correct MP4 per FLV, every FLV
 //! in `archive/`, none lost, nothing in `failed/`.
 
-mod remux_common;
-mod support;
+use crate::support::remux;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
 
-use remux_common::*;
+use remux::*;
 
 const RUNS: usize = 24;
 const CHUNKS: u32 = 4;

@@ -2,12 +2,11 @@
 //! must carry exactly the FLV's packets (same bytes, same order per stream, same timestamps),
 //! agree with `ffmpeg -c copy`, decode without a single error and have its moov first.
 
-mod remux_common;
-mod support;
+use crate::support::remux;
 
 use std::path::{Path, PathBuf};
 
-use remux_common::*;
+use remux::*;
 
 /// `dir/in.flv` from ffmpeg 9 with AAC and the `video` encoder arguments; asserts its video
 /// carries the Enhanced RTMP FourCC header (an ExVideoTagHeader with `fourcc`). Returns the

@@ -2,14 +2,13 @@
 //! `--until-empty` the run waits for them), locked files are left to their owner, `--watch` picks up new chunks and stops on SIGTERM,
 //! `--keep-flv-for` prunes old archived FLVs only, and the manifest carries ingest's metadata.
 
-mod remux_common;
-mod support;
+use crate::support::{ensure_apt, remux};
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use remux_common::*;
+use remux::*;
 use rtmp_recorder::flv::script::{Amf0Value, encode_metadata};
 use rtmp_recorder::manifest::{
     META_PREVIOUS, META_SEQUENCE, META_STREAM_OFFSET_MS, META_UTC_START,

@@ -1,13 +1,13 @@
 //! Real publishers against `ServerConnection` over a loopback TCP socket: Debian's ffmpeg
 //! (librtmp-free native RTMP client) and, as a stricter client, GStreamer's rtmp2sink.
 
-mod rtmp_common;
+use crate::support::rtmp;
 
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use rtmp_common::{Served, serve_one};
+use rtmp::{Served, serve_one};
 use rtmp_recorder::rtmp::{Event, MediaKind};
 
 fn run_publisher(mut cmd: Command) -> (Served, std::process::Output) {

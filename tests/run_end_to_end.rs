@@ -4,17 +4,15 @@
 //! measures, per chunk, the time from the chunk's close (the last write of its FLV) to its object
 //! being listed in the bucket, and holds every chunk to [`CLOSE_TO_VISIBLE`].
 
-mod common;
-#[path = "publish_common/mod.rs"]
-mod publish_common;
-mod support;
+use crate::support::{free_port, ingest, port_open, publish, sha256_hex, wait_until};
+use tempfile::TempDir;
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{PublishOpts, TempDir, by_stream, ffmpeg_publish, framehash, port_open, wait_until};
-use publish_common::{client, create_bucket, get, hermetic_aws_env, list_keys, s3s_fs, sha256_hex};
+use ingest::{PublishOpts, by_stream, ffmpeg_publish, framehash};
+use publish::{client, create_bucket, get, hermetic_aws_env, list_keys, s3s_fs};
 use rtmp_recorder::manifest::ChunkManifest;
 
 const BUCKET: &str = "recordings";
@@ -33,7 +31,7 @@ fn ffmpeg_to_s3_through_run() {
     let s3 = client(&endpoint);
     rt.block_on(create_bucket(&s3, BUCKET));
 
-    let port = common::free_port();
+    let port = free_port();
     let log = dir.path().join("run.log");
     let mut recorder = hermetic_aws_env(
         Command::new(env!("CARGO_BIN_EXE_rtmp-recorder"))
@@ -78,10 +76,10 @@ fn ffmpeg_to_s3_through_run() {
             publisher.wait_ok(Duration::from_secs(5));
             publisher_done = true;
         }
-        let archived = common::files_with_ext(&state.join("archive"), "flv").len();
+        let archived = ingest::files_with_ext(&state.join("archive"), "flv").len();
         let pending = ["recording", "remux"]
             .iter()
-            .map(|d| common::files_with_ext(&state.join(d), "flv").len())
+            .map(|d| ingest::files_with_ext(&state.join(d), "flv").len())
             .sum::<usize>();
         if publisher_done
             && pending == 0
@@ -177,12 +175,12 @@ fn ffmpeg_to_s3_through_run() {
         "uploaded packets differ from the published ones"
     );
 
-    common::signal(recorder.id(), libc::SIGTERM);
-    let status = common::wait_child(&mut recorder, Duration::from_secs(30), "run", &log);
+    ingest::signal(recorder.id(), libc::SIGTERM);
+    let status = ingest::wait_child(&mut recorder, Duration::from_secs(30), "run", &log);
     assert!(
         status.success(),
         "run did not exit cleanly on SIGTERM\n{}",
         show()
     );
-    assert!(common::files_with_ext(&state.join("publish"), "mp4").is_empty());
+    assert!(ingest::files_with_ext(&state.join("publish"), "mp4").is_empty());
 }

@@ -1,8 +1,8 @@
 //! Every stage starts by clearing `tmp/` of the partial files (`NAME.PID.partial`) that a writer
 //! left when it died, and keeps those of writers still alive.
 
-mod common;
-mod support;
+use crate::support::{self, ingest};
+use tempfile::TempDir;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -32,7 +32,7 @@ fn every_stage_clears_stale_partials_at_start() {
         ("publish", vec!["publish"]),
     ];
     for (name, args) in cases {
-        let dir = common::TempDir::new().unwrap();
+        let dir = TempDir::new().unwrap();
         let tmp = dir.path().join("tmp");
         std::fs::create_dir_all(&tmp).unwrap();
         // Above any pid_max Linux allows (2^22): a writer that is surely gone.
@@ -48,10 +48,10 @@ fn every_stage_clears_stale_partials_at_start() {
             // Long-running: it cleans up before it listens; stop it once it does.
             let show = || std::fs::read_to_string(&log).unwrap_or_default();
             support::wait_for_port(port, &mut child, Duration::from_secs(10), name, show);
-            common::signal(child.id(), libc::SIGTERM);
+            ingest::signal(child.id(), libc::SIGTERM);
         }
         // remux and publish drain their (empty) inboxes and exit.
-        let status = common::wait_child(&mut child, Duration::from_secs(10), name, &log);
+        let status = ingest::wait_child(&mut child, Duration::from_secs(10), name, &log);
         assert!(status.success(), "{name} exited with {status}");
         assert!(!stale.exists(), "{name} kept a dead writer's partial");
         assert!(live.exists(), "{name} removed a live writer's partial");

@@ -5,7 +5,7 @@
 //! The units name `/usr/bin/rtmp-recorder` (packagers substitute it); verify checks that the
 //! command exists, so the test points them at the binary cargo built, as a packager would.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -1,8 +1,15 @@
-//! Generic pieces every integration-test harness needs (ingest, remux, publish): free ports on
-//! 127.0.0.1, waiting without blind sleeps, running a tool and keeping its output, SHA-256 hex,
-//! and finding or installing tools. Each test file declares `mod support;` next to its harness
-//! module (which reaches it as `crate::support`), so every test file stays its own crate.
-#![allow(dead_code)]
+//! The tests' one support tree. Here: free ports on 127.0.0.1, waiting without blind sleeps,
+//! running a tool and keeping its output, SHA-256 hex, and finding or installing tools. Below,
+//! by concern: `ingest` (the recorder, nginx-rtmp, ffmpeg and GStreamer publishers, chunk
+//! checks), `remux` (encodes, packet comparisons, MP4 layout, Chromium in `remux::browser`),
+//! `publish` (s3s-fs, moto, the S3 client, the fault proxy in `publish::proxy`), `http` (a
+//! plain HTTP/1.1 client and the Prometheus parser) and `rtmp` (hand-built RTMP bytes).
+
+pub mod http;
+pub mod ingest;
+pub mod publish;
+pub mod remux;
+pub mod rtmp;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

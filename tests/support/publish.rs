@@ -4,13 +4,10 @@
 //! Setup (also done by .ci/run):
 //!   cargo install s3s-fs --version 0.14.1 --features binary --locked
 //!   pip install 'moto[server]' awscli
-//! A missing tool fails the test with that hint; nothing is skipped.
-#![allow(dead_code)]
 
 pub mod proxy;
 use crate::support;
-#[allow(unused_imports)]
-pub use support::{free_port, require_tool, sha256_hex};
+use support::{free_port, require_tool};
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -30,7 +27,6 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_rtmp-recorder");
 pub struct Server {
     pub child: Child,
     pub port: u16,
-    pub name: &'static str,
 }
 
 impl Server {
@@ -75,11 +71,7 @@ pub fn s3s_fs(root: &Path, port: u16) -> Server {
         "s3s-fs",
         String::new,
     );
-    Server {
-        child,
-        port,
-        name: "s3s-fs",
-    }
+    Server { child, port }
 }
 
 /// moto's S3 server (in-memory; supports ACLs and ListMultipartUploads).
@@ -99,11 +91,7 @@ pub fn moto() -> Server {
         "moto_server",
         String::new,
     );
-    Server {
-        child,
-        port,
-        name: "moto",
-    }
+    Server { child, port }
 }
 
 /// An s3s-fs server storing under `dir/s3`, a client for it, and `bucket` created.

@@ -3,17 +3,12 @@
 //! copy of exactly the published packets, and checks chunks with ffprobe and a small FLV tag
 //! walker written here so the checks never depend on the code under test.
 
-// Each test file uses a different part of this module.
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
-
-pub use tempfile::TempDir;
 
 /// The chunk length every publish test records with.
 pub const CHUNK: Duration = Duration::from_secs(10);
@@ -26,8 +21,7 @@ pub const JITTER_MS: i64 = 50;
 // Waiting without blind sleeps
 
 use crate::support;
-#[allow(unused_imports)]
-pub use support::{free_port, port_open, sha256_hex, wait_until};
+use crate::support::free_port;
 
 /// Waits for a child to exit; kills it and panics (showing `log`) after `timeout`.
 pub fn wait_child(child: &mut Child, timeout: Duration, what: &str, log: &Path) -> ExitStatus {

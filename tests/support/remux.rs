@@ -1,14 +1,10 @@
 //! Shared by the remux tests: real encoders (Debian ffmpeg, and a static ffmpeg 9 for Enhanced
 //! RTMP FLV), running the `rtmp-recorder remux` binary, reading packets back with ffmpeg, and a
 //! small FLV tag splicer for fixtures no encoder writes (mid-stream resolution change, bad
-//! timestamps).
-#![allow(dead_code)]
 
 pub mod browser;
 
-use crate::support;
-#[allow(unused_imports)]
-pub use support::ensure_apt;
+use crate::support::{self, ensure_apt};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
