@@ -23,7 +23,7 @@
 //! changed. The machine shares the host's network: its socket listens on the host's loopback.
 //! Needs root, systemd-container, cargo-deb, ffmpeg and s3s-fs (all installed by .ci/run).
 
-use crate::support::{self, free_port, http, ingest, publish, wait_until};
+use crate::support::{self, Turn, free_port, http, ingest, publish, wait_until};
 use tempfile::TempDir;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -372,6 +372,7 @@ impl Rig {
 
 #[test]
 fn appliance_in_a_booted_debian() {
+    let _turn = Turn::alone();
     let started = Instant::now();
     let dir = TempDir::new().unwrap();
     let state = dir.path().join("state");

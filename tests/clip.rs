@@ -8,7 +8,7 @@
 //! some requests with 503 SlowDown and 500: the clip is byte for byte the one cut from disk, and
 //! what it fetched is the clip plus the chunks' heads and manifests, within a few percent.
 
-use crate::support::{self, free_port, http, ingest, port_open, publish, remux, wait_until};
+use crate::support::{self, Turn, free_port, http, ingest, port_open, publish, remux, wait_until};
 use tempfile::TempDir;
 
 use std::path::{Path, PathBuf};
@@ -254,6 +254,7 @@ fn pictures(file: &Path) -> Vec<(i64, String)> {
 
 #[test]
 fn clips_of_recorded_chunks_are_exact_and_gaps_are_refused() {
+    let _turn = Turn::shared();
     let dir = TempDir::new().unwrap();
     let chunks = record(dir.path());
     let published = dir.path().join("published");
@@ -674,6 +675,7 @@ fn clips_from_s3(dir: &Path, chunks: &[Chunk]) {
 /// see the README's Clips.)
 #[test]
 fn a_clip_across_a_resolution_change_is_exact_and_decodes() {
+    let _turn = Turn::shared();
     let dir = TempDir::new().unwrap();
     let parts = [
         ("640x360", remux::AV_640X360),

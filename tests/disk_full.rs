@@ -4,7 +4,7 @@
 //! inputs untouched and succeed once there is room; below `--min-free-disk`, ingest deletes
 //! uploaded files oldest first and never anything that is not uploaded.
 
-use crate::support::{self, ingest, remux, sha256_hex, wait_until};
+use crate::support::{self, Turn, ingest, remux, sha256_hex, wait_until};
 use tempfile::TempDir;
 
 use std::collections::BTreeMap;
@@ -103,6 +103,7 @@ fn small(dir: &Path, name: &str) -> PublishOpts {
 
 #[test]
 fn ingest_outlives_a_full_disk_refuses_new_publishes_and_resumes_by_itself() {
+    let _turn = Turn::alone();
     let dir = TempDir::new().unwrap();
     let _fs = TmpFs::mount(&dir.path().join("state"), 64 * MIB);
     let rec = Recorder::start(dir.path(), &["--min-free-disk", "16M"]);
@@ -235,6 +236,7 @@ fn ingest_outlives_a_full_disk_refuses_new_publishes_and_resumes_by_itself() {
 
 #[test]
 fn remux_and_publish_leave_their_inputs_alone_on_a_full_disk() {
+    let _turn = Turn::alone();
     let dir = TempDir::new().unwrap();
     let state_dir = dir.path().join("state");
     let disk = TmpFs::mount(&state_dir, 16 * MIB);
@@ -323,6 +325,7 @@ fn aged_file(path: &Path, len: u64, age: Duration) {
 
 #[test]
 fn below_the_watermark_uploaded_files_go_oldest_first_and_nothing_else() {
+    let _turn = Turn::alone();
     let dir = TempDir::new().unwrap();
     let state_dir = dir.path().join("state");
     let disk = TmpFs::mount(&state_dir, 48 * MIB);

@@ -3,7 +3,7 @@
 //! (s3s-fs) under `{prefix}/{file}`. A stage that sets an input aside in `failed/` exits 65 and
 //! says so in its log, having done the rest.
 
-use crate::support::{self, publish, remux};
+use crate::support::{self, Turn, publish, remux};
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -30,6 +30,7 @@ fn stderr(out: &std::process::Output) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hand_copied_flv_and_mp4_reach_the_bucket_under_the_prefix() {
+    let _turn = Turn::shared();
     let tmp = tempfile::tempdir().unwrap();
     let (server, c) = s3s_with_bucket(tmp.path(), BUCKET).await;
     let state = StateDir::open(tmp.path().join("state")).unwrap();
@@ -99,6 +100,7 @@ async fn a_hand_copied_flv_and_mp4_reach_the_bucket_under_the_prefix() {
 
 #[test]
 fn a_stage_that_sets_files_aside_exits_65_and_does_the_rest() {
+    let _turn = Turn::shared();
     let tmp = tempfile::tempdir().unwrap();
     let state = StateDir::open(tmp.path().join("state")).unwrap();
     let good = tmp.path().join("good.flv");

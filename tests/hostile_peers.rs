@@ -7,7 +7,7 @@
 //! built chunks, each from its own loopback address (127.0.0.N), so the per-IP limit of one does
 //! not touch the others.
 
-use crate::support::{self, ingest, rtmp, wait_until};
+use crate::support::{self, Turn, ingest, rtmp, wait_until};
 use tempfile::TempDir;
 
 use std::io::{ErrorKind, Read, Write};
@@ -416,6 +416,7 @@ fn stuck_reader(rec: &Recorder, source: Ipv4Addr) -> Instant {
 
 #[test]
 fn hostile_peers_beside_a_good_stream() {
+    let _turn = Turn::alone();
     let dir = TempDir::new().unwrap();
     let keys = dir.path().join("keys");
     std::fs::write(
@@ -480,6 +481,7 @@ fn hostile_peers_beside_a_good_stream() {
 /// stream publishing beside it is handed on.
 #[test]
 fn sigterm_does_not_wait_for_a_peer_that_stopped_reading() {
+    let _turn = Turn::alone();
     let dir = TempDir::new().unwrap();
     let mut rec = Recorder::start(dir.path(), &["--write-timeout", "10m"]);
     let avc = avc(dir.path());
@@ -582,6 +584,7 @@ fn manifests(state: &Path) -> Vec<serde_json::Value> {
 /// largest chunk the default caps allow (800,000 frames) through remux, its peak RSS measured.
 #[test]
 fn one_keyframe_then_inter_frames_is_cut_at_the_hard_caps() {
+    let _turn = Turn::alone();
     // (--max-chunk-frames, inter frames sent, frames per chunk)
     let cases: [(Option<&str>, u32, &[usize]); 2] = [
         (Some("100"), 450, &[200, 200, 51]),

@@ -4,7 +4,7 @@
 //! duration and currentTime; the requests show the MP4 fetched by Range requests answered 206.
 //! The pages come through the browser harness (same origin as its report page), byte for byte.
 
-use crate::support::{http, remux};
+use crate::support::{Turn, http, remux};
 use tempfile::TempDir;
 
 use std::fs;
@@ -59,6 +59,7 @@ setTimeout(() => report({event: 'timeout'}), 40000);
 
 #[test]
 fn chromium_browses_to_a_recording_and_plays_and_seeks_it() {
+    let _turn = Turn::shared();
     let dir = TempDir::new().unwrap();
     let (rec, http) = http::start_with_http(dir.path(), &[]);
     let flv = dir.path().join("in.flv");

@@ -11,7 +11,7 @@
 //!   backslashes, NUL, hidden files) and symbolic links (to a file and to a folder outside) refused
 //!   and never listed.
 
-use crate::support::{self, free_port, http, ingest, wait_until};
+use crate::support::{self, Turn, free_port, http, ingest, wait_until};
 use tempfile::TempDir;
 
 use std::fs;
@@ -25,6 +25,7 @@ use ingest::{Flv, PublishOpts, Recorder};
 
 #[test]
 fn health_is_ok_while_ingest_accepts_and_503_below_the_disk_watermark() {
+    let _turn = Turn::shared();
     let dir = TempDir::new().unwrap();
     for sub in ["ok", "full"] {
         fs::create_dir(dir.path().join(sub)).unwrap();
@@ -52,6 +53,7 @@ fn health_is_ok_while_ingest_accepts_and_503_below_the_disk_watermark() {
 
 #[test]
 fn health_is_503_while_the_state_directory_is_not_writable() {
+    let _turn = Turn::shared();
     let dir = TempDir::new().unwrap();
     // Root writes through any mode bits: ingest runs as nobody, as the units run it unprivileged.
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
@@ -140,6 +142,7 @@ fn frames_in_chunks(chunks: &[std::path::PathBuf]) -> (u64, u64) {
 
 #[test]
 fn metrics_count_what_a_real_publish_did() {
+    let _turn = Turn::shared();
     let dir = TempDir::new().unwrap();
     let (rec, http) = start_with_http(dir.path(), &[]);
     let metrics = || {
@@ -361,6 +364,7 @@ fn tree() -> Tree {
 
 #[test]
 fn recordings_list_only_finished_files_in_html_and_json() {
+    let _turn = Turn::shared();
     let t = tree();
     let json = [("Accept", "application/json")];
     let top = get(t.http, "/recordings/", &json);
@@ -438,6 +442,7 @@ fn recordings_list_only_finished_files_in_html_and_json() {
 
 #[test]
 fn recordings_download_with_ranges() {
+    let _turn = Turn::shared();
     let t = tree();
     let path =
         "/recordings/published/live/cam1/2026/12/02/20261202T100000.000Z_live_cam1_000001.mp4";
@@ -482,6 +487,7 @@ fn recordings_download_with_ranges() {
 
 #[test]
 fn recordings_refuse_traversal_and_links() {
+    let _turn = Turn::shared();
     let t = tree();
     let passwd = fs::read_to_string("/etc/passwd").unwrap();
     let first_line = passwd.lines().next().unwrap().to_string();

@@ -2,7 +2,7 @@
 //! `--chunk-duration 10s`: the chunks in `remux/` hold exactly the published packets, split at
 //! the first keyframe after 10 s, each a self-contained FLV.
 
-use crate::support::ingest;
+use crate::support::{Turn, ingest};
 use tempfile::TempDir;
 
 use std::time::Duration;
@@ -11,6 +11,7 @@ use ingest::*;
 
 #[test]
 fn gstreamer_publish_is_chunked_losslessly() {
+    let _turn = Turn::alone();
     let dir = TempDir::new().unwrap();
     let rec = Recorder::start(dir.path(), &[]);
     let secs = 26;

@@ -3,7 +3,7 @@
 //! packet comparison catches a changed byte, and a second publisher on a live key is seen as
 //! rejected. If these fail, the ingest tests' verdicts mean nothing.
 
-use crate::support::{ingest, wait_until};
+use crate::support::{Turn, ingest, wait_until};
 use tempfile::TempDir;
 
 use std::time::Duration;
@@ -12,6 +12,7 @@ use ingest::*;
 
 #[test]
 fn harness_matches_nginx_rtmp() {
+    let _turn = Turn::alone();
     let dir = TempDir::new().unwrap();
     let mut nginx = Nginx::start(dir.path(), None);
 

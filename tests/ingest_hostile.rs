@@ -5,7 +5,7 @@
 //! come out complete and exact, the process must stay up, and its peak memory must stay under
 //! 200 MiB.
 
-use crate::support::{ingest, wait_until};
+use crate::support::{Turn, ingest, wait_until};
 use tempfile::TempDir;
 
 use std::io::{Read, Write};
@@ -247,6 +247,7 @@ const ATTACKS: [(&str, Attack); 6] = [
 
 #[test]
 fn hostile_connections_do_not_disturb_a_recording() {
+    let _turn = Turn::shared();
     let dir = TempDir::new().unwrap();
     let mut rec = Recorder::start(dir.path(), &["--handshake-timeout", "2s"]);
     let secs = 16;
@@ -310,6 +311,7 @@ fn hostile_connections_do_not_disturb_a_recording() {
 /// interleaved `connect` answered, and deliver their bytes without the harness failing (nginx's own fate is not our concern).
 #[test]
 fn attack_clients_work_against_nginx_rtmp() {
+    let _turn = Turn::shared();
     let dir = TempDir::new().unwrap();
     let nginx = Nginx::start(dir.path(), None);
     let port = nginx.port;

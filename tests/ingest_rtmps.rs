@@ -7,7 +7,7 @@
 //! exactly; bad TLS configuration ends the start with exit 2 naming the file; under socket
 //! activation the socket named `rtmps` speaks TLS.
 
-use crate::support::{self, free_port, ingest, port_open, wait_until};
+use crate::support::{self, Turn, free_port, ingest, port_open, wait_until};
 use tempfile::TempDir;
 
 use std::io::{Read, Write};
@@ -154,6 +154,7 @@ fn wait_chunk_of(rec: &Recorder, label: &str) -> Vec<PathBuf> {
 
 #[test]
 fn ffmpeg_and_gstreamer_record_over_rtmps_and_a_renewed_certificate_is_served_without_restart() {
+    let _turn = Turn::shared();
     let dir = TempDir::new().unwrap();
     let live = dir.path().join("live");
     std::fs::create_dir(&live).unwrap();
@@ -290,6 +291,7 @@ fn client_hello() -> Vec<u8> {
 
 #[test]
 fn the_wrong_protocol_on_either_port_is_refused_while_a_stream_records() {
+    let _turn = Turn::shared();
     let dir = TempDir::new().unwrap();
     let pair = make_pair(dir.path(), "server", 7);
     let tls_port = free_port();
@@ -405,6 +407,7 @@ fn refused_start(dir: &Path, args: &[&str], said: &[&str]) {
 
 #[test]
 fn bad_tls_configuration_ends_the_start_naming_the_file() {
+    let _turn = Turn::shared();
     let dir = TempDir::new().unwrap();
     let good = make_pair(dir.path(), "good", 1);
     let other = make_pair(dir.path(), "other", 2);
@@ -462,6 +465,7 @@ fn bad_tls_configuration_ends_the_start_naming_the_file() {
 
 #[test]
 fn the_socket_named_rtmps_speaks_tls_under_socket_activation() {
+    let _turn = Turn::shared();
     let dir = TempDir::new().unwrap();
     let pair = make_pair(dir.path(), "activated", 3);
     let (rtmp, rtmps) = (free_port(), free_port());
@@ -576,6 +580,7 @@ print(f"{handshake:.3f} {time.monotonic() - start:.3f}")
 
 #[test]
 fn tls_connections_share_the_connection_limit_and_the_handshake_deadline() {
+    let _turn = Turn::shared();
     let dir = TempDir::new().unwrap();
     let pair = make_pair(dir.path(), "limits", 9);
     let tls_port = free_port();

@@ -3,7 +3,7 @@
 //! last complete tag) into `remux/`, and it decodes cleanly. Streams are 640x360: what is tested
 //! is the chunk files, not the encoder.
 
-use crate::support::{ingest, wait_until};
+use crate::support::{Turn, ingest, wait_until};
 use tempfile::TempDir;
 
 use std::path::Path;
@@ -25,6 +25,7 @@ fn file_len(p: &Path) -> u64 {
 
 #[test]
 fn sigterm_finishes_the_open_chunk() {
+    let _turn = Turn::shared();
     let dir = TempDir::new().unwrap();
     let mut rec = Recorder::start(dir.path(), &[]);
     let mut publisher = ffmpeg_publish(&rec.url("live", "term"), 60, &small(dir.path(), "term"));
@@ -68,6 +69,7 @@ fn sigterm_finishes_the_open_chunk() {
 
 #[test]
 fn kill9_partial_chunk_is_salvaged_on_restart() {
+    let _turn = Turn::shared();
     let dir = TempDir::new().unwrap();
     let mut rec = Recorder::start(dir.path(), &[]);
     let mut publisher = ffmpeg_publish(&rec.url("live", "crash"), 60, &small(dir.path(), "crash"));
@@ -141,6 +143,7 @@ fn kill9_partial_chunk_is_salvaged_on_restart() {
 /// at once, not left in `recording/` until a restart.
 #[test]
 fn vanished_publisher_has_its_chunk_finished() {
+    let _turn = Turn::shared();
     let dir = TempDir::new().unwrap();
     let rec = Recorder::start(dir.path(), &[]);
     let mut publisher = ffmpeg_publish(&rec.url("live", "gone"), 60, &small(dir.path(), "gone"));

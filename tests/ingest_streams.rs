@@ -6,7 +6,7 @@
 //! These streams are 640x360: what is tested is stream handling, and four real-time encodes at
 //! 720p next to another test would not keep up on two cores.
 
-use crate::support::{ingest, wait_until};
+use crate::support::{Turn, ingest, wait_until};
 use tempfile::TempDir;
 
 use std::path::PathBuf;
@@ -36,6 +36,7 @@ fn chunks_labelled(rec: &Recorder, label: &str) -> Vec<PathBuf> {
 
 #[test]
 fn two_streams_and_a_rejected_second_publisher() {
+    let _turn = Turn::alone();
     let dir = TempDir::new().unwrap();
     let rec = Recorder::start(dir.path(), &[]);
     let secs = 14;
@@ -96,6 +97,7 @@ fn openssl_hmac(key: &[u8], message: &str) -> String {
 
 #[test]
 fn allowed_keys_reject_unknown_keys_and_hide_known_ones() {
+    let _turn = Turn::alone();
     let dir = TempDir::new().unwrap();
     let labelled_key = "k3y-Secret-4f9a2c71";
     let bare_key = "bare-Secret-0b1d";

@@ -5,7 +5,7 @@
 //! name them (`rtmp`, `http`), the first HTTP request starts ingest, which serves HTTP on one
 //! and RTMP on the other.
 
-use crate::support::{free_port, http, ingest, port_open, wait_until};
+use crate::support::{Turn, free_port, http, ingest, port_open, wait_until};
 use tempfile::TempDir;
 
 use std::os::unix::net::UnixDatagram;
@@ -114,6 +114,7 @@ impl Drop for Service {
 
 #[test]
 fn socket_activation_and_notifications() {
+    let _turn = Turn::shared();
     let dir = TempDir::new().unwrap();
     let notify_path = dir.path().join("notify.sock");
     let notes = Notifications::bind(&notify_path);
@@ -227,6 +228,7 @@ fn socket_activation_and_notifications() {
 
 #[test]
 fn rtmp_and_http_sockets_are_told_apart_by_name() {
+    let _turn = Turn::shared();
     let dir = TempDir::new().unwrap();
     let (rtmp, http) = (free_port(), free_port());
     // With sockets from systemd, ingest must bind neither of these.

@@ -5,7 +5,7 @@
 //! scripts that create the user and enable the units. Installing the .deb into a booted systemd is
 //! tests/appliance_nspawn.rs; the .rpm's scripts are the same steps for Amazon Linux 2023.
 
-use crate::support;
+use crate::support::{self, Turn};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -38,6 +38,7 @@ fn text(out: std::process::Output) -> String {
 
 #[test]
 fn deb_holds_binary_units_config_and_scripts() {
+    let _turn = Turn::shared();
     support::require_tool(
         "cargo-deb",
         "cargo install cargo-deb --version 3.8.0 --locked --no-default-features",
@@ -106,6 +107,7 @@ fn deb_holds_binary_units_config_and_scripts() {
 
 #[test]
 fn rpm_holds_binary_units_config_and_scripts() {
+    let _turn = Turn::shared();
     support::require_tool(
         "cargo-generate-rpm",
         "cargo install cargo-generate-rpm --version 0.21.1 --locked",

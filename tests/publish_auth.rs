@@ -13,7 +13,7 @@
 //!
 //! Publishes are short (2-3 s of 320x240 video) so the file stays fast.
 
-use crate::support::{self, free_port, ingest, port_open, rtmp, wait_until};
+use crate::support::{self, Turn, free_port, ingest, port_open, rtmp, wait_until};
 use tempfile::TempDir;
 
 use std::io::Write;
@@ -102,6 +102,7 @@ fn unix_now() -> u64 {
 
 #[test]
 fn names_map_reversibly_and_what_cannot_be_recorded_is_refused_first() {
+    let _turn = Turn::shared();
     let dir = TempDir::new().unwrap();
     let port = free_port();
     let log = dir.path().join("run.log");
@@ -290,6 +291,7 @@ fn run_clip(dir: &Path, published: &Path, objects: &[PathBuf]) {
 
 #[test]
 fn signed_tokens_admit_until_they_expire() {
+    let _turn = Turn::shared();
     let dir = TempDir::new().unwrap();
     let secret_file = dir.path().join("publish-secret");
     let secret = "test-secret-7f3a9c1e5b";
@@ -420,6 +422,7 @@ impl Drop for Killed {
 
 #[test]
 fn the_publish_hook_decides_and_fails_closed() {
+    let _turn = Turn::shared();
     let dir = TempDir::new().unwrap();
     let hook_port = free_port();
     let requests = dir.path().join("hook-requests");
@@ -558,6 +561,7 @@ fn raw_publish(port: u16, name: &str) -> (std::net::TcpStream, bool) {
 
 #[test]
 fn a_nul_in_a_name_panics_nothing() {
+    let _turn = Turn::shared();
     let dir = TempDir::new().unwrap();
     let mut rec = Recorder::start(dir.path(), &[]);
     // Twice: the first publish's live entry and connection slot are given back when it ends.

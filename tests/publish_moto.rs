@@ -3,7 +3,7 @@
 //! writes it accepted, so a duplicate upload is visible too). Fixtures are random bytes named like chunks
 //! (pure transfer; content does not matter here).
 
-use crate::support::{publish, sha256_hex};
+use crate::support::{Turn, publish, sha256_hex};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -85,6 +85,7 @@ async fn assert_public_read(c: &Client, key: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn public_acl_and_metadata_on_small_and_multipart() {
+    let _turn = Turn::shared();
     let tmp = tempfile::tempdir().unwrap();
     let (server, c, state) = moto_and_state(tmp.path()).await;
     let small = chunk_name("cam1", 1);
@@ -127,6 +128,7 @@ async fn public_acl_and_metadata_on_small_and_multipart() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_at_random_points_then_rerun_leaves_every_object_once() {
+    let _turn = Turn::shared();
     let tmp = tempfile::tempdir().unwrap();
     let (server, c, state) = moto_and_state(tmp.path()).await;
     // Every run of publish talks to moto through this proxy, which notes each request and the

@@ -2,7 +2,7 @@
 //! fault-injecting proxy. Fixtures: a real ffmpeg-made MP4 where content matters (the small
 //! upload with its manifest); random bytes named like chunks for pure-transfer tests.
 
-use crate::support::{free_port, publish, sha256_hex};
+use crate::support::{Turn, free_port, publish, sha256_hex};
 
 use std::time::{Duration, Instant};
 
@@ -64,6 +64,7 @@ async fn assert_published(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn small_and_multipart_arrive_intact() {
+    let _turn = Turn::shared();
     let tmp = tempfile::tempdir().unwrap();
     let (server, c) = s3s_with_bucket(tmp.path(), BUCKET).await;
     let state = StateDir::open(tmp.path().join("state")).unwrap();
@@ -119,6 +120,7 @@ async fn small_and_multipart_arrive_intact() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn injected_faults_are_retried_and_every_file_lands_once() {
+    let _turn = Turn::shared();
     let tmp = tempfile::tempdir().unwrap();
     let (server, c) = s3s_with_bucket(tmp.path(), BUCKET).await;
     let state = StateDir::open(tmp.path().join("state")).unwrap();
@@ -188,6 +190,7 @@ async fn injected_faults_are_retried_and_every_file_lands_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn store_down_then_back_within_the_retry_window() {
+    let _turn = Turn::shared();
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("s3");
     let mut server = s3s_fs(&root, 0);
@@ -229,6 +232,7 @@ async fn store_down_then_back_within_the_retry_window() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn store_down_past_the_retry_window_exits_75_and_keeps_files() {
+    let _turn = Turn::shared();
     let tmp = tempfile::tempdir().unwrap();
     let state = StateDir::open(tmp.path().join("state")).unwrap();
     let name = chunk_name("cam1", 1);
@@ -274,16 +278,19 @@ async fn assert_permanent(endpoint_bucket: &str, secret: &str, expect_in_log: &s
 
 #[tokio::test(flavor = "multi_thread")]
 async fn wrong_credentials_exit_77_and_keep_files() {
+    let _turn = Turn::shared();
     assert_permanent(BUCKET, "not-the-secret", "SignatureDoesNotMatch").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn missing_bucket_exits_77_and_keeps_files() {
+    let _turn = Turn::shared();
     assert_permanent("no-such-bucket", SK, "NoSuchBucket").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_different_object_at_the_key_is_never_overwritten() {
+    let _turn = Turn::shared();
     let tmp = tempfile::tempdir().unwrap();
     let (server, c) = s3s_with_bucket(tmp.path(), BUCKET).await;
     let state = StateDir::open(tmp.path().join("state")).unwrap();
@@ -314,6 +321,7 @@ async fn a_different_object_at_the_key_is_never_overwritten() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_manifest_sha256_is_checked_against_the_bytes_sent() {
+    let _turn = Turn::shared();
     let tmp = tempfile::tempdir().unwrap();
     let (server, c) = s3s_with_bucket(tmp.path(), BUCKET).await;
     let state = StateDir::open(tmp.path().join("state")).unwrap();
@@ -373,6 +381,7 @@ async fn a_manifest_sha256_is_checked_against_the_bytes_sent() {
 
 #[test]
 fn no_credentials_at_all_exit_77_and_keep_files() {
+    let _turn = Turn::shared();
     let tmp = tempfile::tempdir().unwrap();
     let state = StateDir::open(tmp.path().join("state")).unwrap();
     let file = queue_mp4(&state, &chunk_name("cam1", 1), &random_bytes(1000, 1));

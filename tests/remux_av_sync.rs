@@ -7,7 +7,7 @@
 //! each with and without B-frames. The edit list decides this, and two spellings of one instant
 //! are read differently by ffmpeg; see `mp4::boxes::Edit`.
 
-use crate::support::remux;
+use crate::support::{Turn, remux};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -172,6 +172,7 @@ fn chromium_first_video_frame(file: &Path) -> i64 {
 
 #[test]
 fn first_presentation_times_equal_the_flvs_in_ffmpeg_gstreamer_and_chromium() {
+    let _turn = Turn::shared();
     let mut failures = Vec::new();
     for case in CASES {
         let dir = tempfile::tempdir().unwrap();

@@ -3,7 +3,7 @@
 //! CDN or S3 does. After ~2 s of playback the page posts readyState, duration and currentTime
 //! back; we assert it played, and that the browser fetched the file by ranges (answered 206).
 
-use crate::support::remux;
+use crate::support::{Turn, remux};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -55,6 +55,7 @@ fn remuxed_chunk(dir: &Path) -> PathBuf {
 
 #[test]
 fn chromium_plays_the_remuxed_chunk() {
+    let _turn = Turn::shared();
     let dir = tempfile::tempdir().unwrap();
     let mp4 = remuxed_chunk(dir.path());
     let report = browser::chromium_report(PAGE, &mp4, Duration::from_secs(60));

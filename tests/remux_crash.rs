@@ -3,7 +3,7 @@
 //! with its manifest), and a rerun finishes the job: exactly one correct MP4 per FLV, every FLV
 //! in `archive/`, none lost, nothing in `failed/`.
 
-use crate::support::remux;
+use crate::support::{Turn, remux};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -60,6 +60,7 @@ fn check_publish_is_consistent(state: &Path, context: &str) {
 
 #[test]
 fn sigkill_at_random_points_never_loses_or_corrupts() {
+    let _turn = Turn::shared();
     let dir = tempfile::tempdir().unwrap();
     // Distinct chunks (different tones and sizes), so a mix-up would show.
     let mut sources: Vec<(String, PathBuf)> = Vec::new();

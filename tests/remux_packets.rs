@@ -2,7 +2,7 @@
 //! must carry exactly the FLV's packets (same bytes, same order per stream, same timestamps),
 //! agree with `ffmpeg -c copy`, decode without a single error and have its moov first.
 
-use crate::support::remux;
+use crate::support::{Turn, remux};
 
 use std::path::{Path, PathBuf};
 
@@ -27,6 +27,7 @@ fn enhanced_flv(dir: &Path, fourcc: &str, video: &[&str]) -> (PathBuf, PathBuf) 
 
 #[test]
 fn h264_high_bframes_aac_720p() {
+    let _turn = Turn::shared();
     let dir = tempfile::tempdir().unwrap();
     let flv = dir.path().join("in.flv");
     let mut inputs = VIDEO_720P.to_vec();
@@ -79,6 +80,7 @@ fn h264_high_bframes_aac_720p() {
 
 #[test]
 fn audio_only_aac() {
+    let _turn = Turn::shared();
     let dir = tempfile::tempdir().unwrap();
     let flv = dir.path().join("in.flv");
     encode(
@@ -95,6 +97,7 @@ fn audio_only_aac() {
 
 #[test]
 fn video_only_h264() {
+    let _turn = Turn::shared();
     let dir = tempfile::tempdir().unwrap();
     let flv = dir.path().join("in.flv");
     encode(
@@ -113,6 +116,7 @@ fn video_only_h264() {
 
 #[test]
 fn aac_mono_44k() {
+    let _turn = Turn::shared();
     let dir = tempfile::tempdir().unwrap();
     let flv = dir.path().join("in.flv");
     encode(
@@ -135,6 +139,7 @@ fn aac_mono_44k() {
 
 #[test]
 fn mp3_audio() {
+    let _turn = Turn::shared();
     let dir = tempfile::tempdir().unwrap();
     let flv = dir.path().join("in.flv");
     encode(
@@ -168,6 +173,7 @@ fn mp3_audio() {
 
 #[test]
 fn resolution_and_audio_config_change_mid_stream() {
+    let _turn = Turn::shared();
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("a.flv");
     let b = dir.path().join("b.flv");
@@ -222,6 +228,7 @@ fn resolution_and_audio_config_change_mid_stream() {
 
 #[test]
 fn hevc_enhanced_rtmp_flv() {
+    let _turn = Turn::shared();
     let dir = tempfile::tempdir().unwrap();
     let (f9, flv) = enhanced_flv(
         dir.path(),
@@ -254,6 +261,7 @@ fn hevc_enhanced_rtmp_flv() {
 
 #[test]
 fn truncated_flv_is_remuxed_up_to_its_last_complete_tag() {
+    let _turn = Turn::shared();
     let dir = tempfile::tempdir().unwrap();
     let full = dir.path().join("full.flv");
     encode(
@@ -284,6 +292,7 @@ fn truncated_flv_is_remuxed_up_to_its_last_complete_tag() {
 
 #[test]
 fn bad_timestamps_are_repaired() {
+    let _turn = Turn::shared();
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src.flv");
     encode(
@@ -329,6 +338,7 @@ fn bad_timestamps_are_repaired() {
 
 #[test]
 fn garbage_and_empty_inputs_fail_while_the_queue_drains() {
+    let _turn = Turn::shared();
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.flv");
     encode(&good, SINE_48K, &["-t", "2", "-c:a", "aac"]);
@@ -394,6 +404,7 @@ fn garbage_and_empty_inputs_fail_while_the_queue_drains() {
 
 #[test]
 fn av1_enhanced_rtmp_flv() {
+    let _turn = Turn::shared();
     let dir = tempfile::tempdir().unwrap();
     let (f9, flv) = enhanced_flv(
         dir.path(),

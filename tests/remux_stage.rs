@@ -2,7 +2,7 @@
 //! `--until-empty` the run waits for them), locked files are left to their owner, `--watch` picks up new chunks and stops on SIGTERM,
 //! `--keep-flv-for` prunes old archived FLVs only, and the manifest carries ingest's metadata.
 
-use crate::support::{ensure_apt, remux};
+use crate::support::{Turn, ensure_apt, remux};
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -33,6 +33,7 @@ fn small_flv(path: &Path) {
 
 #[test]
 fn hand_copied_files_wait_until_quiet_then_get_default_names() {
+    let _turn = Turn::shared();
     let dir = tempfile::tempdir().unwrap();
     let flv = dir.path().join("in.flv");
     small_flv(&flv);
@@ -68,6 +69,7 @@ fn hand_copied_files_wait_until_quiet_then_get_default_names() {
 /// remuxed and remux exits with the folder empty.
 #[test]
 fn until_empty_waits_for_a_file_to_become_quiet() {
+    let _turn = Turn::shared();
     let dir = tempfile::tempdir().unwrap();
     let flv = dir.path().join("in.flv");
     small_flv(&flv);
@@ -90,6 +92,7 @@ fn until_empty_waits_for_a_file_to_become_quiet() {
 
 #[test]
 fn a_locked_chunk_is_left_to_its_owner() {
+    let _turn = Turn::shared();
     let dir = tempfile::tempdir().unwrap();
     let flv = dir.path().join("in.flv");
     small_flv(&flv);
@@ -111,6 +114,7 @@ fn a_locked_chunk_is_left_to_its_owner() {
 
 #[test]
 fn watch_mode_picks_up_new_chunks_and_stops_on_sigterm() {
+    let _turn = Turn::shared();
     let dir = tempfile::tempdir().unwrap();
     let flv = dir.path().join("in.flv");
     small_flv(&flv);
@@ -160,6 +164,7 @@ fn watch_mode_picks_up_new_chunks_and_stops_on_sigterm() {
 
 #[test]
 fn keep_flv_for_prunes_old_archived_flvs_only() {
+    let _turn = Turn::shared();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let archive = state.join("archive");
@@ -190,6 +195,7 @@ fn keep_flv_for_prunes_old_archived_flvs_only() {
 
 #[test]
 fn the_manifest_carries_ingest_metadata() {
+    let _turn = Turn::shared();
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src.flv");
     small_flv(&src);
@@ -235,6 +241,7 @@ fn the_manifest_carries_ingest_metadata() {
 /// pass 1 keeps a few numbers per sample, pass 2 a fixed window and buffer.
 #[test]
 fn memory_stays_flat_in_chunk_size() {
+    let _turn = Turn::shared();
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("clip.flv");
     encode(

@@ -4,7 +4,7 @@
 //! measures, per chunk, the time from the chunk's close (the last write of its FLV) to its object
 //! being listed in the bucket, and holds every chunk to [`CLOSE_TO_VISIBLE`].
 
-use crate::support::{free_port, ingest, port_open, publish, sha256_hex, wait_until};
+use crate::support::{Turn, free_port, ingest, port_open, publish, sha256_hex, wait_until};
 use tempfile::TempDir;
 
 use std::collections::BTreeMap;
@@ -23,6 +23,7 @@ const CLOSE_TO_VISIBLE: Duration = Duration::from_secs(3);
 
 #[test]
 fn ffmpeg_to_s3_through_run() {
+    let _turn = Turn::alone();
     let dir = TempDir::new().unwrap();
     let state = dir.path().join("state");
     let store = s3s_fs(&dir.path().join("s3"), 0);

@@ -1,7 +1,7 @@
 //! `rtmp-recorder run` fails as one: when one stage cannot start, the other stages are stopped
 //! and the process exits at once (no SIGTERM needed) with that stage's error and exit code.
 
-use crate::support::{self, ingest};
+use crate::support::{self, Turn, ingest};
 use tempfile::TempDir;
 
 use std::net::TcpListener;
@@ -18,6 +18,7 @@ struct Case {
 
 #[test]
 fn a_failing_stage_ends_run_with_its_code() {
+    let _turn = Turn::shared();
     // A real taken port: held by this listener for the whole test.
     let taken = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
     let taken_addr = taken.local_addr().unwrap().to_string();

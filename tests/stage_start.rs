@@ -1,7 +1,7 @@
 //! Every stage starts by clearing `tmp/` of the partial files (`NAME.PID.partial`) that a writer
 //! left when it died, and keeps those of writers still alive.
 
-use crate::support::{self, ingest};
+use crate::support::{self, Turn, ingest};
 use tempfile::TempDir;
 
 use std::path::Path;
@@ -24,6 +24,7 @@ fn stage(state: &Path, args: &[&str], log: &Path) -> Child {
 
 #[test]
 fn every_stage_clears_stale_partials_at_start() {
+    let _turn = Turn::shared();
     let port = support::free_port();
     let listen = format!("127.0.0.1:{port}");
     let cases: [(&str, Vec<&str>); 3] = [

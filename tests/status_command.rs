@@ -4,7 +4,7 @@
 //! `--json`, with the exit status: 1 while `failed/` holds something, 0 once it is dealt with,
 //! 2 for a state directory that cannot be read.
 
-use crate::support::{ingest, wait_until};
+use crate::support::{Turn, ingest, wait_until};
 use tempfile::TempDir;
 
 use std::fs;
@@ -43,6 +43,7 @@ fn stage(state: &std::path::Path, args: &[&str]) {
 
 #[test]
 fn status_shows_live_queued_uploaded_and_failed() {
+    let _turn = Turn::shared();
     let dir = TempDir::new().unwrap();
     let rec = Recorder::start(dir.path(), &[]);
     let state = rec.state.clone();

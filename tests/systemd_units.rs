@@ -5,7 +5,7 @@
 //! The units name `/usr/bin/rtmp-recorder` (packagers substitute it); verify checks that the
 //! command exists, so the test points them at the binary cargo built, as a packager would.
 
-use crate::support;
+use crate::support::{self, Turn};
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -53,6 +53,7 @@ fn analyze() -> PathBuf {
 
 #[test]
 fn every_unit_is_there() {
+    let _turn = Turn::shared();
     let dir = tempfile::tempdir().unwrap();
     let names: Vec<String> = installed_units(dir.path())
         .iter()
@@ -78,6 +79,7 @@ fn every_unit_is_there() {
 
 #[test]
 fn verify_is_clean() {
+    let _turn = Turn::shared();
     let dir = tempfile::tempdir().unwrap();
     let units = installed_units(dir.path());
     let out = Command::new(analyze())
@@ -114,6 +116,7 @@ fn exposure(report: &str, unit: &str) -> f64 {
 
 #[test]
 fn every_service_exposure_is_at_most_2() {
+    let _turn = Turn::shared();
     let dir = tempfile::tempdir().unwrap();
     let services: Vec<PathBuf> = installed_units(dir.path())
         .into_iter()
@@ -152,6 +155,7 @@ fn every_service_exposure_is_at_most_2() {
 /// environment file; credentials never appear in a unit.
 #[test]
 fn services_share_identity_state_and_config() {
+    let _turn = Turn::shared();
     for stage in ["ingest", "remux", "publish"] {
         let path = units_dir().join(format!("rtmp-recorder-{stage}.service"));
         let text = fs::read_to_string(&path).unwrap();

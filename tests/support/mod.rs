@@ -14,6 +14,7 @@ pub mod rtmp;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -165,4 +166,36 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// The machine's share a test takes. All tests run in one process and any two may run at once;
+/// a test that encodes 720p in real time twice over, measures wall time, boots a container or
+/// fills a disk would be starved, or would starve its neighbour, and fail for that alone. Such a
+/// test takes its turn [`Turn::alone`]; every other test that runs outside tools takes
+/// [`Turn::shared`], so it waits while one runs alone (pure tests on bytes take no turn).
+/// Held until dropped; the first line of a test: `let _turn = Turn::shared();`.
+pub struct Turn {
+    _shared: Option<RwLockReadGuard<'static, ()>>,
+    _alone: Option<RwLockWriteGuard<'static, ()>>,
+}
+
+static MACHINE: RwLock<()> = RwLock::new(());
+
+impl Turn {
+    /// Beside other shared tests. A failed test before it poisons nothing that matters here.
+    pub fn shared() -> Turn {
+        Turn {
+            _shared: Some(MACHINE.read().unwrap_or_else(|e| e.into_inner())),
+            _alone: None,
+        }
+    }
+
+    /// Alone: waits for the running tests to end, and new ones wait for this one (std's RwLock
+    /// queues readers behind a waiting writer, so a long run of shared tests cannot starve it).
+    pub fn alone() -> Turn {
+        Turn {
+            _shared: None,
+            _alone: Some(MACHINE.write().unwrap_or_else(|e| e.into_inner())),
+        }
+    }
 }
