@@ -29,10 +29,10 @@ use rtmp_recorder::manifest::ChunkManifest;
 use rtmp_recorder::naming::ChunkName;
 use rtmp_recorder::publish::{DEFAULT_TEMPLATE, KeyTemplate};
 use rtmp_recorder::utc::Civil;
+use support::BIN;
 use support::publish::proxy::Proxy;
 use support::publish::{client, create_bucket, hermetic_aws_env, s3s_fs};
 
-const BIN: &str = env!("CARGO_BIN_EXE_rtmp-recorder");
 const CHUNKS: usize = 12;
 const MINUTES: u64 = 60;
 const BUCKET: &str = "bench";

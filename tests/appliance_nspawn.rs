@@ -40,7 +40,6 @@ use ingest::{
 use publish::{AK, SK, client, create_bucket, get, list_keys, s3s_fs};
 
 const ROOT: &str = "/var/tmp/rtmp-recorder-nspawn-root";
-const BIN: &str = env!("CARGO_BIN_EXE_rtmp-recorder");
 const BUCKET: &str = "recordings";
 const STATE: &str = "/var/lib/rtmp-recorder";
 
@@ -225,7 +224,7 @@ fn build_deb(out: &Path) -> PathBuf {
         "cargo-deb",
         "cargo install cargo-deb --version 3.8.0 --locked --no-default-features",
     );
-    let bin = Path::new(BIN);
+    let bin = Path::new(support::BIN);
     let profile_dir = bin.parent().unwrap();
     let target = profile_dir.parent().unwrap();
     let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {

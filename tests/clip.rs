@@ -95,7 +95,7 @@ fn record_with(dir: &Path, chunk_duration: &str, publish: impl FnOnce(&str)) -> 
     let port = free_port();
     let log = dir.join("run.log");
     let published = dir.join("published");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rtmp-recorder"));
+    let mut cmd = Command::new(support::BIN);
     ingest::clean_env(&mut cmd);
     let mut run = cmd
         .arg("--state-dir")
@@ -185,7 +185,7 @@ fn rfc3339(ms: i64) -> String {
 }
 
 fn clip(dir: &Path, destination: &Path, from: i64, to: i64, out: &Path) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rtmp-recorder"));
+    let mut cmd = Command::new(support::BIN);
     ingest::clean_env(&mut cmd);
     clip_args(&mut cmd, dir, from, to, out)
         .arg("--destination")
@@ -486,7 +486,7 @@ fn bridged_gap(dir: &Path, broken: &Path, chunks: &[Chunk]) {
     let (a, c) = (&chunks[0], &chunks[2]);
     let (from, to) = (a.start_ms + 1_000, c.start_ms + 1_000);
     let out = dir.join("bridged.mp4");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rtmp-recorder"));
+    let mut cmd = Command::new(support::BIN);
     ingest::clean_env(&mut cmd);
     let o = clip_args(&mut cmd, dir, from, to, &out)
         .arg("--bridge-gaps")
@@ -621,7 +621,7 @@ fn clips_from_s3(dir: &Path, chunks: &[Chunk]) {
     );
     let (from, to) = (chunks[0].start_ms + 1_500, chunks[2].start_ms + 1_000);
     let out = dir.join("from-s3.mp4");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rtmp-recorder"));
+    let mut cmd = Command::new(support::BIN);
     hermetic_aws_env(&mut cmd);
     let o = clip_args(&mut cmd, dir, from, to, &out)
         .args(["--destination", &format!("s3://{BUCKET}/rec")])

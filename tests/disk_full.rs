@@ -277,7 +277,7 @@ fn remux_and_publish_leave_their_inputs_alone_on_a_full_disk() {
     let leave = disk.available().saturating_sub(64 * 1024);
     fill(&filler, leave);
     let publish = || {
-        let mut cmd = Command::new(remux::BIN);
+        let mut cmd = Command::new(support::BIN);
         cmd.arg("--state-dir")
             .arg(&state_dir)
             .args(["publish", "--retry-for", "2s", "--backoff-cap", "1s"])

@@ -137,7 +137,7 @@ fn a_stage_that_sets_files_aside_exits_65_and_does_the_rest() {
         b"{\"not\": \"a manifest\"}",
     )
     .unwrap();
-    let mut cmd = std::process::Command::new(publish::BIN);
+    let mut cmd = std::process::Command::new(support::BIN);
     cmd.arg("--state-dir")
         .arg(state.root())
         .args(["publish", "--destination"])

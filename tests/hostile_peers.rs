@@ -555,7 +555,7 @@ fn remux_measured(state: &Path, report: &Path) -> f64 {
     let status = Command::new("/usr/bin/time")
         .args(["-f", "%M", "-o"])
         .arg(report)
-        .arg(recorder_bin())
+        .arg(support::BIN)
         .arg("--state-dir")
         .arg(state)
         .args(["remux", "--log-level", "warn"])

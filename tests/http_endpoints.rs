@@ -68,10 +68,10 @@ fn health_is_503_while_the_state_directory_is_not_writable() {
     let mut cmd = if root {
         let mut c = Command::new("setpriv");
         c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(ingest::recorder_bin());
+            .arg(support::BIN);
         c
     } else {
-        Command::new(ingest::recorder_bin())
+        Command::new(support::BIN)
     };
     ingest::clean_env(&mut cmd);
     let mut child = cmd
@@ -268,7 +268,7 @@ fn metrics_count_what_a_real_publish_did() {
         vec!["--state-dir", &state, "remux"],
         vec!["--state-dir", &state, "publish", "--destination", &dest],
     ] {
-        let mut cmd = Command::new(ingest::recorder_bin());
+        let mut cmd = Command::new(support::BIN);
         ingest::clean_env(&mut cmd);
         // A run that set a file aside may say so in its exit status; what it did is counted below.
         let out = cmd.args(&args).output().expect("running a stage");

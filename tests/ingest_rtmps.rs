@@ -384,7 +384,7 @@ fn the_wrong_protocol_on_either_port_is_refused_while_a_stream_records() {
 /// Runs `ingest` with `args` (no plain port taken from the harness) and expects exit 2 with
 /// every one of `said` in its output.
 fn refused_start(dir: &Path, args: &[&str], said: &[&str]) {
-    let mut cmd = Command::new(recorder_bin());
+    let mut cmd = Command::new(support::BIN);
     clean_env(&mut cmd);
     let out = cmd
         .arg("--state-dir")
@@ -480,7 +480,7 @@ fn the_socket_named_rtmps_speaks_tls_under_socket_activation() {
         cmd.args(["-l", &format!("127.0.0.1:{rtmps}")])
             .args(["-l", &format!("127.0.0.1:{rtmp}")])
             .arg("--fdname=rtmps:rtmp")
-            .arg(recorder_bin())
+            .arg(support::BIN)
             .arg("--state-dir")
             .arg(dir.path().join("state"))
             .arg("ingest");

@@ -5,7 +5,7 @@
 //! name them (`rtmp`, `http`), the first HTTP request starts ingest, which serves HTTP on one
 //! and RTMP on the other.
 
-use crate::support::{Turn, free_port, http, ingest, port_open, wait_until};
+use crate::support::{self, Turn, free_port, http, ingest, port_open, wait_until};
 use tempfile::TempDir;
 
 use std::os::unix::net::UnixDatagram;
@@ -69,7 +69,7 @@ impl Service {
         let mut cmd = Command::new("systemd-socket-activate");
         clean_env(&mut cmd);
         cmd.args(activator)
-            .arg(recorder_bin())
+            .arg(support::BIN)
             .arg("--state-dir")
             .arg(dir.join("state"))
             .args(["ingest", "--chunk-duration", "10s"])

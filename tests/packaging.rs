@@ -10,7 +10,6 @@ use crate::support::{self, Turn};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_rtmp-recorder");
 const UNITS: [&str; 8] = [
     "rtmp-recorder-ingest.socket",
     "rtmp-recorder-http.socket",
@@ -24,7 +23,7 @@ const UNITS: [&str; 8] = [
 
 /// The target directory and cargo profile the test binary was built with, for `--no-build`.
 fn target_and_profile() -> (PathBuf, &'static str) {
-    let profile_dir = Path::new(BIN).parent().unwrap();
+    let profile_dir = Path::new(support::BIN).parent().unwrap();
     let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") => "dev",
         _ => "release",

@@ -108,7 +108,7 @@ fn names_map_reversibly_and_what_cannot_be_recorded_is_refused_first() {
     let log = dir.path().join("run.log");
     let published = dir.path().join("published");
     let state = dir.path().join("state");
-    let mut cmd = Command::new(recorder_bin());
+    let mut cmd = Command::new(support::BIN);
     clean_env(&mut cmd);
     let mut run = cmd
         .arg("--state-dir")
@@ -273,7 +273,7 @@ fn run_clip(dir: &Path, published: &Path, objects: &[PathBuf]) {
     let start_ms = rtmp_recorder::utc::Civil::parse_rfc3339_millis(&start).unwrap();
     let to = rtmp_recorder::utc::Civil::from_unix_millis(start_ms + 500).rfc3339();
     let out = dir.join("clip.mp4");
-    let mut cmd = Command::new(recorder_bin());
+    let mut cmd = Command::new(support::BIN);
     clean_env(&mut cmd);
     let o = cmd
         .arg("--state-dir")
@@ -306,7 +306,7 @@ fn signed_tokens_admit_until_they_expire() {
         ],
     );
     let base = format!("rtmp://127.0.0.1:{}", rec.port);
-    let mut cmd = Command::new(recorder_bin());
+    let mut cmd = Command::new(support::BIN);
     clean_env(&mut cmd);
     cmd.env("PUBLISH_SECRET_FILE", &secret_file).args([
         "token",

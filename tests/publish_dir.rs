@@ -2,7 +2,7 @@
 //! rules (hand-copied files wait until quiet; names that are not chunks go to `{prefix}/{file}`).
 //! Fixtures: a real ffmpeg-made MP4 and random bytes named like chunks.
 
-use crate::support::{Turn, publish, sha256_hex};
+use crate::support::{self, Turn, publish, sha256_hex};
 
 use std::path::Path;
 use std::process::Command;
@@ -12,7 +12,7 @@ use publish::*;
 use rtmp_recorder::spool::StateDir;
 
 fn dir_cmd(state: &Path, extra: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(support::BIN);
     cmd.arg("--state-dir")
         .arg(state)
         .args(["publish"])

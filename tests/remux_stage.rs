@@ -2,7 +2,7 @@
 //! `--until-empty` the run waits for them), locked files are left to their owner, `--watch` picks up new chunks and stops on SIGTERM,
 //! `--keep-flv-for` prunes old archived FLVs only, and the manifest carries ingest's metadata.
 
-use crate::support::{Turn, ensure_apt, remux};
+use crate::support::{self, Turn, ensure_apt, remux};
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -301,7 +301,7 @@ fn memory_stays_flat_in_chunk_size() {
         .arg("%M")
         .arg("-o")
         .arg(&report)
-        .arg(BIN)
+        .arg(support::BIN)
         .arg("--state-dir")
         .arg(&state)
         .args(["remux", "--log-level", "warn"])

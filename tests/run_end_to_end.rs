@@ -4,7 +4,7 @@
 //! measures, per chunk, the time from the chunk's close (the last write of its FLV) to its object
 //! being listed in the bucket, and holds every chunk to [`CLOSE_TO_VISIBLE`].
 
-use crate::support::{Turn, free_port, ingest, port_open, publish, sha256_hex, wait_until};
+use crate::support::{self, Turn, free_port, ingest, port_open, publish, sha256_hex, wait_until};
 use tempfile::TempDir;
 
 use std::collections::BTreeMap;
@@ -35,7 +35,7 @@ fn ffmpeg_to_s3_through_run() {
     let port = free_port();
     let log = dir.path().join("run.log");
     let mut recorder = hermetic_aws_env(
-        Command::new(env!("CARGO_BIN_EXE_rtmp-recorder"))
+        Command::new(support::BIN)
             .arg("--state-dir")
             .arg(&state)
             .args(["run", "--listen", &format!("127.0.0.1:{port}")])

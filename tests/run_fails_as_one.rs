@@ -61,7 +61,7 @@ fn a_failing_stage_ends_run_with_its_code() {
         let state = TempDir::new().unwrap();
         let log_path = state.path().join("run.log");
         let started = Instant::now();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rtmp-recorder"))
+        let mut child = Command::new(support::BIN)
             .arg("--state-dir")
             .arg(state.path())
             .arg("run")

@@ -11,7 +11,7 @@ use std::time::Duration;
 use rtmp_recorder::naming::partial_name;
 
 fn stage(state: &Path, args: &[&str], log: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_rtmp-recorder"))
+    Command::new(support::BIN)
         .arg("--state-dir")
         .arg(state)
         .args(args)

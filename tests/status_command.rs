@@ -4,7 +4,7 @@
 //! `--json`, with the exit status: 1 while `failed/` holds something, 0 once it is dealt with,
 //! 2 for a state directory that cannot be read.
 
-use crate::support::{Turn, ingest, wait_until};
+use crate::support::{self, Turn, ingest, wait_until};
 use tempfile::TempDir;
 
 use std::fs;
@@ -14,7 +14,7 @@ use std::time::Duration;
 use ingest::{PublishOpts, Recorder};
 
 fn status(state: &std::path::Path, extra: &[&str]) -> Output {
-    let mut cmd = Command::new(ingest::recorder_bin());
+    let mut cmd = Command::new(support::BIN);
     ingest::clean_env(&mut cmd);
     cmd.arg("--state-dir")
         .arg(state)
@@ -25,7 +25,7 @@ fn status(state: &std::path::Path, extra: &[&str]) -> Output {
 }
 
 fn stage(state: &std::path::Path, args: &[&str]) {
-    let mut cmd = Command::new(ingest::recorder_bin());
+    let mut cmd = Command::new(support::BIN);
     ingest::clean_env(&mut cmd);
     // Whether a run that set a file aside exits 0 is not this test's business; what it did is.
     let out = cmd

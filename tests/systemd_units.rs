@@ -11,7 +11,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_rtmp-recorder");
 /// The worst exposure (0.0 best .. 10.0 worst) any service may have.
 const MAX_EXPOSURE: f64 = 2.0;
 /// Each service's rating today (systemd 252): a unit may get better, never worse. publish needs
@@ -40,7 +39,7 @@ fn installed_units(dir: &Path) -> Vec<PathBuf> {
         }
         let text = fs::read_to_string(&path).unwrap();
         let dest = dir.join(&name);
-        fs::write(&dest, text.replace("/usr/bin/rtmp-recorder", BIN)).unwrap();
+        fs::write(&dest, text.replace("/usr/bin/rtmp-recorder", support::BIN)).unwrap();
         out.push(dest);
     }
     out.sort();

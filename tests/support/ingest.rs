@@ -119,11 +119,6 @@ pub struct Recorder {
     pub log: PathBuf,
 }
 
-/// The binary under test.
-pub fn recorder_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_rtmp-recorder")
-}
-
 /// Removes variables the recorder reads so the caller's environment cannot change a test.
 pub fn clean_env(cmd: &mut Command) {
     for var in [
@@ -180,7 +175,7 @@ impl Recorder {
     pub fn start_on(dir: &Path, port: u16, extra: &[&str]) -> Recorder {
         let state = dir.join("state");
         let log = dir.join("recorder.log");
-        let mut cmd = Command::new(recorder_bin());
+        let mut cmd = Command::new(support::BIN);
         clean_env(&mut cmd);
         cmd.arg("--state-dir")
             .arg(&state)

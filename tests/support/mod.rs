@@ -5,6 +5,9 @@
 //! `publish` (s3s-fs, moto, the S3 client, the fault proxy in `publish::proxy`), `http` (a
 //! plain HTTP/1.1 client and the Prometheus parser) and `rtmp` (hand-built RTMP bytes).
 
+/// The binary under test, built by cargo for these tests.
+pub const BIN: &str = env!("CARGO_BIN_EXE_rtmp-recorder");
+
 pub mod http;
 pub mod ingest;
 pub mod publish;

@@ -21,7 +21,6 @@ use rtmp_recorder::utc::Civil;
 
 pub const AK: &str = "rtmprecorderkey";
 pub const SK: &str = "rtmprecordersecret";
-pub const BIN: &str = env!("CARGO_BIN_EXE_rtmp-recorder");
 
 /// A server process stopped by its PID when dropped.
 pub struct Server {
@@ -235,7 +234,7 @@ pub fn real_mp4(dir: &Path) -> Vec<u8> {
 
 /// The publish command with a hermetic AWS environment (no profile files, no IMDS).
 pub fn publish_cmd(state: &Path, endpoint: &str, bucket: &str) -> Command {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(support::BIN);
     cmd.arg("--state-dir")
         .arg(state)
         .args(["--log-level", "debug", "publish"])

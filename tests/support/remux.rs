@@ -11,8 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_rtmp-recorder");
-
 pub fn ffmpeg() -> &'static str {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
@@ -318,7 +316,7 @@ pub fn queue(state: &Path, flvs: &[(&str, &Path)]) {
 
 /// `rtmp-recorder --state-dir STATE remux EXTRA...`, with no systemd variables.
 pub fn remux_command(state: &Path, extra: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(support::BIN);
     cmd.arg("--state-dir")
         .arg(state)
         .arg("remux")
