@@ -8,7 +8,9 @@
 //! some requests with 503 SlowDown and 500: the clip is byte for byte the one cut from disk, and
 //! what it fetched is the clip plus the chunks' heads and manifests, within a few percent.
 
-use crate::support::{self, Turn, free_port, http, ingest, port_open, publish, remux, wait_until};
+use crate::support::{
+    self, Turn, flv, free_port, http, ingest, port_open, publish, remux, wait_until,
+};
 use tempfile::TempDir;
 
 use std::path::{Path, PathBuf};
@@ -681,7 +683,7 @@ fn a_clip_across_a_resolution_change_is_exact_and_decodes() {
         ("640x360", remux::AV_640X360),
         ("320x240", remux::AV_320X240),
     ];
-    let mut spliced: Option<(Vec<u8>, Vec<remux::Tag>)> = None;
+    let mut spliced: Option<(Vec<u8>, Vec<flv::Tag>)> = None;
     for (size, input) in parts {
         let flv = dir.path().join(format!("{size}.flv"));
         remux::encode(
@@ -692,15 +694,15 @@ fn a_clip_across_a_resolution_change_is_exact_and_decodes() {
                 "-pix_fmt", "yuv420p", "-c:a", "aac", "-ar", "48000", "-ac", "2",
             ],
         );
-        let (header, tags) = remux::split_flv(&std::fs::read(&flv).unwrap());
+        let (header, tags) = flv::split(&flv);
         spliced = Some(match spliced {
             None => (header, tags),
             Some((header, mut all)) => {
                 // The second part follows the first a frame after its last tag; its
                 // onMetaData is dropped, its sequence headers kept.
-                let end = all.iter().map(|t| t.timestamp).max().unwrap() + 34;
+                let end = all.iter().map(|t| t.ts).max().unwrap() + 34;
                 all.extend(tags.into_iter().filter(|t| t.kind != 18).map(|mut t| {
-                    t.timestamp += end;
+                    t.ts += end;
                     t
                 }));
                 (header, all)
@@ -709,7 +711,7 @@ fn a_clip_across_a_resolution_change_is_exact_and_decodes() {
     }
     let (header, tags) = spliced.unwrap();
     let source = dir.path().join("spliced.flv");
-    std::fs::write(&source, remux::join_flv(&header, &tags)).unwrap();
+    std::fs::write(&source, flv::join(&header, &tags)).unwrap();
 
     let chunks = record_with(dir.path(), "60s", |url| {
         support::run_ok(

@@ -4,6 +4,7 @@
 //! inputs untouched and succeed once there is room; below `--min-free-disk`, ingest deletes
 //! uploaded files oldest first and never anything that is not uploaded.
 
+use crate::support::flv::Flv;
 use crate::support::{self, Turn, ingest, remux, sha256_hex, wait_until};
 use tempfile::TempDir;
 
@@ -15,7 +16,7 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use ingest::{
-    Flv, PublishOpts, Recorder, by_stream, ffmpeg_publish, files_with_ext, framehash, show_log,
+    PublishOpts, Recorder, by_stream, ffmpeg_publish, files_with_ext, framehash, show_log,
 };
 
 const MIB: u64 = 1 << 20;

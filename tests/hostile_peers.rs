@@ -7,6 +7,7 @@
 //! built chunks, each from its own loopback address (127.0.0.N), so the per-IP limit of one does
 //! not touch the others.
 
+use crate::support::flv::Flv;
 use crate::support::{self, Turn, ingest, rtmp, wait_until};
 use tempfile::TempDir;
 

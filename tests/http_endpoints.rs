@@ -11,6 +11,7 @@
 //!   backslashes, NUL, hidden files) and symbolic links (to a file and to a folder outside) refused
 //!   and never listed.
 
+use crate::support::flv::Flv;
 use crate::support::{self, Turn, free_port, http, ingest, wait_until};
 use tempfile::TempDir;
 
@@ -21,7 +22,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use http::{get, parse_metrics, start_with_http, value};
-use ingest::{Flv, PublishOpts, Recorder};
+use ingest::{PublishOpts, Recorder};
 
 #[test]
 fn health_is_ok_while_ingest_accepts_and_503_below_the_disk_watermark() {

@@ -3,6 +3,7 @@
 //! packet comparison catches a changed byte, and a second publisher on a live key is seen as
 //! rejected. If these fail, the ingest tests' verdicts mean nothing.
 
+use crate::support::flv::{Flv, Tag};
 use crate::support::{Turn, ingest, wait_until};
 use tempfile::TempDir;
 

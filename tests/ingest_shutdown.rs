@@ -3,6 +3,7 @@
 //! last complete tag) into `remux/`, and it decodes cleanly. Streams are 640x360: what is tested
 //! is the chunk files, not the encoder.
 
+use crate::support::flv::Flv;
 use crate::support::{Turn, ingest, wait_until};
 use tempfile::TempDir;
 

@@ -2,7 +2,8 @@
 //! must carry exactly the FLV's packets (same bytes, same order per stream, same timestamps),
 //! agree with `ffmpeg -c copy`, decode without a single error and have its moov first.
 
-use crate::support::{Turn, remux};
+use crate::support::flv::Flv;
+use crate::support::{Turn, flv, remux};
 
 use std::path::{Path, PathBuf};
 
@@ -194,15 +195,15 @@ fn resolution_and_audio_config_change_mid_stream() {
     enc(&b, "320x240", "44100", "1");
     // One FLV: all of a, then b's tags (its second AVC/AAC sequence headers included, its
     // onMetaData dropped) shifted to follow a.
-    let (header, mut tags) = split_flv(&std::fs::read(&a).unwrap());
-    let end = tags.iter().map(|t| t.timestamp).max().unwrap() + 40;
-    let (_, b_tags) = split_flv(&std::fs::read(&b).unwrap());
+    let (header, mut tags) = flv::split(&a);
+    let end = tags.iter().map(|t| t.ts).max().unwrap() + 40;
+    let (_, b_tags) = flv::split(&b);
     tags.extend(b_tags.into_iter().filter(|t| t.kind != 18).map(|mut t| {
-        t.timestamp += end;
+        t.ts += end;
         t
     }));
     let flv = dir.path().join("in.flv");
-    std::fs::write(&flv, join_flv(&header, &tags)).unwrap();
+    std::fs::write(&flv, flv::join(&header, &tags)).unwrap();
 
     let (mp4, log) = remux_one(dir.path(), &flv);
     assert!(log.contains("sample descriptions"), "{log}");
@@ -272,7 +273,7 @@ fn truncated_flv_is_remuxed_up_to_its_last_complete_tag() {
         ],
     );
     let data = std::fs::read(&full).unwrap();
-    let ends = tag_ends(&data);
+    let ends = Flv::parse(&full, &data).tag_ends();
     let last_complete = ends[ends.len() * 2 / 3];
     let next = ends[ends.len() * 2 / 3 + 1];
     // Cut in the middle of the following tag.
@@ -302,17 +303,17 @@ fn bad_timestamps_are_repaired() {
             "-t", "4", "-c:v", "libx264", "-preset", "veryfast", "-bf", "0", "-c:a", "aac",
         ],
     );
-    let (header, mut tags) = split_flv(&std::fs::read(&src).unwrap());
+    let (header, mut tags) = flv::split(&src);
     let n = tags.len();
     // A timestamp reset a third of the way in and a jump of an hour two thirds in.
     for t in &mut tags[n / 3..] {
-        t.timestamp = t.timestamp.saturating_sub(1000);
+        t.ts = t.ts.saturating_sub(1000);
     }
     for t in &mut tags[2 * n / 3..] {
-        t.timestamp += 3_600_000;
+        t.ts += 3_600_000;
     }
     let flv = dir.path().join("in.flv");
-    std::fs::write(&flv, join_flv(&header, &tags)).unwrap();
+    std::fs::write(&flv, flv::join(&header, &tags)).unwrap();
     let (mp4, log) = remux_one(dir.path(), &flv);
     assert!(log.contains("repaired"), "{log}");
     assert_decodes_clean(Path::new(ffmpeg()), &mp4);
@@ -350,11 +351,11 @@ fn garbage_and_empty_inputs_fail_while_the_queue_drains() {
     let empty = dir.path().join("empty.flv");
     std::fs::write(&empty, b"").unwrap();
     // An FLV header with nothing decodable: a script tag only.
-    let (header, tags) = split_flv(&std::fs::read(&good).unwrap());
+    let (header, tags) = flv::split(&good);
     let meta_only = dir.path().join("meta.flv");
     std::fs::write(
         &meta_only,
-        join_flv(
+        flv::join(
             &header,
             &tags
                 .into_iter()

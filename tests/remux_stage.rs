@@ -2,7 +2,8 @@
 //! `--until-empty` the run waits for them), locked files are left to their owner, `--watch` picks up new chunks and stops on SIGTERM,
 //! `--keep-flv-for` prunes old archived FLVs only, and the manifest carries ingest's metadata.
 
-use crate::support::{self, Turn, ensure_apt, remux};
+use crate::support::flv::Tag;
+use crate::support::{self, Turn, ensure_apt, flv, remux};
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -199,7 +200,7 @@ fn the_manifest_carries_ingest_metadata() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src.flv");
     small_flv(&src);
-    let (header, mut tags) = split_flv(&std::fs::read(&src).unwrap());
+    let (header, mut tags) = flv::split(&src);
     let meta = encode_metadata(&[
         ("width".to_string(), Amf0Value::Number(320.0)),
         (META_SEQUENCE.to_string(), Amf0Value::Number(42.0)),
@@ -217,10 +218,10 @@ fn the_manifest_carries_ingest_metadata() {
         ),
     ]);
     for t in tags.iter_mut().filter(|t| t.kind == 18) {
-        t.body = meta.clone();
+        t.data = meta.clone();
     }
     let flv = dir.path().join("in.flv");
-    std::fs::write(&flv, join_flv(&header, &tags)).unwrap();
+    std::fs::write(&flv, flv::join(&header, &tags)).unwrap();
     let state = dir.path().join("state");
     let name = "20261126T030000.250Z_live_cam1_000042.flv";
     queue(&state, &[(name, &flv)]);
@@ -271,20 +272,21 @@ fn memory_stays_flat_in_chunk_size() {
         ],
     );
     // The clip back to back until the chunk is ~100 MB (no encoder needed for the bulk).
-    let (header, tags) = split_flv(&std::fs::read(&clip).unwrap());
-    let span = tags.iter().map(|t| t.timestamp).max().unwrap() + 100;
-    let clip_bytes: usize = tags.iter().map(|t| t.body.len() + 15).sum();
+    let (header, tags) = flv::split(&clip);
+    let span = tags.iter().map(|t| t.ts).max().unwrap() + 100;
+    let clip_bytes: usize = tags.iter().map(|t| t.data.len() + 15).sum();
     let copies = (100 << 20) / clip_bytes + 1;
     let mut all = Vec::new();
     for k in 0..copies as u32 {
         all.extend(tags.iter().filter(|t| k == 0 || t.kind != 18).map(|t| Tag {
             kind: t.kind,
-            timestamp: t.timestamp + k * span,
-            body: t.body.clone(),
+            ts: t.ts + k * span,
+            offset: 0,
+            data: t.data.clone(),
         }));
     }
     let flv = dir.path().join("big.flv");
-    std::fs::write(&flv, join_flv(&header, &all)).unwrap();
+    std::fs::write(&flv, flv::join(&header, &all)).unwrap();
     drop(all);
     let size = std::fs::metadata(&flv).unwrap().len();
     assert!(size > 100 << 20, "fixture only {size} bytes");

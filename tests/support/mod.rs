@@ -1,6 +1,6 @@
 //! The tests' one support tree. Here: free ports on 127.0.0.1, waiting without blind sleeps,
 //! running a tool and keeping its output, SHA-256 hex, and finding or installing tools. Below,
-//! by concern: `ingest` (the recorder, nginx-rtmp, ffmpeg and GStreamer publishers, chunk
+//! by concern: `flv` (the one FLV reader), `ingest` (the recorder, nginx-rtmp, ffmpeg and GStreamer publishers, chunk
 //! checks), `remux` (encodes, packet comparisons, MP4 layout, Chromium in `remux::browser`),
 //! `publish` (s3s-fs, moto, the S3 client, the fault proxy in `publish::proxy`), `http` (a
 //! plain HTTP/1.1 client and the Prometheus parser) and `rtmp` (hand-built RTMP bytes).
@@ -8,6 +8,7 @@
 /// The binary under test, built by cargo for these tests.
 pub const BIN: &str = env!("CARGO_BIN_EXE_rtmp-recorder");
 
+pub mod flv;
 pub mod http;
 pub mod ingest;
 pub mod publish;
