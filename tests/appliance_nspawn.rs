@@ -23,7 +23,7 @@
 //! changed. The machine shares the host's network: its socket listens on the host's loopback.
 //! Needs root, systemd-container, cargo-deb, ffmpeg and s3s-fs (all installed by .ci/run).
 
-use crate::support::{self, Turn, free_port, http, ingest, publish, wait_until};
+use crate::support::{self, Turn, free_port, http, ingest, packets, publish, wait_until};
 use tempfile::TempDir;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,9 +34,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ingest::{
-    PublishOpts, assert_prefix_of_reference, by_stream, ffmpeg_publish, files_with_ext, framehash,
-};
+use ingest::{PublishOpts, assert_prefix_of_reference, ffmpeg_publish, files_with_ext};
 use publish::{AK, SK, client, create_bucket, get, list_keys, s3s_fs};
 
 const ROOT: &str = "/var/tmp/rtmp-recorder-nspawn-root";
@@ -529,11 +527,11 @@ fn record_and_publish(rig: &Rig) {
     let objects = rig.wait_published("cam1", Duration::from_secs(60));
     assert_eq!(objects.len(), 3, "30 s at 10 s chunks: {objects:?}");
     let mp4s = rig.download(&objects);
-    let got: Vec<_> = mp4s.iter().flat_map(|p| framehash(p)).collect();
-    let want = framehash(&opts.reference);
+    let got: Vec<_> = mp4s.iter().flat_map(|p| packets::read(p)).collect();
+    let want = packets::read(&opts.reference);
     assert_eq!(got.len(), want.len(), "packets in the MP4s vs published");
     assert!(
-        by_stream(&got) == by_stream(&want),
+        packets::by_stream(&got) == packets::by_stream(&want),
         "uploaded packets differ from the published ones"
     );
 

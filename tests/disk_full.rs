@@ -5,7 +5,7 @@
 //! uploaded files oldest first and never anything that is not uploaded.
 
 use crate::support::flv::Flv;
-use crate::support::{self, Turn, ingest, remux, sha256_hex, wait_until};
+use crate::support::{self, Turn, ingest, packets, remux, sha256_hex, wait_until};
 use tempfile::TempDir;
 
 use std::collections::BTreeMap;
@@ -15,9 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use ingest::{
-    PublishOpts, Recorder, by_stream, ffmpeg_publish, files_with_ext, framehash, show_log,
-};
+use ingest::{PublishOpts, Recorder, ffmpeg_publish, files_with_ext, show_log};
 
 const MIB: u64 = 1 << 20;
 
@@ -189,10 +187,11 @@ fn ingest_outlives_a_full_disk_refuses_new_publishes_and_resumes_by_itself() {
     // packet recorded was sent, byte for byte, in order.
     let mut hashes = Vec::new();
     for c in &chunks {
-        hashes.extend(framehash(c));
+        hashes.extend(packets::read(c));
     }
-    let got = by_stream(&hashes);
-    let sent: BTreeMap<u32, Vec<(u64, String)>> = by_stream(&framehash(&cam.reference));
+    let got = packets::by_stream(&hashes);
+    let sent: BTreeMap<u32, Vec<(u64, String)>> =
+        packets::by_stream(&packets::read(&cam.reference));
     for (stream, list) in &got {
         let reference = &sent[stream];
         let head = list

@@ -4,7 +4,7 @@
 //! rejected. If these fail, the ingest tests' verdicts mean nothing.
 
 use crate::support::flv::{Flv, Tag};
-use crate::support::{Turn, ingest, wait_until};
+use crate::support::{Turn, ingest, packets, wait_until};
 use tempfile::TempDir;
 
 use std::time::Duration;
@@ -135,8 +135,8 @@ fn harness_matches_nginx_rtmp() {
             "{prefix}: nginx vs reference packets"
         );
         assert_eq!(
-            by_stream(&framehash(rec)),
-            by_stream(&framehash(reference)),
+            packets::by_stream(&packets::read(rec)),
+            packets::by_stream(&packets::read(reference)),
             "{prefix}: nginx recording's packets differ from the reference"
         );
         assert_eq!(decode_errors(rec), "", "{prefix}: nginx recording decodes");
@@ -182,8 +182,8 @@ fn harness_matches_nginx_rtmp() {
     let tampered = dir.path().join("tampered.flv");
     std::fs::write(&tampered, &bytes).unwrap();
     assert_ne!(
-        by_stream(&framehash(&tampered)),
-        by_stream(&framehash(reference))
+        packets::by_stream(&packets::read(&tampered)),
+        packets::by_stream(&packets::read(reference))
     );
     let torn = dir.path().join("torn.flv");
     std::fs::write(&torn, &bytes[..at]).unwrap();

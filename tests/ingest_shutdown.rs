@@ -4,7 +4,7 @@
 //! is the chunk files, not the encoder.
 
 use crate::support::flv::Flv;
-use crate::support::{Turn, ingest, wait_until};
+use crate::support::{Turn, ingest, packets, wait_until};
 use tempfile::TempDir;
 
 use std::path::Path;
@@ -168,8 +168,8 @@ fn vanished_publisher_has_its_chunk_finished() {
     assert_eq!(decode_errors(&chunks[0]), "", "the chunk decodes cleanly");
     // The killed publisher's reference may lack its last buffered packets, and its last tag
     // may be torn (ffmpeg then reads a short packet); what both hold before that must agree.
-    let got = by_stream(&framehash(&chunks[0]));
-    let want = by_stream(&framehash(&publisher.reference));
+    let got = packets::by_stream(&packets::read(&chunks[0]));
+    let want = packets::by_stream(&packets::read(&publisher.reference));
     for (stream, list) in &got {
         let n = list.len().min(want[stream].len().saturating_sub(1));
         assert!(

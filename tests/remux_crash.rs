@@ -3,7 +3,7 @@
 //! with its manifest), and a rerun finishes the job: exactly one correct MP4 per FLV, every FLV
 //! in `archive/`, none lost, nothing in `failed/`.
 
-use crate::support::{Turn, remux};
+use crate::support::{Turn, packets, remux};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -95,7 +95,7 @@ fn sigkill_at_random_points_never_loses_or_corrupts() {
     }
     let expected: BTreeMap<String, _> = sources
         .iter()
-        .map(|(name, flv)| (name.clone(), payloads(&packets(flv))))
+        .map(|(name, flv)| (name.clone(), packets::by_stream(&packets::read(flv))))
         .collect();
 
     // How long an uninterrupted drain takes, to spread the kills over it: the fastest of three
@@ -183,7 +183,7 @@ fn sigkill_at_random_points_never_loses_or_corrupts() {
         for (name, want) in &expected {
             let mp4 = published_mp4(&state, name);
             assert_eq!(
-                &payloads(&packets(&mp4)),
+                &packets::by_stream(&packets::read(&mp4)),
                 want,
                 "seed {seed} run {run}: {} does not carry its FLV's packets",
                 mp4.display()

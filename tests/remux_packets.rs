@@ -3,7 +3,7 @@
 //! agree with `ffmpeg -c copy`, decode without a single error and have its moov first.
 
 use crate::support::flv::Flv;
-use crate::support::{Turn, flv, remux};
+use crate::support::{Turn, flv, packets, remux};
 
 use std::path::{Path, PathBuf};
 
@@ -64,7 +64,7 @@ fn h264_high_bframes_aac_720p() {
     let (mp4, _) = remux_one(dir.path(), &flv);
     assert_packet_identical(Path::new(ffmpeg()), &flv, &mp4);
     // B-frames: the first frame's pts is after its dts, and ffprobe agrees with the FLV.
-    let p = packets(&mp4);
+    let p = packets::read(&mp4);
     assert!(p.iter().any(|x| x.stream == 0 && x.pts_ms != x.dts_ms));
     let m = manifest(&mp4);
     let level: u32 = probe(&flv, "v", "stream=level").trim().parse().unwrap();
@@ -319,10 +319,10 @@ fn bad_timestamps_are_repaired() {
     assert_decodes_clean(Path::new(ffmpeg()), &mp4);
     assert_moov_first(&mp4);
     // Every packet is there, byte for byte, and the decode order is monotonic again.
-    let src_p = packets(&flv);
-    let got = packets(&mp4);
-    assert_eq!(payloads(&src_p), payloads(&got));
-    for (stream, ts) in times(&got) {
+    let src_p = packets::read(&flv);
+    let got = packets::read(&mp4);
+    assert_eq!(packets::by_stream(&src_p), packets::by_stream(&got));
+    for (stream, ts) in packets::times(&got) {
         assert!(
             ts.windows(2).all(|w| w[1].0 > w[0].0),
             "stream {stream}: dts not increasing"
@@ -417,8 +417,8 @@ fn av1_enhanced_rtmp_flv() {
     // reference is ffmpeg's remux; otherwise every byte is the FLV's.
     assert_like_ffmpeg_remux(&f9, &flv, &mp4);
     let (src, got) = (
-        payloads(&packets_with(&f9, &flv)),
-        payloads(&packets_with(&f9, &mp4)),
+        packets::by_stream(&packets::read_with(&f9, &flv)),
+        packets::by_stream(&packets::read_with(&f9, &mp4)),
     );
     assert_eq!(src[&1], got[&1], "audio differs");
     let delimiters = src[&0]

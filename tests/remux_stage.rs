@@ -3,7 +3,7 @@
 //! `--keep-flv-for` prunes old archived FLVs only, and the manifest carries ingest's metadata.
 
 use crate::support::flv::Tag;
-use crate::support::{self, Turn, ensure_apt, flv, remux};
+use crate::support::{self, Turn, ensure_apt, flv, packets, remux};
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -326,7 +326,14 @@ fn memory_stays_flat_in_chunk_size() {
     // Every packet of the big chunk, byte for byte. (No decode check here: the splice points
     // leave gaps that make ffmpeg's null muxer complain about any MP4 of this input, its own
     // `-c copy` remux included.)
-    let got = packets(&mp4);
-    assert_eq!(got.len(), packets(&clip).len() * copies, "packet count");
-    assert_eq!(payloads(&got), payloads(&packets(&flv)));
+    let got = packets::read(&mp4);
+    assert_eq!(
+        got.len(),
+        packets::read(&clip).len() * copies,
+        "packet count"
+    );
+    assert_eq!(
+        packets::by_stream(&got),
+        packets::by_stream(&packets::read(&flv))
+    );
 }

@@ -4,14 +4,16 @@
 //! measures, per chunk, the time from the chunk's close (the last write of its FLV) to its object
 //! being listed in the bucket, and holds every chunk to [`CLOSE_TO_VISIBLE`].
 
-use crate::support::{self, Turn, free_port, ingest, port_open, publish, sha256_hex, wait_until};
+use crate::support::{
+    self, Turn, free_port, ingest, packets, port_open, publish, sha256_hex, wait_until,
+};
 use tempfile::TempDir;
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use ingest::{PublishOpts, by_stream, ffmpeg_publish, framehash};
+use ingest::{PublishOpts, ffmpeg_publish};
 use publish::{client, create_bucket, get, hermetic_aws_env, list_keys, s3s_fs};
 use rtmp_recorder::manifest::ChunkManifest;
 
@@ -164,15 +166,15 @@ fn ffmpeg_to_s3_through_run() {
 
     // The uploaded MP4s, in order, carry exactly the packets ffmpeg published, per stream (an
     // MP4 interleaves audio and video differently from the FLV it came from).
-    let got: Vec<_> = ours.iter().flat_map(|p| framehash(p)).collect();
-    let want = framehash(&opts.reference);
+    let got: Vec<_> = ours.iter().flat_map(|p| packets::read(p)).collect();
+    let want = packets::read(&opts.reference);
     assert_eq!(
         got.len(),
         want.len(),
         "packet count differs from the published stream"
     );
     assert!(
-        by_stream(&got) == by_stream(&want),
+        packets::by_stream(&got) == packets::by_stream(&want),
         "uploaded packets differ from the published ones"
     );
 

@@ -1,6 +1,7 @@
 //! Shared by the HTTP tests: a plain HTTP/1.1 client on a raw socket (so request paths reach the
 //! server exactly as written, `..` and `%2e%2e` included, which URL libraries and curl
 //! normalise), `/metrics` read by the Prometheus client library's own text parser, and a state
+//! directory with real recordings in the folders `/recordings/` serves.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

@@ -1,7 +1,7 @@
 //! Shared harness for the ingest integration tests: starts the recorder (and nginx-rtmp as a
 //! reference server), publishes real streams with ffmpeg and GStreamer while keeping a reference
-//! copy of exactly the published packets, and checks chunks with ffprobe and a small FLV tag
-//! walker written here so the checks never depend on the code under test.
+//! copy of exactly the published packets, and checks chunks with ffprobe, `support::packets` and
+//! `support::flv`, so the checks never depend on the code under test.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -22,6 +22,7 @@ pub const JITTER_MS: i64 = 50;
 use crate::support;
 use crate::support::flv::{Amf, Flv};
 use crate::support::free_port;
+use crate::support::packets::{self, Packet};
 
 /// Waits for a child to exit; kills it and panics (showing `log`) after `timeout`.
 pub fn wait_child(child: &mut Child, timeout: Duration, what: &str, log: &Path) -> ExitStatus {
@@ -622,43 +623,6 @@ pub fn count_packets(file: &Path) -> (u64, u64) {
     (v, a)
 }
 
-/// One packet as `ffmpeg -f framehash` sees it: stream (0 video, 1 audio), size, SHA-256.
-pub type FrameHash = (u32, u64, String);
-
-/// Per-packet hashes of `file`, video mapped to stream 0 and audio to stream 1.
-pub fn framehash(file: &Path) -> Vec<FrameHash> {
-    let (out, _) = run_capture(
-        Command::new("ffmpeg")
-            .args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
-            .arg(file)
-            .args(["-map", "0:v?", "-map", "0:a?", "-c", "copy"])
-            .args(["-f", "framehash", "-hash", "sha256", "-"]),
-        &format!("ffmpeg framehash {}", file.display()),
-    );
-    out.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').map(str::trim).collect();
-            assert!(f.len() >= 6, "unexpected framehash line {l:?}");
-            (
-                f[0].parse().expect("stream index"),
-                f[4].parse().expect("packet size"),
-                f[5].to_string(),
-            )
-        })
-        .collect()
-}
-
-/// Splits framehash lines by stream: interleaving of audio and video may differ between a
-/// chunked recording and its reference, but each stream's packet sequence must not.
-pub fn by_stream(hashes: &[FrameHash]) -> BTreeMap<u32, Vec<(u64, String)>> {
-    let mut out: BTreeMap<u32, Vec<(u64, String)>> = BTreeMap::new();
-    for (s, size, hash) in hashes {
-        out.entry(*s).or_default().push((*size, hash.clone()));
-    }
-    out
-}
-
 /// Decodes every frame of `file`; returns ffmpeg's error output (empty: clean).
 pub fn decode_errors(file: &Path) -> String {
     let out = Command::new("ffmpeg")
@@ -937,21 +901,21 @@ pub fn check_chunks_media(chunks: &[PathBuf], reference: &Path) -> Splits {
         });
 
     let (mut v_sum, mut a_sum) = (0u64, 0u64);
-    let mut hashes: Vec<FrameHash> = Vec::new();
+    let mut hashes: Vec<Packet> = Vec::new();
     for (i, (path, flv)) in chunks.iter().zip(&flvs).enumerate() {
         check_chunk_layout(flv, i == 0);
         let (v, a) = count_packets(path);
         v_sum += v;
         a_sum += a;
-        hashes.extend(framehash(path));
+        hashes.extend(packets::read(path));
     }
     assert_eq!(
         (v_sum, a_sum),
         count_packets(reference),
         "packets (video, audio) summed over chunks vs the reference"
     );
-    let got = by_stream(&hashes);
-    let want = by_stream(&framehash(reference));
+    let got = packets::by_stream(&hashes);
+    let want = packets::by_stream(&packets::read(reference));
     for (stream, want_list) in &want {
         let got_list = got.get(stream).map(Vec::as_slice).unwrap_or(&[]);
         if let Some(k) =
@@ -987,10 +951,10 @@ pub fn check_chunks_media(chunks: &[PathBuf], reference: &Path) -> Splits {
 pub fn assert_prefix_of_reference(chunks: &[PathBuf], reference: &Path) {
     let mut hashes = Vec::new();
     for c in chunks {
-        hashes.extend(framehash(c));
+        hashes.extend(packets::read(c));
     }
-    let got = by_stream(&hashes);
-    let want: BTreeMap<u32, Vec<(u64, String)>> = by_stream(&framehash(reference));
+    let got = packets::by_stream(&hashes);
+    let want: BTreeMap<u32, Vec<(u64, String)>> = packets::by_stream(&packets::read(reference));
     assert_eq!(got.len(), 2, "chunks hold {} streams", got.len());
     for (stream, list) in &got {
         let reference_list = &want[stream];

@@ -11,6 +11,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_rtmp-recorder");
 pub mod flv;
 pub mod http;
 pub mod ingest;
+pub mod packets;
 pub mod publish;
 pub mod remux;
 pub mod rtmp;

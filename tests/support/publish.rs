@@ -4,6 +4,7 @@
 //! Setup (also done by .ci/run):
 //!   cargo install s3s-fs --version 0.14.1 --features binary --locked
 //!   pip install 'moto[server]' awscli
+//! A missing tool fails the test with that hint; nothing is skipped.
 
 pub mod proxy;
 use crate::support;

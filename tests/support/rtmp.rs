@@ -1,4 +1,5 @@
 //! Shared helpers for the `rtmp_*` tests: a client handshake, hand-built chunks (RTMP 1.0 spec
+//! section 5.3.1) and a decoder for the server's replies (rml_rtmp's, independent of ours).
 
 use rml_rtmp::chunk_io::ChunkDeserializer;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
