@@ -178,18 +178,28 @@ fn watch_mode_publishes_new_files_and_stops_on_sigterm() {
     let state = StateDir::open(tmp.path().join("state")).unwrap();
     let mut cmd = dir_cmd(state.root(), &["--watch", "--sync-interval", "1s"]);
     let mut child = cmd.spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    support::wait_stage_started(state.root(), "publish", child.id());
     let mut queued = Vec::new();
     for seq in 1..=3u32 {
         let name = chunk_name("cam1", seq);
         // With a manifest, a file counts as handed over by remux and needs no quiet period.
         let json = state.publish_inbox().join(format!("{}.json", name.stem()));
-        let manifest = serde_json::json!({
-            "version": 1, "name": name.stem(), "app": "live", "stream": "cam1",
-            "sequence": seq, "previous": null, "utc_start": name.start.rfc3339(),
-            "stream_offset_ms": 0, "duration_ms": 1000, "video": null, "audio": null,
-            "mp4_bytes": null, "sha256": null
-        });
+        let manifest = rtmp_recorder::manifest::ChunkManifest {
+            version: rtmp_recorder::manifest::MANIFEST_VERSION,
+            name: name.stem(),
+            app: "live".into(),
+            stream: "cam1".into(),
+            sequence: seq,
+            previous: None,
+            utc_start: name.start.rfc3339(),
+            stream_offset_ms: 0,
+            duration_ms: 1000,
+            video: None,
+            audio: None,
+            starts_without_keyframe: false,
+            mp4_bytes: None,
+            sha256: None,
+        };
         std::fs::write(&json, serde_json::to_vec(&manifest).unwrap()).unwrap();
         queued.push(queue_mp4(
             &state,
@@ -198,15 +208,10 @@ fn watch_mode_publishes_new_files_and_stops_on_sigterm() {
         ));
         std::thread::sleep(Duration::from_millis(300));
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while queued.iter().any(|f| !state.archive().join(f).exists()) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "watch mode did not publish"
-        );
+    support::wait_until(Duration::from_secs(20), "watch mode to publish", || {
         assert!(child.try_wait().unwrap().is_none(), "watch mode exited");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        queued.iter().all(|f| state.archive().join(f).exists())
+    });
     // SAFETY: kill(2) on our own child's PID.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();

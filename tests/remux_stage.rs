@@ -125,7 +125,7 @@ fn watch_mode_picks_up_new_chunks_and_stops_on_sigterm() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    support::wait_stage_started(&state, "remux", child.id());
     // Arrives the way ingest hands chunks on: written elsewhere, renamed in.
     let name = chunk_name(7);
     std::fs::copy(&flv, state.join("recording").join(&name)).unwrap();
@@ -135,11 +135,11 @@ fn watch_mode_picks_up_new_chunks_and_stops_on_sigterm() {
     )
     .unwrap();
     let mp4 = published_mp4(&state, &name);
-    let t = Instant::now();
-    while !mp4.exists() && t.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(mp4.exists(), "--watch did not remux the new chunk");
+    support::wait_until(
+        Duration::from_secs(20),
+        "--watch to remux the new chunk",
+        || mp4.exists(),
+    );
     assert!(
         child.try_wait().unwrap().is_none(),
         "--watch exited on its own"
@@ -148,17 +148,12 @@ fn watch_mode_picks_up_new_chunks_and_stops_on_sigterm() {
     unsafe {
         libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
     }
-    let t = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "no exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let mut status = None;
+    support::wait_until(Duration::from_secs(10), "an exit after SIGTERM", || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    let status = status.unwrap();
     assert!(status.success(), "{status:?}");
     assert_packet_identical(Path::new(ffmpeg()), &flv, &mp4);
 }

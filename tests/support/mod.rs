@@ -75,6 +75,20 @@ pub fn wait_for_port(
     }
 }
 
+/// Waits until the `stage` process `pid` has started its work: it then holds
+/// `STATE/status/STAGE.lock` with its PID inside (what `rtmp-recorder status` reads too).
+pub fn wait_stage_started(state: &Path, stage: &str, pid: u32) {
+    let lock = state.join("status").join(format!("{stage}.lock"));
+    wait_until(
+        Duration::from_secs(20),
+        &format!(
+            "{stage} (pid {pid}) to write its PID into {}",
+            lock.display()
+        ),
+        || std::fs::read_to_string(&lock).is_ok_and(|t| t.trim() == pid.to_string()),
+    );
+}
+
 /// Runs `cmd` (stdin from /dev/null) to completion; panics with `what` and its stderr unless
 /// it succeeds.
 pub fn run_ok(cmd: &mut Command, what: &str) -> Output {
