@@ -26,150 +26,148 @@ fn enhanced_flv(dir: &Path, fourcc: &str, video: &[&str]) -> (PathBuf, PathBuf) 
     (f9, flv)
 }
 
-#[test]
-fn h264_high_bframes_aac_720p() {
-    let _turn = Turn::shared();
-    let dir = tempfile::tempdir().unwrap();
-    let flv = dir.path().join("in.flv");
-    let mut inputs = VIDEO_720P.to_vec();
-    inputs.extend_from_slice(SINE_48K);
-    encode(
-        &flv,
-        &inputs,
-        &[
-            "-t",
-            "5",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-profile:v",
-            "high",
-            "-bf",
-            "3",
-            "-g",
-            "60",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "128k",
-            "-ar",
-            "48000",
-            "-ac",
-            "2",
-        ],
-    );
-    let (mp4, _) = remux_one(dir.path(), &flv);
-    assert_packet_identical(Path::new(ffmpeg()), &flv, &mp4);
-    // B-frames: the first frame's pts is after its dts, and ffprobe agrees with the FLV.
-    let p = packets::read(&mp4);
-    assert!(p.iter().any(|x| x.stream == 0 && x.pts_ms != x.dts_ms));
-    let m = manifest(&mp4);
-    let level: u32 = probe(&flv, "v", "stream=level").trim().parse().unwrap();
-    assert_eq!(m["video"]["codec"], format!("avc1.6400{level:02x}"));
-    assert_eq!(m["video"]["width"], 1280);
-    assert_eq!(m["video"]["height"], 720);
-    assert_eq!(m["video"]["frames"], 150);
-    assert_eq!(m["audio"]["codec"], "mp4a.40.2");
-    assert_eq!(m["audio"]["sample_rate"], 48000);
-    assert_eq!(m["audio"]["channels"], 2);
-    let d = m["duration_ms"].as_u64().unwrap();
-    assert!((4900..=5200).contains(&d), "duration {d}");
+/// An encoder fixture: what ffmpeg encodes (`inputs`, then `args`), and what the MP4's manifest
+/// and streams must say beyond carrying exactly the FLV's packets.
+struct Fixture {
+    name: &'static str,
+    inputs: Vec<String>,
+    args: &'static [&'static str],
+    check: fn(&Path, &Path, &serde_json::Value),
 }
 
-#[test]
-fn audio_only_aac() {
-    let _turn = Turn::shared();
-    let dir = tempfile::tempdir().unwrap();
-    let flv = dir.path().join("in.flv");
-    encode(
-        &flv,
-        SINE_48K,
-        &["-t", "4", "-c:a", "aac", "-b:a", "96k", "-ac", "2"],
-    );
-    let (mp4, _) = remux_one(dir.path(), &flv);
-    assert_packet_identical(Path::new(ffmpeg()), &flv, &mp4);
-    let m = manifest(&mp4);
-    assert!(m["video"].is_null());
-    assert_eq!(m["audio"]["codec"], "mp4a.40.2");
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
 }
 
-#[test]
-fn video_only_h264() {
-    let _turn = Turn::shared();
-    let dir = tempfile::tempdir().unwrap();
-    let flv = dir.path().join("in.flv");
-    encode(
-        &flv,
-        &["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25"],
-        &[
-            "-t", "4", "-c:v", "libx264", "-preset", "veryfast", "-g", "50",
-        ],
-    );
-    let (mp4, _) = remux_one(dir.path(), &flv);
-    assert_packet_identical(Path::new(ffmpeg()), &flv, &mp4);
-    let m = manifest(&mp4);
-    assert!(m["audio"].is_null());
-    assert_eq!(m["video"]["frames"], 100);
+fn fixtures() -> Vec<Fixture> {
+    vec![
+        Fixture {
+            name: "H.264 High with B-frames + AAC, 720p",
+            inputs: [VIDEO_720P, SINE_48K]
+                .concat()
+                .iter()
+                .map(|a| a.to_string())
+                .collect(),
+            args: &[
+                "-t",
+                "5",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-profile:v",
+                "high",
+                "-bf",
+                "3",
+                "-g",
+                "60",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                "-b:a",
+                "128k",
+                "-ar",
+                "48000",
+                "-ac",
+                "2",
+            ],
+            check: |flv, mp4, m| {
+                // B-frames: the first frame's pts is after its dts, and ffprobe agrees with the FLV.
+                let p = packets::read(mp4);
+                assert!(p.iter().any(|x| x.stream == 0 && x.pts_ms != x.dts_ms));
+                let level: u32 = probe(flv, "v", "stream=level").trim().parse().unwrap();
+                assert_eq!(m["video"]["codec"], format!("avc1.6400{level:02x}"));
+                assert_eq!(m["video"]["width"], 1280);
+                assert_eq!(m["video"]["height"], 720);
+                assert_eq!(m["video"]["frames"], 150);
+                assert_eq!(m["audio"]["codec"], "mp4a.40.2");
+                assert_eq!(m["audio"]["sample_rate"], 48000);
+                assert_eq!(m["audio"]["channels"], 2);
+                let d = m["duration_ms"].as_u64().unwrap();
+                assert!((4900..=5200).contains(&d), "duration {d}");
+            },
+        },
+        Fixture {
+            name: "audio only, AAC",
+            inputs: strings(SINE_48K),
+            args: &["-t", "4", "-c:a", "aac", "-b:a", "96k", "-ac", "2"],
+            check: |_, _, m| {
+                assert!(m["video"].is_null());
+                assert_eq!(m["audio"]["codec"], "mp4a.40.2");
+            },
+        },
+        Fixture {
+            name: "video only, H.264",
+            inputs: strings(&["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25"]),
+            args: &[
+                "-t", "4", "-c:v", "libx264", "-preset", "veryfast", "-g", "50",
+            ],
+            check: |_, _, m| {
+                assert!(m["audio"].is_null());
+                assert_eq!(m["video"]["frames"], 100);
+            },
+        },
+        Fixture {
+            name: "AAC mono 44.1 kHz",
+            inputs: lavfi_av(
+                "testsrc2=size=320x240:rate=30",
+                "sine=frequency=1000:sample_rate=44100",
+            )
+            .to_vec(),
+            args: &[
+                "-t", "4", "-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac", "-ar", "44100",
+                "-ac", "1",
+            ],
+            check: |_, _, m| {
+                assert_eq!(m["audio"]["sample_rate"], 44100);
+                assert_eq!(m["audio"]["channels"], 1);
+            },
+        },
+        Fixture {
+            name: "MP3 audio",
+            inputs: lavfi_av(
+                "testsrc2=size=320x240:rate=30",
+                "sine=frequency=600:sample_rate=44100",
+            )
+            .to_vec(),
+            args: &[
+                "-t",
+                "4",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-c:a",
+                "libmp3lame",
+                "-b:a",
+                "128k",
+                "-ar",
+                "44100",
+            ],
+            check: |_, mp4, m| {
+                assert_eq!(m["audio"]["codec"], "mp4a.6b");
+                assert_eq!(m["audio"]["sample_rate"], 44100);
+                assert_eq!(probe(mp4, "a", "stream=codec_name").trim(), "mp3");
+            },
+        },
+    ]
 }
 
+/// Every encoder fixture: our MP4 carries exactly the FLV's packets, agrees with ffmpeg's own
+/// remux, and its manifest describes the streams.
 #[test]
-fn aac_mono_44k() {
+fn encoder_fixtures_remux_packet_for_packet() {
     let _turn = Turn::shared();
-    let dir = tempfile::tempdir().unwrap();
-    let flv = dir.path().join("in.flv");
-    encode(
-        &flv,
-        &lavfi_av(
-            "testsrc2=size=320x240:rate=30",
-            "sine=frequency=1000:sample_rate=44100",
-        ),
-        &[
-            "-t", "4", "-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac", "-ar", "44100",
-            "-ac", "1",
-        ],
-    );
-    let (mp4, _) = remux_one(dir.path(), &flv);
-    assert_packet_identical(Path::new(ffmpeg()), &flv, &mp4);
-    let m = manifest(&mp4);
-    assert_eq!(m["audio"]["sample_rate"], 44100);
-    assert_eq!(m["audio"]["channels"], 1);
-}
-
-#[test]
-fn mp3_audio() {
-    let _turn = Turn::shared();
-    let dir = tempfile::tempdir().unwrap();
-    let flv = dir.path().join("in.flv");
-    encode(
-        &flv,
-        &lavfi_av(
-            "testsrc2=size=320x240:rate=30",
-            "sine=frequency=600:sample_rate=44100",
-        ),
-        &[
-            "-t",
-            "4",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-c:a",
-            "libmp3lame",
-            "-b:a",
-            "128k",
-            "-ar",
-            "44100",
-        ],
-    );
-    let (mp4, _) = remux_one(dir.path(), &flv);
-    assert_packet_identical(Path::new(ffmpeg()), &flv, &mp4);
-    let m = manifest(&mp4);
-    assert_eq!(m["audio"]["codec"], "mp4a.6b");
-    assert_eq!(m["audio"]["sample_rate"], 44100);
-    assert_eq!(probe(&mp4, "a", "stream=codec_name").trim(), "mp3");
+    for case in fixtures() {
+        eprintln!("fixture: {}", case.name);
+        let dir = tempfile::tempdir().unwrap();
+        let flv = dir.path().join("in.flv");
+        encode(&flv, &case.inputs, case.args);
+        let (mp4, _) = remux_one(dir.path(), &flv);
+        assert_packet_identical(Path::new(ffmpeg()), &flv, &mp4);
+        (case.check)(&flv, &mp4, &manifest(&mp4));
+    }
 }
 
 #[test]

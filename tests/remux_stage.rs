@@ -5,7 +5,7 @@
 use crate::support::flv::Tag;
 use crate::support::{self, Turn, ensure_apt, flv, packets, remux};
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -32,13 +32,19 @@ fn small_flv(path: &Path) {
     );
 }
 
-#[test]
-fn hand_copied_files_wait_until_quiet_then_get_default_names() {
-    let _turn = Turn::shared();
+/// A scratch directory with `in.flv` (2 s of 320x240) and the path of a state directory in it.
+fn small_flv_and_state() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let flv = dir.path().join("in.flv");
     small_flv(&flv);
     let state = dir.path().join("state");
+    (dir, flv, state)
+}
+
+#[test]
+fn hand_copied_files_wait_until_quiet_then_get_default_names() {
+    let _turn = Turn::shared();
+    let (_dir, flv, state) = small_flv_and_state();
     queue(&state, &[("my video.flv", &flv)]);
     let out = remux(&state, &[]);
     assert!(out.status.success());
@@ -71,10 +77,7 @@ fn hand_copied_files_wait_until_quiet_then_get_default_names() {
 #[test]
 fn until_empty_waits_for_a_file_to_become_quiet() {
     let _turn = Turn::shared();
-    let dir = tempfile::tempdir().unwrap();
-    let flv = dir.path().join("in.flv");
-    small_flv(&flv);
-    let state = dir.path().join("state");
+    let (_dir, flv, state) = small_flv_and_state();
     queue(&state, &[("my video.flv", &flv)]);
     let started = Instant::now();
     let out = remux(&state, &["--until-empty", "--quiet-seconds", "3"]);
@@ -94,10 +97,7 @@ fn until_empty_waits_for_a_file_to_become_quiet() {
 #[test]
 fn a_locked_chunk_is_left_to_its_owner() {
     let _turn = Turn::shared();
-    let dir = tempfile::tempdir().unwrap();
-    let flv = dir.path().join("in.flv");
-    small_flv(&flv);
-    let state = dir.path().join("state");
+    let (_dir, flv, state) = small_flv_and_state();
     let name = chunk_name(1);
     queue(&state, &[(&name, &flv)]);
     let queued = state.join("remux").join(&name);
@@ -116,10 +116,7 @@ fn a_locked_chunk_is_left_to_its_owner() {
 #[test]
 fn watch_mode_picks_up_new_chunks_and_stops_on_sigterm() {
     let _turn = Turn::shared();
-    let dir = tempfile::tempdir().unwrap();
-    let flv = dir.path().join("in.flv");
-    small_flv(&flv);
-    let state = dir.path().join("state");
+    let (_dir, flv, state) = small_flv_and_state();
     let mut child = remux_command(&state, &["--watch"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
