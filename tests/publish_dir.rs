@@ -183,24 +183,7 @@ fn watch_mode_publishes_new_files_and_stops_on_sigterm() {
     for seq in 1..=3u32 {
         let name = chunk_name("cam1", seq);
         // With a manifest, a file counts as handed over by remux and needs no quiet period.
-        let json = state.publish_inbox().join(format!("{}.json", name.stem()));
-        let manifest = rtmp_recorder::manifest::ChunkManifest {
-            version: rtmp_recorder::manifest::MANIFEST_VERSION,
-            name: name.stem(),
-            app: "live".into(),
-            stream: "cam1".into(),
-            sequence: seq,
-            previous: None,
-            utc_start: name.start.rfc3339(),
-            stream_offset_ms: 0,
-            duration_ms: 1000,
-            video: None,
-            audio: None,
-            starts_without_keyframe: false,
-            mp4_bytes: None,
-            sha256: None,
-        };
-        std::fs::write(&json, serde_json::to_vec(&manifest).unwrap()).unwrap();
+        queue_manifest(&state, &manifest_for(&name, 1000));
         queued.push(queue_mp4(
             &state,
             &name,

@@ -72,27 +72,7 @@ async fn small_and_multipart_arrive_intact() {
     // A real MP4 with the manifest remux would have written.
     let mp4 = real_mp4(tmp.path());
     let small = chunk_name("cam1", 1);
-    let manifest = ChunkManifest {
-        version: 1,
-        name: small.stem(),
-        app: "live".into(),
-        stream: "cam1".into(),
-        sequence: 1,
-        previous: None,
-        utc_start: small.start.rfc3339(),
-        stream_offset_ms: 0,
-        duration_ms: 2000,
-        video: None,
-        audio: None,
-        starts_without_keyframe: false,
-        mp4_bytes: None,
-        sha256: None,
-    };
-    std::fs::write(
-        state.publish_inbox().join(format!("{}.json", small.stem())),
-        serde_json::to_vec(&manifest).unwrap(),
-    )
-    .unwrap();
+    queue_manifest(&state, &manifest_for(&small, 2000));
     queue_mp4(&state, &small, &mp4);
     // A multipart-sized one without a manifest (as if copied in by hand).
     let big = chunk_name("cam2", 2);
@@ -327,26 +307,11 @@ async fn a_manifest_sha256_is_checked_against_the_bytes_sent() {
     let state = StateDir::open(tmp.path().join("state")).unwrap();
     let manifest_for = |name: &rtmp_recorder::spool::ChunkName, bytes: &[u8], sha: String| {
         let m = ChunkManifest {
-            version: 1,
-            name: name.stem(),
-            app: "live".into(),
-            stream: name.stream.clone(),
-            sequence: name.seq,
-            previous: None,
-            utc_start: name.start.rfc3339(),
-            stream_offset_ms: 0,
-            duration_ms: 1000,
-            video: None,
-            audio: None,
-            starts_without_keyframe: false,
             mp4_bytes: Some(bytes.len() as u64),
             sha256: Some(sha),
+            ..publish::manifest_for(name, 1000)
         };
-        std::fs::write(
-            state.publish_inbox().join(format!("{}.json", name.stem())),
-            serde_json::to_vec(&m).unwrap(),
-        )
-        .unwrap();
+        queue_manifest(&state, &m);
     };
     // Right hash, multipart: uploaded in one read of the file.
     let good = chunk_name("cam1", 1);

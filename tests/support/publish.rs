@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use rtmp_recorder::manifest::{ChunkManifest, MANIFEST_VERSION};
 use rtmp_recorder::spool::{ChunkName, StateDir};
 use rtmp_recorder::utc::Civil;
 
@@ -209,6 +210,38 @@ pub fn queue_mp4(state: &StateDir, name: &ChunkName, bytes: &[u8]) -> String {
     std::fs::write(&tmp, bytes).unwrap();
     std::fs::rename(&tmp, state.publish_inbox().join(&file)).unwrap();
     file
+}
+
+/// The manifest remux writes beside `name`'s MP4 (no tracks, offset 0; publish fills in the
+/// size and hash unless they are given).
+pub fn manifest_for(name: &ChunkName, duration_ms: u64) -> ChunkManifest {
+    ChunkManifest {
+        version: MANIFEST_VERSION,
+        name: name.stem(),
+        app: "live".into(),
+        stream: name.stream.clone(),
+        sequence: name.seq,
+        previous: None,
+        utc_start: name.start.rfc3339(),
+        stream_offset_ms: 0,
+        duration_ms,
+        video: None,
+        audio: None,
+        starts_without_keyframe: false,
+        mp4_bytes: None,
+        sha256: None,
+    }
+}
+
+/// Puts `manifest` into `publish/` as `NAME.json`, as remux leaves it beside the MP4.
+pub fn queue_manifest(state: &StateDir, manifest: &ChunkManifest) {
+    std::fs::write(
+        state
+            .publish_inbox()
+            .join(format!("{}.json", manifest.name)),
+        serde_json::to_vec(manifest).unwrap(),
+    )
+    .unwrap();
 }
 
 /// A real 2-second H.264/AAC faststart MP4 made by ffmpeg.
