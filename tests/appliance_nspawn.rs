@@ -23,7 +23,7 @@
 //! changed. The machine shares the host's network: its socket listens on the host's loopback.
 //! Needs root, systemd-container, cargo-deb, ffmpeg and s3s-fs (all installed by .ci/run).
 
-use crate::support::{self, Turn, free_port, http, ingest, packets, publish, wait_until};
+use crate::support::{self, Turn, free_port, http, ingest, packets, publish, wait_until, words};
 use tempfile::TempDir;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -776,16 +776,7 @@ fn stop_during_remux(rig: &Rig) {
             .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-y"])
             .args(["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30"])
             .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-            .args([
-                "-t",
-                "4",
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-                "-qp",
-                "0",
-            ])
+            .args(words("-t 4 -c:v libx264 -preset ultrafast -qp 0"))
             .args(["-g", "30", "-c:a", "aac", "-f", "flv"])
             .arg(&big),
         "ffmpeg (large chunk)",

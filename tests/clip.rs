@@ -8,9 +8,7 @@
 //! some requests with 503 SlowDown and 500: the clip is byte for byte the one cut from disk, and
 //! what it fetched is the clip plus the chunks' heads and manifests, within a few percent.
 
-use crate::support::{
-    self, Turn, flv, free_port, http, ingest, port_open, publish, remux, wait_until,
-};
+use crate::support::{self, Turn, flv, free_port, http, ingest, publish, remux, wait_until};
 use tempfile::TempDir;
 
 use std::path::{Path, PathBuf};
@@ -97,21 +95,14 @@ fn record_with(dir: &Path, chunk_duration: &str, publish: impl FnOnce(&str)) -> 
     let port = free_port();
     let log = dir.join("run.log");
     let published = dir.join("published");
-    let mut cmd = Command::new(support::BIN);
-    ingest::clean_env(&mut cmd);
-    let mut run = cmd
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .args(["run", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--chunk-duration", chunk_duration])
-        .arg("--destination")
-        .arg(format!("file://{}", published.display()))
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("starting rtmp-recorder run");
-    wait_until(Duration::from_secs(15), "run listening", || port_open(port));
+    let mut run = ingest::start_run_to_files(
+        &dir.join("state"),
+        &published,
+        port,
+        &log,
+        &[],
+        &["--chunk-duration", chunk_duration],
+    );
     publish(&format!("rtmp://127.0.0.1:{port}/live/cam1"));
     let state = dir.join("state");
     wait_until(Duration::from_secs(30), "every chunk published", || {

@@ -8,7 +8,7 @@
 //! not touch the others.
 
 use crate::support::flv::Flv;
-use crate::support::{self, Turn, ingest, rtmp, wait_until};
+use crate::support::{self, Turn, ingest, rtmp, wait_until, words};
 use tempfile::TempDir;
 
 use std::io::{ErrorKind, Read, Write};
@@ -158,16 +158,7 @@ fn avc(dir: &Path) -> Avc {
     let ok = Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
         .arg("testsrc2=size=320x240:rate=30")
-        .args([
-            "-frames:v",
-            "1",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-f",
-            "flv",
-        ])
+        .args(words("-frames:v 1 -c:v libx264 -preset ultrafast -f flv"))
         .arg(&flv)
         .status()
         .is_ok_and(|s| s.success());

@@ -4,7 +4,7 @@
 //! rejected. If these fail, the ingest tests' verdicts mean nothing.
 
 use crate::support::flv::{Flv, Tag};
-use crate::support::{Turn, ingest, packets, wait_until};
+use crate::support::{Turn, ingest, packets, wait_until, words};
 use tempfile::TempDir;
 
 use std::time::Duration;
@@ -149,16 +149,7 @@ fn harness_matches_nginx_rtmp() {
     let status = std::process::Command::new("ffmpeg")
         .args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
         .arg(&ff.reference)
-        .args([
-            "-map",
-            "0",
-            "-c",
-            "copy",
-            "-f",
-            "segment",
-            "-segment_time",
-            "10",
-        ])
+        .args(words("-map 0 -c copy -f segment -segment_time 10"))
         .args(["-reset_timestamps", "1", "-segment_format", "flv"])
         .arg(seg_dir.join("c%03d.flv"))
         .status()

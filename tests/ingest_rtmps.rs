@@ -7,7 +7,7 @@
 //! exactly; bad TLS configuration ends the start with exit 2 naming the file; under socket
 //! activation the socket named `rtmps` speaks TLS.
 
-use crate::support::{self, Turn, free_port, ingest, port_open, wait_until};
+use crate::support::{self, Turn, free_port, ingest, port_open, wait_until, words};
 use tempfile::TempDir;
 
 use std::io::{Read, Write};
@@ -326,14 +326,7 @@ fn the_wrong_protocol_on_either_port_is_refused_while_a_stream_records() {
     let started = Instant::now();
     let wrong = Command::new("ffmpeg")
         .args(["-hide_banner", "-nostdin", "-loglevel", "error"])
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=30",
-            "-t",
-            "1",
-        ])
+        .args(words("-f lavfi -i testsrc2=size=320x240:rate=30 -t 1"))
         .args(["-c:v", "libx264", "-f", "flv"])
         .arg(format!("rtmp://127.0.0.1:{tls_port}/live/wrong"))
         .stdin(Stdio::null())

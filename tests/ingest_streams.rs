@@ -6,7 +6,7 @@
 //! These streams are 640x360: what is tested is stream handling, and four real-time encodes at
 //! 720p next to another test would not keep up on two cores.
 
-use crate::support::{Turn, ingest, wait_until};
+use crate::support::{self, Turn, ingest, wait_until};
 use tempfile::TempDir;
 
 use std::path::PathBuf;
@@ -71,28 +71,8 @@ fn two_streams_and_a_rejected_second_publisher() {
     check_chunks_against_reference(&chunks_b, &b.reference, "live", "cam-b");
 }
 
-/// HMAC-SHA256 of `message` under `key`, hex, by openssl (not the code under test).
-fn openssl_hmac(key: &[u8], message: &str) -> String {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-    let mut child = Command::new("openssl")
-        .args(["dgst", "-sha256", "-mac", "HMAC", "-macopt"])
-        .arg(format!("hexkey:{hex}"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("running openssl");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(message.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "openssl failed");
-    let text = String::from_utf8(out.stdout).unwrap();
-    text.trim().rsplit(' ').next().unwrap().to_string()
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[test]
@@ -133,7 +113,10 @@ fn allowed_keys_reject_unknown_keys_and_hide_known_ones() {
     assert_eq!(mode & 0o777, 0o600, "{}", label_key.display());
     let bare_label = format!(
         "key-{}",
-        &openssl_hmac(&std::fs::read(&label_key).unwrap(), bare_key)[..16]
+        &support::openssl_hmac(
+            &format!("hexkey:{}", hex(&std::fs::read(&label_key).unwrap())),
+            bare_key
+        )[..16]
     );
 
     check_chunks_against_reference(

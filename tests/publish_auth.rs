@@ -13,7 +13,7 @@
 //!
 //! Publishes are short (2-3 s of 320x240 video) so the file stays fast.
 
-use crate::support::{self, Turn, free_port, ingest, port_open, rtmp, wait_until};
+use crate::support::{self, Turn, free_port, ingest, port_open, rtmp, wait_until, words};
 use tempfile::TempDir;
 
 use std::io::Write;
@@ -33,14 +33,7 @@ fn publish(url: &str, names: Option<(&str, &str)>, secs: u32, log: &Path) -> Chi
         .args(["-f", "lavfi", "-i"])
         .arg(format!("testsrc2=size=320x240:rate={FPS}"))
         .args(["-t", &secs.to_string()])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-        ])
+        .args(words("-c:v libx264 -preset ultrafast -pix_fmt yuv420p"))
         .args(["-g", "30", "-f", "flv"]);
     if let Some((app, playpath)) = names {
         cmd.args(["-rtmp_app", app, "-rtmp_playpath", playpath]);
@@ -73,26 +66,6 @@ fn chunk_of(files: &[PathBuf], app: &str, stream: &str) -> PathBuf {
     found[0].clone()
 }
 
-/// `openssl dgst -hmac`: an HMAC-SHA256 made without the code under test.
-fn openssl_hmac(key_arg: &str, message: &str) -> String {
-    let mut child = Command::new("openssl")
-        .args(["dgst", "-sha256", "-mac", "HMAC", "-macopt", key_arg])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("running openssl");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(message.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let text = String::from_utf8(out.stdout).unwrap();
-    text.trim().rsplit(' ').next().unwrap().to_string()
-}
-
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -108,22 +81,14 @@ fn names_map_reversibly_and_what_cannot_be_recorded_is_refused_first() {
     let log = dir.path().join("run.log");
     let published = dir.path().join("published");
     let state = dir.path().join("state");
-    let mut cmd = Command::new(support::BIN);
-    clean_env(&mut cmd);
-    let mut run = cmd
-        .arg("--state-dir")
-        .arg(&state)
-        .args(["--log-level", "debug", "run", "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .args(["--chunk-duration", "1s"])
-        .arg("--destination")
-        .arg(format!("file://{}", published.display()))
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("starting rtmp-recorder run");
-    wait_until(Duration::from_secs(30), "run listening", || port_open(port));
+    let mut run = start_run_to_files(
+        &state,
+        &published,
+        port,
+        &log,
+        &["--log-level", "debug"],
+        &["--chunk-duration", "1s"],
+    );
     let base = format!("rtmp://127.0.0.1:{port}");
     let long = "x".repeat(300);
     let forged = "cam\n[FORGED] publish started";
@@ -324,7 +289,7 @@ fn signed_tokens_admit_until_they_expire() {
     );
 
     let sign = |app: &str, stream: &str, exp: u64| {
-        let sig = openssl_hmac(&format!("key:{secret}"), &format!("{app}/{stream}:{exp}"));
+        let sig = support::openssl_hmac(&format!("key:{secret}"), &format!("{app}/{stream}:{exp}"));
         format!("{base}/{app}/{stream}?exp={exp}&sig={sig}")
     };
     // The command's token is the one openssl computes for the same expiry.

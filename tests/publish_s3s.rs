@@ -2,7 +2,7 @@
 //! fault-injecting proxy. Fixtures: a real ffmpeg-made MP4 where content matters (the small
 //! upload with its manifest); random bytes named like chunks for pure-transfer tests.
 
-use crate::support::{Turn, free_port, publish, sha256_hex};
+use crate::support::{Turn, free_port, publish, sha256_hex, words};
 
 use std::time::{Duration, Instant};
 
@@ -136,14 +136,7 @@ async fn injected_faults_are_retried_and_every_file_lands_once() {
     ];
     let proxy = Proxy::start(server.addr(), plan);
     let mut cmd = publish_cmd(state.root(), &proxy.endpoint(), BUCKET);
-    cmd.args([
-        "--upload-timeout",
-        "2s",
-        "--backoff-cap",
-        "1s",
-        "--retry-for",
-        "2m",
-    ]);
+    cmd.args(words("--upload-timeout 2s --backoff-cap 1s --retry-for 2m"));
     let out = run(cmd);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(proxy.pending(), 0, "every planned fault was injected");
@@ -190,14 +183,7 @@ async fn store_down_then_back_within_the_retry_window() {
     }
     server.stop();
     let mut cmd = publish_cmd(state.root(), &endpoint, BUCKET);
-    cmd.args([
-        "--upload-timeout",
-        "2s",
-        "--backoff-cap",
-        "5s",
-        "--retry-for",
-        "3m",
-    ]);
+    cmd.args(words("--upload-timeout 2s --backoff-cap 5s --retry-for 3m"));
     let started = Instant::now();
     let child = std::thread::spawn(move || run(cmd));
     // The store is down for a minute, as in the outage, then comes back on its port.

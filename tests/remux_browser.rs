@@ -3,7 +3,7 @@
 //! CDN or S3 does. After ~2 s of playback the page posts readyState, duration and currentTime
 //! back; we assert it played, and that the browser fetched the file by ranges (answered 206).
 
-use crate::support::{Turn, remux};
+use crate::support::{Turn, remux, words};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -31,24 +31,9 @@ fn remuxed_chunk(dir: &Path) -> PathBuf {
     encode(
         &flv,
         AV_640X360,
-        &[
-            "-t",
-            "5",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-profile:v",
-            "high",
-            "-bf",
-            "3",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-ar",
-            "48000",
-        ],
+        &words(
+            "-t 5 -c:v libx264 -preset veryfast -profile:v high -bf 3 -pix_fmt yuv420p -c:a aac -ar 48000",
+        ),
     );
     remux_one(dir, &flv).0
 }

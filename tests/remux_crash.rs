@@ -3,7 +3,7 @@
 //! with its manifest), and a rerun finishes the job: exactly one correct MP4 per FLV, every FLV
 //! in `archive/`, none lost, nothing in `failed/`.
 
-use crate::support::{Turn, packets, remux};
+use crate::support::{Turn, packets, remux, words};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -78,18 +78,7 @@ fn sigkill_at_random_points_never_loses_or_corrupts() {
                 ),
                 &format!("sine=frequency={}:sample_rate=48000", 300 + 100 * i),
             ),
-            &[
-                "-t",
-                "3",
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-                "-qp",
-                "10",
-                "-c:a",
-                "aac",
-            ],
+            &words("-t 3 -c:v libx264 -preset ultrafast -qp 10 -c:a aac"),
         );
         sources.push((chunk_name(i + 1), flv));
     }

@@ -3,7 +3,7 @@
 //! agree with `ffmpeg -c copy`, decode without a single error and have its moov first.
 
 use crate::support::flv::Flv;
-use crate::support::{Turn, flv, packets, remux};
+use crate::support::{Turn, flv, packets, remux, words};
 
 use std::path::{Path, PathBuf};
 
@@ -31,7 +31,7 @@ fn enhanced_flv(dir: &Path, fourcc: &str, video: &[&str]) -> (PathBuf, PathBuf) 
 struct Fixture {
     name: &'static str,
     inputs: Vec<String>,
-    args: &'static [&'static str],
+    args: &'static str,
     check: fn(&Path, &Path, &serde_json::Value),
 }
 
@@ -48,30 +48,7 @@ fn fixtures() -> Vec<Fixture> {
                 .iter()
                 .map(|a| a.to_string())
                 .collect(),
-            args: &[
-                "-t",
-                "5",
-                "-c:v",
-                "libx264",
-                "-preset",
-                "veryfast",
-                "-profile:v",
-                "high",
-                "-bf",
-                "3",
-                "-g",
-                "60",
-                "-pix_fmt",
-                "yuv420p",
-                "-c:a",
-                "aac",
-                "-b:a",
-                "128k",
-                "-ar",
-                "48000",
-                "-ac",
-                "2",
-            ],
+            args: "-t 5 -c:v libx264 -preset veryfast -profile:v high -bf 3 -g 60 -pix_fmt yuv420p -c:a aac -b:a 128k -ar 48000 -ac 2",
             check: |flv, mp4, m| {
                 // B-frames: the first frame's pts is after its dts, and ffprobe agrees with the FLV.
                 let p = packets::read(mp4);
@@ -91,7 +68,7 @@ fn fixtures() -> Vec<Fixture> {
         Fixture {
             name: "audio only, AAC",
             inputs: strings(SINE_48K),
-            args: &["-t", "4", "-c:a", "aac", "-b:a", "96k", "-ac", "2"],
+            args: "-t 4 -c:a aac -b:a 96k -ac 2",
             check: |_, _, m| {
                 assert!(m["video"].is_null());
                 assert_eq!(m["audio"]["codec"], "mp4a.40.2");
@@ -100,9 +77,7 @@ fn fixtures() -> Vec<Fixture> {
         Fixture {
             name: "video only, H.264",
             inputs: strings(&["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25"]),
-            args: &[
-                "-t", "4", "-c:v", "libx264", "-preset", "veryfast", "-g", "50",
-            ],
+            args: "-t 4 -c:v libx264 -preset veryfast -g 50",
             check: |_, _, m| {
                 assert!(m["audio"].is_null());
                 assert_eq!(m["video"]["frames"], 100);
@@ -115,10 +90,7 @@ fn fixtures() -> Vec<Fixture> {
                 "sine=frequency=1000:sample_rate=44100",
             )
             .to_vec(),
-            args: &[
-                "-t", "4", "-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac", "-ar", "44100",
-                "-ac", "1",
-            ],
+            args: "-t 4 -c:v libx264 -preset veryfast -c:a aac -ar 44100 -ac 1",
             check: |_, _, m| {
                 assert_eq!(m["audio"]["sample_rate"], 44100);
                 assert_eq!(m["audio"]["channels"], 1);
@@ -131,20 +103,7 @@ fn fixtures() -> Vec<Fixture> {
                 "sine=frequency=600:sample_rate=44100",
             )
             .to_vec(),
-            args: &[
-                "-t",
-                "4",
-                "-c:v",
-                "libx264",
-                "-preset",
-                "veryfast",
-                "-c:a",
-                "libmp3lame",
-                "-b:a",
-                "128k",
-                "-ar",
-                "44100",
-            ],
+            args: "-t 4 -c:v libx264 -preset veryfast -c:a libmp3lame -b:a 128k -ar 44100",
             check: |_, mp4, m| {
                 assert_eq!(m["audio"]["codec"], "mp4a.6b");
                 assert_eq!(m["audio"]["sample_rate"], 44100);
@@ -163,7 +122,7 @@ fn encoder_fixtures_remux_packet_for_packet() {
         eprintln!("fixture: {}", case.name);
         let dir = tempfile::tempdir().unwrap();
         let flv = dir.path().join("in.flv");
-        encode(&flv, &case.inputs, case.args);
+        encode(&flv, &case.inputs, &words(case.args));
         let (mp4, _) = remux_one(dir.path(), &flv);
         assert_packet_identical(Path::new(ffmpeg()), &flv, &mp4);
         (case.check)(&flv, &mp4, &manifest(&mp4));
@@ -232,16 +191,7 @@ fn hevc_enhanced_rtmp_flv() {
     let (f9, flv) = enhanced_flv(
         dir.path(),
         "hvc1",
-        &[
-            "-t",
-            "4",
-            "-c:v",
-            "libx265",
-            "-preset",
-            "veryfast",
-            "-x265-params",
-            "log-level=none:bframes=3",
-        ],
+        &words("-t 4 -c:v libx265 -preset veryfast -x265-params log-level=none:bframes=3"),
     );
     let (mp4, _) = remux_one(dir.path(), &flv);
     assert_packet_identical(&f9, &flv, &mp4);

@@ -3,7 +3,7 @@
 //! `--keep-flv-for` prunes old archived FLVs only, and the manifest carries ingest's metadata.
 
 use crate::support::flv::Tag;
-use crate::support::{self, Turn, ensure_apt, flv, packets, remux};
+use crate::support::{self, Turn, ensure_apt, flv, packets, remux, words};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -19,16 +19,7 @@ fn small_flv(path: &Path) {
     encode(
         path,
         AV_320X240,
-        &[
-            "-t",
-            "2",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-c:a",
-            "aac",
-        ],
+        &words("-t 2 -c:v libx264 -preset ultrafast -c:a aac"),
     );
 }
 
@@ -240,28 +231,9 @@ fn memory_stays_flat_in_chunk_size() {
     encode(
         &clip,
         AV_640X360,
-        &[
-            "-t",
-            "2",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-bf",
-            "0",
-            "-b:v",
-            "8M",
-            "-minrate",
-            "8M",
-            "-maxrate",
-            "8M",
-            "-bufsize",
-            "16M",
-            "-x264-params",
-            "nal-hrd=cbr",
-            "-c:a",
-            "aac",
-        ],
+        &words(
+            "-t 2 -c:v libx264 -preset ultrafast -bf 0 -b:v 8M -minrate 8M -maxrate 8M -bufsize 16M -x264-params nal-hrd=cbr -c:a aac",
+        ),
     );
     // The clip back to back until the chunk is ~100 MB (no encoder needed for the bulk).
     let (header, tags) = flv::split(&clip);

@@ -19,10 +19,10 @@ pub const JITTER_MS: i64 = 50;
 // ---------------------------------------------------------------------------------------------
 // Waiting without blind sleeps
 
-use crate::support;
 use crate::support::flv::{Amf, Flv};
 use crate::support::free_port;
 use crate::support::packets::{self, Packet};
+use crate::support::{self, words};
 
 /// Waits for a child to exit; kills it and panics (showing `log`) after `timeout`.
 pub fn wait_child(child: &mut Child, timeout: Duration, what: &str, log: &Path) -> ExitStatus {
@@ -118,6 +118,37 @@ pub struct Recorder {
     pub port: u16,
     pub state: PathBuf,
     pub log: PathBuf,
+}
+
+/// `rtmp-recorder [global] --state-dir STATE run --listen 127.0.0.1:PORT [run_args]` publishing
+/// to `file://PUBLISHED`, its output in `log`; returns once it listens.
+pub fn start_run_to_files(
+    state: &Path,
+    published: &Path,
+    port: u16,
+    log: &Path,
+    global: &[&str],
+    run_args: &[&str],
+) -> Child {
+    let mut cmd = Command::new(support::BIN);
+    clean_env(&mut cmd);
+    let mut run = cmd
+        .arg("--state-dir")
+        .arg(state)
+        .args(global)
+        .args(["run", "--listen", &format!("127.0.0.1:{port}")])
+        .args(run_args)
+        .arg("--destination")
+        .arg(format!("file://{}", published.display()))
+        .stdin(Stdio::null())
+        .stdout(log_file(log))
+        .stderr(log_file(log))
+        .spawn()
+        .expect("starting rtmp-recorder run");
+    support::wait_for_port(port, &mut run, Duration::from_secs(30), "run", || {
+        show_log(log)
+    });
+    run
 }
 
 /// Removes variables the recorder reads so the caller's environment cannot change a test.
@@ -505,24 +536,8 @@ pub fn ffmpeg_publish(url: &str, secs: u32, opts: &PublishOpts) -> Publisher {
             "sine=frequency=440:sample_rate=48000",
         ])
         .args(["-t", &secs.to_string(), "-map", "0:v", "-map", "1:a"])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-profile:v",
-            "high",
-        ])
-        .args([
-            "-pix_fmt",
-            "yuv420p",
-            "-bf",
-            "2",
-            "-g",
-            "60",
-            "-keyint_min",
-            "60",
-        ])
+        .args(words("-c:v libx264 -preset veryfast -profile:v high"))
+        .args(words("-pix_fmt yuv420p -bf 2 -g 60 -keyint_min 60"))
         .args(["-sc_threshold", "0"])
         .args(["-c:a", "aac", "-ar", "48000", "-ac", "2", "-b:a", "128k"])
         // Encoders must put SPS/PPS and the AAC config in extradata: the tee muxer does not
@@ -652,14 +667,7 @@ pub fn decode_errors(file: &Path) -> String {
 pub fn probe_duration(file: &Path) -> f64 {
     let (out, _) = run_capture(
         Command::new("ffprobe")
-            .args([
-                "-v",
-                "error",
-                "-show_entries",
-                "format=duration",
-                "-of",
-                "csv=p=0",
-            ])
+            .args(words("-v error -show_entries format=duration -of csv=p=0"))
             .arg(file),
         &format!("ffprobe duration {}", file.display()),
     );

@@ -89,6 +89,12 @@ pub fn wait_stage_started(state: &Path, stage: &str, pid: u32) {
     );
 }
 
+/// An argument list written as one line (`words("-c:v libx264 -g 60")`), so a command line reads
+/// as one.
+pub fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
 /// Runs `cmd` (stdin from /dev/null) to completion; panics with `what` and its stderr unless
 /// it succeeds.
 pub fn run_ok(cmd: &mut Command, what: &str) -> Output {
@@ -171,6 +177,28 @@ pub fn ensure_pip_module(module: &str, package: &str) {
         }
     }
     panic!("could not install {package} with pip (python module {module})");
+}
+
+/// HMAC-SHA256 of `message` in hex, made by `openssl dgst` (not the code under test); `macopt`
+/// gives the key as openssl takes it (`key:SECRET`, `hexkey:HEX`).
+pub fn openssl_hmac(macopt: &str, message: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("openssl")
+        .args(["dgst", "-sha256", "-mac", "HMAC", "-macopt", macopt])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("running openssl");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(message.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "openssl dgst -mac HMAC failed");
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.trim().rsplit(' ').next().unwrap().to_string()
 }
 
 /// Every file below `dir`, recursively (none if it does not exist).
