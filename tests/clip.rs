@@ -9,7 +9,6 @@
 //! what it fetched is the clip plus the chunks' heads and manifests, within a few percent.
 
 use crate::support::{self, Turn, flv, free_port, http, ingest, publish, remux, wait_until};
-use tempfile::TempDir;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -247,8 +246,7 @@ fn pictures(file: &Path) -> Vec<(i64, String)> {
 
 #[test]
 fn clips_of_recorded_chunks_are_exact_and_gaps_are_refused() {
-    let _turn = Turn::shared();
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let chunks = record(dir.path());
     let published = dir.path().join("published");
     // Source packets on the stream's timeline.
@@ -668,8 +666,7 @@ fn clips_from_s3(dir: &Path, chunks: &[Chunk]) {
 /// see the README's Clips.)
 #[test]
 fn a_clip_across_a_resolution_change_is_exact_and_decodes() {
-    let _turn = Turn::shared();
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let parts = [
         ("640x360", remux::AV_640X360),
         ("320x240", remux::AV_320X240),

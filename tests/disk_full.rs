@@ -6,7 +6,6 @@
 
 use crate::support::flv::Flv;
 use crate::support::{self, Turn, ingest, packets, remux, sha256_hex, wait_until};
-use tempfile::TempDir;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -102,8 +101,7 @@ fn small(dir: &Path, name: &str) -> PublishOpts {
 
 #[test]
 fn ingest_outlives_a_full_disk_refuses_new_publishes_and_resumes_by_itself() {
-    let _turn = Turn::alone();
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::alone().scratch();
     let _fs = TmpFs::mount(&dir.path().join("state"), 64 * MIB);
     let rec = Recorder::start(dir.path(), &["--min-free-disk", "16M"]);
     let mut cam = ffmpeg_publish(&rec.url("live", "cam"), 40, &small(dir.path(), "cam"));
@@ -236,8 +234,7 @@ fn ingest_outlives_a_full_disk_refuses_new_publishes_and_resumes_by_itself() {
 
 #[test]
 fn remux_and_publish_leave_their_inputs_alone_on_a_full_disk() {
-    let _turn = Turn::alone();
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::alone().scratch();
     let state_dir = dir.path().join("state");
     let disk = TmpFs::mount(&state_dir, 16 * MIB);
     let flv = dir.path().join("chunk.flv");
@@ -325,8 +322,7 @@ fn aged_file(path: &Path, len: u64, age: Duration) {
 
 #[test]
 fn below_the_watermark_uploaded_files_go_oldest_first_and_nothing_else() {
-    let _turn = Turn::alone();
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::alone().scratch();
     let state_dir = dir.path().join("state");
     let disk = TmpFs::mount(&state_dir, 48 * MIB);
     for sub in ["recording", "remux", "publish", "archive", "failed", "tmp"] {

@@ -30,8 +30,7 @@ fn stderr(out: &std::process::Output) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hand_copied_flv_and_mp4_reach_the_bucket_under_the_prefix() {
-    let _turn = Turn::shared();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Turn::shared().scratch();
     let (server, c) = s3s_with_bucket(tmp.path(), BUCKET).await;
     let state = StateDir::open(tmp.path().join("state")).unwrap();
 
@@ -100,8 +99,7 @@ async fn a_hand_copied_flv_and_mp4_reach_the_bucket_under_the_prefix() {
 
 #[test]
 fn a_stage_that_sets_files_aside_exits_65_and_does_the_rest() {
-    let _turn = Turn::shared();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Turn::shared().scratch();
     let state = StateDir::open(tmp.path().join("state")).unwrap();
     let good = tmp.path().join("good.flv");
     remux::small_flv(&good, 1);

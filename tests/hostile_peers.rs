@@ -408,8 +408,7 @@ fn stuck_reader(rec: &Recorder, source: Ipv4Addr) -> Instant {
 
 #[test]
 fn hostile_peers_beside_a_good_stream() {
-    let _turn = Turn::alone();
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::alone().scratch();
     let keys = dir.path().join("keys");
     std::fs::write(
         &keys,
@@ -473,8 +472,7 @@ fn hostile_peers_beside_a_good_stream() {
 /// stream publishing beside it is handed on.
 #[test]
 fn sigterm_does_not_wait_for_a_peer_that_stopped_reading() {
-    let _turn = Turn::alone();
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::alone().scratch();
     let mut rec = Recorder::start(dir.path(), &["--write-timeout", "10m"]);
     let avc = avc(dir.path());
     let mut c = publishing(peer(8), rec.port, "beside");

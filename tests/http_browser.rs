@@ -5,7 +5,6 @@
 //! The pages come through the browser harness (same origin as its report page), byte for byte.
 
 use crate::support::{Turn, http, remux};
-use tempfile::TempDir;
 
 use std::fs;
 use std::time::Duration;
@@ -59,8 +58,7 @@ setTimeout(() => report({event: 'timeout'}), 40000);
 
 #[test]
 fn chromium_browses_to_a_recording_and_plays_and_seeks_it() {
-    let _turn = Turn::shared();
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let (rec, http) = http::start_with_http(dir.path(), &[]);
     let flv = dir.path().join("in.flv");
     remux::encode(

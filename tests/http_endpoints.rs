@@ -26,8 +26,7 @@ use ingest::{PublishOpts, Recorder};
 
 #[test]
 fn health_is_ok_while_ingest_accepts_and_503_below_the_disk_watermark() {
-    let _turn = Turn::shared();
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     for sub in ["ok", "full"] {
         fs::create_dir(dir.path().join(sub)).unwrap();
     }
@@ -54,8 +53,7 @@ fn health_is_ok_while_ingest_accepts_and_503_below_the_disk_watermark() {
 
 #[test]
 fn health_is_503_while_the_state_directory_is_not_writable() {
-    let _turn = Turn::shared();
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     // Root writes through any mode bits: ingest runs as nobody, as the units run it unprivileged.
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let state = dir.path().join("state");
@@ -143,8 +141,7 @@ fn frames_in_chunks(chunks: &[std::path::PathBuf]) -> (u64, u64) {
 
 #[test]
 fn metrics_count_what_a_real_publish_did() {
-    let _turn = Turn::shared();
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let (rec, http) = start_with_http(dir.path(), &[]);
     let metrics = || {
         let r = get(http, "/metrics", &[]);

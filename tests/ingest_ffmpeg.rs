@@ -3,7 +3,6 @@
 //! the first keyframe after 10 s, each a self-contained FLV.
 
 use crate::support::{Turn, ingest};
-use tempfile::TempDir;
 
 use std::time::Duration;
 
@@ -11,8 +10,7 @@ use ingest::*;
 
 #[test]
 fn ffmpeg_publish_is_chunked_losslessly() {
-    let _turn = Turn::alone();
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::alone().scratch();
     let rec = Recorder::start(dir.path(), &[]);
     let secs = 26;
     let mut publisher = ffmpeg_publish(

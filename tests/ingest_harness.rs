@@ -5,7 +5,6 @@
 
 use crate::support::flv::{Flv, Tag};
 use crate::support::{Turn, ingest, packets, wait_until, words};
-use tempfile::TempDir;
 
 use std::time::Duration;
 
@@ -13,8 +12,7 @@ use ingest::*;
 
 #[test]
 fn harness_matches_nginx_rtmp() {
-    let _turn = Turn::alone();
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::alone().scratch();
     let mut nginx = Nginx::start(dir.path(), None);
 
     let secs = 12;

@@ -6,7 +6,6 @@
 //! 200 MiB.
 
 use crate::support::{Turn, ingest, wait_until};
-use tempfile::TempDir;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -247,8 +246,7 @@ const ATTACKS: [(&str, Attack); 6] = [
 
 #[test]
 fn hostile_connections_do_not_disturb_a_recording() {
-    let _turn = Turn::shared();
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let mut rec = Recorder::start(dir.path(), &["--handshake-timeout", "2s"]);
     let secs = 16;
     let mut opts = PublishOpts::new(dir.path(), "good");
@@ -311,8 +309,7 @@ fn hostile_connections_do_not_disturb_a_recording() {
 /// interleaved `connect` answered, and deliver their bytes without the harness failing (nginx's own fate is not our concern).
 #[test]
 fn attack_clients_work_against_nginx_rtmp() {
-    let _turn = Turn::shared();
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let nginx = Nginx::start(dir.path(), None);
     let port = nginx.port;
     let answered = std::thread::spawn(move || interleaved_chunk_streams(port))

@@ -8,7 +8,6 @@
 //! activation the socket named `rtmps` speaks TLS.
 
 use crate::support::{self, Turn, free_port, ingest, port_open, wait_until, words};
-use tempfile::TempDir;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -154,8 +153,7 @@ fn wait_chunk_of(rec: &Recorder, label: &str) -> Vec<PathBuf> {
 
 #[test]
 fn ffmpeg_and_gstreamer_record_over_rtmps_and_a_renewed_certificate_is_served_without_restart() {
-    let _turn = Turn::shared();
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let live = dir.path().join("live");
     std::fs::create_dir(&live).unwrap();
     let first = make_pair(dir.path(), "first", 1001);
@@ -291,8 +289,7 @@ fn client_hello() -> Vec<u8> {
 
 #[test]
 fn the_wrong_protocol_on_either_port_is_refused_while_a_stream_records() {
-    let _turn = Turn::shared();
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let pair = make_pair(dir.path(), "server", 7);
     let tls_port = free_port();
     let mut rec = start_with_tls(dir.path(), tls_port, &pair);
@@ -400,8 +397,7 @@ fn refused_start(dir: &Path, args: &[&str], said: &[&str]) {
 
 #[test]
 fn bad_tls_configuration_ends_the_start_naming_the_file() {
-    let _turn = Turn::shared();
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let good = make_pair(dir.path(), "good", 1);
     let other = make_pair(dir.path(), "other", 2);
     let garbage = dir.path().join("garbage.pem");
@@ -458,8 +454,7 @@ fn bad_tls_configuration_ends_the_start_naming_the_file() {
 
 #[test]
 fn the_socket_named_rtmps_speaks_tls_under_socket_activation() {
-    let _turn = Turn::shared();
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let pair = make_pair(dir.path(), "activated", 3);
     let (rtmp, rtmps) = (free_port(), free_port());
     let log = dir.path().join("service.log");
@@ -573,8 +568,7 @@ print(f"{handshake:.3f} {time.monotonic() - start:.3f}")
 
 #[test]
 fn tls_connections_share_the_connection_limit_and_the_handshake_deadline() {
-    let _turn = Turn::shared();
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let pair = make_pair(dir.path(), "limits", 9);
     let tls_port = free_port();
     let tls_addr = format!("127.0.0.1:{tls_port}");

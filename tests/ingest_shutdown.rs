@@ -5,7 +5,6 @@
 
 use crate::support::flv::Flv;
 use crate::support::{Turn, ingest, packets, wait_until};
-use tempfile::TempDir;
 
 use std::path::Path;
 use std::time::Duration;
@@ -26,8 +25,7 @@ fn file_len(p: &Path) -> u64 {
 
 #[test]
 fn sigterm_finishes_the_open_chunk() {
-    let _turn = Turn::shared();
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let mut rec = Recorder::start(dir.path(), &[]);
     let mut publisher = ffmpeg_publish(&rec.url("live", "term"), 60, &small(dir.path(), "term"));
 
@@ -70,8 +68,7 @@ fn sigterm_finishes_the_open_chunk() {
 
 #[test]
 fn kill9_partial_chunk_is_salvaged_on_restart() {
-    let _turn = Turn::shared();
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let mut rec = Recorder::start(dir.path(), &[]);
     let mut publisher = ffmpeg_publish(&rec.url("live", "crash"), 60, &small(dir.path(), "crash"));
 
@@ -144,8 +141,7 @@ fn kill9_partial_chunk_is_salvaged_on_restart() {
 /// at once, not left in `recording/` until a restart.
 #[test]
 fn vanished_publisher_has_its_chunk_finished() {
-    let _turn = Turn::shared();
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let rec = Recorder::start(dir.path(), &[]);
     let mut publisher = ffmpeg_publish(&rec.url("live", "gone"), 60, &small(dir.path(), "gone"));
     wait_until(Duration::from_secs(20), "a chunk of some size", || {

@@ -7,7 +7,6 @@
 //! 720p next to another test would not keep up on two cores.
 
 use crate::support::{self, Turn, ingest, wait_until};
-use tempfile::TempDir;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -36,8 +35,7 @@ fn chunks_labelled(rec: &Recorder, label: &str) -> Vec<PathBuf> {
 
 #[test]
 fn two_streams_and_a_rejected_second_publisher() {
-    let _turn = Turn::alone();
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::alone().scratch();
     let rec = Recorder::start(dir.path(), &[]);
     let secs = 14;
     let mut a = ffmpeg_publish(&rec.url("live", "cam-a"), secs, &small(dir.path(), "a"));
@@ -77,8 +75,7 @@ fn hex(bytes: &[u8]) -> String {
 
 #[test]
 fn allowed_keys_reject_unknown_keys_and_hide_known_ones() {
-    let _turn = Turn::alone();
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::alone().scratch();
     let labelled_key = "k3y-Secret-4f9a2c71";
     let bare_key = "bare-Secret-0b1d";
     let keys = dir.path().join("allowed-keys");

@@ -6,7 +6,6 @@
 //! and RTMP on the other.
 
 use crate::support::{self, Turn, free_port, http, ingest, port_open, wait_until};
-use tempfile::TempDir;
 
 use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Command, Stdio};
@@ -114,8 +113,7 @@ impl Drop for Service {
 
 #[test]
 fn socket_activation_and_notifications() {
-    let _turn = Turn::shared();
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let notify_path = dir.path().join("notify.sock");
     let notes = Notifications::bind(&notify_path);
     let port = free_port();
@@ -228,8 +226,7 @@ fn socket_activation_and_notifications() {
 
 #[test]
 fn rtmp_and_http_sockets_are_told_apart_by_name() {
-    let _turn = Turn::shared();
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let (rtmp, http) = (free_port(), free_port());
     // With sockets from systemd, ingest must bind neither of these.
     let (unused_rtmp, unused_http) = (free_port(), free_port());

@@ -14,7 +14,6 @@
 //! Publishes are short (2-3 s of 320x240 video) so the file stays fast.
 
 use crate::support::{self, Turn, free_port, ingest, port_open, rtmp, wait_until, words};
-use tempfile::TempDir;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -75,8 +74,7 @@ fn unix_now() -> u64 {
 
 #[test]
 fn names_map_reversibly_and_what_cannot_be_recorded_is_refused_first() {
-    let _turn = Turn::shared();
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let port = free_port();
     let log = dir.path().join("run.log");
     let published = dir.path().join("published");
@@ -256,8 +254,7 @@ fn run_clip(dir: &Path, published: &Path, objects: &[PathBuf]) {
 
 #[test]
 fn signed_tokens_admit_until_they_expire() {
-    let _turn = Turn::shared();
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let secret_file = dir.path().join("publish-secret");
     let secret = "test-secret-7f3a9c1e5b";
     std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
@@ -387,8 +384,7 @@ impl Drop for Killed {
 
 #[test]
 fn the_publish_hook_decides_and_fails_closed() {
-    let _turn = Turn::shared();
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let hook_port = free_port();
     let requests = dir.path().join("hook-requests");
     let _hook = Killed(
@@ -526,8 +522,7 @@ fn raw_publish(port: u16, name: &str) -> (std::net::TcpStream, bool) {
 
 #[test]
 fn a_nul_in_a_name_panics_nothing() {
-    let _turn = Turn::shared();
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let mut rec = Recorder::start(dir.path(), &[]);
     // Twice: the first publish's live entry and connection slot are given back when it ends.
     for round in 1..=2 {

@@ -28,8 +28,7 @@ fn rel_key(name: &rtmp_recorder::spool::ChunkName, ext: &str) -> String {
 
 #[test]
 fn copies_to_a_directory_with_manifests_and_archives() {
-    let _turn = Turn::shared();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Turn::shared().scratch();
     let state = StateDir::open(tmp.path().join("state")).unwrap();
     let out_dir = tmp.path().join("out");
     let mp4 = real_mp4(tmp.path());
@@ -79,8 +78,7 @@ fn copies_to_a_directory_with_manifests_and_archives() {
 
 #[test]
 fn without_a_destination_publishes_into_the_state_dir() {
-    let _turn = Turn::shared();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Turn::shared().scratch();
     let state = StateDir::open(tmp.path().join("state")).unwrap();
     let a = chunk_name("cam1", 1);
     let bytes = random_bytes(1000, 1);
@@ -98,8 +96,7 @@ fn age(path: &Path, by: Duration) {
 
 #[test]
 fn retention_deletes_only_old_archived_uploads() {
-    let _turn = Turn::shared();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Turn::shared().scratch();
     let state = StateDir::open(tmp.path().join("state")).unwrap();
     let two_days = Duration::from_secs(2 * 86_400);
     let old = state
@@ -140,8 +137,7 @@ fn retention_deletes_only_old_archived_uploads() {
 
 #[test]
 fn hand_copied_files_wait_until_quiet_and_other_names_go_under_the_prefix() {
-    let _turn = Turn::shared();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Turn::shared().scratch();
     let state = StateDir::open(tmp.path().join("state")).unwrap();
     let a = chunk_name("cam1", 1);
     let file = queue_mp4(&state, &a, b"just copied");
@@ -173,8 +169,7 @@ fn hand_copied_files_wait_until_quiet_and_other_names_go_under_the_prefix() {
 
 #[test]
 fn watch_mode_publishes_new_files_and_stops_on_sigterm() {
-    let _turn = Turn::shared();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Turn::shared().scratch();
     let state = StateDir::open(tmp.path().join("state")).unwrap();
     let mut cmd = dir_cmd(state.root(), &["--watch", "--sync-interval", "1s"]);
     let mut child = cmd.spawn().unwrap();
@@ -204,8 +199,7 @@ fn watch_mode_publishes_new_files_and_stops_on_sigterm() {
 
 #[test]
 fn manifests_left_by_a_crash_after_archiving_are_tidied() {
-    let _turn = Turn::shared();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Turn::shared().scratch();
     let state = StateDir::open(tmp.path().join("state")).unwrap();
     // A run died after moving A.mp4 to archive/ (archive/A.json written) but before removing
     // publish/A.json; for B it died before writing archive/B.json. C is remux mid-handoff

@@ -85,8 +85,7 @@ async fn assert_public_read(c: &Client, key: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn public_acl_and_metadata_on_small_and_multipart() {
-    let _turn = Turn::shared();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Turn::shared().scratch();
     let (server, c, state) = moto_and_state(tmp.path()).await;
     let small = chunk_name("cam1", 1);
     let small_bytes = random_bytes(123_456, 1);
@@ -128,8 +127,7 @@ async fn public_acl_and_metadata_on_small_and_multipart() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_at_random_points_then_rerun_leaves_every_object_once() {
-    let _turn = Turn::shared();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Turn::shared().scratch();
     let (server, c, state) = moto_and_state(tmp.path()).await;
     // Every run of publish talks to moto through this proxy, which notes each request and the
     // status moto answered (also when the client was killed before reading it).

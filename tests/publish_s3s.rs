@@ -64,8 +64,7 @@ async fn assert_published(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn small_and_multipart_arrive_intact() {
-    let _turn = Turn::shared();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Turn::shared().scratch();
     let (server, c) = s3s_with_bucket(tmp.path(), BUCKET).await;
     let state = StateDir::open(tmp.path().join("state")).unwrap();
 
@@ -100,8 +99,7 @@ async fn small_and_multipart_arrive_intact() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn injected_faults_are_retried_and_every_file_lands_once() {
-    let _turn = Turn::shared();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Turn::shared().scratch();
     let (server, c) = s3s_with_bucket(tmp.path(), BUCKET).await;
     let state = StateDir::open(tmp.path().join("state")).unwrap();
     let mut files = Vec::new();
@@ -163,8 +161,7 @@ async fn injected_faults_are_retried_and_every_file_lands_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn store_down_then_back_within_the_retry_window() {
-    let _turn = Turn::shared();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Turn::shared().scratch();
     let root = tmp.path().join("s3");
     let mut server = s3s_fs(&root, 0);
     let port = server.port;
@@ -198,8 +195,7 @@ async fn store_down_then_back_within_the_retry_window() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn store_down_past_the_retry_window_exits_75_and_keeps_files() {
-    let _turn = Turn::shared();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Turn::shared().scratch();
     let state = StateDir::open(tmp.path().join("state")).unwrap();
     let name = chunk_name("cam1", 1);
     let file = queue_mp4(&state, &name, &random_bytes(1000, 1));
@@ -256,8 +252,7 @@ async fn missing_bucket_exits_77_and_keeps_files() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_different_object_at_the_key_is_never_overwritten() {
-    let _turn = Turn::shared();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Turn::shared().scratch();
     let (server, c) = s3s_with_bucket(tmp.path(), BUCKET).await;
     let state = StateDir::open(tmp.path().join("state")).unwrap();
     let name = chunk_name("cam1", 1);
@@ -287,8 +282,7 @@ async fn a_different_object_at_the_key_is_never_overwritten() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_manifest_sha256_is_checked_against_the_bytes_sent() {
-    let _turn = Turn::shared();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Turn::shared().scratch();
     let (server, c) = s3s_with_bucket(tmp.path(), BUCKET).await;
     let state = StateDir::open(tmp.path().join("state")).unwrap();
     let manifest_for = |name: &rtmp_recorder::spool::ChunkName, bytes: &[u8], sha: String| {
@@ -332,8 +326,7 @@ async fn a_manifest_sha256_is_checked_against_the_bytes_sent() {
 
 #[test]
 fn no_credentials_at_all_exit_77_and_keep_files() {
-    let _turn = Turn::shared();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Turn::shared().scratch();
     let state = StateDir::open(tmp.path().join("state")).unwrap();
     let file = queue_mp4(&state, &chunk_name("cam1", 1), &random_bytes(1000, 1));
     let server = s3s_fs(&tmp.path().join("s3"), 0);

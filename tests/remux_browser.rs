@@ -40,8 +40,7 @@ fn remuxed_chunk(dir: &Path) -> PathBuf {
 
 #[test]
 fn chromium_plays_the_remuxed_chunk() {
-    let _turn = Turn::shared();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Turn::shared().scratch();
     let mp4 = remuxed_chunk(dir.path());
     let report = browser::chromium_report(PAGE, &mp4, Duration::from_secs(60));
     let r = &report.json;

@@ -60,8 +60,7 @@ fn check_publish_is_consistent(state: &Path, context: &str) {
 
 #[test]
 fn sigkill_at_random_points_never_loses_or_corrupts() {
-    let _turn = Turn::shared();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Turn::shared().scratch();
     // Distinct chunks (different tones and sizes), so a mix-up would show.
     let mut sources: Vec<(String, PathBuf)> = Vec::new();
     for i in 0..CHUNKS {

@@ -131,8 +131,7 @@ fn encoder_fixtures_remux_packet_for_packet() {
 
 #[test]
 fn resolution_and_audio_config_change_mid_stream() {
-    let _turn = Turn::shared();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Turn::shared().scratch();
     let a = dir.path().join("a.flv");
     let b = dir.path().join("b.flv");
     // The second part also changes the audio configuration (48 kHz stereo -> 44.1 kHz mono).
@@ -186,8 +185,7 @@ fn resolution_and_audio_config_change_mid_stream() {
 
 #[test]
 fn hevc_enhanced_rtmp_flv() {
-    let _turn = Turn::shared();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Turn::shared().scratch();
     let (f9, flv) = enhanced_flv(
         dir.path(),
         "hvc1",
@@ -210,8 +208,7 @@ fn hevc_enhanced_rtmp_flv() {
 
 #[test]
 fn truncated_flv_is_remuxed_up_to_its_last_complete_tag() {
-    let _turn = Turn::shared();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Turn::shared().scratch();
     let full = dir.path().join("full.flv");
     encode(
         &full,
@@ -241,8 +238,7 @@ fn truncated_flv_is_remuxed_up_to_its_last_complete_tag() {
 
 #[test]
 fn bad_timestamps_are_repaired() {
-    let _turn = Turn::shared();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Turn::shared().scratch();
     let src = dir.path().join("src.flv");
     encode(
         &src,
@@ -287,8 +283,7 @@ fn bad_timestamps_are_repaired() {
 
 #[test]
 fn garbage_and_empty_inputs_fail_while_the_queue_drains() {
-    let _turn = Turn::shared();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Turn::shared().scratch();
     let good = dir.path().join("good.flv");
     encode(&good, SINE_48K, &["-t", "2", "-c:a", "aac"]);
     let garbage = dir.path().join("garbage.flv");
@@ -353,8 +348,7 @@ fn garbage_and_empty_inputs_fail_while_the_queue_drains() {
 
 #[test]
 fn av1_enhanced_rtmp_flv() {
-    let _turn = Turn::shared();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Turn::shared().scratch();
     let (f9, flv) = enhanced_flv(
         dir.path(),
         "av01",

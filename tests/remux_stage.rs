@@ -148,8 +148,7 @@ fn watch_mode_picks_up_new_chunks_and_stops_on_sigterm() {
 
 #[test]
 fn keep_flv_for_prunes_old_archived_flvs_only() {
-    let _turn = Turn::shared();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Turn::shared().scratch();
     let state = dir.path().join("state");
     let archive = state.join("archive");
     std::fs::create_dir_all(&archive).unwrap();
@@ -179,8 +178,7 @@ fn keep_flv_for_prunes_old_archived_flvs_only() {
 
 #[test]
 fn the_manifest_carries_ingest_metadata() {
-    let _turn = Turn::shared();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Turn::shared().scratch();
     let src = dir.path().join("src.flv");
     small_flv(&src);
     let (header, mut tags) = flv::split(&src);
@@ -225,8 +223,7 @@ fn the_manifest_carries_ingest_metadata() {
 /// pass 1 keeps a few numbers per sample, pass 2 a fixed window and buffer.
 #[test]
 fn memory_stays_flat_in_chunk_size() {
-    let _turn = Turn::shared();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Turn::shared().scratch();
     let clip = dir.path().join("clip.flv");
     encode(
         &clip,

@@ -7,7 +7,6 @@
 use crate::support::{
     self, Turn, free_port, ingest, packets, port_open, publish, sha256_hex, wait_until,
 };
-use tempfile::TempDir;
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
@@ -25,8 +24,7 @@ const CLOSE_TO_VISIBLE: Duration = Duration::from_secs(3);
 
 #[test]
 fn ffmpeg_to_s3_through_run() {
-    let _turn = Turn::alone();
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::alone().scratch();
     let state = dir.path().join("state");
     let store = s3s_fs(&dir.path().join("s3"), 0);
     let endpoint = store.endpoint();

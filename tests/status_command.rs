@@ -5,7 +5,6 @@
 //! 2 for a state directory that cannot be read.
 
 use crate::support::{self, Turn, ingest, wait_until};
-use tempfile::TempDir;
 
 use std::fs;
 use std::process::{Command, Output};
@@ -43,8 +42,7 @@ fn stage(state: &std::path::Path, args: &[&str]) {
 
 #[test]
 fn status_shows_live_queued_uploaded_and_failed() {
-    let _turn = Turn::shared();
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let rec = Recorder::start(dir.path(), &[]);
     let state = rec.state.clone();
     let mut opts = PublishOpts::new(dir.path(), "cam1");

@@ -52,8 +52,7 @@ fn analyze() -> PathBuf {
 
 #[test]
 fn every_unit_is_there() {
-    let _turn = Turn::shared();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Turn::shared().scratch();
     let names: Vec<String> = installed_units(dir.path())
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
@@ -78,8 +77,7 @@ fn every_unit_is_there() {
 
 #[test]
 fn verify_is_clean() {
-    let _turn = Turn::shared();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Turn::shared().scratch();
     let units = installed_units(dir.path());
     let out = Command::new(analyze())
         .args(["verify", "--man=no"])
@@ -115,8 +113,7 @@ fn exposure(report: &str, unit: &str) -> f64 {
 
 #[test]
 fn every_service_exposure_is_at_most_2() {
-    let _turn = Turn::shared();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Turn::shared().scratch();
     let services: Vec<PathBuf> = installed_units(dir.path())
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "service"))

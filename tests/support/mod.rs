@@ -75,6 +75,20 @@ pub fn wait_for_port(
     }
 }
 
+/// A test's scratch directory, removed when dropped, holding the test's [`Turn`] until then:
+/// `let dir = Turn::shared().scratch();` opens most tests.
+pub struct Scratch {
+    dir: tempfile::TempDir,
+    _turn: Turn,
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = tempfile::TempDir;
+    fn deref(&self) -> &tempfile::TempDir {
+        &self.dir
+    }
+}
+
 /// Waits until the `stage` process `pid` has started its work: it then holds
 /// `STATE/status/STAGE.lock` with its PID inside (what `rtmp-recorder status` reads too).
 pub fn wait_stage_started(state: &Path, stage: &str, pid: u32) {
@@ -234,6 +248,14 @@ impl Turn {
         Turn {
             _shared: Some(MACHINE.read().unwrap_or_else(|e| e.into_inner())),
             _alone: None,
+        }
+    }
+
+    /// This turn with a fresh scratch directory, both held until the [`Scratch`] is dropped.
+    pub fn scratch(self) -> Scratch {
+        Scratch {
+            dir: tempfile::TempDir::new().expect("creating a scratch directory"),
+            _turn: self,
         }
     }
 
