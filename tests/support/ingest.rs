@@ -676,6 +676,29 @@ pub fn probe_duration(file: &Path) -> f64 {
         .unwrap_or_else(|_| panic!("ffprobe duration of {}: {out:?}", file.display()))
 }
 
+/// How a publisher is started: ffmpeg's or GStreamer's (`ffmpeg_publish`, `gst_publish`).
+pub type Publish = fn(&str, u32, &PublishOpts) -> Publisher;
+
+/// `publish` sends 26 s of 720p30 to `live/KEY` of a fresh ingest with 10 s chunks: the three
+/// chunks (0-10 s, 10-20 s, 20-26 s, the last closed when the publisher disconnects) hold
+/// exactly its reference packets and decode cleanly. Runs alone: real-time 720p.
+pub fn chunks_exactly_what_was_published(publish: Publish, key: &str) {
+    let dir = support::Turn::alone().scratch();
+    let rec = Recorder::start(dir.path(), &[]);
+    let secs = 26;
+    let mut publisher = publish(
+        &rec.url("live", key),
+        secs,
+        &PublishOpts::new(dir.path(), key),
+    );
+    publisher.wait_ok(Duration::from_secs(u64::from(secs) + 30));
+    let chunks = rec.wait_chunks(3, Duration::from_secs(15));
+    check_chunks_against_reference(&chunks, &publisher.reference, "live", key);
+    for c in &chunks {
+        assert_eq!(decode_errors(c), "", "{} decodes cleanly", c.display());
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Chunk checks against a reference
 

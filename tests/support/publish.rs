@@ -57,21 +57,21 @@ pub fn s3s_fs(root: &Path, port: u16) -> Server {
     );
     std::fs::create_dir_all(root).unwrap();
     let port = if port == 0 { free_port() } else { port };
-    let mut child = Command::new(bin)
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+    let mut cmd = Command::new(bin);
+    cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()])
         .args(["--access-key", AK, "--secret-key", SK])
-        .arg(root)
+        .arg(root);
+    serve(cmd, port, "s3s-fs")
+}
+
+/// Starts the server `cmd` (its output dropped) and waits until it listens on `port`.
+fn serve(mut cmd: Command, port: u16, what: &str) -> Server {
+    let mut child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("starting s3s-fs");
-    support::wait_for_port(
-        port,
-        &mut child,
-        Duration::from_secs(30),
-        "s3s-fs",
-        String::new,
-    );
+        .unwrap_or_else(|e| panic!("starting {what}: {e}"));
+    support::wait_for_port(port, &mut child, Duration::from_secs(30), what, String::new);
     Server { child, port }
 }
 
@@ -79,20 +79,9 @@ pub fn s3s_fs(root: &Path, port: u16) -> Server {
 pub fn moto() -> Server {
     let bin = require_tool("moto_server", "pip install 'moto[server]'");
     let port = free_port();
-    let mut child = Command::new(bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting moto_server");
-    support::wait_for_port(
-        port,
-        &mut child,
-        Duration::from_secs(30),
-        "moto_server",
-        String::new,
-    );
-    Server { child, port }
+    let mut cmd = Command::new(bin);
+    cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+    serve(cmd, port, "moto_server")
 }
 
 /// An s3s-fs server storing under `dir/s3`, a client for it, and `bucket` created.
