@@ -106,27 +106,6 @@ fn read_until_closed(s: &mut TcpStream, within: Duration) -> (Vec<u8>, bool) {
     (seen, false)
 }
 
-/// Reads until `needle` arrives (true) or the connection ends or `within` passes.
-fn wait_reply(s: &mut TcpStream, needle: &[u8], within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 8192];
-    while Instant::now() < deadline {
-        match s.read(&mut buf) {
-            Ok(0) => return false,
-            Ok(k) => {
-                seen.extend_from_slice(&buf[..k]);
-                if seen.windows(needle.len()).any(|w| w == needle) {
-                    return true;
-                }
-            }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(_) => return false,
-        }
-    }
-    false
-}
-
 fn count(haystack: &[u8], needle: &[u8]) -> usize {
     haystack
         .windows(needle.len())
@@ -140,7 +119,7 @@ fn publishing(source: Ipv4Addr, port: u16, name: &str) -> TcpStream {
     assert!(handshake(&mut c), "{name}: handshake");
     c.write_all(&publish_bytes(name)).unwrap();
     assert!(
-        wait_reply(&mut c, b"NetStream.Publish.Start", Duration::from_secs(5)),
+        rtmp::reply_contains(&mut c, b"NetStream.Publish.Start", Duration::from_secs(5)),
         "{name}: publish not started"
     );
     c
@@ -502,7 +481,7 @@ fn sigterm_does_not_wait_for_a_peer_that_stopped_reading() {
     assert!(handshake(&mut nul));
     nul.write_all(&publish_bytes("nul\0name")).unwrap();
     assert!(
-        wait_reply(&mut nul, b"NetStream.Publish.", Duration::from_secs(5)),
+        rtmp::reply_contains(&mut nul, b"NetStream.Publish.", Duration::from_secs(5)),
         "a NUL in the name got no answer"
     );
     wait_until(Duration::from_secs(5), "both connections counted", || {

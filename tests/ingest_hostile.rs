@@ -5,7 +5,7 @@
 //! come out complete and exact, the process must stay up, and its peak memory must stay under
 //! 200 MiB.
 
-use crate::support::{Turn, ingest, wait_until};
+use crate::support::{Turn, ingest, rtmp, wait_until};
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -123,32 +123,10 @@ fn interleaved_chunk_streams(port: u16) -> bool {
         b.extend(piece);
     }
     send(&mut s, &b);
-    let answered = reply_contains(&mut s, b"_result", Duration::from_secs(3));
+    let answered = rtmp::reply_contains(&mut s, b"_result", Duration::from_secs(3));
     send(&mut s, &[0xc9, 0x01, 0x02, 0x03, 0x8a, 0, 0, 1, 0, 0, 1]);
     closed_within(&mut s, Duration::from_secs(3));
     answered
-}
-
-/// Reads replies until `needle` shows up (true) or the connection ends or `within` passes.
-fn reply_contains(s: &mut TcpStream, needle: &[u8], within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    let mut seen: Vec<u8> = Vec::new();
-    let mut buf = [0u8; 4096];
-    while Instant::now() < deadline {
-        match s.read(&mut buf) {
-            Ok(0) => return false,
-            Ok(n) => {
-                seen.extend(&buf[..n]);
-                if seen.windows(needle.len()).any(|w| w == needle) {
-                    return true;
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
-            Err(_) => return false,
-        }
-    }
-    false
 }
 
 /// A Set Chunk Size protocol control message (type 1 on chunk stream 2).

@@ -301,3 +301,30 @@ pub fn serve_one(listener: &std::net::TcpListener, timeout: std::time::Duration)
     }
     served
 }
+
+/// Reads a hand-built client's socket until `needle` shows up (true), or the connection ends or
+/// `within` passes (false). The socket needs a read timeout, so a silent peer cannot hold it.
+pub fn reply_contains(
+    s: &mut std::net::TcpStream,
+    needle: &[u8],
+    within: std::time::Duration,
+) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    let mut seen: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 4096];
+    while std::time::Instant::now() < deadline {
+        match std::io::Read::read(s, &mut buf) {
+            Ok(0) => return false,
+            Ok(n) => {
+                seen.extend(&buf[..n]);
+                if seen.windows(needle.len()).any(|w| w == needle) {
+                    return true;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return false,
+        }
+    }
+    false
+}
