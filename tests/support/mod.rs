@@ -1,9 +1,11 @@
-//! The tests' one support tree. Here: free ports on 127.0.0.1, waiting without blind sleeps,
-//! running a tool and keeping its output, SHA-256 hex, and finding or installing tools. Below,
-//! by concern: `flv` (the one FLV reader), `ingest` (the recorder, nginx-rtmp, ffmpeg and GStreamer publishers, chunk
-//! checks), `remux` (encodes, packet comparisons, MP4 layout, Chromium in `remux::browser`),
-//! `publish` (s3s-fs, moto, the S3 client, the fault proxy in `publish::proxy`), `http` (a
-//! plain HTTP/1.1 client and the Prometheus parser) and `rtmp` (hand-built RTMP bytes).
+//! The tests' one support tree. Here: the binary under test (`BIN`), free ports on 127.0.0.1,
+//! waiting without blind sleeps, running a tool and keeping its output, SHA-256 hex, finding or
+//! installing tools, and the machine's turn (`Turn`: which tests may run beside which). Below, by
+//! concern: `flv` (the one FLV reader), `packets` (the one packet-hash reader), `ingest` (the
+//! recorder, nginx-rtmp, ffmpeg and GStreamer publishers, chunk checks), `remux` (encodes, MP4
+//! comparisons and layout, Chromium in `remux::browser`), `publish` (s3s-fs, moto, the S3 client,
+//! manifests, the fault proxy in `publish::proxy`), `http` (a plain HTTP/1.1 client and the
+//! Prometheus parser) and `rtmp` (hand-built RTMP bytes and a reader for their replies).
 
 /// The binary under test, built by cargo for these tests.
 pub const BIN: &str = env!("CARGO_BIN_EXE_rtmp-recorder");
@@ -234,7 +236,7 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 /// fills a disk would be starved, or would starve its neighbour, and fail for that alone. Such a
 /// test takes its turn [`Turn::alone`]; every other test that runs outside tools takes
 /// [`Turn::shared`], so it waits while one runs alone (pure tests on bytes take no turn).
-/// Held until dropped; the first line of a test: `let _turn = Turn::shared();`.
+/// Held until dropped; most tests open with `let dir = Turn::shared().scratch();`.
 pub struct Turn {
     _shared: Option<RwLockReadGuard<'static, ()>>,
     _alone: Option<RwLockWriteGuard<'static, ()>>,
@@ -259,8 +261,8 @@ impl Turn {
         }
     }
 
-    /// Alone: waits for the running tests to end, and new ones wait for this one (std's RwLock
-    /// queues readers behind a waiting writer, so a long run of shared tests cannot starve it).
+    /// Alone: waits for the running tests to end, and new ones wait for this one (on Linux std's
+    /// RwLock queues readers behind a waiting writer, so a run of shared tests cannot starve it).
     pub fn alone() -> Turn {
         Turn {
             _shared: None,
