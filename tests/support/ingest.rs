@@ -465,6 +465,22 @@ pub struct Publisher {
 }
 
 impl Publisher {
+    /// Starts `cmd` with its output in `opts.log`; `what` names it in failures.
+    fn spawn(cmd: &mut Command, opts: &PublishOpts, what: &'static str) -> Publisher {
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log_file(&opts.log))
+            .stderr(log_file(&opts.log))
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning the {what}: {e}"));
+        Publisher {
+            child: Some(child),
+            reference: opts.reference.clone(),
+            log: opts.log.clone(),
+            what,
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("publisher already reaped").id()
     }
@@ -521,8 +537,8 @@ pub fn ffmpeg_publish(url: &str, secs: u32, opts: &PublishOpts) -> Publisher {
         "[f=flv:onfail=abort]{url}|[f=flv:onfail=abort]{}",
         opts.reference.display()
     );
-    let child = Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostdin", "-loglevel", "warning", "-y"])
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-nostdin", "-loglevel", "warning", "-y"])
         .args(["-re", "-f", "lavfi", "-i"])
         .arg(format!(
             "testsrc2=size={}x{}:rate=30",
@@ -543,18 +559,8 @@ pub fn ffmpeg_publish(url: &str, secs: u32, opts: &PublishOpts) -> Publisher {
         // Encoders must put SPS/PPS and the AAC config in extradata: the tee muxer does not
         // tell them that FLV needs it.
         .args(["-flags", "+global_header", "-f", "tee"])
-        .arg(tee)
-        .stdin(Stdio::null())
-        .stdout(log_file(&opts.log))
-        .stderr(log_file(&opts.log))
-        .spawn()
-        .expect("spawning ffmpeg");
-    Publisher {
-        child: Some(child),
-        reference: opts.reference.clone(),
-        log: opts.log.clone(),
-        what: "ffmpeg publisher",
-    }
+        .arg(tee);
+    Publisher::spawn(&mut cmd, opts, "ffmpeg publisher")
 }
 
 /// gst-launch publishing `secs` seconds (videotestsrc + x264enc High with B-frames, 2 s GOP,
@@ -586,20 +592,9 @@ pub fn gst_publish_with(url: &str, sink_props: &str, secs: u32, opts: &PublishOp
         w = opts.width,
         h = opts.height,
     );
-    let child = Command::new("gst-launch-1.0")
-        .arg("-e")
-        .args(pipeline.split_whitespace())
-        .stdin(Stdio::null())
-        .stdout(log_file(&opts.log))
-        .stderr(log_file(&opts.log))
-        .spawn()
-        .expect("spawning gst-launch-1.0");
-    Publisher {
-        child: Some(child),
-        reference: opts.reference.clone(),
-        log: opts.log.clone(),
-        what: "gst-launch publisher",
-    }
+    let mut cmd = Command::new("gst-launch-1.0");
+    cmd.arg("-e").args(pipeline.split_whitespace());
+    Publisher::spawn(&mut cmd, opts, "gst-launch publisher")
 }
 
 // ---------------------------------------------------------------------------------------------
