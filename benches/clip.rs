@@ -15,8 +15,8 @@
 
 #[path = "common/measure.rs"]
 mod measure;
-#[path = "../tests/publish_common/mod.rs"]
-mod publish_common;
+// The integration tests' support tree; a bench uses a small part of it.
+#[allow(dead_code)]
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -25,14 +25,14 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use measure::{Cost, measure, median, warm};
-use publish_common::proxy::Proxy;
-use publish_common::{client, create_bucket, hermetic_aws_env, s3s_fs};
 use rtmp_recorder::manifest::ChunkManifest;
 use rtmp_recorder::naming::ChunkName;
 use rtmp_recorder::publish::{DEFAULT_TEMPLATE, KeyTemplate};
 use rtmp_recorder::utc::Civil;
+use support::BIN;
+use support::publish::proxy::Proxy;
+use support::publish::{client, create_bucket, hermetic_aws_env, s3s_fs};
 
-const BIN: &str = env!("CARGO_BIN_EXE_rtmp-recorder");
 const CHUNKS: usize = 12;
 const MINUTES: u64 = 60;
 const BUCKET: &str = "bench";

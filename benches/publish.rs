@@ -5,16 +5,17 @@
 //! Needs: `cargo install s3s-fs --version 0.14.1 --features binary --locked`, `pip install awscli`.
 //! Size: BENCH_MB (default 256), rounds: BENCH_ROUNDS (default 3, best of).
 
-#[path = "../tests/publish_common/mod.rs"]
-mod publish_common;
+// The integration tests' support tree; a bench uses a small part of it.
+#[allow(dead_code)]
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use publish_common::*;
 use rtmp_recorder::spool::StateDir;
+use support::publish::*;
+use support::require_tool;
 
 fn children_cpu() -> Duration {
     // SAFETY: getrusage only writes into the struct we pass.

@@ -15,8 +15,8 @@ rustPlatform.buildRustPackage {
   inherit (manifest) version;
 
   # Only what `cargo build` and the install step read, so editing tests, docs or the flake
-  # does not rebuild the package. Cargo.toml declares the benches and the example, so cargo
-  # needs their sources even though they are not built here.
+  # does not rebuild the package. Cargo.toml declares the benches, the example and the one test
+  # crate's root (tests/tests.rs), so cargo needs those files even though they are not built here.
   src = lib.fileset.toSource {
     root = ../.;
     fileset = lib.fileset.unions [
@@ -25,6 +25,7 @@ rustPlatform.buildRustPackage {
       ../src
       ../benches
       ../examples
+      ../tests/tests.rs
       ../systemd
     ];
   };

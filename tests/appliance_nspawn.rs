@@ -23,11 +23,8 @@
 //! changed. The machine shares the host's network: its socket listens on the host's loopback.
 //! Needs root, systemd-container, cargo-deb, ffmpeg and s3s-fs (all installed by .ci/run).
 
-mod common;
-mod http_common;
-#[path = "publish_common/mod.rs"]
-mod publish_common;
-mod support;
+use crate::support::{self, Turn, free_port, http, ingest, packets, publish, wait_until, words};
+use tempfile::TempDir;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -37,14 +34,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{
-    PublishOpts, TempDir, assert_prefix_of_reference, by_stream, ffmpeg_publish, files_with_ext,
-    framehash, free_port, wait_until,
-};
-use publish_common::{AK, SK, client, create_bucket, get, list_keys, s3s_fs};
+use ingest::{PublishOpts, assert_prefix_of_reference, ffmpeg_publish, files_with_ext};
+use publish::{AK, SK, client, create_bucket, get, list_keys, s3s_fs};
 
 const ROOT: &str = "/var/tmp/rtmp-recorder-nspawn-root";
-const BIN: &str = env!("CARGO_BIN_EXE_rtmp-recorder");
 const BUCKET: &str = "recordings";
 const STATE: &str = "/var/lib/rtmp-recorder";
 
@@ -209,7 +202,7 @@ impl Drop for Machine {
         }
         // SIGTERM asks nspawn to power the container off cleanly.
         let pid = self.nspawn.id();
-        common::signal(pid, libc::SIGTERM);
+        ingest::signal(pid, libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if self.nspawn.try_wait().ok().flatten().is_some() {
@@ -229,7 +222,7 @@ fn build_deb(out: &Path) -> PathBuf {
         "cargo-deb",
         "cargo install cargo-deb --version 3.8.0 --locked --no-default-features",
     );
-    let bin = Path::new(BIN);
+    let bin = Path::new(support::BIN);
     let profile_dir = bin.parent().unwrap();
     let target = profile_dir.parent().unwrap();
     let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
@@ -376,6 +369,7 @@ impl Rig {
 
 #[test]
 fn appliance_in_a_booted_debian() {
+    let _turn = Turn::alone();
     let started = Instant::now();
     let dir = TempDir::new().unwrap();
     let state = dir.path().join("state");
@@ -488,12 +482,12 @@ fn health_over_the_http_socket(rig: &Rig) {
         m.prop("rtmp-recorder-ingest.service", "ActiveState"),
         "inactive"
     );
-    let health = http_common::get(http, "/healthz", &[]);
+    let health = http::get(http, "/healthz", &[]);
     assert_eq!(health.status, 200, "{}", health.text());
     assert_eq!(health.json()["status"], "ok");
-    let metrics = http_common::parse_metrics(&http_common::get(http, "/metrics", &[]).text());
+    let metrics = http::parse_metrics(&http::get(http, "/metrics", &[]).text());
     assert_eq!(
-        http_common::value(&metrics, "rtmp_recorder_uploads_total", &[]),
+        http::value(&metrics, "rtmp_recorder_uploads_total", &[]),
         3.0
     );
     let status = m.sh("rtmp-recorder status");
@@ -533,11 +527,11 @@ fn record_and_publish(rig: &Rig) {
     let objects = rig.wait_published("cam1", Duration::from_secs(60));
     assert_eq!(objects.len(), 3, "30 s at 10 s chunks: {objects:?}");
     let mp4s = rig.download(&objects);
-    let got: Vec<_> = mp4s.iter().flat_map(|p| framehash(p)).collect();
-    let want = framehash(&opts.reference);
+    let got: Vec<_> = mp4s.iter().flat_map(|p| packets::read(p)).collect();
+    let want = packets::read(&opts.reference);
     assert_eq!(got.len(), want.len(), "packets in the MP4s vs published");
     assert!(
-        by_stream(&got) == by_stream(&want),
+        packets::by_stream(&got) == packets::by_stream(&want),
         "uploaded packets differ from the published ones"
     );
 
@@ -691,7 +685,7 @@ fn restart_ingest_mid_publish(rig: &Rig) {
 /// The store goes away for 75 s while cam3's chunks wait: publish retries inside its run, exits
 /// 75 after PUBLISH_RETRY_FOR, is restarted by systemd RestartSec= later, and uploads everything
 /// once the store is back; a few starts at most, the .path unit never failed.
-fn store_outage(rig: &Rig, store: &mut publish_common::Server, s3_root: &Path, s3_port: u16) {
+fn store_outage(rig: &Rig, store: &mut publish::Server, s3_root: &Path, s3_port: u16) {
     let m = &rig.machine;
     let since = now_stamp();
     store.stop();
@@ -782,16 +776,7 @@ fn stop_during_remux(rig: &Rig) {
             .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-y"])
             .args(["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30"])
             .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-            .args([
-                "-t",
-                "4",
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-                "-qp",
-                "0",
-            ])
+            .args(words("-t 4 -c:v libx264 -preset ultrafast -qp 0"))
             .args(["-g", "30", "-c:a", "aac", "-f", "flv"])
             .arg(&big),
         "ffmpeg (large chunk)",

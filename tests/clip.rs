@@ -8,21 +8,15 @@
 //! some requests with 503 SlowDown and 500: the clip is byte for byte the one cut from disk, and
 //! what it fetched is the clip plus the chunks' heads and manifests, within a few percent.
 
-mod common;
-mod http_common;
-#[path = "publish_common/mod.rs"]
-mod publish_common;
-#[path = "remux_common/mod.rs"]
-mod remux_common;
-mod support;
+use crate::support::{self, Turn, flv, free_port, http, ingest, publish, remux, wait_until};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{PublishOpts, TempDir, ffmpeg_publish, files_with_ext, port_open, wait_until};
-use publish_common::proxy::{Fault, Planned, Proxy};
-use publish_common::{client, create_bucket, hermetic_aws_env, s3s_fs};
+use ingest::{PublishOpts, ffmpeg_publish, files_with_ext};
+use publish::proxy::{Fault, Planned, Proxy};
+use publish::{client, create_bucket, hermetic_aws_env, s3s_fs};
 use rtmp_recorder::manifest::ChunkManifest;
 use rtmp_recorder::naming::ChunkName;
 use rtmp_recorder::publish::{DEFAULT_TEMPLATE, KeyTemplate};
@@ -97,24 +91,17 @@ fn record(dir: &Path) -> Vec<Chunk> {
 /// `publish` publish to its RTMP URL (returning when done), waits until every chunk is
 /// published, stops `run` and returns the published chunks, oldest first.
 fn record_with(dir: &Path, chunk_duration: &str, publish: impl FnOnce(&str)) -> Vec<Chunk> {
-    let port = common::free_port();
+    let port = free_port();
     let log = dir.join("run.log");
     let published = dir.join("published");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rtmp-recorder"));
-    common::clean_env(&mut cmd);
-    let mut run = cmd
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .args(["run", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--chunk-duration", chunk_duration])
-        .arg("--destination")
-        .arg(format!("file://{}", published.display()))
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("starting rtmp-recorder run");
-    wait_until(Duration::from_secs(15), "run listening", || port_open(port));
+    let mut run = ingest::start_run_to_files(
+        &dir.join("state"),
+        &published,
+        port,
+        &log,
+        &[],
+        &["--chunk-duration", chunk_duration],
+    );
     publish(&format!("rtmp://127.0.0.1:{port}/live/cam1"));
     let state = dir.join("state");
     wait_until(Duration::from_secs(30), "every chunk published", || {
@@ -124,8 +111,8 @@ fn record_with(dir: &Path, chunk_duration: &str, publish: impl FnOnce(&str)) -> 
             .sum();
         pending == 0 && !files_with_ext(&state.join("archive"), "flv").is_empty()
     });
-    common::signal(run.id(), libc::SIGTERM);
-    common::wait_child(&mut run, Duration::from_secs(30), "run", &log);
+    ingest::signal(run.id(), libc::SIGTERM);
+    ingest::wait_child(&mut run, Duration::from_secs(30), "run", &log);
 
     let mut chunks: Vec<Chunk> = support::files_under(&published)
         .into_iter()
@@ -190,8 +177,8 @@ fn rfc3339(ms: i64) -> String {
 }
 
 fn clip(dir: &Path, destination: &Path, from: i64, to: i64, out: &Path) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rtmp-recorder"));
-    common::clean_env(&mut cmd);
+    let mut cmd = Command::new(support::BIN);
+    ingest::clean_env(&mut cmd);
     clip_args(&mut cmd, dir, from, to, out)
         .arg("--destination")
         .arg(format!("file://{}", destination.display()))
@@ -259,7 +246,7 @@ fn pictures(file: &Path) -> Vec<(i64, String)> {
 
 #[test]
 fn clips_of_recorded_chunks_are_exact_and_gaps_are_refused() {
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let chunks = record(dir.path());
     let published = dir.path().join("published");
     // Source packets on the stream's timeline.
@@ -278,7 +265,7 @@ fn clips_of_recorded_chunks_are_exact_and_gaps_are_refused() {
         let log = String::from_utf8_lossy(&o.stderr).into_owned();
         assert!(o.status.success(), "{name}: clip failed: {log}");
         assert_eq!(
-            common::decode_errors(&out),
+            ingest::decode_errors(&out),
             "",
             "{name}: the clip does not decode cleanly"
         );
@@ -297,7 +284,7 @@ fn clips_of_recorded_chunks_are_exact_and_gaps_are_refused() {
         }
 
         // Its duration is the span; its first picture is the source's at --from.
-        let duration = common::probe_duration(&out);
+        let duration = ingest::probe_duration(&out);
         let span = (to - from) as f64 / 1000.0;
         assert!(
             (duration - span).abs() * 1000.0 <= FRAME_MS as f64,
@@ -385,7 +372,7 @@ fn clips_of_recorded_chunks_are_exact_and_gaps_are_refused() {
 fn clips_over_http(dir: &Path, broken: &Path, chunks: &[Chunk]) {
     let http_dir = dir.join("http");
     std::fs::create_dir_all(&http_dir).unwrap();
-    let (rec, port) = http_common::start_with_http(&http_dir, &[]);
+    let (rec, port) = http::start_with_http(&http_dir, &[]);
     let published = rec.state.join("published/live/cam1");
     std::fs::create_dir_all(&published).unwrap();
     for file in std::fs::read_dir(broken).unwrap() {
@@ -402,7 +389,7 @@ fn clips_over_http(dir: &Path, broken: &Path, chunks: &[Chunk]) {
     };
     let across = span(a.start_ms + 1_000, c.start_ms + 1_000);
 
-    let refused = http_common::get(port, &across, &[]);
+    let refused = http::get(port, &across, &[]);
     assert_eq!(refused.status, 409, "{}", refused.text());
     let json = refused.json();
     assert_eq!(json["refused"], "gaps", "{json}");
@@ -411,7 +398,7 @@ fn clips_over_http(dir: &Path, broken: &Path, chunks: &[Chunk]) {
 
     // The same span `bridged_gap` cut with the command: the same bytes.
     let expected = std::fs::read(dir.join("bridged.mp4")).unwrap();
-    let whole = http_common::get(port, &format!("{across}&bridge_gaps=1"), &[]);
+    let whole = http::get(port, &format!("{across}&bridge_gaps=1"), &[]);
     assert_eq!(whole.status, 200, "{}", whole.text());
     assert_eq!(whole.header("content-type"), "video/mp4");
     assert_eq!(whole.header("accept-ranges"), "bytes");
@@ -436,7 +423,7 @@ fn clips_over_http(dir: &Path, broken: &Path, chunks: &[Chunk]) {
         ("bytes=-70000".to_string(), n - 70_000, n),
         (format!("bytes={}-", n / 2), n / 2, n),
     ] {
-        let part = http_common::get(
+        let part = http::get(
             port,
             &format!("{across}&bridge_gaps=1"),
             &[("Range", &range)],
@@ -449,7 +436,7 @@ fn clips_over_http(dir: &Path, broken: &Path, chunks: &[Chunk]) {
         );
         assert!(part.body == expected[start..end], "{range}: wrong bytes");
     }
-    let past = http_common::get(
+    let past = http::get(
         port,
         &format!("{across}&bridge_gaps=1"),
         &[("Range", &format!("bytes={n}-"))],
@@ -457,14 +444,14 @@ fn clips_over_http(dir: &Path, broken: &Path, chunks: &[Chunk]) {
     assert_eq!(past.status, 416, "{}", past.text());
     assert_eq!(past.header("content-range"), format!("bytes */{n}"));
 
-    let early = http_common::get(port, &span(a.start_ms - 5_000, a.start_ms + 1_000), &[]);
+    let early = http::get(port, &span(a.start_ms - 5_000, a.start_ms + 1_000), &[]);
     assert_eq!(early.status, 404, "{}", early.text());
     assert!(
         early.text().contains("the recording begins at"),
         "{}",
         early.text()
     );
-    let bare = http_common::get(port, "/clip?stream=live/cam1", &[]);
+    let bare = http::get(port, "/clip?stream=live/cam1", &[]);
     assert_eq!(bare.status, 400, "{}", bare.text());
     assert!(bare.text().contains("from="), "{}", bare.text());
     drop(rec);
@@ -490,8 +477,8 @@ fn bridged_gap(dir: &Path, broken: &Path, chunks: &[Chunk]) {
     let (a, c) = (&chunks[0], &chunks[2]);
     let (from, to) = (a.start_ms + 1_000, c.start_ms + 1_000);
     let out = dir.join("bridged.mp4");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rtmp-recorder"));
-    common::clean_env(&mut cmd);
+    let mut cmd = Command::new(support::BIN);
+    ingest::clean_env(&mut cmd);
     let o = clip_args(&mut cmd, dir, from, to, &out)
         .arg("--bridge-gaps")
         .arg("--destination")
@@ -516,8 +503,8 @@ fn bridged_gap(dir: &Path, broken: &Path, chunks: &[Chunk]) {
         a.start_ms + a.manifest.duration_ms as i64 - from,
         "{line}"
     );
-    assert_eq!(common::decode_errors(&out), "", "the bridged clip");
-    let duration = common::probe_duration(&out);
+    assert_eq!(ingest::decode_errors(&out), "", "the bridged clip");
+    let duration = ingest::probe_duration(&out);
     let span = (to - from) as f64 / 1000.0;
     assert!(
         (duration - span).abs() * 1000.0 <= FRAME_MS as f64,
@@ -625,7 +612,7 @@ fn clips_from_s3(dir: &Path, chunks: &[Chunk]) {
     );
     let (from, to) = (chunks[0].start_ms + 1_500, chunks[2].start_ms + 1_000);
     let out = dir.join("from-s3.mp4");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rtmp-recorder"));
+    let mut cmd = Command::new(support::BIN);
     hermetic_aws_env(&mut cmd);
     let o = clip_args(&mut cmd, dir, from, to, &out)
         .args(["--destination", &format!("s3://{BUCKET}/rec")])
@@ -679,15 +666,15 @@ fn clips_from_s3(dir: &Path, chunks: &[Chunk]) {
 /// see the README's Clips.)
 #[test]
 fn a_clip_across_a_resolution_change_is_exact_and_decodes() {
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let parts = [
-        ("640x360", remux_common::AV_640X360),
-        ("320x240", remux_common::AV_320X240),
+        ("640x360", remux::AV_640X360),
+        ("320x240", remux::AV_320X240),
     ];
-    let mut spliced: Option<(Vec<u8>, Vec<remux_common::Tag>)> = None;
+    let mut spliced: Option<(Vec<u8>, Vec<flv::Tag>)> = None;
     for (size, input) in parts {
         let flv = dir.path().join(format!("{size}.flv"));
-        remux_common::encode(
+        remux::encode(
             &flv,
             input,
             &[
@@ -695,15 +682,15 @@ fn a_clip_across_a_resolution_change_is_exact_and_decodes() {
                 "-pix_fmt", "yuv420p", "-c:a", "aac", "-ar", "48000", "-ac", "2",
             ],
         );
-        let (header, tags) = remux_common::split_flv(&std::fs::read(&flv).unwrap());
+        let (header, tags) = flv::split(&flv);
         spliced = Some(match spliced {
             None => (header, tags),
             Some((header, mut all)) => {
                 // The second part follows the first a frame after its last tag; its
                 // onMetaData is dropped, its sequence headers kept.
-                let end = all.iter().map(|t| t.timestamp).max().unwrap() + 34;
+                let end = all.iter().map(|t| t.ts).max().unwrap() + 34;
                 all.extend(tags.into_iter().filter(|t| t.kind != 18).map(|mut t| {
-                    t.timestamp += end;
+                    t.ts += end;
                     t
                 }));
                 (header, all)
@@ -712,7 +699,7 @@ fn a_clip_across_a_resolution_change_is_exact_and_decodes() {
     }
     let (header, tags) = spliced.unwrap();
     let source = dir.path().join("spliced.flv");
-    std::fs::write(&source, remux_common::join_flv(&header, &tags)).unwrap();
+    std::fs::write(&source, flv::join(&header, &tags)).unwrap();
 
     let chunks = record_with(dir.path(), "60s", |url| {
         support::run_ok(
@@ -745,7 +732,7 @@ fn a_clip_across_a_resolution_change_is_exact_and_decodes() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert_eq!(
-        common::decode_errors(&out),
+        ingest::decode_errors(&out),
         "",
         "the clip across the change"
     );
@@ -760,7 +747,7 @@ fn a_clip_across_a_resolution_change_is_exact_and_decodes() {
         );
     }
     // ffmpeg decodes both sizes, the first then the second.
-    let text = remux_common::probe(&out, "v", "frame=width,height");
+    let text = remux::probe(&out, "v", "frame=width,height");
     let mut decoded: Vec<&str> = text
         .lines()
         .map(|l| l.trim_end_matches(','))

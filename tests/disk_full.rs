@@ -4,9 +4,8 @@
 //! inputs untouched and succeed once there is room; below `--min-free-disk`, ingest deletes
 //! uploaded files oldest first and never anything that is not uploaded.
 
-mod common;
-mod remux_common;
-mod support;
+use crate::support::flv::Flv;
+use crate::support::{self, Turn, ingest, packets, remux, sha256_hex, wait_until};
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -15,10 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use common::{
-    Flv, PublishOpts, Recorder, TempDir, by_stream, ffmpeg_publish, files_with_ext, framehash,
-    sha256_hex, show_log, wait_until,
-};
+use ingest::{PublishOpts, Recorder, ffmpeg_publish, files_with_ext, show_log};
 
 const MIB: u64 = 1 << 20;
 
@@ -85,7 +81,7 @@ fn fill(path: &Path, limit: u64) -> u64 {
 
 /// The entries of `dir`, sorted.
 fn names(dir: &Path) -> Vec<String> {
-    let mut v = common::all_names(dir);
+    let mut v = ingest::all_names(dir);
     v.sort();
     v
 }
@@ -105,7 +101,7 @@ fn small(dir: &Path, name: &str) -> PublishOpts {
 
 #[test]
 fn ingest_outlives_a_full_disk_refuses_new_publishes_and_resumes_by_itself() {
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::alone().scratch();
     let _fs = TmpFs::mount(&dir.path().join("state"), 64 * MIB);
     let rec = Recorder::start(dir.path(), &["--min-free-disk", "16M"]);
     let mut cam = ffmpeg_publish(&rec.url("live", "cam"), 40, &small(dir.path(), "cam"));
@@ -189,10 +185,11 @@ fn ingest_outlives_a_full_disk_refuses_new_publishes_and_resumes_by_itself() {
     // packet recorded was sent, byte for byte, in order.
     let mut hashes = Vec::new();
     for c in &chunks {
-        hashes.extend(framehash(c));
+        hashes.extend(packets::read(c));
     }
-    let got = by_stream(&hashes);
-    let sent: BTreeMap<u32, Vec<(u64, String)>> = by_stream(&framehash(&cam.reference));
+    let got = packets::by_stream(&hashes);
+    let sent: BTreeMap<u32, Vec<(u64, String)>> =
+        packets::by_stream(&packets::read(&cam.reference));
     for (stream, list) in &got {
         let reference = &sent[stream];
         let head = list
@@ -219,37 +216,37 @@ fn ingest_outlives_a_full_disk_refuses_new_publishes_and_resumes_by_itself() {
 
     // Each chunk remuxes into a complete MP4 carrying exactly its packets.
     drop(rec);
-    let out = remux_common::remux(&dir.path().join("state"), &[]);
+    let out = remux::remux(&dir.path().join("state"), &[]);
     assert_eq!(
         out.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let ffmpeg = Path::new(remux_common::ffmpeg());
+    let ffmpeg = Path::new(remux::ffmpeg());
     for c in &chunks {
         let name = c.file_name().unwrap().to_string_lossy().into_owned();
         let archived = dir.path().join("state/archive").join(&name);
-        let mp4 = remux_common::published_mp4(&dir.path().join("state"), &name);
-        remux_common::assert_packet_identical(ffmpeg, &archived, &mp4);
+        let mp4 = remux::published_mp4(&dir.path().join("state"), &name);
+        remux::assert_packet_identical(ffmpeg, &archived, &mp4);
     }
 }
 
 #[test]
 fn remux_and_publish_leave_their_inputs_alone_on_a_full_disk() {
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::alone().scratch();
     let state_dir = dir.path().join("state");
     let disk = TmpFs::mount(&state_dir, 16 * MIB);
     let flv = dir.path().join("chunk.flv");
-    remux_common::small_flv(&flv, 2);
-    let name = remux_common::chunk_name(1);
-    remux_common::queue(&state_dir, &[(name.as_str(), flv.as_path())]);
+    remux::small_flv(&flv, 2);
+    let name = remux::chunk_name(1);
+    remux::queue(&state_dir, &[(name.as_str(), flv.as_path())]);
     let queued = state_dir.join("remux").join(&name);
     let before = sha256_hex(&fs::read(&queued).unwrap());
 
     let filler = state_dir.join("filler");
     fill(&filler, u64::MAX);
-    let out = remux_common::remux(&state_dir, &[]);
+    let out = remux::remux(&state_dir, &[]);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(75), "{err}");
     assert!(err.contains("disk full while remuxing"), "{err}");
@@ -263,11 +260,11 @@ fn remux_and_publish_leave_their_inputs_alone_on_a_full_disk() {
     assert_eq!(names(&state_dir.join("publish")), Vec::<String>::new());
 
     fs::remove_file(&filler).unwrap();
-    let out = remux_common::remux(&state_dir, &[]);
+    let out = remux::remux(&state_dir, &[]);
     assert_eq!(out.status.code(), Some(0));
-    let mp4 = remux_common::published_mp4(&state_dir, &name);
-    remux_common::assert_packet_identical(
-        Path::new(remux_common::ffmpeg()),
+    let mp4 = remux::published_mp4(&state_dir, &name);
+    remux::assert_packet_identical(
+        Path::new(remux::ffmpeg()),
         &state_dir.join("archive").join(&name),
         &mp4,
     );
@@ -277,7 +274,7 @@ fn remux_and_publish_leave_their_inputs_alone_on_a_full_disk() {
     let leave = disk.available().saturating_sub(64 * 1024);
     fill(&filler, leave);
     let publish = || {
-        let mut cmd = Command::new(remux_common::BIN);
+        let mut cmd = Command::new(support::BIN);
         cmd.arg("--state-dir")
             .arg(&state_dir)
             .args(["publish", "--retry-for", "2s", "--backoff-cap", "1s"])
@@ -325,7 +322,7 @@ fn aged_file(path: &Path, len: u64, age: Duration) {
 
 #[test]
 fn below_the_watermark_uploaded_files_go_oldest_first_and_nothing_else() {
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::alone().scratch();
     let state_dir = dir.path().join("state");
     let disk = TmpFs::mount(&state_dir, 48 * MIB);
     for sub in ["recording", "remux", "publish", "archive", "failed", "tmp"] {

@@ -3,14 +3,12 @@
 //! (s3s-fs) under `{prefix}/{file}`. A stage that sets an input aside in `failed/` exits 65 and
 //! says so in its log, having done the rest.
 
-mod publish_common;
-mod remux_common;
-mod support;
+use crate::support::{self, Turn, publish, remux};
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use publish_common::{files_in, get, list_keys, publish_cmd, real_mp4, s3s_with_bucket};
+use publish::{files_in, get, list_keys, publish_cmd, real_mp4, s3s_with_bucket};
 use rtmp_recorder::spool::StateDir;
 use support::sha256_hex;
 
@@ -32,15 +30,15 @@ fn stderr(out: &std::process::Output) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hand_copied_flv_and_mp4_reach_the_bucket_under_the_prefix() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Turn::shared().scratch();
     let (server, c) = s3s_with_bucket(tmp.path(), BUCKET).await;
     let state = StateDir::open(tmp.path().join("state")).unwrap();
 
     // An FLV from a camera's SD card and an MP4 from an editor, copied in by hand.
     let flv_src = tmp.path().join("source.flv");
-    remux_common::encode(
+    remux::encode(
         &flv_src,
-        remux_common::AV_320X240,
+        remux::AV_320X240,
         &[
             "-t", "3", "-c:v", "libx264", "-g", "30", "-c:a", "aac", "-f", "flv",
         ],
@@ -53,15 +51,15 @@ async fn a_hand_copied_flv_and_mp4_reach_the_bucket_under_the_prefix() {
     std::fs::write(&edit, &mp4_bytes).unwrap();
     settle(&edit);
 
-    let out = remux_common::remux(state.root(), &["--quiet-seconds", "60"]);
+    let out = remux::remux(state.root(), &["--quiet-seconds", "60"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let remuxed = state.publish_inbox().join("Board meeting.mp4");
     assert!(remuxed.exists(), "{}", stderr(&out));
     // Checked on a copy: the check writes ffmpeg's own remux beside the file it looks at.
     let checked = tmp.path().join("remuxed.mp4");
     std::fs::copy(&remuxed, &checked).unwrap();
-    remux_common::assert_packet_identical(
-        Path::new(remux_common::ffmpeg()),
+    remux::assert_packet_identical(
+        Path::new(remux::ffmpeg()),
         &state.archive().join("Board meeting.flv"),
         &checked,
     );
@@ -69,7 +67,7 @@ async fn a_hand_copied_flv_and_mp4_reach_the_bucket_under_the_prefix() {
 
     let mut cmd = publish_cmd(state.root(), &server.endpoint(), BUCKET);
     cmd.arg("--until-empty");
-    let out = publish_common::run(cmd);
+    let out = publish::run(cmd);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 
     assert_eq!(
@@ -101,16 +99,16 @@ async fn a_hand_copied_flv_and_mp4_reach_the_bucket_under_the_prefix() {
 
 #[test]
 fn a_stage_that_sets_files_aside_exits_65_and_does_the_rest() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Turn::shared().scratch();
     let state = StateDir::open(tmp.path().join("state")).unwrap();
     let good = tmp.path().join("good.flv");
-    remux_common::small_flv(&good, 1);
-    let good_name = remux_common::chunk_name(1);
-    remux_common::queue(state.root(), &[(good_name.as_str(), good.as_path())]);
+    remux::small_flv(&good, 1);
+    let good_name = remux::chunk_name(1);
+    remux::queue(state.root(), &[(good_name.as_str(), good.as_path())]);
     std::fs::write(state.remux_inbox().join("notes.flv"), b"not an FLV at all").unwrap();
     settle(&state.remux_inbox().join("notes.flv"));
 
-    let out = remux_common::remux(state.root(), &[]);
+    let out = remux::remux(state.root(), &[]);
     assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("1 file(s) could not be remuxed and were moved to"),
@@ -118,17 +116,17 @@ fn a_stage_that_sets_files_aside_exits_65_and_does_the_rest() {
         stderr(&out)
     );
     assert_eq!(files_in(&state.failed()), ["notes.flv", "notes.flv.reason"]);
-    assert!(remux_common::published_mp4(state.root(), &good_name).exists());
+    assert!(remux::published_mp4(state.root(), &good_name).exists());
     // Nothing left to do, nothing set aside: a clean exit.
-    let out = remux_common::remux(state.root(), &[]);
+    let out = remux::remux(state.root(), &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 
     // publish: a chunk whose manifest is not one cannot be published; the good one is.
     let stem = good_name.trim_end_matches(".flv");
-    let bad = remux_common::chunk_name(2);
+    let bad = remux::chunk_name(2);
     let bad_stem = bad.trim_end_matches(".flv");
     std::fs::copy(
-        remux_common::published_mp4(state.root(), &good_name),
+        remux::published_mp4(state.root(), &good_name),
         state.publish_inbox().join(format!("{bad_stem}.mp4")),
     )
     .unwrap();
@@ -137,12 +135,12 @@ fn a_stage_that_sets_files_aside_exits_65_and_does_the_rest() {
         b"{\"not\": \"a manifest\"}",
     )
     .unwrap();
-    let mut cmd = std::process::Command::new(publish_common::BIN);
+    let mut cmd = std::process::Command::new(support::BIN);
     cmd.arg("--state-dir")
         .arg(state.root())
         .args(["publish", "--destination"])
         .arg(format!("file://{}", tmp.path().join("out").display()));
-    let out = publish_common::run(cmd);
+    let out = publish::run(cmd);
     assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("1 file(s) could not be published and were moved to"),

@@ -4,16 +4,12 @@
 //! duration and currentTime; the requests show the MP4 fetched by Range requests answered 206.
 //! The pages come through the browser harness (same origin as its report page), byte for byte.
 
-mod common;
-mod http_common;
-mod remux_common;
-mod support;
+use crate::support::{Turn, http, remux};
 
 use std::fs;
 use std::time::Duration;
 
-use common::TempDir;
-use remux_common::browser;
+use remux::browser;
 
 const PAGE: &str = r#"<!doctype html>
 <html><body>
@@ -62,20 +58,20 @@ setTimeout(() => report({event: 'timeout'}), 40000);
 
 #[test]
 fn chromium_browses_to_a_recording_and_plays_and_seeks_it() {
-    let dir = TempDir::new().unwrap();
-    let (rec, http) = http_common::start_with_http(dir.path(), &[]);
+    let dir = Turn::shared().scratch();
+    let (rec, http) = http::start_with_http(dir.path(), &[]);
     let flv = dir.path().join("in.flv");
-    remux_common::encode(
+    remux::encode(
         &flv,
-        remux_common::AV_640X360,
+        remux::AV_640X360,
         &[
             "-t", "8", "-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-pix_fmt", "yuv420p",
             "-c:a", "aac", "-ar", "48000",
         ],
     );
-    let (mp4, _) = remux_common::remux_one(dir.path(), &flv);
+    let (mp4, _) = remux::remux_one(dir.path(), &flv);
     let name = "20261202T100000.000Z_live_cam1_000001.mp4";
-    let published = http_common::published_path(&rec.state, name);
+    let published = http::published_path(&rec.state, name);
     fs::create_dir_all(published.parent().unwrap()).unwrap();
     fs::copy(&mp4, &published).unwrap();
 

@@ -11,9 +11,9 @@
 //!   backslashes, NUL, hidden files) and symbolic links (to a file and to a folder outside) refused
 //!   and never listed.
 
-mod common;
-mod http_common;
-mod support;
+use crate::support::flv::Flv;
+use crate::support::{self, Turn, free_port, http, ingest, wait_until};
+use tempfile::TempDir;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -21,12 +21,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Flv, PublishOpts, Recorder, TempDir, free_port, wait_until};
-use http_common::{get, parse_metrics, start_with_http, value};
+use http::{get, parse_metrics, start_with_http, value};
+use ingest::{PublishOpts, Recorder};
 
 #[test]
 fn health_is_ok_while_ingest_accepts_and_503_below_the_disk_watermark() {
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     for sub in ["ok", "full"] {
         fs::create_dir(dir.path().join(sub)).unwrap();
     }
@@ -53,7 +53,7 @@ fn health_is_ok_while_ingest_accepts_and_503_below_the_disk_watermark() {
 
 #[test]
 fn health_is_503_while_the_state_directory_is_not_writable() {
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     // Root writes through any mode bits: ingest runs as nobody, as the units run it unprivileged.
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let state = dir.path().join("state");
@@ -67,12 +67,12 @@ fn health_is_503_while_the_state_directory_is_not_writable() {
     let mut cmd = if root {
         let mut c = Command::new("setpriv");
         c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(common::recorder_bin());
+            .arg(support::BIN);
         c
     } else {
-        Command::new(common::recorder_bin())
+        Command::new(support::BIN)
     };
-    common::clean_env(&mut cmd);
+    ingest::clean_env(&mut cmd);
     let mut child = cmd
         .arg("--state-dir")
         .arg(&state)
@@ -83,7 +83,7 @@ fn health_is_503_while_the_state_directory_is_not_writable() {
         .spawn()
         .expect("starting ingest");
     support::wait_for_port(http, &mut child, Duration::from_secs(15), "ingest", || {
-        common::show_log(&log)
+        ingest::show_log(&log)
     });
     assert_eq!(get(http, "/healthz", &[]).status, 200);
 
@@ -97,8 +97,8 @@ fn health_is_503_while_the_state_directory_is_not_writable() {
 
     let again = get(http, "/healthz", &[]);
     assert_eq!(again.status, 200, "{}", again.text());
-    common::signal(child.id(), libc::SIGTERM);
-    common::wait_child(&mut child, Duration::from_secs(30), "ingest", &log);
+    ingest::signal(child.id(), libc::SIGTERM);
+    ingest::wait_child(&mut child, Duration::from_secs(30), "ingest", &log);
 }
 
 fn chown_tree(path: &Path, id: u32) {
@@ -141,7 +141,7 @@ fn frames_in_chunks(chunks: &[std::path::PathBuf]) -> (u64, u64) {
 
 #[test]
 fn metrics_count_what_a_real_publish_did() {
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let (rec, http) = start_with_http(dir.path(), &[]);
     let metrics = || {
         let r = get(http, "/metrics", &[]);
@@ -160,7 +160,7 @@ fn metrics_count_what_a_real_publish_did() {
 
     let mut opts = PublishOpts::new(dir.path(), "cam1");
     (opts.width, opts.height) = (426, 240);
-    let mut ffmpeg = common::ffmpeg_publish(&rec.url("live", "cam1"), 60, &opts);
+    let mut ffmpeg = ingest::ffmpeg_publish(&rec.url("live", "cam1"), 60, &opts);
     let stream = [("app", "live"), ("stream", "cam1"), ("kind", "video")];
     wait_until(Duration::from_secs(30), "12 s of video received", || {
         metrics().iter().any(|s| {
@@ -170,7 +170,7 @@ fn metrics_count_what_a_real_publish_did() {
         })
     });
     // Paused, the publisher sends nothing more: the counters settle on everything received.
-    common::signal(ffmpeg.pid(), libc::SIGSTOP);
+    ingest::signal(ffmpeg.pid(), libc::SIGSTOP);
     let mut last = Vec::new();
     wait_until(Duration::from_secs(20), "the counters to settle", || {
         std::thread::sleep(Duration::from_millis(500));
@@ -266,8 +266,8 @@ fn metrics_count_what_a_real_publish_did() {
         vec!["--state-dir", &state, "remux"],
         vec!["--state-dir", &state, "publish", "--destination", &dest],
     ] {
-        let mut cmd = Command::new(common::recorder_bin());
-        common::clean_env(&mut cmd);
+        let mut cmd = Command::new(support::BIN);
+        ingest::clean_env(&mut cmd);
         // A run that set a file aside may say so in its exit status; what it did is counted below.
         let out = cmd.args(&args).output().expect("running a stage");
         eprintln!("{args:?}: {}", out.status);
@@ -331,7 +331,7 @@ fn tree() -> Tree {
     let (rec, http) = start_with_http(dir.path(), &[]);
     let state = &rec.state;
     let mp4: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
-    let published = http_common::published_path(state, "20261202T100000.000Z_live_cam1_000001.mp4");
+    let published = http::published_path(state, "20261202T100000.000Z_live_cam1_000001.mp4");
     fs::create_dir_all(published.parent().unwrap()).unwrap();
     fs::write(&published, &mp4).unwrap();
     fs::write(published.with_extension("json"), b"{}\n").unwrap();
@@ -362,6 +362,7 @@ fn tree() -> Tree {
 
 #[test]
 fn recordings_list_only_finished_files_in_html_and_json() {
+    let _turn = Turn::shared();
     let t = tree();
     let json = [("Accept", "application/json")];
     let top = get(t.http, "/recordings/", &json);
@@ -439,6 +440,7 @@ fn recordings_list_only_finished_files_in_html_and_json() {
 
 #[test]
 fn recordings_download_with_ranges() {
+    let _turn = Turn::shared();
     let t = tree();
     let path =
         "/recordings/published/live/cam1/2026/12/02/20261202T100000.000Z_live_cam1_000001.mp4";
@@ -483,6 +485,7 @@ fn recordings_download_with_ranges() {
 
 #[test]
 fn recordings_refuse_traversal_and_links() {
+    let _turn = Turn::shared();
     let t = tree();
     let passwd = fs::read_to_string("/etc/passwd").unwrap();
     let first_line = passwd.lines().next().unwrap().to_string();

@@ -2,29 +2,9 @@
 //! `--chunk-duration 10s`: the chunks in `remux/` hold exactly the published packets, split at
 //! the first keyframe after 10 s, each a self-contained FLV.
 
-mod common;
-mod support;
-
-use std::time::Duration;
-
-use common::*;
+use crate::support::ingest::{self, ffmpeg_publish};
 
 #[test]
 fn ffmpeg_publish_is_chunked_losslessly() {
-    let dir = TempDir::new().unwrap();
-    let rec = Recorder::start(dir.path(), &[]);
-    let secs = 26;
-    let mut publisher = ffmpeg_publish(
-        &rec.url("live", "cam1"),
-        secs,
-        &PublishOpts::new(dir.path(), "ffmpeg"),
-    );
-    publisher.wait_ok(Duration::from_secs(secs as u64 + 30));
-
-    // 0-10 s, 10-20 s, 20-26 s; the last closes when the publisher disconnects.
-    let chunks = rec.wait_chunks(3, Duration::from_secs(15));
-    check_chunks_against_reference(&chunks, &publisher.reference, "live", "cam1");
-    for c in &chunks {
-        assert_eq!(decode_errors(c), "", "{} decodes cleanly", c.display());
-    }
+    ingest::chunks_exactly_what_was_published(ffmpeg_publish, "cam1");
 }

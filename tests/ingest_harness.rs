@@ -3,16 +3,16 @@
 //! packet comparison catches a changed byte, and a second publisher on a live key is seen as
 //! rejected. If these fail, the ingest tests' verdicts mean nothing.
 
-mod common;
-mod support;
+use crate::support::flv::{Flv, Tag};
+use crate::support::{Turn, ingest, packets, wait_until, words};
 
 use std::time::Duration;
 
-use common::*;
+use ingest::*;
 
 #[test]
 fn harness_matches_nginx_rtmp() {
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::alone().scratch();
     let mut nginx = Nginx::start(dir.path(), None);
 
     let secs = 12;
@@ -133,8 +133,8 @@ fn harness_matches_nginx_rtmp() {
             "{prefix}: nginx vs reference packets"
         );
         assert_eq!(
-            by_stream(&framehash(rec)),
-            by_stream(&framehash(reference)),
+            packets::by_stream(&packets::read(rec)),
+            packets::by_stream(&packets::read(reference)),
             "{prefix}: nginx recording's packets differ from the reference"
         );
         assert_eq!(decode_errors(rec), "", "{prefix}: nginx recording decodes");
@@ -147,16 +147,7 @@ fn harness_matches_nginx_rtmp() {
     let status = std::process::Command::new("ffmpeg")
         .args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
         .arg(&ff.reference)
-        .args([
-            "-map",
-            "0",
-            "-c",
-            "copy",
-            "-f",
-            "segment",
-            "-segment_time",
-            "10",
-        ])
+        .args(words("-map 0 -c copy -f segment -segment_time 10"))
         .args(["-reset_timestamps", "1", "-segment_format", "flv"])
         .arg(seg_dir.join("c%03d.flv"))
         .status()
@@ -180,8 +171,8 @@ fn harness_matches_nginx_rtmp() {
     let tampered = dir.path().join("tampered.flv");
     std::fs::write(&tampered, &bytes).unwrap();
     assert_ne!(
-        by_stream(&framehash(&tampered)),
-        by_stream(&framehash(reference))
+        packets::by_stream(&packets::read(&tampered)),
+        packets::by_stream(&packets::read(reference))
     );
     let torn = dir.path().join("torn.flv");
     std::fs::write(&torn, &bytes[..at]).unwrap();

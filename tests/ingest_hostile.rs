@@ -5,14 +5,13 @@
 //! come out complete and exact, the process must stay up, and its peak memory must stay under
 //! 200 MiB.
 
-mod common;
-mod support;
+use crate::support::{Turn, ingest, rtmp, wait_until};
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::*;
+use ingest::*;
 
 /// A small deterministic generator: the garbage is random-looking but the same every run.
 struct XorShift(u64);
@@ -124,32 +123,10 @@ fn interleaved_chunk_streams(port: u16) -> bool {
         b.extend(piece);
     }
     send(&mut s, &b);
-    let answered = reply_contains(&mut s, b"_result", Duration::from_secs(3));
+    let answered = rtmp::reply_contains(&mut s, b"_result", Duration::from_secs(3));
     send(&mut s, &[0xc9, 0x01, 0x02, 0x03, 0x8a, 0, 0, 1, 0, 0, 1]);
     closed_within(&mut s, Duration::from_secs(3));
     answered
-}
-
-/// Reads replies until `needle` shows up (true) or the connection ends or `within` passes.
-fn reply_contains(s: &mut TcpStream, needle: &[u8], within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    let mut seen: Vec<u8> = Vec::new();
-    let mut buf = [0u8; 4096];
-    while Instant::now() < deadline {
-        match s.read(&mut buf) {
-            Ok(0) => return false,
-            Ok(n) => {
-                seen.extend(&buf[..n]);
-                if seen.windows(needle.len()).any(|w| w == needle) {
-                    return true;
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
-            Err(_) => return false,
-        }
-    }
-    false
 }
 
 /// A Set Chunk Size protocol control message (type 1 on chunk stream 2).
@@ -247,7 +224,7 @@ const ATTACKS: [(&str, Attack); 6] = [
 
 #[test]
 fn hostile_connections_do_not_disturb_a_recording() {
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let mut rec = Recorder::start(dir.path(), &["--handshake-timeout", "2s"]);
     let secs = 16;
     let mut opts = PublishOpts::new(dir.path(), "good");
@@ -310,7 +287,7 @@ fn hostile_connections_do_not_disturb_a_recording() {
 /// interleaved `connect` answered, and deliver their bytes without the harness failing (nginx's own fate is not our concern).
 #[test]
 fn attack_clients_work_against_nginx_rtmp() {
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let nginx = Nginx::start(dir.path(), None);
     let port = nginx.port;
     let answered = std::thread::spawn(move || interleaved_chunk_streams(port))

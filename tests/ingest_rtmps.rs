@@ -7,9 +7,9 @@
 //! exactly; bad TLS configuration ends the start with exit 2 naming the file; under socket
 //! activation the socket named `rtmps` speaks TLS.
 
-mod common;
-mod http_common;
-mod support;
+use crate::support::{
+    self, Turn, free_port, http as http_common, ingest, port_open, wait_until, words,
+};
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use ingest::*;
 
 /// Seconds each publisher sends: one chunk (the harness records 10 s chunks).
 const SECS: u32 = 3;
@@ -156,7 +156,7 @@ fn wait_chunk_of(rec: &Recorder, label: &str) -> Vec<PathBuf> {
 
 #[test]
 fn ffmpeg_and_gstreamer_record_over_rtmps_and_a_renewed_certificate_is_served_without_restart() {
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let live = dir.path().join("live");
     std::fs::create_dir(&live).unwrap();
     let first = make_pair(dir.path(), "first", 1001);
@@ -292,7 +292,7 @@ fn client_hello() -> Vec<u8> {
 
 #[test]
 fn the_wrong_protocol_on_either_port_is_refused_while_a_stream_records() {
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let pair = make_pair(dir.path(), "server", 7);
     let tls_port = free_port();
     let (mut rec, http_port) = start_with_tls(dir.path(), tls_port, &pair);
@@ -326,14 +326,7 @@ fn the_wrong_protocol_on_either_port_is_refused_while_a_stream_records() {
     let started = Instant::now();
     let wrong = Command::new("ffmpeg")
         .args(["-hide_banner", "-nostdin", "-loglevel", "error"])
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=30",
-            "-t",
-            "1",
-        ])
+        .args(words("-f lavfi -i testsrc2=size=320x240:rate=30 -t 1"))
         .args(["-c:v", "libx264", "-f", "flv"])
         .arg(format!("rtmp://127.0.0.1:{tls_port}/live/wrong"))
         .stdin(Stdio::null())
@@ -416,7 +409,7 @@ fn not_after(cert: &Path) -> i64 {
 /// Runs `ingest` with `args` (no plain port taken from the harness) and expects exit 2 with
 /// every one of `said` in its output.
 fn refused_start(dir: &Path, args: &[&str], said: &[&str]) {
-    let mut cmd = Command::new(recorder_bin());
+    let mut cmd = Command::new(support::BIN);
     clean_env(&mut cmd);
     let out = cmd
         .arg("--state-dir")
@@ -439,7 +432,7 @@ fn refused_start(dir: &Path, args: &[&str], said: &[&str]) {
 
 #[test]
 fn bad_tls_configuration_ends_the_start_naming_the_file() {
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let good = make_pair(dir.path(), "good", 1);
     let other = make_pair(dir.path(), "other", 2);
     let garbage = dir.path().join("garbage.pem");
@@ -496,7 +489,7 @@ fn bad_tls_configuration_ends_the_start_naming_the_file() {
 
 #[test]
 fn the_socket_named_rtmps_speaks_tls_under_socket_activation() {
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let pair = make_pair(dir.path(), "activated", 3);
     let (rtmp, rtmps) = (free_port(), free_port());
     let log = dir.path().join("service.log");
@@ -510,7 +503,7 @@ fn the_socket_named_rtmps_speaks_tls_under_socket_activation() {
         cmd.args(["-l", &format!("127.0.0.1:{rtmps}")])
             .args(["-l", &format!("127.0.0.1:{rtmp}")])
             .arg("--fdname=rtmps:rtmp")
-            .arg(recorder_bin())
+            .arg(support::BIN)
             .arg("--state-dir")
             .arg(dir.path().join("state"))
             .arg("ingest");
@@ -610,7 +603,7 @@ print(f"{handshake:.3f} {time.monotonic() - start:.3f}")
 
 #[test]
 fn tls_connections_share_the_connection_limit_and_the_handshake_deadline() {
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let pair = make_pair(dir.path(), "limits", 9);
     let tls_port = free_port();
     let tls_addr = format!("127.0.0.1:{tls_port}");

@@ -3,13 +3,13 @@
 //! last complete tag) into `remux/`, and it decodes cleanly. Streams are 640x360: what is tested
 //! is the chunk files, not the encoder.
 
-mod common;
-mod support;
+use crate::support::flv::Flv;
+use crate::support::{Turn, ingest, packets, wait_until};
 
 use std::path::Path;
 use std::time::Duration;
 
-use common::*;
+use ingest::*;
 
 fn small(dir: &Path, name: &str) -> PublishOpts {
     PublishOpts {
@@ -25,7 +25,7 @@ fn file_len(p: &Path) -> u64 {
 
 #[test]
 fn sigterm_finishes_the_open_chunk() {
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let mut rec = Recorder::start(dir.path(), &[]);
     let mut publisher = ffmpeg_publish(&rec.url("live", "term"), 60, &small(dir.path(), "term"));
 
@@ -68,7 +68,7 @@ fn sigterm_finishes_the_open_chunk() {
 
 #[test]
 fn kill9_partial_chunk_is_salvaged_on_restart() {
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let mut rec = Recorder::start(dir.path(), &[]);
     let mut publisher = ffmpeg_publish(&rec.url("live", "crash"), 60, &small(dir.path(), "crash"));
 
@@ -141,7 +141,7 @@ fn kill9_partial_chunk_is_salvaged_on_restart() {
 /// at once, not left in `recording/` until a restart.
 #[test]
 fn vanished_publisher_has_its_chunk_finished() {
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let rec = Recorder::start(dir.path(), &[]);
     let mut publisher = ffmpeg_publish(&rec.url("live", "gone"), 60, &small(dir.path(), "gone"));
     wait_until(Duration::from_secs(20), "a chunk of some size", || {
@@ -164,8 +164,8 @@ fn vanished_publisher_has_its_chunk_finished() {
     assert_eq!(decode_errors(&chunks[0]), "", "the chunk decodes cleanly");
     // The killed publisher's reference may lack its last buffered packets, and its last tag
     // may be torn (ffmpeg then reads a short packet); what both hold before that must agree.
-    let got = by_stream(&framehash(&chunks[0]));
-    let want = by_stream(&framehash(&publisher.reference));
+    let got = packets::by_stream(&packets::read(&chunks[0]));
+    let want = packets::by_stream(&packets::read(&publisher.reference));
     for (stream, list) in &got {
         let n = list.len().min(want[stream].len().saturating_sub(1));
         assert!(

@@ -6,13 +6,12 @@
 //! These streams are 640x360: what is tested is stream handling, and four real-time encodes at
 //! 720p next to another test would not keep up on two cores.
 
-mod common;
-mod support;
+use crate::support::{self, Turn, ingest, wait_until};
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::*;
+use ingest::*;
 
 fn small(dir: &std::path::Path, name: &str) -> PublishOpts {
     PublishOpts {
@@ -36,7 +35,7 @@ fn chunks_labelled(rec: &Recorder, label: &str) -> Vec<PathBuf> {
 
 #[test]
 fn two_streams_and_a_rejected_second_publisher() {
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::alone().scratch();
     let rec = Recorder::start(dir.path(), &[]);
     let secs = 14;
     let mut a = ffmpeg_publish(&rec.url("live", "cam-a"), secs, &small(dir.path(), "a"));
@@ -70,33 +69,13 @@ fn two_streams_and_a_rejected_second_publisher() {
     check_chunks_against_reference(&chunks_b, &b.reference, "live", "cam-b");
 }
 
-/// HMAC-SHA256 of `message` under `key`, hex, by openssl (not the code under test).
-fn openssl_hmac(key: &[u8], message: &str) -> String {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-    let mut child = Command::new("openssl")
-        .args(["dgst", "-sha256", "-mac", "HMAC", "-macopt"])
-        .arg(format!("hexkey:{hex}"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("running openssl");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(message.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "openssl failed");
-    let text = String::from_utf8(out.stdout).unwrap();
-    text.trim().rsplit(' ').next().unwrap().to_string()
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[test]
 fn allowed_keys_reject_unknown_keys_and_hide_known_ones() {
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::alone().scratch();
     let labelled_key = "k3y-Secret-4f9a2c71";
     let bare_key = "bare-Secret-0b1d";
     let keys = dir.path().join("allowed-keys");
@@ -131,7 +110,10 @@ fn allowed_keys_reject_unknown_keys_and_hide_known_ones() {
     assert_eq!(mode & 0o777, 0o600, "{}", label_key.display());
     let bare_label = format!(
         "key-{}",
-        &openssl_hmac(&std::fs::read(&label_key).unwrap(), bare_key)[..16]
+        &support::openssl_hmac(
+            &format!("hexkey:{}", hex(&std::fs::read(&label_key).unwrap())),
+            bare_key
+        )[..16]
     );
 
     check_chunks_against_reference(

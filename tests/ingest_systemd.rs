@@ -5,16 +5,14 @@
 //! name them (`rtmp`, `http`), the first HTTP request starts ingest, which serves HTTP on one
 //! and RTMP on the other.
 
-mod common;
-mod http_common;
-mod support;
+use crate::support::{self, Turn, free_port, http, ingest, port_open, wait_until};
 
 use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use ingest::*;
 
 /// Collects every notification datagram on a background thread.
 struct Notifications {
@@ -70,7 +68,7 @@ impl Service {
         let mut cmd = Command::new("systemd-socket-activate");
         clean_env(&mut cmd);
         cmd.args(activator)
-            .arg(recorder_bin())
+            .arg(support::BIN)
             .arg("--state-dir")
             .arg(dir.join("state"))
             .args(["ingest", "--chunk-duration", "10s"])
@@ -115,7 +113,7 @@ impl Drop for Service {
 
 #[test]
 fn socket_activation_and_notifications() {
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let notify_path = dir.path().join("notify.sock");
     let notes = Notifications::bind(&notify_path);
     let port = free_port();
@@ -228,7 +226,7 @@ fn socket_activation_and_notifications() {
 
 #[test]
 fn rtmp_and_http_sockets_are_told_apart_by_name() {
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let (rtmp, http) = (free_port(), free_port());
     // With sockets from systemd, ingest must bind neither of these.
     let (unused_rtmp, unused_http) = (free_port(), free_port());
@@ -254,7 +252,7 @@ fn rtmp_and_http_sockets_are_told_apart_by_name() {
         port_open(http) && port_open(rtmp)
     });
     // An HTTP request starts the service and is answered by it.
-    let health = http_common::get(http, "/healthz", &[]);
+    let health = http::get(http, "/healthz", &[]);
     assert_eq!(health.status, 200, "{}", health.text());
     assert_eq!(health.json()["status"], "ok");
 
@@ -265,9 +263,9 @@ fn rtmp_and_http_sockets_are_told_apart_by_name() {
     wait_until(Duration::from_secs(15), "the chunk in remux/", || {
         files_with_ext(&state.join("remux"), "flv").len() == 1
     });
-    let metrics = http_common::parse_metrics(&http_common::get(http, "/metrics", &[]).text());
+    let metrics = http::parse_metrics(&http::get(http, "/metrics", &[]).text());
     assert_eq!(
-        http_common::value(&metrics, "rtmp_recorder_chunks_closed_total", &[]),
+        http::value(&metrics, "rtmp_recorder_chunks_closed_total", &[]),
         1.0
     );
     assert!(!port_open(unused_rtmp) && !port_open(unused_http));

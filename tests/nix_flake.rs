@@ -7,7 +7,7 @@
 //! .rpm. Evaluating the outputs against nixpkgs itself needs a nixpkgs tree and Nix >= 2.18: the
 //! last test does it when NIXPKGS_PATH names one, and says plainly when it cannot.
 
-mod support;
+use crate::support::{self, Turn};
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -58,6 +58,7 @@ fn nix_files(dir: &Path, found: &mut Vec<PathBuf>) {
 
 #[test]
 fn every_nix_file_parses() {
+    let _turn = Turn::shared();
     let mut files = Vec::new();
     nix_files(&root(), &mut files);
     for expected in [
@@ -83,6 +84,7 @@ fn every_nix_file_parses() {
 
 #[test]
 fn flake_lock_pins_nixos_26_05_at_a_full_revision() {
+    let _turn = Turn::shared();
     let lock: Value = serde_json::from_str(&read("flake.lock")).expect("flake.lock is JSON");
     assert_eq!(lock["version"], 7, "flake.lock format");
     let root_node = lock["root"].as_str().expect("root node name");
@@ -138,6 +140,7 @@ fn options() -> Vec<Value> {
 
 #[test]
 fn every_module_option_is_documented_with_an_example_of_its_type() {
+    let _turn = Turn::shared();
     let opts = options();
     let names: BTreeSet<&str> = opts.iter().map(|o| o["path"].as_str().unwrap()).collect();
     // What an operator sets (issue #11); anything else goes through extraEnvironment.
@@ -214,6 +217,7 @@ fn source_text(dir: &Path, text: &mut String) {
 
 #[test]
 fn every_variable_the_module_sets_is_read_by_the_binary() {
+    let _turn = Turn::shared();
     let vars = module_variables();
     for expected in [
         "CHUNK_DURATION",
@@ -242,6 +246,7 @@ fn backticked(text: &str) -> Vec<&str> {
 
 #[test]
 fn readme_names_only_module_options_that_exist() {
+    let _turn = Turn::shared();
     let opts = options();
     let names: BTreeSet<&str> = opts.iter().map(|o| o["path"].as_str().unwrap()).collect();
     let readme = read("README.md");
@@ -350,6 +355,7 @@ fn strings(v: &Value) -> BTreeSet<String> {
 
 #[test]
 fn every_unit_in_systemd_is_installed_by_the_package_and_started_by_the_module() {
+    let _turn = Turn::shared();
     let (services, sockets, paths) = unit_files();
     assert!(!services.is_empty(), "systemd/ holds no .service files");
 
@@ -415,6 +421,7 @@ fn every_unit_in_systemd_is_installed_by_the_package_and_started_by_the_module()
 /// /work/shared/nix/instantiate.sh, which runs Nix 2.26 in a chroot). CI has neither.
 #[test]
 fn flake_outputs_instantiate_against_nixpkgs() {
+    let _turn = Turn::shared();
     let attrs = [
         "packages.x86_64-linux.default",
         "packages.aarch64-linux.default",

@@ -5,12 +5,11 @@
 //! scripts that create the user and enable the units. Installing the .deb into a booted systemd is
 //! tests/appliance_nspawn.rs; the .rpm's scripts are the same steps for Amazon Linux 2023.
 
-mod support;
+use crate::support::{self, Turn};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_rtmp-recorder");
 const UNITS: [&str; 8] = [
     "rtmp-recorder-ingest.socket",
     "rtmp-recorder-http.socket",
@@ -24,7 +23,7 @@ const UNITS: [&str; 8] = [
 
 /// The target directory and cargo profile the test binary was built with, for `--no-build`.
 fn target_and_profile() -> (PathBuf, &'static str) {
-    let profile_dir = Path::new(BIN).parent().unwrap();
+    let profile_dir = Path::new(support::BIN).parent().unwrap();
     let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") => "dev",
         _ => "release",
@@ -38,6 +37,7 @@ fn text(out: std::process::Output) -> String {
 
 #[test]
 fn deb_holds_binary_units_config_and_scripts() {
+    let _turn = Turn::shared();
     support::require_tool(
         "cargo-deb",
         "cargo install cargo-deb --version 3.8.0 --locked --no-default-features",
@@ -106,6 +106,7 @@ fn deb_holds_binary_units_config_and_scripts() {
 
 #[test]
 fn rpm_holds_binary_units_config_and_scripts() {
+    let _turn = Turn::shared();
     support::require_tool(
         "cargo-generate-rpm",
         "cargo install cargo-generate-rpm --version 0.21.1 --locked",

@@ -13,16 +13,14 @@
 //!
 //! Publishes are short (2-3 s of 320x240 video) so the file stays fast.
 
-mod common;
-mod rtmp_common;
-mod support;
+use crate::support::{self, Turn, free_port, ingest, port_open, rtmp, wait_until, words};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use ingest::*;
 
 const FPS: u32 = 30;
 
@@ -34,14 +32,7 @@ fn publish(url: &str, names: Option<(&str, &str)>, secs: u32, log: &Path) -> Chi
         .args(["-f", "lavfi", "-i"])
         .arg(format!("testsrc2=size=320x240:rate={FPS}"))
         .args(["-t", &secs.to_string()])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-        ])
+        .args(words("-c:v libx264 -preset ultrafast -pix_fmt yuv420p"))
         .args(["-g", "30", "-f", "flv"]);
     if let Some((app, playpath)) = names {
         cmd.args(["-rtmp_app", app, "-rtmp_playpath", playpath]);
@@ -74,26 +65,6 @@ fn chunk_of(files: &[PathBuf], app: &str, stream: &str) -> PathBuf {
     found[0].clone()
 }
 
-/// `openssl dgst -hmac`: an HMAC-SHA256 made without the code under test.
-fn openssl_hmac(key_arg: &str, message: &str) -> String {
-    let mut child = Command::new("openssl")
-        .args(["dgst", "-sha256", "-mac", "HMAC", "-macopt", key_arg])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("running openssl");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(message.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let text = String::from_utf8(out.stdout).unwrap();
-    text.trim().rsplit(' ').next().unwrap().to_string()
-}
-
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -103,27 +74,19 @@ fn unix_now() -> u64 {
 
 #[test]
 fn names_map_reversibly_and_what_cannot_be_recorded_is_refused_first() {
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let port = free_port();
     let log = dir.path().join("run.log");
     let published = dir.path().join("published");
     let state = dir.path().join("state");
-    let mut cmd = Command::new(recorder_bin());
-    clean_env(&mut cmd);
-    let mut run = cmd
-        .arg("--state-dir")
-        .arg(&state)
-        .args(["--log-level", "debug", "run", "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .args(["--chunk-duration", "1s"])
-        .arg("--destination")
-        .arg(format!("file://{}", published.display()))
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("starting rtmp-recorder run");
-    wait_until(Duration::from_secs(30), "run listening", || port_open(port));
+    let mut run = start_run_to_files(
+        &state,
+        &published,
+        port,
+        &log,
+        &["--log-level", "debug"],
+        &["--chunk-duration", "1s"],
+    );
     let base = format!("rtmp://127.0.0.1:{port}");
     let long = "x".repeat(300);
     let forged = "cam\n[FORGED] publish started";
@@ -234,7 +197,7 @@ fn names_map_reversibly_and_what_cannot_be_recorded_is_refused_first() {
     }
     run_clip(dir.path(), &published, &objects);
 
-    common::signal(run.id(), libc::SIGTERM);
+    ingest::signal(run.id(), libc::SIGTERM);
     wait_child(&mut run, Duration::from_secs(30), "run", &log);
     let text = read(&log);
     for secret in ["SECRET0xA", "token="] {
@@ -273,7 +236,7 @@ fn run_clip(dir: &Path, published: &Path, objects: &[PathBuf]) {
     let start_ms = rtmp_recorder::utc::Civil::parse_rfc3339_millis(&start).unwrap();
     let to = rtmp_recorder::utc::Civil::from_unix_millis(start_ms + 500).rfc3339();
     let out = dir.join("clip.mp4");
-    let mut cmd = Command::new(recorder_bin());
+    let mut cmd = Command::new(support::BIN);
     clean_env(&mut cmd);
     let o = cmd
         .arg("--state-dir")
@@ -291,7 +254,7 @@ fn run_clip(dir: &Path, published: &Path, objects: &[PathBuf]) {
 
 #[test]
 fn signed_tokens_admit_until_they_expire() {
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let secret_file = dir.path().join("publish-secret");
     let secret = "test-secret-7f3a9c1e5b";
     std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
@@ -305,7 +268,7 @@ fn signed_tokens_admit_until_they_expire() {
         ],
     );
     let base = format!("rtmp://127.0.0.1:{}", rec.port);
-    let mut cmd = Command::new(recorder_bin());
+    let mut cmd = Command::new(support::BIN);
     clean_env(&mut cmd);
     cmd.env("PUBLISH_SECRET_FILE", &secret_file).args([
         "token",
@@ -323,7 +286,7 @@ fn signed_tokens_admit_until_they_expire() {
     );
 
     let sign = |app: &str, stream: &str, exp: u64| {
-        let sig = openssl_hmac(&format!("key:{secret}"), &format!("{app}/{stream}:{exp}"));
+        let sig = support::openssl_hmac(&format!("key:{secret}"), &format!("{app}/{stream}:{exp}"));
         format!("{base}/{app}/{stream}?exp={exp}&sig={sig}")
     };
     // The command's token is the one openssl computes for the same expiry.
@@ -421,7 +384,7 @@ impl Drop for Killed {
 
 #[test]
 fn the_publish_hook_decides_and_fails_closed() {
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let hook_port = free_port();
     let requests = dir.path().join("hook-requests");
     let _hook = Killed(
@@ -534,8 +497,8 @@ fn raw_publish(port: u16, name: &str) -> (std::net::TcpStream, bool) {
     let mut s012 = vec![0u8; 1 + 1536 + 1536];
     s.read_exact(&mut s012).unwrap();
     s.write_all(&s012[1..1537]).unwrap();
-    s.write_all(&rtmp_common::publish_bytes(name)).unwrap();
-    let mut replies = rtmp_common::ReplyReader::default();
+    s.write_all(&rtmp::publish_bytes(name)).unwrap();
+    let mut replies = rtmp::ReplyReader::default();
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut buf = [0u8; 4096];
     while Instant::now() < deadline {
@@ -544,7 +507,7 @@ fn raw_publish(port: u16, name: &str) -> (std::net::TcpStream, bool) {
             Ok(n) => n,
         };
         for (_, msg) in replies.read(&buf[..n]) {
-            if let Some((_, code)) = rtmp_common::info_code(&msg) {
+            if let Some((_, code)) = rtmp::info_code(&msg) {
                 if code == "NetStream.Publish.Start" {
                     return (s, true);
                 }
@@ -559,7 +522,7 @@ fn raw_publish(port: u16, name: &str) -> (std::net::TcpStream, bool) {
 
 #[test]
 fn a_nul_in_a_name_panics_nothing() {
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let mut rec = Recorder::start(dir.path(), &[]);
     // Twice: the first publish's live entry and connection slot are given back when it ends.
     for round in 1..=2 {

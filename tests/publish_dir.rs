@@ -2,18 +2,17 @@
 //! rules (hand-copied files wait until quiet; names that are not chunks go to `{prefix}/{file}`).
 //! Fixtures: a real ffmpeg-made MP4 and random bytes named like chunks.
 
-mod publish_common;
-mod support;
+use crate::support::{self, Turn, publish, sha256_hex};
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use publish_common::*;
+use publish::*;
 use rtmp_recorder::spool::StateDir;
 
 fn dir_cmd(state: &Path, extra: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(support::BIN);
     cmd.arg("--state-dir")
         .arg(state)
         .args(["publish"])
@@ -29,7 +28,7 @@ fn rel_key(name: &rtmp_recorder::spool::ChunkName, ext: &str) -> String {
 
 #[test]
 fn copies_to_a_directory_with_manifests_and_archives() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Turn::shared().scratch();
     let state = StateDir::open(tmp.path().join("state")).unwrap();
     let out_dir = tmp.path().join("out");
     let mp4 = real_mp4(tmp.path());
@@ -79,7 +78,7 @@ fn copies_to_a_directory_with_manifests_and_archives() {
 
 #[test]
 fn without_a_destination_publishes_into_the_state_dir() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Turn::shared().scratch();
     let state = StateDir::open(tmp.path().join("state")).unwrap();
     let a = chunk_name("cam1", 1);
     let bytes = random_bytes(1000, 1);
@@ -97,7 +96,7 @@ fn age(path: &Path, by: Duration) {
 
 #[test]
 fn retention_deletes_only_old_archived_uploads() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Turn::shared().scratch();
     let state = StateDir::open(tmp.path().join("state")).unwrap();
     let two_days = Duration::from_secs(2 * 86_400);
     let old = state
@@ -138,7 +137,7 @@ fn retention_deletes_only_old_archived_uploads() {
 
 #[test]
 fn hand_copied_files_wait_until_quiet_and_other_names_go_under_the_prefix() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Turn::shared().scratch();
     let state = StateDir::open(tmp.path().join("state")).unwrap();
     let a = chunk_name("cam1", 1);
     let file = queue_mp4(&state, &a, b"just copied");
@@ -170,23 +169,16 @@ fn hand_copied_files_wait_until_quiet_and_other_names_go_under_the_prefix() {
 
 #[test]
 fn watch_mode_publishes_new_files_and_stops_on_sigterm() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Turn::shared().scratch();
     let state = StateDir::open(tmp.path().join("state")).unwrap();
     let mut cmd = dir_cmd(state.root(), &["--watch", "--sync-interval", "1s"]);
     let mut child = cmd.spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    support::wait_stage_started(state.root(), "publish", child.id());
     let mut queued = Vec::new();
     for seq in 1..=3u32 {
         let name = chunk_name("cam1", seq);
         // With a manifest, a file counts as handed over by remux and needs no quiet period.
-        let json = state.publish_inbox().join(format!("{}.json", name.stem()));
-        let manifest = serde_json::json!({
-            "version": 1, "name": name.stem(), "app": "live", "stream": "cam1",
-            "sequence": seq, "previous": null, "utc_start": name.start.rfc3339(),
-            "stream_offset_ms": 0, "duration_ms": 1000, "video": null, "audio": null,
-            "mp4_bytes": null, "sha256": null
-        });
-        std::fs::write(&json, serde_json::to_vec(&manifest).unwrap()).unwrap();
+        queue_manifest(&state, &manifest_for(&name, 1000));
         queued.push(queue_mp4(
             &state,
             &name,
@@ -194,15 +186,10 @@ fn watch_mode_publishes_new_files_and_stops_on_sigterm() {
         ));
         std::thread::sleep(Duration::from_millis(300));
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while queued.iter().any(|f| !state.archive().join(f).exists()) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "watch mode did not publish"
-        );
+    support::wait_until(Duration::from_secs(20), "watch mode to publish", || {
         assert!(child.try_wait().unwrap().is_none(), "watch mode exited");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        queued.iter().all(|f| state.archive().join(f).exists())
+    });
     // SAFETY: kill(2) on our own child's PID.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();
@@ -212,7 +199,7 @@ fn watch_mode_publishes_new_files_and_stops_on_sigterm() {
 
 #[test]
 fn manifests_left_by_a_crash_after_archiving_are_tidied() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Turn::shared().scratch();
     let state = StateDir::open(tmp.path().join("state")).unwrap();
     // A run died after moving A.mp4 to archive/ (archive/A.json written) but before removing
     // publish/A.json; for B it died before writing archive/B.json. C is remux mid-handoff

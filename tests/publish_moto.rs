@@ -3,8 +3,7 @@
 //! writes it accepted, so a duplicate upload is visible too). Fixtures are random bytes named like chunks
 //! (pure transfer; content does not matter here).
 
-mod publish_common;
-mod support;
+use crate::support::{Turn, publish, sha256_hex};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,8 +12,8 @@ use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::types::{Grant, MultipartUpload};
-use publish_common::proxy::{Proxy, Seen};
-use publish_common::*;
+use publish::proxy::{Proxy, Seen};
+use publish::*;
 use rtmp_recorder::spool::StateDir;
 
 const BUCKET: &str = "recordings";
@@ -86,7 +85,7 @@ async fn assert_public_read(c: &Client, key: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn public_acl_and_metadata_on_small_and_multipart() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Turn::shared().scratch();
     let (server, c, state) = moto_and_state(tmp.path()).await;
     let small = chunk_name("cam1", 1);
     let small_bytes = random_bytes(123_456, 1);
@@ -128,7 +127,7 @@ async fn public_acl_and_metadata_on_small_and_multipart() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_at_random_points_then_rerun_leaves_every_object_once() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Turn::shared().scratch();
     let (server, c, state) = moto_and_state(tmp.path()).await;
     // Every run of publish talks to moto through this proxy, which notes each request and the
     // status moto answered (also when the client was killed before reading it).

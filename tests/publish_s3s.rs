@@ -2,13 +2,12 @@
 //! fault-injecting proxy. Fixtures: a real ffmpeg-made MP4 where content matters (the small
 //! upload with its manifest); random bytes named like chunks for pure-transfer tests.
 
-mod publish_common;
-mod support;
+use crate::support::{Turn, free_port, publish, sha256_hex, words};
 
 use std::time::{Duration, Instant};
 
-use publish_common::proxy::{Fault, Planned, Proxy};
-use publish_common::*;
+use publish::proxy::{Fault, Planned, Proxy};
+use publish::*;
 use rtmp_recorder::manifest::ChunkManifest;
 use rtmp_recorder::spool::StateDir;
 
@@ -65,34 +64,14 @@ async fn assert_published(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn small_and_multipart_arrive_intact() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Turn::shared().scratch();
     let (server, c) = s3s_with_bucket(tmp.path(), BUCKET).await;
     let state = StateDir::open(tmp.path().join("state")).unwrap();
 
     // A real MP4 with the manifest remux would have written.
     let mp4 = real_mp4(tmp.path());
     let small = chunk_name("cam1", 1);
-    let manifest = ChunkManifest {
-        version: 1,
-        name: small.stem(),
-        app: "live".into(),
-        stream: "cam1".into(),
-        sequence: 1,
-        previous: None,
-        utc_start: small.start.rfc3339(),
-        stream_offset_ms: 0,
-        duration_ms: 2000,
-        video: None,
-        audio: None,
-        starts_without_keyframe: false,
-        mp4_bytes: None,
-        sha256: None,
-    };
-    std::fs::write(
-        state.publish_inbox().join(format!("{}.json", small.stem())),
-        serde_json::to_vec(&manifest).unwrap(),
-    )
-    .unwrap();
+    queue_manifest(&state, &manifest_for(&small, 2000));
     queue_mp4(&state, &small, &mp4);
     // A multipart-sized one without a manifest (as if copied in by hand).
     let big = chunk_name("cam2", 2);
@@ -120,7 +99,7 @@ async fn small_and_multipart_arrive_intact() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn injected_faults_are_retried_and_every_file_lands_once() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Turn::shared().scratch();
     let (server, c) = s3s_with_bucket(tmp.path(), BUCKET).await;
     let state = StateDir::open(tmp.path().join("state")).unwrap();
     let mut files = Vec::new();
@@ -155,14 +134,7 @@ async fn injected_faults_are_retried_and_every_file_lands_once() {
     ];
     let proxy = Proxy::start(server.addr(), plan);
     let mut cmd = publish_cmd(state.root(), &proxy.endpoint(), BUCKET);
-    cmd.args([
-        "--upload-timeout",
-        "2s",
-        "--backoff-cap",
-        "1s",
-        "--retry-for",
-        "2m",
-    ]);
+    cmd.args(words("--upload-timeout 2s --backoff-cap 1s --retry-for 2m"));
     let out = run(cmd);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(proxy.pending(), 0, "every planned fault was injected");
@@ -189,7 +161,7 @@ async fn injected_faults_are_retried_and_every_file_lands_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn store_down_then_back_within_the_retry_window() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Turn::shared().scratch();
     let root = tmp.path().join("s3");
     let mut server = s3s_fs(&root, 0);
     let port = server.port;
@@ -208,14 +180,7 @@ async fn store_down_then_back_within_the_retry_window() {
     }
     server.stop();
     let mut cmd = publish_cmd(state.root(), &endpoint, BUCKET);
-    cmd.args([
-        "--upload-timeout",
-        "2s",
-        "--backoff-cap",
-        "5s",
-        "--retry-for",
-        "3m",
-    ]);
+    cmd.args(words("--upload-timeout 2s --backoff-cap 5s --retry-for 3m"));
     let started = Instant::now();
     let child = std::thread::spawn(move || run(cmd));
     // The store is down for a minute, as in the outage, then comes back on its port.
@@ -230,7 +195,7 @@ async fn store_down_then_back_within_the_retry_window() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn store_down_past_the_retry_window_exits_75_and_keeps_files() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Turn::shared().scratch();
     let state = StateDir::open(tmp.path().join("state")).unwrap();
     let name = chunk_name("cam1", 1);
     let file = queue_mp4(&state, &name, &random_bytes(1000, 1));
@@ -275,17 +240,19 @@ async fn assert_permanent(endpoint_bucket: &str, secret: &str, expect_in_log: &s
 
 #[tokio::test(flavor = "multi_thread")]
 async fn wrong_credentials_exit_77_and_keep_files() {
+    let _turn = Turn::shared();
     assert_permanent(BUCKET, "not-the-secret", "SignatureDoesNotMatch").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn missing_bucket_exits_77_and_keeps_files() {
+    let _turn = Turn::shared();
     assert_permanent("no-such-bucket", SK, "NoSuchBucket").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_different_object_at_the_key_is_never_overwritten() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Turn::shared().scratch();
     let (server, c) = s3s_with_bucket(tmp.path(), BUCKET).await;
     let state = StateDir::open(tmp.path().join("state")).unwrap();
     let name = chunk_name("cam1", 1);
@@ -315,31 +282,16 @@ async fn a_different_object_at_the_key_is_never_overwritten() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_manifest_sha256_is_checked_against_the_bytes_sent() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Turn::shared().scratch();
     let (server, c) = s3s_with_bucket(tmp.path(), BUCKET).await;
     let state = StateDir::open(tmp.path().join("state")).unwrap();
     let manifest_for = |name: &rtmp_recorder::spool::ChunkName, bytes: &[u8], sha: String| {
         let m = ChunkManifest {
-            version: 1,
-            name: name.stem(),
-            app: "live".into(),
-            stream: name.stream.clone(),
-            sequence: name.seq,
-            previous: None,
-            utc_start: name.start.rfc3339(),
-            stream_offset_ms: 0,
-            duration_ms: 1000,
-            video: None,
-            audio: None,
-            starts_without_keyframe: false,
             mp4_bytes: Some(bytes.len() as u64),
             sha256: Some(sha),
+            ..publish::manifest_for(name, 1000)
         };
-        std::fs::write(
-            state.publish_inbox().join(format!("{}.json", name.stem())),
-            serde_json::to_vec(&m).unwrap(),
-        )
-        .unwrap();
+        queue_manifest(&state, &m);
     };
     // Right hash, multipart: uploaded in one read of the file.
     let good = chunk_name("cam1", 1);
@@ -374,7 +326,7 @@ async fn a_manifest_sha256_is_checked_against_the_bytes_sent() {
 
 #[test]
 fn no_credentials_at_all_exit_77_and_keep_files() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Turn::shared().scratch();
     let state = StateDir::open(tmp.path().join("state")).unwrap();
     let file = queue_mp4(&state, &chunk_name("cam1", 1), &random_bytes(1000, 1));
     let server = s3s_fs(&tmp.path().join("s3"), 0);

@@ -7,14 +7,13 @@
 //! each with and without B-frames. The edit list decides this, and two spellings of one instant
 //! are read differently by ffmpeg; see `mp4::boxes::Edit`.
 
-mod remux_common;
-mod support;
+use crate::support::{Turn, packets, remux};
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use remux_common::*;
+use remux::*;
 
 struct Case {
     name: &'static str,
@@ -102,7 +101,7 @@ fn fixture(dir: &Path, case: &Case) -> std::path::PathBuf {
 /// ffmpeg's demuxer: the earliest pts of each stream (`-map 0:v? -map 0:a?`, so 0 is video).
 fn ffmpeg_starts(file: &Path) -> Starts {
     let mut out = Starts::new();
-    for p in packets(file) {
+    for p in packets::read(file) {
         let kind = if p.stream == 0 { "video" } else { "audio" };
         let e = out.entry(kind).or_insert(p.pts_ms);
         *e = (*e).min(p.pts_ms);
@@ -112,7 +111,7 @@ fn ffmpeg_starts(file: &Path) -> Starts {
 
 /// The FLV's own presentation times, relative to its first decode time (the MP4's time zero).
 fn flv_starts(flv: &Path) -> Starts {
-    let packets = packets(flv);
+    let packets = packets::read(flv);
     let origin = packets.iter().map(|p| p.dts_ms).min().expect("FLV packets");
     ffmpeg_starts(flv)
         .into_iter()
@@ -121,12 +120,12 @@ fn flv_starts(flv: &Path) -> Starts {
 }
 
 /// GStreamer's `qtdemux`: each pad's earliest buffer in stream time, read by a pad probe
-/// against the segment in force on the pad (`remux_common/qtdemux_starts.py`, run by Debian's
+/// against the segment in force on the pad (`support/remux/qtdemux_starts.py`, run by Debian's
 /// Python with its GStreamer bindings).
 fn gstreamer_starts(file: &Path) -> Starts {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/remux_common/qtdemux_starts.py"
+        "/tests/support/remux/qtdemux_starts.py"
     );
     let out = run("/usr/bin/python3", &[script, file.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout);
@@ -173,6 +172,7 @@ fn chromium_first_video_frame(file: &Path) -> i64 {
 
 #[test]
 fn first_presentation_times_equal_the_flvs_in_ffmpeg_gstreamer_and_chromium() {
+    let _turn = Turn::shared();
     let mut failures = Vec::new();
     for case in CASES {
         let dir = tempfile::tempdir().unwrap();
@@ -187,7 +187,7 @@ fn first_presentation_times_equal_the_flvs_in_ffmpeg_gstreamer_and_chromium() {
         } else {
             assert!(v + 300 < a, "{}: video should lead: {want:?}", case.name);
         }
-        let pts_after_dts = packets(&flv)
+        let pts_after_dts = packets::read(&flv)
             .iter()
             .any(|p| p.stream == 0 && p.pts_ms != p.dts_ms);
         assert_eq!(pts_after_dts, case.bframes != "0", "{}", case.name);

@@ -3,13 +3,12 @@
 //! CDN or S3 does. After ~2 s of playback the page posts readyState, duration and currentTime
 //! back; we assert it played, and that the browser fetched the file by ranges (answered 206).
 
-mod remux_common;
-mod support;
+use crate::support::{Turn, remux, words};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use remux_common::*;
+use remux::*;
 
 const PAGE: &str = r#"<!doctype html>
 <html><body>
@@ -32,31 +31,16 @@ fn remuxed_chunk(dir: &Path) -> PathBuf {
     encode(
         &flv,
         AV_640X360,
-        &[
-            "-t",
-            "5",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-profile:v",
-            "high",
-            "-bf",
-            "3",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-ar",
-            "48000",
-        ],
+        &words(
+            "-t 5 -c:v libx264 -preset veryfast -profile:v high -bf 3 -pix_fmt yuv420p -c:a aac -ar 48000",
+        ),
     );
     remux_one(dir, &flv).0
 }
 
 #[test]
 fn chromium_plays_the_remuxed_chunk() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Turn::shared().scratch();
     let mp4 = remuxed_chunk(dir.path());
     let report = browser::chromium_report(PAGE, &mp4, Duration::from_secs(60));
     let r = &report.json;

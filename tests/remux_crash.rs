@@ -3,15 +3,14 @@
 //! with its manifest), and a rerun finishes the job: exactly one correct MP4 per FLV, every FLV
 //! in `archive/`, none lost, nothing in `failed/`.
 
-mod remux_common;
-mod support;
+use crate::support::{Turn, packets, remux, words};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
 
-use remux_common::*;
+use remux::*;
 
 const RUNS: usize = 24;
 const CHUNKS: u32 = 4;
@@ -61,7 +60,7 @@ fn check_publish_is_consistent(state: &Path, context: &str) {
 
 #[test]
 fn sigkill_at_random_points_never_loses_or_corrupts() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Turn::shared().scratch();
     // Distinct chunks (different tones and sizes), so a mix-up would show.
     let mut sources: Vec<(String, PathBuf)> = Vec::new();
     for i in 0..CHUNKS {
@@ -78,24 +77,13 @@ fn sigkill_at_random_points_never_loses_or_corrupts() {
                 ),
                 &format!("sine=frequency={}:sample_rate=48000", 300 + 100 * i),
             ),
-            &[
-                "-t",
-                "3",
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-                "-qp",
-                "10",
-                "-c:a",
-                "aac",
-            ],
+            &words("-t 3 -c:v libx264 -preset ultrafast -qp 10 -c:a aac"),
         );
         sources.push((chunk_name(i + 1), flv));
     }
     let expected: BTreeMap<String, _> = sources
         .iter()
-        .map(|(name, flv)| (name.clone(), payloads(&packets(flv))))
+        .map(|(name, flv)| (name.clone(), packets::by_stream(&packets::read(flv))))
         .collect();
 
     // How long an uninterrupted drain takes, to spread the kills over it: the fastest of three
@@ -183,7 +171,7 @@ fn sigkill_at_random_points_never_loses_or_corrupts() {
         for (name, want) in &expected {
             let mp4 = published_mp4(&state, name);
             assert_eq!(
-                &payloads(&packets(&mp4)),
+                &packets::by_stream(&packets::read(&mp4)),
                 want,
                 "seed {seed} run {run}: {} does not carry its FLV's packets",
                 mp4.display()

@@ -2,12 +2,12 @@
 //! must carry exactly the FLV's packets (same bytes, same order per stream, same timestamps),
 //! agree with `ffmpeg -c copy`, decode without a single error and have its moov first.
 
-mod remux_common;
-mod support;
+use crate::support::flv::Flv;
+use crate::support::{Turn, flv, packets, remux, words};
 
 use std::path::{Path, PathBuf};
 
-use remux_common::*;
+use remux::*;
 
 /// `dir/in.flv` from ffmpeg 9 with AAC and the `video` encoder arguments; asserts its video
 /// carries the Enhanced RTMP FourCC header (an ExVideoTagHeader with `fourcc`). Returns the
@@ -26,150 +26,112 @@ fn enhanced_flv(dir: &Path, fourcc: &str, video: &[&str]) -> (PathBuf, PathBuf) 
     (f9, flv)
 }
 
-#[test]
-fn h264_high_bframes_aac_720p() {
-    let dir = tempfile::tempdir().unwrap();
-    let flv = dir.path().join("in.flv");
-    let mut inputs = VIDEO_720P.to_vec();
-    inputs.extend_from_slice(SINE_48K);
-    encode(
-        &flv,
-        &inputs,
-        &[
-            "-t",
-            "5",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-profile:v",
-            "high",
-            "-bf",
-            "3",
-            "-g",
-            "60",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "128k",
-            "-ar",
-            "48000",
-            "-ac",
-            "2",
-        ],
-    );
-    let (mp4, _) = remux_one(dir.path(), &flv);
-    assert_packet_identical(Path::new(ffmpeg()), &flv, &mp4);
-    // B-frames: the first frame's pts is after its dts, and ffprobe agrees with the FLV.
-    let p = packets(&mp4);
-    assert!(p.iter().any(|x| x.stream == 0 && x.pts_ms != x.dts_ms));
-    let m = manifest(&mp4);
-    let level: u32 = probe(&flv, "v", "stream=level").trim().parse().unwrap();
-    assert_eq!(m["video"]["codec"], format!("avc1.6400{level:02x}"));
-    assert_eq!(m["video"]["width"], 1280);
-    assert_eq!(m["video"]["height"], 720);
-    assert_eq!(m["video"]["frames"], 150);
-    assert_eq!(m["audio"]["codec"], "mp4a.40.2");
-    assert_eq!(m["audio"]["sample_rate"], 48000);
-    assert_eq!(m["audio"]["channels"], 2);
-    let d = m["duration_ms"].as_u64().unwrap();
-    assert!((4900..=5200).contains(&d), "duration {d}");
+/// An encoder fixture: what ffmpeg encodes (`inputs`, then `args`), and what the MP4's manifest
+/// and streams must say beyond carrying exactly the FLV's packets.
+struct Fixture {
+    name: &'static str,
+    inputs: Vec<String>,
+    args: &'static str,
+    check: fn(&Path, &Path, &serde_json::Value),
 }
 
-#[test]
-fn audio_only_aac() {
-    let dir = tempfile::tempdir().unwrap();
-    let flv = dir.path().join("in.flv");
-    encode(
-        &flv,
-        SINE_48K,
-        &["-t", "4", "-c:a", "aac", "-b:a", "96k", "-ac", "2"],
-    );
-    let (mp4, _) = remux_one(dir.path(), &flv);
-    assert_packet_identical(Path::new(ffmpeg()), &flv, &mp4);
-    let m = manifest(&mp4);
-    assert!(m["video"].is_null());
-    assert_eq!(m["audio"]["codec"], "mp4a.40.2");
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
 }
 
-#[test]
-fn video_only_h264() {
-    let dir = tempfile::tempdir().unwrap();
-    let flv = dir.path().join("in.flv");
-    encode(
-        &flv,
-        &["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25"],
-        &[
-            "-t", "4", "-c:v", "libx264", "-preset", "veryfast", "-g", "50",
-        ],
-    );
-    let (mp4, _) = remux_one(dir.path(), &flv);
-    assert_packet_identical(Path::new(ffmpeg()), &flv, &mp4);
-    let m = manifest(&mp4);
-    assert!(m["audio"].is_null());
-    assert_eq!(m["video"]["frames"], 100);
+fn fixtures() -> Vec<Fixture> {
+    vec![
+        Fixture {
+            name: "H.264 High with B-frames + AAC, 720p",
+            inputs: [VIDEO_720P, SINE_48K]
+                .concat()
+                .iter()
+                .map(|a| a.to_string())
+                .collect(),
+            args: "-t 5 -c:v libx264 -preset veryfast -profile:v high -bf 3 -g 60 -pix_fmt yuv420p -c:a aac -b:a 128k -ar 48000 -ac 2",
+            check: |flv, mp4, m| {
+                // B-frames: the first frame's pts is after its dts, and ffprobe agrees with the FLV.
+                let p = packets::read(mp4);
+                assert!(p.iter().any(|x| x.stream == 0 && x.pts_ms != x.dts_ms));
+                let level: u32 = probe(flv, "v", "stream=level").trim().parse().unwrap();
+                assert_eq!(m["video"]["codec"], format!("avc1.6400{level:02x}"));
+                assert_eq!(m["video"]["width"], 1280);
+                assert_eq!(m["video"]["height"], 720);
+                assert_eq!(m["video"]["frames"], 150);
+                assert_eq!(m["audio"]["codec"], "mp4a.40.2");
+                assert_eq!(m["audio"]["sample_rate"], 48000);
+                assert_eq!(m["audio"]["channels"], 2);
+                let d = m["duration_ms"].as_u64().unwrap();
+                assert!((4900..=5200).contains(&d), "duration {d}");
+            },
+        },
+        Fixture {
+            name: "audio only, AAC",
+            inputs: strings(SINE_48K),
+            args: "-t 4 -c:a aac -b:a 96k -ac 2",
+            check: |_, _, m| {
+                assert!(m["video"].is_null());
+                assert_eq!(m["audio"]["codec"], "mp4a.40.2");
+            },
+        },
+        Fixture {
+            name: "video only, H.264",
+            inputs: strings(&["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25"]),
+            args: "-t 4 -c:v libx264 -preset veryfast -g 50",
+            check: |_, _, m| {
+                assert!(m["audio"].is_null());
+                assert_eq!(m["video"]["frames"], 100);
+            },
+        },
+        Fixture {
+            name: "AAC mono 44.1 kHz",
+            inputs: lavfi_av(
+                "testsrc2=size=320x240:rate=30",
+                "sine=frequency=1000:sample_rate=44100",
+            )
+            .to_vec(),
+            args: "-t 4 -c:v libx264 -preset veryfast -c:a aac -ar 44100 -ac 1",
+            check: |_, _, m| {
+                assert_eq!(m["audio"]["sample_rate"], 44100);
+                assert_eq!(m["audio"]["channels"], 1);
+            },
+        },
+        Fixture {
+            name: "MP3 audio",
+            inputs: lavfi_av(
+                "testsrc2=size=320x240:rate=30",
+                "sine=frequency=600:sample_rate=44100",
+            )
+            .to_vec(),
+            args: "-t 4 -c:v libx264 -preset veryfast -c:a libmp3lame -b:a 128k -ar 44100",
+            check: |_, mp4, m| {
+                assert_eq!(m["audio"]["codec"], "mp4a.6b");
+                assert_eq!(m["audio"]["sample_rate"], 44100);
+                assert_eq!(probe(mp4, "a", "stream=codec_name").trim(), "mp3");
+            },
+        },
+    ]
 }
 
+/// Every encoder fixture: our MP4 carries exactly the FLV's packets, agrees with ffmpeg's own
+/// remux, and its manifest describes the streams.
 #[test]
-fn aac_mono_44k() {
-    let dir = tempfile::tempdir().unwrap();
-    let flv = dir.path().join("in.flv");
-    encode(
-        &flv,
-        &lavfi_av(
-            "testsrc2=size=320x240:rate=30",
-            "sine=frequency=1000:sample_rate=44100",
-        ),
-        &[
-            "-t", "4", "-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac", "-ar", "44100",
-            "-ac", "1",
-        ],
-    );
-    let (mp4, _) = remux_one(dir.path(), &flv);
-    assert_packet_identical(Path::new(ffmpeg()), &flv, &mp4);
-    let m = manifest(&mp4);
-    assert_eq!(m["audio"]["sample_rate"], 44100);
-    assert_eq!(m["audio"]["channels"], 1);
-}
-
-#[test]
-fn mp3_audio() {
-    let dir = tempfile::tempdir().unwrap();
-    let flv = dir.path().join("in.flv");
-    encode(
-        &flv,
-        &lavfi_av(
-            "testsrc2=size=320x240:rate=30",
-            "sine=frequency=600:sample_rate=44100",
-        ),
-        &[
-            "-t",
-            "4",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-c:a",
-            "libmp3lame",
-            "-b:a",
-            "128k",
-            "-ar",
-            "44100",
-        ],
-    );
-    let (mp4, _) = remux_one(dir.path(), &flv);
-    assert_packet_identical(Path::new(ffmpeg()), &flv, &mp4);
-    let m = manifest(&mp4);
-    assert_eq!(m["audio"]["codec"], "mp4a.6b");
-    assert_eq!(m["audio"]["sample_rate"], 44100);
-    assert_eq!(probe(&mp4, "a", "stream=codec_name").trim(), "mp3");
+fn encoder_fixtures_remux_packet_for_packet() {
+    let _turn = Turn::shared();
+    for case in fixtures() {
+        eprintln!("fixture: {}", case.name);
+        let dir = tempfile::tempdir().unwrap();
+        let flv = dir.path().join("in.flv");
+        encode(&flv, &case.inputs, &words(case.args));
+        let (mp4, _) = remux_one(dir.path(), &flv);
+        assert_packet_identical(Path::new(ffmpeg()), &flv, &mp4);
+        (case.check)(&flv, &mp4, &manifest(&mp4));
+    }
 }
 
 #[test]
 fn resolution_and_audio_config_change_mid_stream() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Turn::shared().scratch();
     let a = dir.path().join("a.flv");
     let b = dir.path().join("b.flv");
     // The second part also changes the audio configuration (48 kHz stereo -> 44.1 kHz mono).
@@ -189,15 +151,15 @@ fn resolution_and_audio_config_change_mid_stream() {
     enc(&b, "320x240", "44100", "1");
     // One FLV: all of a, then b's tags (its second AVC/AAC sequence headers included, its
     // onMetaData dropped) shifted to follow a.
-    let (header, mut tags) = split_flv(&std::fs::read(&a).unwrap());
-    let end = tags.iter().map(|t| t.timestamp).max().unwrap() + 40;
-    let (_, b_tags) = split_flv(&std::fs::read(&b).unwrap());
+    let (header, mut tags) = flv::split(&a);
+    let end = tags.iter().map(|t| t.ts).max().unwrap() + 40;
+    let (_, b_tags) = flv::split(&b);
     tags.extend(b_tags.into_iter().filter(|t| t.kind != 18).map(|mut t| {
-        t.timestamp += end;
+        t.ts += end;
         t
     }));
     let flv = dir.path().join("in.flv");
-    std::fs::write(&flv, join_flv(&header, &tags)).unwrap();
+    std::fs::write(&flv, flv::join(&header, &tags)).unwrap();
 
     let (mp4, log) = remux_one(dir.path(), &flv);
     assert!(log.contains("sample descriptions"), "{log}");
@@ -223,20 +185,11 @@ fn resolution_and_audio_config_change_mid_stream() {
 
 #[test]
 fn hevc_enhanced_rtmp_flv() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Turn::shared().scratch();
     let (f9, flv) = enhanced_flv(
         dir.path(),
         "hvc1",
-        &[
-            "-t",
-            "4",
-            "-c:v",
-            "libx265",
-            "-preset",
-            "veryfast",
-            "-x265-params",
-            "log-level=none:bframes=3",
-        ],
+        &words("-t 4 -c:v libx265 -preset veryfast -x265-params log-level=none:bframes=3"),
     );
     let (mp4, _) = remux_one(dir.path(), &flv);
     assert_packet_identical(&f9, &flv, &mp4);
@@ -255,7 +208,7 @@ fn hevc_enhanced_rtmp_flv() {
 
 #[test]
 fn truncated_flv_is_remuxed_up_to_its_last_complete_tag() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Turn::shared().scratch();
     let full = dir.path().join("full.flv");
     encode(
         &full,
@@ -265,7 +218,7 @@ fn truncated_flv_is_remuxed_up_to_its_last_complete_tag() {
         ],
     );
     let data = std::fs::read(&full).unwrap();
-    let ends = tag_ends(&data);
+    let ends = Flv::parse(&full, &data).tag_ends();
     let last_complete = ends[ends.len() * 2 / 3];
     let next = ends[ends.len() * 2 / 3 + 1];
     // Cut in the middle of the following tag.
@@ -285,7 +238,7 @@ fn truncated_flv_is_remuxed_up_to_its_last_complete_tag() {
 
 #[test]
 fn bad_timestamps_are_repaired() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Turn::shared().scratch();
     let src = dir.path().join("src.flv");
     encode(
         &src,
@@ -294,26 +247,26 @@ fn bad_timestamps_are_repaired() {
             "-t", "4", "-c:v", "libx264", "-preset", "veryfast", "-bf", "0", "-c:a", "aac",
         ],
     );
-    let (header, mut tags) = split_flv(&std::fs::read(&src).unwrap());
+    let (header, mut tags) = flv::split(&src);
     let n = tags.len();
     // A timestamp reset a third of the way in and a jump of an hour two thirds in.
     for t in &mut tags[n / 3..] {
-        t.timestamp = t.timestamp.saturating_sub(1000);
+        t.ts = t.ts.saturating_sub(1000);
     }
     for t in &mut tags[2 * n / 3..] {
-        t.timestamp += 3_600_000;
+        t.ts += 3_600_000;
     }
     let flv = dir.path().join("in.flv");
-    std::fs::write(&flv, join_flv(&header, &tags)).unwrap();
+    std::fs::write(&flv, flv::join(&header, &tags)).unwrap();
     let (mp4, log) = remux_one(dir.path(), &flv);
     assert!(log.contains("repaired"), "{log}");
     assert_decodes_clean(Path::new(ffmpeg()), &mp4);
     assert_moov_first(&mp4);
     // Every packet is there, byte for byte, and the decode order is monotonic again.
-    let src_p = packets(&flv);
-    let got = packets(&mp4);
-    assert_eq!(payloads(&src_p), payloads(&got));
-    for (stream, ts) in times(&got) {
+    let src_p = packets::read(&flv);
+    let got = packets::read(&mp4);
+    assert_eq!(packets::by_stream(&src_p), packets::by_stream(&got));
+    for (stream, ts) in packets::times(&got) {
         assert!(
             ts.windows(2).all(|w| w[1].0 > w[0].0),
             "stream {stream}: dts not increasing"
@@ -330,7 +283,7 @@ fn bad_timestamps_are_repaired() {
 
 #[test]
 fn garbage_and_empty_inputs_fail_while_the_queue_drains() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Turn::shared().scratch();
     let good = dir.path().join("good.flv");
     encode(&good, SINE_48K, &["-t", "2", "-c:a", "aac"]);
     let garbage = dir.path().join("garbage.flv");
@@ -341,11 +294,11 @@ fn garbage_and_empty_inputs_fail_while_the_queue_drains() {
     let empty = dir.path().join("empty.flv");
     std::fs::write(&empty, b"").unwrap();
     // An FLV header with nothing decodable: a script tag only.
-    let (header, tags) = split_flv(&std::fs::read(&good).unwrap());
+    let (header, tags) = flv::split(&good);
     let meta_only = dir.path().join("meta.flv");
     std::fs::write(
         &meta_only,
-        join_flv(
+        flv::join(
             &header,
             &tags
                 .into_iter()
@@ -395,7 +348,7 @@ fn garbage_and_empty_inputs_fail_while_the_queue_drains() {
 
 #[test]
 fn av1_enhanced_rtmp_flv() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Turn::shared().scratch();
     let (f9, flv) = enhanced_flv(
         dir.path(),
         "av01",
@@ -406,8 +359,8 @@ fn av1_enhanced_rtmp_flv() {
     // reference is ffmpeg's remux; otherwise every byte is the FLV's.
     assert_like_ffmpeg_remux(&f9, &flv, &mp4);
     let (src, got) = (
-        payloads(&packets_with(&f9, &flv)),
-        payloads(&packets_with(&f9, &mp4)),
+        packets::by_stream(&packets::read_with(&f9, &flv)),
+        packets::by_stream(&packets::read_with(&f9, &mp4)),
     );
     assert_eq!(src[&1], got[&1], "audio differs");
     let delimiters = src[&0]

@@ -2,14 +2,14 @@
 //! `--until-empty` the run waits for them), locked files are left to their owner, `--watch` picks up new chunks and stops on SIGTERM,
 //! `--keep-flv-for` prunes old archived FLVs only, and the manifest carries ingest's metadata.
 
-mod remux_common;
-mod support;
+use crate::support::flv::Tag;
+use crate::support::{self, Turn, ensure_apt, flv, packets, remux, words};
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use remux_common::*;
+use remux::*;
 use rtmp_recorder::flv::script::{Amf0Value, encode_metadata};
 use rtmp_recorder::manifest::{
     META_PREVIOUS, META_SEQUENCE, META_STREAM_OFFSET_MS, META_UTC_START,
@@ -19,25 +19,23 @@ fn small_flv(path: &Path) {
     encode(
         path,
         AV_320X240,
-        &[
-            "-t",
-            "2",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-c:a",
-            "aac",
-        ],
+        &words("-t 2 -c:v libx264 -preset ultrafast -c:a aac"),
     );
 }
 
-#[test]
-fn hand_copied_files_wait_until_quiet_then_get_default_names() {
+/// A scratch directory with `in.flv` (2 s of 320x240) and the path of a state directory in it.
+fn small_flv_and_state() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let flv = dir.path().join("in.flv");
     small_flv(&flv);
     let state = dir.path().join("state");
+    (dir, flv, state)
+}
+
+#[test]
+fn hand_copied_files_wait_until_quiet_then_get_default_names() {
+    let _turn = Turn::shared();
+    let (_dir, flv, state) = small_flv_and_state();
     queue(&state, &[("my video.flv", &flv)]);
     let out = remux(&state, &[]);
     assert!(out.status.success());
@@ -69,10 +67,8 @@ fn hand_copied_files_wait_until_quiet_then_get_default_names() {
 /// remuxed and remux exits with the folder empty.
 #[test]
 fn until_empty_waits_for_a_file_to_become_quiet() {
-    let dir = tempfile::tempdir().unwrap();
-    let flv = dir.path().join("in.flv");
-    small_flv(&flv);
-    let state = dir.path().join("state");
+    let _turn = Turn::shared();
+    let (_dir, flv, state) = small_flv_and_state();
     queue(&state, &[("my video.flv", &flv)]);
     let started = Instant::now();
     let out = remux(&state, &["--until-empty", "--quiet-seconds", "3"]);
@@ -91,10 +87,8 @@ fn until_empty_waits_for_a_file_to_become_quiet() {
 
 #[test]
 fn a_locked_chunk_is_left_to_its_owner() {
-    let dir = tempfile::tempdir().unwrap();
-    let flv = dir.path().join("in.flv");
-    small_flv(&flv);
-    let state = dir.path().join("state");
+    let _turn = Turn::shared();
+    let (_dir, flv, state) = small_flv_and_state();
     let name = chunk_name(1);
     queue(&state, &[(&name, &flv)]);
     let queued = state.join("remux").join(&name);
@@ -112,16 +106,14 @@ fn a_locked_chunk_is_left_to_its_owner() {
 
 #[test]
 fn watch_mode_picks_up_new_chunks_and_stops_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
-    let flv = dir.path().join("in.flv");
-    small_flv(&flv);
-    let state = dir.path().join("state");
+    let _turn = Turn::shared();
+    let (_dir, flv, state) = small_flv_and_state();
     let mut child = remux_command(&state, &["--watch"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    support::wait_stage_started(&state, "remux", child.id());
     // Arrives the way ingest hands chunks on: written elsewhere, renamed in.
     let name = chunk_name(7);
     std::fs::copy(&flv, state.join("recording").join(&name)).unwrap();
@@ -131,11 +123,11 @@ fn watch_mode_picks_up_new_chunks_and_stops_on_sigterm() {
     )
     .unwrap();
     let mp4 = published_mp4(&state, &name);
-    let t = Instant::now();
-    while !mp4.exists() && t.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(mp4.exists(), "--watch did not remux the new chunk");
+    support::wait_until(
+        Duration::from_secs(20),
+        "--watch to remux the new chunk",
+        || mp4.exists(),
+    );
     assert!(
         child.try_wait().unwrap().is_none(),
         "--watch exited on its own"
@@ -144,24 +136,19 @@ fn watch_mode_picks_up_new_chunks_and_stops_on_sigterm() {
     unsafe {
         libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
     }
-    let t = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "no exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let mut status = None;
+    support::wait_until(Duration::from_secs(10), "an exit after SIGTERM", || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    let status = status.unwrap();
     assert!(status.success(), "{status:?}");
     assert_packet_identical(Path::new(ffmpeg()), &flv, &mp4);
 }
 
 #[test]
 fn keep_flv_for_prunes_old_archived_flvs_only() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Turn::shared().scratch();
     let state = dir.path().join("state");
     let archive = state.join("archive");
     std::fs::create_dir_all(&archive).unwrap();
@@ -191,10 +178,10 @@ fn keep_flv_for_prunes_old_archived_flvs_only() {
 
 #[test]
 fn the_manifest_carries_ingest_metadata() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Turn::shared().scratch();
     let src = dir.path().join("src.flv");
     small_flv(&src);
-    let (header, mut tags) = split_flv(&std::fs::read(&src).unwrap());
+    let (header, mut tags) = flv::split(&src);
     let meta = encode_metadata(&[
         ("width".to_string(), Amf0Value::Number(320.0)),
         (META_SEQUENCE.to_string(), Amf0Value::Number(42.0)),
@@ -212,10 +199,10 @@ fn the_manifest_carries_ingest_metadata() {
         ),
     ]);
     for t in tags.iter_mut().filter(|t| t.kind == 18) {
-        t.body = meta.clone();
+        t.data = meta.clone();
     }
     let flv = dir.path().join("in.flv");
-    std::fs::write(&flv, join_flv(&header, &tags)).unwrap();
+    std::fs::write(&flv, flv::join(&header, &tags)).unwrap();
     let state = dir.path().join("state");
     let name = "20261126T030000.250Z_live_cam1_000042.flv";
     queue(&state, &[(name, &flv)]);
@@ -236,49 +223,31 @@ fn the_manifest_carries_ingest_metadata() {
 /// pass 1 keeps a few numbers per sample, pass 2 a fixed window and buffer.
 #[test]
 fn memory_stays_flat_in_chunk_size() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Turn::shared().scratch();
     let clip = dir.path().join("clip.flv");
     encode(
         &clip,
         AV_640X360,
-        &[
-            "-t",
-            "2",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-bf",
-            "0",
-            "-b:v",
-            "8M",
-            "-minrate",
-            "8M",
-            "-maxrate",
-            "8M",
-            "-bufsize",
-            "16M",
-            "-x264-params",
-            "nal-hrd=cbr",
-            "-c:a",
-            "aac",
-        ],
+        &words(
+            "-t 2 -c:v libx264 -preset ultrafast -bf 0 -b:v 8M -minrate 8M -maxrate 8M -bufsize 16M -x264-params nal-hrd=cbr -c:a aac",
+        ),
     );
     // The clip back to back until the chunk is ~100 MB (no encoder needed for the bulk).
-    let (header, tags) = split_flv(&std::fs::read(&clip).unwrap());
-    let span = tags.iter().map(|t| t.timestamp).max().unwrap() + 100;
-    let clip_bytes: usize = tags.iter().map(|t| t.body.len() + 15).sum();
+    let (header, tags) = flv::split(&clip);
+    let span = tags.iter().map(|t| t.ts).max().unwrap() + 100;
+    let clip_bytes: usize = tags.iter().map(|t| t.data.len() + 15).sum();
     let copies = (100 << 20) / clip_bytes + 1;
     let mut all = Vec::new();
     for k in 0..copies as u32 {
         all.extend(tags.iter().filter(|t| k == 0 || t.kind != 18).map(|t| Tag {
             kind: t.kind,
-            timestamp: t.timestamp + k * span,
-            body: t.body.clone(),
+            ts: t.ts + k * span,
+            offset: 0,
+            data: t.data.clone(),
         }));
     }
     let flv = dir.path().join("big.flv");
-    std::fs::write(&flv, join_flv(&header, &all)).unwrap();
+    std::fs::write(&flv, flv::join(&header, &all)).unwrap();
     drop(all);
     let size = std::fs::metadata(&flv).unwrap().len();
     assert!(size > 100 << 20, "fixture only {size} bytes");
@@ -295,7 +264,7 @@ fn memory_stays_flat_in_chunk_size() {
         .arg("%M")
         .arg("-o")
         .arg(&report)
-        .arg(BIN)
+        .arg(support::BIN)
         .arg("--state-dir")
         .arg(&state)
         .args(["remux", "--log-level", "warn"])
@@ -318,7 +287,14 @@ fn memory_stays_flat_in_chunk_size() {
     // Every packet of the big chunk, byte for byte. (No decode check here: the splice points
     // leave gaps that make ffmpeg's null muxer complain about any MP4 of this input, its own
     // `-c copy` remux included.)
-    let got = packets(&mp4);
-    assert_eq!(got.len(), packets(&clip).len() * copies, "packet count");
-    assert_eq!(payloads(&got), payloads(&packets(&flv)));
+    let got = packets::read(&mp4);
+    assert_eq!(
+        got.len(),
+        packets::read(&clip).len() * copies,
+        "packet count"
+    );
+    assert_eq!(
+        packets::by_stream(&got),
+        packets::by_stream(&packets::read(&flv))
+    );
 }

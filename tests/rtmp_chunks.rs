@@ -1,11 +1,11 @@
 //! The chunk layer through a whole `ServerConnection`: interleaving, timestamps, protocol
 //! control messages, limits. Inputs are hand-built per the RTMP 1.0 spec, section 5.3/5.4.
 
-mod rtmp_common;
+use crate::support::rtmp;
 
 use rml_rtmp::messages::{RtmpMessage, UserControlEventType};
 use rml_rtmp::sessions::{ServerSession, ServerSessionConfig};
-use rtmp_common::*;
+use rtmp::*;
 use rtmp_recorder::rtmp::{Event, MediaKind, ProtocolError, ServerConfig};
 
 fn media(events: &[Event]) -> Vec<(MediaKind, u64, Vec<u8>)> {

@@ -1,11 +1,11 @@
 //! The connection's deadlines on bytes and a fake clock: the time passed in is all it knows, so
 //! the handshake and idle timeouts are tested to the millisecond without waiting.
 
-mod rtmp_common;
+use crate::support::rtmp;
 
 use std::time::Duration;
 
-use rtmp_common::*;
+use rtmp::*;
 use rtmp_recorder::rtmp::{Event, ProtocolError, ServerConfig, ServerConnection};
 
 fn ms(n: u64) -> Duration {

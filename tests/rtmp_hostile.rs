@@ -2,9 +2,9 @@
 //! may refuse them (an error), but must never panic, and the memory it holds for partial
 //! messages must stay under its bound after every feed.
 
-mod rtmp_common;
+use crate::support::rtmp;
 
-use rtmp_common::*;
+use rtmp::*;
 use rtmp_recorder::rtmp::{ServerConfig, ServerConnection};
 
 /// Small limits so the bounds are reachable by random input.

@@ -1,7 +1,7 @@
 //! Whole sessions in memory. The peer is rml_rtmp's `ClientSession` (an independent client
 //! implementation) or hand-built commands where a real client's exact sequence matters.
 
-mod rtmp_common;
+use crate::support::rtmp;
 
 use bytes::Bytes;
 use rml_rtmp::messages::{PeerBandwidthLimitType, RtmpMessage};
@@ -11,7 +11,7 @@ use rml_rtmp::sessions::{
     PublishRequestType, StreamMetadata,
 };
 use rml_rtmp::time::RtmpTimestamp;
-use rtmp_common::*;
+use rtmp::*;
 use rtmp_recorder::rtmp::{Event, MediaKind, ServerConfig, ServerConnection};
 
 struct Pair {

@@ -1,13 +1,13 @@
 //! Real publishers against `ServerConnection` over a loopback TCP socket: Debian's ffmpeg
 //! (librtmp-free native RTMP client) and, as a stricter client, GStreamer's rtmp2sink.
 
-mod rtmp_common;
+use crate::support::{Turn, rtmp};
 
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use rtmp_common::{Served, serve_one};
+use rtmp::{Served, serve_one};
 use rtmp_recorder::rtmp::{Event, MediaKind};
 
 fn run_publisher(mut cmd: Command) -> (Served, std::process::Output) {
@@ -151,6 +151,7 @@ fn assert_publish_flow(served: &Served, output: &std::process::Output) -> Summar
 
 #[test]
 fn ffmpeg_publishes_h264_aac() {
+    let _turn = Turn::shared();
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-hide_banner", "-loglevel", "error", "-re"])
         .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
@@ -181,6 +182,7 @@ fn ffmpeg_publishes_h264_aac() {
 
 #[test]
 fn gstreamer_rtmp2sink_publishes_h264_aac() {
+    let _turn = Turn::shared();
     let mut cmd = Command::new("gst-launch-1.0");
     cmd.args(["-q", "-e"]).args(
         "videotestsrc num-buffers=120 ! video/x-raw,width=640,height=360,framerate=30/1 ! x264enc key-int-max=60 bframes=0 ! \

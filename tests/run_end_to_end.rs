@@ -4,17 +4,16 @@
 //! measures, per chunk, the time from the chunk's close (the last write of its FLV) to its object
 //! being listed in the bucket, and holds every chunk to [`CLOSE_TO_VISIBLE`].
 
-mod common;
-#[path = "publish_common/mod.rs"]
-mod publish_common;
-mod support;
+use crate::support::{
+    self, Turn, free_port, ingest, packets, port_open, publish, sha256_hex, wait_until,
+};
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{PublishOpts, TempDir, by_stream, ffmpeg_publish, framehash, port_open, wait_until};
-use publish_common::{client, create_bucket, get, hermetic_aws_env, list_keys, s3s_fs, sha256_hex};
+use ingest::{PublishOpts, ffmpeg_publish};
+use publish::{client, create_bucket, get, hermetic_aws_env, list_keys, s3s_fs};
 use rtmp_recorder::manifest::ChunkManifest;
 
 const BUCKET: &str = "recordings";
@@ -25,7 +24,7 @@ const CLOSE_TO_VISIBLE: Duration = Duration::from_secs(3);
 
 #[test]
 fn ffmpeg_to_s3_through_run() {
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::alone().scratch();
     let state = dir.path().join("state");
     let store = s3s_fs(&dir.path().join("s3"), 0);
     let endpoint = store.endpoint();
@@ -33,10 +32,10 @@ fn ffmpeg_to_s3_through_run() {
     let s3 = client(&endpoint);
     rt.block_on(create_bucket(&s3, BUCKET));
 
-    let port = common::free_port();
+    let port = free_port();
     let log = dir.path().join("run.log");
     let mut recorder = hermetic_aws_env(
-        Command::new(env!("CARGO_BIN_EXE_rtmp-recorder"))
+        Command::new(support::BIN)
             .arg("--state-dir")
             .arg(&state)
             .args(["run", "--listen", &format!("127.0.0.1:{port}")])
@@ -78,10 +77,10 @@ fn ffmpeg_to_s3_through_run() {
             publisher.wait_ok(Duration::from_secs(5));
             publisher_done = true;
         }
-        let archived = common::files_with_ext(&state.join("archive"), "flv").len();
+        let archived = ingest::files_with_ext(&state.join("archive"), "flv").len();
         let pending = ["recording", "remux"]
             .iter()
-            .map(|d| common::files_with_ext(&state.join(d), "flv").len())
+            .map(|d| ingest::files_with_ext(&state.join(d), "flv").len())
             .sum::<usize>();
         if publisher_done
             && pending == 0
@@ -165,24 +164,24 @@ fn ffmpeg_to_s3_through_run() {
 
     // The uploaded MP4s, in order, carry exactly the packets ffmpeg published, per stream (an
     // MP4 interleaves audio and video differently from the FLV it came from).
-    let got: Vec<_> = ours.iter().flat_map(|p| framehash(p)).collect();
-    let want = framehash(&opts.reference);
+    let got: Vec<_> = ours.iter().flat_map(|p| packets::read(p)).collect();
+    let want = packets::read(&opts.reference);
     assert_eq!(
         got.len(),
         want.len(),
         "packet count differs from the published stream"
     );
     assert!(
-        by_stream(&got) == by_stream(&want),
+        packets::by_stream(&got) == packets::by_stream(&want),
         "uploaded packets differ from the published ones"
     );
 
-    common::signal(recorder.id(), libc::SIGTERM);
-    let status = common::wait_child(&mut recorder, Duration::from_secs(30), "run", &log);
+    ingest::signal(recorder.id(), libc::SIGTERM);
+    let status = ingest::wait_child(&mut recorder, Duration::from_secs(30), "run", &log);
     assert!(
         status.success(),
         "run did not exit cleanly on SIGTERM\n{}",
         show()
     );
-    assert!(common::files_with_ext(&state.join("publish"), "mp4").is_empty());
+    assert!(ingest::files_with_ext(&state.join("publish"), "mp4").is_empty());
 }

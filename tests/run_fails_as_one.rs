@@ -1,8 +1,8 @@
 //! `rtmp-recorder run` fails as one: when one stage cannot start, the other stages are stopped
 //! and the process exits at once (no SIGTERM needed) with that stage's error and exit code.
 
-mod common;
-mod support;
+use crate::support::{self, Turn, ingest};
+use tempfile::TempDir;
 
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
@@ -18,6 +18,7 @@ struct Case {
 
 #[test]
 fn a_failing_stage_ends_run_with_its_code() {
+    let _turn = Turn::shared();
     // A real taken port: held by this listener for the whole test.
     let taken = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
     let taken_addr = taken.local_addr().unwrap().to_string();
@@ -57,10 +58,10 @@ fn a_failing_stage_ends_run_with_its_code() {
         },
     ];
     for case in cases {
-        let state = common::TempDir::new().unwrap();
+        let state = TempDir::new().unwrap();
         let log_path = state.path().join("run.log");
         let started = Instant::now();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rtmp-recorder"))
+        let mut child = Command::new(support::BIN)
             .arg("--state-dir")
             .arg(state.path())
             .arg("run")
@@ -71,7 +72,7 @@ fn a_failing_stage_ends_run_with_its_code() {
             .spawn()
             .expect("starting rtmp-recorder run");
         // Before `run` failed as one, the other stages kept watching until SIGTERM.
-        let status = common::wait_child(&mut child, Duration::from_secs(10), case.what, &log_path);
+        let status = ingest::wait_child(&mut child, Duration::from_secs(10), case.what, &log_path);
         let elapsed = started.elapsed();
         let log = std::fs::read_to_string(&log_path).unwrap();
         assert_eq!(

@@ -1,8 +1,8 @@
 //! Every stage starts by clearing `tmp/` of the partial files (`NAME.PID.partial`) that a writer
 //! left when it died, and keeps those of writers still alive.
 
-mod common;
-mod support;
+use crate::support::{self, Turn, ingest};
+use tempfile::TempDir;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -11,7 +11,7 @@ use std::time::Duration;
 use rtmp_recorder::naming::partial_name;
 
 fn stage(state: &Path, args: &[&str], log: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_rtmp-recorder"))
+    Command::new(support::BIN)
         .arg("--state-dir")
         .arg(state)
         .args(args)
@@ -24,6 +24,7 @@ fn stage(state: &Path, args: &[&str], log: &Path) -> Child {
 
 #[test]
 fn every_stage_clears_stale_partials_at_start() {
+    let _turn = Turn::shared();
     let port = support::free_port();
     let listen = format!("127.0.0.1:{port}");
     let cases: [(&str, Vec<&str>); 3] = [
@@ -32,7 +33,7 @@ fn every_stage_clears_stale_partials_at_start() {
         ("publish", vec!["publish"]),
     ];
     for (name, args) in cases {
-        let dir = common::TempDir::new().unwrap();
+        let dir = TempDir::new().unwrap();
         let tmp = dir.path().join("tmp");
         std::fs::create_dir_all(&tmp).unwrap();
         // Above any pid_max Linux allows (2^22): a writer that is surely gone.
@@ -48,10 +49,10 @@ fn every_stage_clears_stale_partials_at_start() {
             // Long-running: it cleans up before it listens; stop it once it does.
             let show = || std::fs::read_to_string(&log).unwrap_or_default();
             support::wait_for_port(port, &mut child, Duration::from_secs(10), name, show);
-            common::signal(child.id(), libc::SIGTERM);
+            ingest::signal(child.id(), libc::SIGTERM);
         }
         // remux and publish drain their (empty) inboxes and exit.
-        let status = common::wait_child(&mut child, Duration::from_secs(10), name, &log);
+        let status = ingest::wait_child(&mut child, Duration::from_secs(10), name, &log);
         assert!(status.success(), "{name} exited with {status}");
         assert!(!stale.exists(), "{name} kept a dead writer's partial");
         assert!(live.exists(), "{name} removed a live writer's partial");

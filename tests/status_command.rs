@@ -4,18 +4,17 @@
 //! `--json`, with the exit status: 1 while `failed/` holds something, 0 once it is dealt with,
 //! 2 for a state directory that cannot be read.
 
-mod common;
-mod support;
+use crate::support::{self, Turn, ingest, wait_until};
 
 use std::fs;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{PublishOpts, Recorder, TempDir, wait_until};
+use ingest::{PublishOpts, Recorder};
 
 fn status(state: &std::path::Path, extra: &[&str]) -> Output {
-    let mut cmd = Command::new(common::recorder_bin());
-    common::clean_env(&mut cmd);
+    let mut cmd = Command::new(support::BIN);
+    ingest::clean_env(&mut cmd);
     cmd.arg("--state-dir")
         .arg(state)
         .arg("status")
@@ -25,8 +24,8 @@ fn status(state: &std::path::Path, extra: &[&str]) -> Output {
 }
 
 fn stage(state: &std::path::Path, args: &[&str]) {
-    let mut cmd = Command::new(common::recorder_bin());
-    common::clean_env(&mut cmd);
+    let mut cmd = Command::new(support::BIN);
+    ingest::clean_env(&mut cmd);
     // Whether a run that set a file aside exits 0 is not this test's business; what it did is.
     let out = cmd
         .arg("--state-dir")
@@ -43,12 +42,12 @@ fn stage(state: &std::path::Path, args: &[&str]) {
 
 #[test]
 fn status_shows_live_queued_uploaded_and_failed() {
-    let dir = TempDir::new().unwrap();
+    let dir = Turn::shared().scratch();
     let rec = Recorder::start(dir.path(), &[]);
     let state = rec.state.clone();
     let mut opts = PublishOpts::new(dir.path(), "cam1");
     (opts.width, opts.height) = (426, 240);
-    let mut ffmpeg = common::ffmpeg_publish(&rec.url("live", "cam1"), 60, &opts);
+    let mut ffmpeg = ingest::ffmpeg_publish(&rec.url("live", "cam1"), 60, &opts);
 
     wait_until(Duration::from_secs(40), "the first chunk", || {
         rec.chunks().len() == 1
@@ -115,7 +114,7 @@ fn status_shows_live_queued_uploaded_and_failed() {
     // The queued chunk holds 10 s of media that arrived in real time, so it started about 10 s
     // before it was handed on; its own span may be a frame short of that, hence 9.
     assert!((9..60).contains(&oldest), "oldest {oldest}");
-    let uploaded: Vec<_> = common::files_with_ext(&state.join("archive"), "mp4");
+    let uploaded: Vec<_> = ingest::files_with_ext(&state.join("archive"), "mp4");
     assert_eq!(uploaded.len(), 1);
     let uploaded_name = uploaded[0]
         .file_name()
@@ -165,7 +164,7 @@ fn status_shows_live_queued_uploaded_and_failed() {
     assert!(text.lines().count() <= 24, "more than one screen:\n{text}");
 
     // Dealt with: the operator moves the failed files away; all is well again.
-    for name in common::all_names(&state.join("failed")) {
+    for name in ingest::all_names(&state.join("failed")) {
         fs::remove_file(state.join("failed").join(name)).unwrap();
     }
     let ok = status(&state, &[]);

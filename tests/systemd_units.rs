@@ -5,13 +5,12 @@
 //! The units name `/usr/bin/rtmp-recorder` (packagers substitute it); verify checks that the
 //! command exists, so the test points them at the binary cargo built, as a packager would.
 
-mod support;
+use crate::support::{self, Turn};
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_rtmp-recorder");
 /// The worst exposure (0.0 best .. 10.0 worst) any service may have.
 const MAX_EXPOSURE: f64 = 2.0;
 /// Each service's rating today (systemd 252): a unit may get better, never worse. publish needs
@@ -40,7 +39,7 @@ fn installed_units(dir: &Path) -> Vec<PathBuf> {
         }
         let text = fs::read_to_string(&path).unwrap();
         let dest = dir.join(&name);
-        fs::write(&dest, text.replace("/usr/bin/rtmp-recorder", BIN)).unwrap();
+        fs::write(&dest, text.replace("/usr/bin/rtmp-recorder", support::BIN)).unwrap();
         out.push(dest);
     }
     out.sort();
@@ -53,7 +52,7 @@ fn analyze() -> PathBuf {
 
 #[test]
 fn every_unit_is_there() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Turn::shared().scratch();
     let names: Vec<String> = installed_units(dir.path())
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
@@ -78,7 +77,7 @@ fn every_unit_is_there() {
 
 #[test]
 fn verify_is_clean() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Turn::shared().scratch();
     let units = installed_units(dir.path());
     let out = Command::new(analyze())
         .args(["verify", "--man=no"])
@@ -114,7 +113,7 @@ fn exposure(report: &str, unit: &str) -> f64 {
 
 #[test]
 fn every_service_exposure_is_at_most_2() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Turn::shared().scratch();
     let services: Vec<PathBuf> = installed_units(dir.path())
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "service"))
@@ -152,6 +151,7 @@ fn every_service_exposure_is_at_most_2() {
 /// environment file; credentials never appear in a unit.
 #[test]
 fn services_share_identity_state_and_config() {
+    let _turn = Turn::shared();
     for stage in ["ingest", "remux", "publish"] {
         let path = units_dir().join(format!("rtmp-recorder-{stage}.service"));
         let text = fs::read_to_string(&path).unwrap();

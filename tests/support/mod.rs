@@ -1,12 +1,27 @@
-//! Generic pieces every integration-test harness needs (ingest, remux, publish): free ports on
-//! 127.0.0.1, waiting without blind sleeps, running a tool and keeping its output, SHA-256 hex,
-//! and finding or installing tools. Each test file declares `mod support;` next to its harness
-//! module (which reaches it as `crate::support`), so every test file stays its own crate.
-#![allow(dead_code)]
+//! The tests' one support tree. Here: the binary under test (`BIN`), free ports on 127.0.0.1,
+//! waiting without blind sleeps, running a tool and keeping its output, SHA-256 hex, finding or
+//! installing tools, and the machine's turn (`Turn`: which tests may run beside which). Below, by
+//! concern: `flv` (the one FLV reader), `packets` (the one packet-hash reader), `ingest` (the
+//! recorder, nginx-rtmp, ffmpeg and GStreamer publishers, chunk checks), `remux` (encodes, MP4
+//! comparisons and layout, Chromium in `remux::browser`), `publish` (s3s-fs, moto, the S3 client,
+//! manifests, the fault proxy in `publish::proxy`), `http` (a plain HTTP/1.1 client and the
+//! Prometheus parser) and `rtmp` (hand-built RTMP bytes and a reader for their replies).
+
+/// The binary under test, built by cargo for these tests.
+pub const BIN: &str = env!("CARGO_BIN_EXE_rtmp-recorder");
+
+pub mod flv;
+pub mod http;
+pub mod ingest;
+pub mod packets;
+pub mod publish;
+pub mod remux;
+pub mod rtmp;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -60,6 +75,40 @@ pub fn wait_for_port(
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A test's scratch directory, removed when dropped, holding the test's [`Turn`] until then:
+/// `let dir = Turn::shared().scratch();` opens most tests.
+pub struct Scratch {
+    dir: tempfile::TempDir,
+    _turn: Turn,
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = tempfile::TempDir;
+    fn deref(&self) -> &tempfile::TempDir {
+        &self.dir
+    }
+}
+
+/// Waits until the `stage` process `pid` has started its work: it then holds
+/// `STATE/status/STAGE.lock` with its PID inside (what `rtmp-recorder status` reads too).
+pub fn wait_stage_started(state: &Path, stage: &str, pid: u32) {
+    let lock = state.join("status").join(format!("{stage}.lock"));
+    wait_until(
+        Duration::from_secs(20),
+        &format!(
+            "{stage} (pid {pid}) to write its PID into {}",
+            lock.display()
+        ),
+        || std::fs::read_to_string(&lock).is_ok_and(|t| t.trim() == pid.to_string()),
+    );
+}
+
+/// An argument list written as one line (`words("-c:v libx264 -g 60")`), so a command line reads
+/// as one.
+pub fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
 }
 
 /// Runs `cmd` (stdin from /dev/null) to completion; panics with `what` and its stderr unless
@@ -146,6 +195,28 @@ pub fn ensure_pip_module(module: &str, package: &str) {
     panic!("could not install {package} with pip (python module {module})");
 }
 
+/// HMAC-SHA256 of `message` in hex, made by `openssl dgst` (not the code under test); `macopt`
+/// gives the key as openssl takes it (`key:SECRET`, `hexkey:HEX`).
+pub fn openssl_hmac(macopt: &str, message: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("openssl")
+        .args(["dgst", "-sha256", "-mac", "HMAC", "-macopt", macopt])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("running openssl");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(message.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "openssl dgst -mac HMAC failed");
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.trim().rsplit(' ').next().unwrap().to_string()
+}
+
 /// Every file below `dir`, recursively (none if it does not exist).
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -158,4 +229,44 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// The machine's share a test takes. All tests run in one process and any two may run at once;
+/// a test that encodes 720p in real time twice over, measures wall time, boots a container or
+/// fills a disk would be starved, or would starve its neighbour, and fail for that alone. Such a
+/// test takes its turn [`Turn::alone`]; every other test that runs outside tools takes
+/// [`Turn::shared`], so it waits while one runs alone (pure tests on bytes take no turn).
+/// Held until dropped; most tests open with `let dir = Turn::shared().scratch();`.
+pub struct Turn {
+    _shared: Option<RwLockReadGuard<'static, ()>>,
+    _alone: Option<RwLockWriteGuard<'static, ()>>,
+}
+
+static MACHINE: RwLock<()> = RwLock::new(());
+
+impl Turn {
+    /// Beside other shared tests. A failed test before it poisons nothing that matters here.
+    pub fn shared() -> Turn {
+        Turn {
+            _shared: Some(MACHINE.read().unwrap_or_else(|e| e.into_inner())),
+            _alone: None,
+        }
+    }
+
+    /// This turn with a fresh scratch directory, both held until the [`Scratch`] is dropped.
+    pub fn scratch(self) -> Scratch {
+        Scratch {
+            dir: tempfile::TempDir::new().expect("creating a scratch directory"),
+            _turn: self,
+        }
+    }
+
+    /// Alone: waits for the running tests to end, and new ones wait for this one (on Linux std's
+    /// RwLock queues readers behind a waiting writer, so a run of shared tests cannot starve it).
+    pub fn alone() -> Turn {
+        Turn {
+            _shared: None,
+            _alone: Some(MACHINE.write().unwrap_or_else(|e| e.into_inner())),
+        }
+    }
 }

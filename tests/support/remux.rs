@@ -1,21 +1,14 @@
 //! Shared by the remux tests: real encoders (Debian ffmpeg, and a static ffmpeg 9 for Enhanced
-//! RTMP FLV), running the `rtmp-recorder remux` binary, reading packets back with ffmpeg, and a
-//! small FLV tag splicer for fixtures no encoder writes (mid-stream resolution change, bad
-//! timestamps).
-#![allow(dead_code)]
+//! RTMP FLV), running the `rtmp-recorder remux` binary, and comparing an MP4's packets (read by
+//! `support::packets`) with its FLV's and with ffmpeg's own remux.
 
 pub mod browser;
 
-use crate::support;
-#[allow(unused_imports)]
-pub use support::ensure_apt;
+use crate::support::{self, ensure_apt, packets};
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
-
-pub const BIN: &str = env!("CARGO_BIN_EXE_rtmp-recorder");
 
 pub fn ffmpeg() -> &'static str {
     static ONCE: OnceLock<()> = OnceLock::new();
@@ -110,110 +103,15 @@ pub const AV_320X240: &[&str] = &[
     "sine=frequency=440:sample_rate=48000",
 ];
 
-/// One packet as ffmpeg's demuxer delivers it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Packet {
-    pub stream: u32,
-    pub dts_ms: i64,
-    pub pts_ms: i64,
-    pub size: u64,
-    pub hash: String,
-}
-
-/// Packets of `file` via `ffmpeg -copyts -c copy -f framehash` (timestamps in ms).
-pub fn packets_with(bin: &Path, file: &Path) -> Vec<Packet> {
-    let f = file.to_str().expect("utf-8 path");
-    let out = run(
-        bin,
-        &[
-            "-v",
-            "error",
-            "-copyts",
-            "-i",
-            f,
-            "-map",
-            "0:v?",
-            "-map",
-            "0:a?",
-            "-c",
-            "copy",
-            "-f",
-            "framehash",
-            "-hash",
-            "sha256",
-            "-",
-        ],
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut tb: BTreeMap<u32, (i64, i64)> = BTreeMap::new();
-    let mut packets = Vec::new();
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("#tb ") {
-            let (idx, frac) = rest.split_once(':').expect("#tb line");
-            let (num, den) = frac.trim().split_once('/').expect("timebase");
-            tb.insert(
-                idx.trim().parse().unwrap(),
-                (num.parse().unwrap(), den.parse().unwrap()),
-            );
-            continue;
-        }
-        if line.starts_with('#') || line.trim().is_empty() {
-            continue;
-        }
-        let cols: Vec<&str> = line.split(',').map(str::trim).collect();
-        assert!(cols.len() >= 6, "framehash line {line}");
-        let stream: u32 = cols[0].parse().unwrap();
-        let (num, den) = tb[&stream];
-        let ms = |v: &str| {
-            let t: i64 = v.parse().unwrap();
-            // Round to the nearest millisecond.
-            let scaled = t * num * 1000;
-            (scaled + scaled.signum() * den / 2) / den
-        };
-        packets.push(Packet {
-            stream,
-            dts_ms: ms(cols[1]),
-            pts_ms: ms(cols[2]),
-            size: cols[4].parse().unwrap(),
-            hash: cols[5].to_string(),
-        });
-    }
-    packets
-}
-
-pub fn packets(file: &Path) -> Vec<Packet> {
-    packets_with(Path::new(ffmpeg()), file)
-}
-
-/// Per stream: the (size, hash) sequence.
-pub fn payloads(p: &[Packet]) -> BTreeMap<u32, Vec<(u64, String)>> {
-    let mut m: BTreeMap<u32, Vec<(u64, String)>> = BTreeMap::new();
-    for x in p {
-        m.entry(x.stream)
-            .or_default()
-            .push((x.size, x.hash.clone()));
-    }
-    m
-}
-
-/// Per stream: the (dts, pts) sequence in ms.
-pub fn times(p: &[Packet]) -> BTreeMap<u32, Vec<(i64, i64)>> {
-    let mut m: BTreeMap<u32, Vec<(i64, i64)>> = BTreeMap::new();
-    for x in p {
-        m.entry(x.stream).or_default().push((x.dts_ms, x.pts_ms));
-    }
-    m
-}
-
 /// Asserts our MP4 carries exactly the FLV's packets, with the FLV's timestamps (or all
 /// shifted by one constant), and that ffmpeg's own remux agrees on the payloads.
 pub fn assert_packet_identical(bin: &Path, flv: &Path, ours: &Path) {
-    let src = packets_with(bin, flv);
-    let got = packets_with(bin, ours);
+    let src = packets::read_with(bin, flv);
+    let got = packets::read_with(bin, ours);
     assert!(!src.is_empty(), "{} has no packets", flv.display());
     assert_eq!(
-        payloads(&src),
-        payloads(&got),
+        packets::by_stream(&src),
+        packets::by_stream(&got),
         "payloads differ: {} vs {}",
         flv.display(),
         ours.display()
@@ -224,8 +122,8 @@ pub fn assert_packet_identical(bin: &Path, flv: &Path, ours: &Path) {
 /// Our MP4 carries the packets `ffmpeg -c copy` puts into an MP4 (byte for byte), with the
 /// FLV's timestamps, decodes cleanly and has its moov first.
 pub fn assert_like_ffmpeg_remux(bin: &Path, flv: &Path, ours: &Path) {
-    let src = packets_with(bin, flv);
-    let got = packets_with(bin, ours);
+    let src = packets::read_with(bin, flv);
+    let got = packets::read_with(bin, ours);
     let reference = ours.with_extension("ffmpeg.mp4");
     encode_with(
         bin,
@@ -234,11 +132,11 @@ pub fn assert_like_ffmpeg_remux(bin: &Path, flv: &Path, ours: &Path) {
         &["-map", "0:v?", "-map", "0:a?", "-c", "copy"],
     );
     assert_eq!(
-        payloads(&packets_with(bin, &reference)),
-        payloads(&got),
+        packets::by_stream(&packets::read_with(bin, &reference)),
+        packets::by_stream(&got),
         "payloads differ from ffmpeg's own remux"
     );
-    let (ts, tg) = (times(&src), times(&got));
+    let (ts, tg) = (packets::times(&src), packets::times(&got));
     let shift = {
         let a = ts.values().next().and_then(|v| v.first()).unwrap();
         let b = tg.values().next().and_then(|v| v.first()).unwrap();
@@ -322,7 +220,7 @@ pub fn queue(state: &Path, flvs: &[(&str, &Path)]) {
 
 /// `rtmp-recorder --state-dir STATE remux EXTRA...`, with no systemd variables.
 pub fn remux_command(state: &Path, extra: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(support::BIN);
     cmd.arg("--state-dir")
         .arg(state)
         .arg("remux")
@@ -396,65 +294,4 @@ pub fn probe(file: &Path, streams: &str, entries: &str) -> String {
 /// A chunk name of the form ingest writes.
 pub fn chunk_name(seq: u32) -> String {
     format!("20261126T0300{:02}.000Z_live_cam1_{seq:06}.flv", seq % 60)
-}
-
-// ---- a minimal FLV tag splicer for fixtures ----
-
-#[derive(Debug, Clone)]
-pub struct Tag {
-    pub kind: u8,
-    pub timestamp: u32,
-    pub body: Vec<u8>,
-}
-
-/// The FLV header bytes (with PreviousTagSize0) and the tags of `data`.
-pub fn split_flv(data: &[u8]) -> (Vec<u8>, Vec<Tag>) {
-    assert_eq!(&data[..3], b"FLV");
-    let header_len = u32::from_be_bytes(data[5..9].try_into().unwrap()) as usize + 4;
-    let mut at = header_len;
-    let mut tags = Vec::new();
-    while at + 11 <= data.len() {
-        let size = u32::from_be_bytes([0, data[at + 1], data[at + 2], data[at + 3]]) as usize;
-        let ts = u32::from_be_bytes([data[at + 7], data[at + 4], data[at + 5], data[at + 6]]);
-        if at + 11 + size + 4 > data.len() {
-            break;
-        }
-        tags.push(Tag {
-            kind: data[at] & 0x1f,
-            timestamp: ts,
-            body: data[at + 11..at + 11 + size].to_vec(),
-        });
-        at += 11 + size + 4;
-    }
-    (data[..header_len].to_vec(), tags)
-}
-
-pub fn join_flv(header: &[u8], tags: &[Tag]) -> Vec<u8> {
-    let mut out = header.to_vec();
-    for t in tags {
-        let size = (t.body.len() as u32).to_be_bytes();
-        let ts = t.timestamp.to_be_bytes();
-        out.extend_from_slice(&[
-            t.kind, size[1], size[2], size[3], ts[1], ts[2], ts[3], ts[0], 0, 0, 0,
-        ]);
-        out.extend_from_slice(&t.body);
-        out.extend_from_slice(&(11 + t.body.len() as u32).to_be_bytes());
-    }
-    out
-}
-
-/// Byte offsets where each tag of `data` ends (after its PreviousTagSize).
-pub fn tag_ends(data: &[u8]) -> Vec<usize> {
-    let header_len = u32::from_be_bytes(data[5..9].try_into().unwrap()) as usize + 4;
-    let mut at = header_len;
-    let mut ends = Vec::new();
-    while at + 11 <= data.len() {
-        let size = u32::from_be_bytes([0, data[at + 1], data[at + 2], data[at + 3]]) as usize;
-        if at + 11 + size + 4 > data.len() {
-            break;
-        }
-        at += 11 + size + 4;
-        ends.push(at);
-    }
-    ends
 }

@@ -1,6 +1,5 @@
 //! Shared helpers for the `rtmp_*` tests: a client handshake, hand-built chunks (RTMP 1.0 spec
 //! section 5.3.1) and a decoder for the server's replies (rml_rtmp's, independent of ours).
-#![allow(dead_code)]
 
 use rml_rtmp::chunk_io::ChunkDeserializer;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
@@ -301,4 +300,31 @@ pub fn serve_one(listener: &std::net::TcpListener, timeout: std::time::Duration)
         }
     }
     served
+}
+
+/// Reads a hand-built client's socket until `needle` shows up (true), or the connection ends or
+/// `within` passes (false). The socket needs a read timeout, so a silent peer cannot hold it.
+pub fn reply_contains(
+    s: &mut std::net::TcpStream,
+    needle: &[u8],
+    within: std::time::Duration,
+) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    let mut seen: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 4096];
+    while std::time::Instant::now() < deadline {
+        match std::io::Read::read(s, &mut buf) {
+            Ok(0) => return false,
+            Ok(n) => {
+                seen.extend(&buf[..n]);
+                if seen.windows(needle.len()).any(|w| w == needle) {
+                    return true;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return false,
+        }
+    }
+    false
 }

@@ -1,19 +1,13 @@
 //! Shared harness for the ingest integration tests: starts the recorder (and nginx-rtmp as a
 //! reference server), publishes real streams with ffmpeg and GStreamer while keeping a reference
-//! copy of exactly the published packets, and checks chunks with ffprobe and a small FLV tag
-//! walker written here so the checks never depend on the code under test.
-
-// Each test file uses a different part of this module.
-#![allow(dead_code)]
+//! copy of exactly the published packets, and checks chunks with ffprobe, `support::packets` and
+//! `support::flv`, so the checks never depend on the code under test.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
-
-pub use tempfile::TempDir;
 
 /// The chunk length every publish test records with.
 pub const CHUNK: Duration = Duration::from_secs(10);
@@ -25,9 +19,10 @@ pub const JITTER_MS: i64 = 50;
 // ---------------------------------------------------------------------------------------------
 // Waiting without blind sleeps
 
-use crate::support;
-#[allow(unused_imports)]
-pub use support::{free_port, port_open, sha256_hex, wait_until};
+use crate::support::flv::{Amf, Flv};
+use crate::support::free_port;
+use crate::support::packets::{self, Packet};
+use crate::support::{self, words};
 
 /// Waits for a child to exit; kills it and panics (showing `log`) after `timeout`.
 pub fn wait_child(child: &mut Child, timeout: Duration, what: &str, log: &Path) -> ExitStatus {
@@ -125,9 +120,35 @@ pub struct Recorder {
     pub log: PathBuf,
 }
 
-/// The binary under test.
-pub fn recorder_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_rtmp-recorder")
+/// `rtmp-recorder [global] --state-dir STATE run --listen 127.0.0.1:PORT [run_args]` publishing
+/// to `file://PUBLISHED`, its output in `log`; returns once it listens.
+pub fn start_run_to_files(
+    state: &Path,
+    published: &Path,
+    port: u16,
+    log: &Path,
+    global: &[&str],
+    run_args: &[&str],
+) -> Child {
+    let mut cmd = Command::new(support::BIN);
+    clean_env(&mut cmd);
+    let mut run = cmd
+        .arg("--state-dir")
+        .arg(state)
+        .args(global)
+        .args(["run", "--listen", &format!("127.0.0.1:{port}")])
+        .args(run_args)
+        .arg("--destination")
+        .arg(format!("file://{}", published.display()))
+        .stdin(Stdio::null())
+        .stdout(log_file(log))
+        .stderr(log_file(log))
+        .spawn()
+        .expect("starting rtmp-recorder run");
+    support::wait_for_port(port, &mut run, Duration::from_secs(30), "run", || {
+        show_log(log)
+    });
+    run
 }
 
 /// Removes variables the recorder reads so the caller's environment cannot change a test.
@@ -186,7 +207,7 @@ impl Recorder {
     pub fn start_on(dir: &Path, port: u16, extra: &[&str]) -> Recorder {
         let state = dir.join("state");
         let log = dir.join("recorder.log");
-        let mut cmd = Command::new(recorder_bin());
+        let mut cmd = Command::new(support::BIN);
         clean_env(&mut cmd);
         cmd.arg("--state-dir")
             .arg(&state)
@@ -444,6 +465,22 @@ pub struct Publisher {
 }
 
 impl Publisher {
+    /// Starts `cmd` with its output in `opts.log`; `what` names it in failures.
+    fn spawn(cmd: &mut Command, opts: &PublishOpts, what: &'static str) -> Publisher {
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log_file(&opts.log))
+            .stderr(log_file(&opts.log))
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning the {what}: {e}"));
+        Publisher {
+            child: Some(child),
+            reference: opts.reference.clone(),
+            log: opts.log.clone(),
+            what,
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("publisher already reaped").id()
     }
@@ -500,8 +537,8 @@ pub fn ffmpeg_publish(url: &str, secs: u32, opts: &PublishOpts) -> Publisher {
         "[f=flv:onfail=abort]{url}|[f=flv:onfail=abort]{}",
         opts.reference.display()
     );
-    let child = Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostdin", "-loglevel", "warning", "-y"])
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-nostdin", "-loglevel", "warning", "-y"])
         .args(["-re", "-f", "lavfi", "-i"])
         .arg(format!(
             "testsrc2=size={}x{}:rate=30",
@@ -515,41 +552,15 @@ pub fn ffmpeg_publish(url: &str, secs: u32, opts: &PublishOpts) -> Publisher {
             "sine=frequency=440:sample_rate=48000",
         ])
         .args(["-t", &secs.to_string(), "-map", "0:v", "-map", "1:a"])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-profile:v",
-            "high",
-        ])
-        .args([
-            "-pix_fmt",
-            "yuv420p",
-            "-bf",
-            "2",
-            "-g",
-            "60",
-            "-keyint_min",
-            "60",
-        ])
+        .args(words("-c:v libx264 -preset veryfast -profile:v high"))
+        .args(words("-pix_fmt yuv420p -bf 2 -g 60 -keyint_min 60"))
         .args(["-sc_threshold", "0"])
         .args(["-c:a", "aac", "-ar", "48000", "-ac", "2", "-b:a", "128k"])
         // Encoders must put SPS/PPS and the AAC config in extradata: the tee muxer does not
         // tell them that FLV needs it.
         .args(["-flags", "+global_header", "-f", "tee"])
-        .arg(tee)
-        .stdin(Stdio::null())
-        .stdout(log_file(&opts.log))
-        .stderr(log_file(&opts.log))
-        .spawn()
-        .expect("spawning ffmpeg");
-    Publisher {
-        child: Some(child),
-        reference: opts.reference.clone(),
-        log: opts.log.clone(),
-        what: "ffmpeg publisher",
-    }
+        .arg(tee);
+    Publisher::spawn(&mut cmd, opts, "ffmpeg publisher")
 }
 
 /// gst-launch publishing `secs` seconds (videotestsrc + x264enc High with B-frames, 2 s GOP,
@@ -581,20 +592,9 @@ pub fn gst_publish_with(url: &str, sink_props: &str, secs: u32, opts: &PublishOp
         w = opts.width,
         h = opts.height,
     );
-    let child = Command::new("gst-launch-1.0")
-        .arg("-e")
-        .args(pipeline.split_whitespace())
-        .stdin(Stdio::null())
-        .stdout(log_file(&opts.log))
-        .stderr(log_file(&opts.log))
-        .spawn()
-        .expect("spawning gst-launch-1.0");
-    Publisher {
-        child: Some(child),
-        reference: opts.reference.clone(),
-        log: opts.log.clone(),
-        what: "gst-launch publisher",
-    }
+    let mut cmd = Command::new("gst-launch-1.0");
+    cmd.arg("-e").args(pipeline.split_whitespace());
+    Publisher::spawn(&mut cmd, opts, "gst-launch publisher")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -633,43 +633,6 @@ pub fn count_packets(file: &Path) -> (u64, u64) {
     (v, a)
 }
 
-/// One packet as `ffmpeg -f framehash` sees it: stream (0 video, 1 audio), size, SHA-256.
-pub type FrameHash = (u32, u64, String);
-
-/// Per-packet hashes of `file`, video mapped to stream 0 and audio to stream 1.
-pub fn framehash(file: &Path) -> Vec<FrameHash> {
-    let (out, _) = run_capture(
-        Command::new("ffmpeg")
-            .args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
-            .arg(file)
-            .args(["-map", "0:v?", "-map", "0:a?", "-c", "copy"])
-            .args(["-f", "framehash", "-hash", "sha256", "-"]),
-        &format!("ffmpeg framehash {}", file.display()),
-    );
-    out.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').map(str::trim).collect();
-            assert!(f.len() >= 6, "unexpected framehash line {l:?}");
-            (
-                f[0].parse().expect("stream index"),
-                f[4].parse().expect("packet size"),
-                f[5].to_string(),
-            )
-        })
-        .collect()
-}
-
-/// Splits framehash lines by stream: interleaving of audio and video may differ between a
-/// chunked recording and its reference, but each stream's packet sequence must not.
-pub fn by_stream(hashes: &[FrameHash]) -> BTreeMap<u32, Vec<(u64, String)>> {
-    let mut out: BTreeMap<u32, Vec<(u64, String)>> = BTreeMap::new();
-    for (s, size, hash) in hashes {
-        out.entry(*s).or_default().push((*size, hash.clone()));
-    }
-    out
-}
-
 /// Decodes every frame of `file`; returns ffmpeg's error output (empty: clean).
 pub fn decode_errors(file: &Path) -> String {
     let out = Command::new("ffmpeg")
@@ -699,14 +662,7 @@ pub fn decode_errors(file: &Path) -> String {
 pub fn probe_duration(file: &Path) -> f64 {
     let (out, _) = run_capture(
         Command::new("ffprobe")
-            .args([
-                "-v",
-                "error",
-                "-show_entries",
-                "format=duration",
-                "-of",
-                "csv=p=0",
-            ])
+            .args(words("-v error -show_entries format=duration -of csv=p=0"))
             .arg(file),
         &format!("ffprobe duration {}", file.display()),
     );
@@ -715,281 +671,26 @@ pub fn probe_duration(file: &Path) -> f64 {
         .unwrap_or_else(|_| panic!("ffprobe duration of {}: {out:?}", file.display()))
 }
 
-// ---------------------------------------------------------------------------------------------
-// A small FLV tag walker, independent of the crate's own reader
+/// How a publisher is started: ffmpeg's or GStreamer's (`ffmpeg_publish`, `gst_publish`).
+pub type Publish = fn(&str, u32, &PublishOpts) -> Publisher;
 
-pub const TAG_AUDIO: u8 = 8;
-pub const TAG_VIDEO: u8 = 9;
-pub const TAG_SCRIPT: u8 = 18;
-
-#[derive(Debug, Clone)]
-pub struct Tag {
-    pub kind: u8,
-    /// DTS in ms (24 bits + extension byte).
-    pub ts: u32,
-    pub offset: u64,
-    pub data: Vec<u8>,
-}
-
-impl Tag {
-    pub fn is_video(&self) -> bool {
-        self.kind == TAG_VIDEO
-    }
-    pub fn is_audio(&self) -> bool {
-        self.kind == TAG_AUDIO
-    }
-    pub fn is_script(&self) -> bool {
-        self.kind == TAG_SCRIPT
-    }
-    fn ex_header(&self) -> bool {
-        self.is_video() && self.data.first().is_some_and(|b| b & 0x80 != 0)
-    }
-    /// Video frame type 1 (keyframe), legacy or enhanced header.
-    pub fn is_keyframe(&self) -> bool {
-        self.is_video() && self.data.first().is_some_and(|b| (b >> 4) & 0x07 == 1)
-    }
-    /// AVC sequence header (legacy `AVCPacketType 0`) or enhanced `SequenceStart`.
-    pub fn is_video_seq_header(&self) -> bool {
-        self.is_video_packet_type(0)
-    }
-    /// AVC end of sequence (`AVCPacketType 2`, enhanced `SequenceEnd`): ffmpeg writes one at
-    /// the end of a stream; it is not a frame.
-    pub fn is_video_end_of_sequence(&self) -> bool {
-        self.is_video_packet_type(2)
-    }
-    /// The enhanced VideoPacketType or the legacy AVCPacketType is `n` (0 and 2 mean the same
-    /// in both).
-    fn is_video_packet_type(&self, n: u8) -> bool {
-        if !self.is_video() || self.data.len() < 2 {
-            return false;
-        }
-        if self.ex_header() {
-            self.data[0] & 0x0f == n
-        } else {
-            self.data[0] & 0x0f == 7 && self.data[1] == n
-        }
-    }
-    /// The composition time offset (PTS - DTS) of an AVC/HEVC frame, 0 when absent.
-    pub fn composition_time(&self) -> i32 {
-        if !self.is_media() || !self.is_video() {
-            return 0;
-        }
-        let d = &self.data;
-        let at = if self.ex_header() {
-            // Enhanced RTMP: only `CodedFrames` (1) of AVC/HEVC carries it, after the FourCC.
-            let fourcc = d.get(1..5).unwrap_or(&[]);
-            if d[0] & 0x0f != 1 || !(fourcc == b"avc1" || fourcc == b"hvc1") {
-                return 0;
-            }
-            5
-        } else if d[0] & 0x0f == 7 && d[1] == 1 {
-            2
-        } else {
-            return 0;
-        };
-        match d.get(at..at + 3) {
-            Some(b) => (i32::from_be_bytes([b[0], b[1], b[2], 0])) >> 8,
-            None => 0,
-        }
-    }
-    pub fn is_aac_seq_header(&self) -> bool {
-        self.is_audio() && self.data.len() >= 2 && self.data[0] >> 4 == 10 && self.data[1] == 0
-    }
-    /// A frame of media (not a sequence header, not script data).
-    pub fn is_media(&self) -> bool {
-        (self.is_video() && !self.is_video_seq_header() && !self.is_video_end_of_sequence())
-            || (self.is_audio() && !self.is_aac_seq_header())
-    }
-    /// The script tag's name and value (`onMetaData`, object).
-    pub fn script(&self) -> (String, Amf) {
-        assert!(
-            self.is_script(),
-            "tag at {} is not script data",
-            self.offset
-        );
-        let mut r = AmfReader {
-            b: &self.data,
-            pos: 0,
-        };
-        let name = match r.value() {
-            Amf::Str(s) => s,
-            other => panic!("script tag at {}: name is {other:?}", self.offset),
-        };
-        (name, r.value())
-    }
-}
-
-#[derive(Debug)]
-pub struct Flv {
-    pub path: PathBuf,
-    pub flags: u8,
-    pub tags: Vec<Tag>,
-    /// Bytes after the last complete tag (a torn tail); 0 for a complete file.
-    pub trailing: usize,
-}
-
-impl Flv {
-    /// Walks every tag of `path`. Panics on a bad header or on a back pointer that does not
-    /// match its tag (the file is corrupt, not just cut short).
-    pub fn read(path: &Path) -> Flv {
-        let mut b = Vec::new();
-        File::open(path)
-            .and_then(|mut f| f.read_to_end(&mut b))
-            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-        assert!(
-            b.len() >= 13 && &b[..3] == b"FLV" && b[3] == 1,
-            "{}: not an FLV file",
-            path.display()
-        );
-        let header_len = u32::from_be_bytes([b[5], b[6], b[7], b[8]]) as usize;
-        assert!(
-            header_len >= 9,
-            "{}: header length {header_len}",
-            path.display()
-        );
-        let mut pos = header_len + 4;
-        let mut tags = Vec::new();
-        while pos + 11 <= b.len() {
-            let size = u32::from_be_bytes([0, b[pos + 1], b[pos + 2], b[pos + 3]]) as usize;
-            let end = pos + 11 + size + 4;
-            if end > b.len() {
-                break;
-            }
-            let back = u32::from_be_bytes([b[end - 4], b[end - 3], b[end - 2], b[end - 1]]);
-            assert_eq!(
-                back as usize,
-                11 + size,
-                "{}: tag at {pos}: previous-tag-size {back} != {}",
-                path.display(),
-                11 + size
-            );
-            let ts = u32::from_be_bytes([b[pos + 7], b[pos + 4], b[pos + 5], b[pos + 6]]);
-            tags.push(Tag {
-                kind: b[pos] & 0x1f,
-                ts,
-                offset: pos as u64,
-                data: b[pos + 11..pos + 11 + size].to_vec(),
-            });
-            pos = end;
-        }
-        Flv {
-            path: path.to_path_buf(),
-            flags: b[4],
-            tags,
-            trailing: b.len() - pos,
-        }
-    }
-
-    pub fn video(&self) -> impl Iterator<Item = &Tag> {
-        self.tags.iter().filter(|t| t.is_video() && t.is_media())
-    }
-
-    pub fn media(&self) -> impl Iterator<Item = &Tag> {
-        self.tags.iter().filter(|t| t.is_media())
-    }
-
-    /// The `onMetaData` object (first script tag with that name).
-    pub fn metadata(&self) -> Option<BTreeMap<String, Amf>> {
-        self.tags
-            .iter()
-            .filter(|t| t.is_script())
-            .map(Tag::script)
-            .find(|(name, _)| name == "onMetaData")
-            .map(|(_, v)| v.into_map())
-    }
-}
-
-/// AMF0 values, as much as script tags use.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Amf {
-    Number(f64),
-    Bool(bool),
-    Str(String),
-    Object(Vec<(String, Amf)>),
-    Array(Vec<Amf>),
-    Null,
-    Date(f64),
-}
-
-impl Amf {
-    pub fn into_map(self) -> BTreeMap<String, Amf> {
-        match self {
-            Amf::Object(kv) => kv.into_iter().collect(),
-            other => panic!("onMetaData value is {other:?}, not an object"),
-        }
-    }
-}
-
-struct AmfReader<'a> {
-    b: &'a [u8],
-    pos: usize,
-}
-
-impl AmfReader<'_> {
-    fn take(&mut self, n: usize) -> &[u8] {
-        assert!(self.pos + n <= self.b.len(), "AMF0 value runs past its tag");
-        let s = &self.b[self.pos..self.pos + n];
-        self.pos += n;
-        s
-    }
-    fn u16(&mut self) -> usize {
-        let s = self.take(2);
-        u16::from_be_bytes([s[0], s[1]]) as usize
-    }
-    fn u32(&mut self) -> usize {
-        let s = self.take(4);
-        u32::from_be_bytes([s[0], s[1], s[2], s[3]]) as usize
-    }
-    fn f64(&mut self) -> f64 {
-        let s = self.take(8);
-        f64::from_be_bytes(s.try_into().expect("8 bytes"))
-    }
-    fn string(&mut self, len: usize) -> String {
-        String::from_utf8_lossy(self.take(len)).into_owned()
-    }
-    fn props(&mut self) -> Vec<(String, Amf)> {
-        let mut kv = Vec::new();
-        loop {
-            let n = self.u16();
-            let key = self.string(n);
-            if key.is_empty() && self.b.get(self.pos) == Some(&9) {
-                self.pos += 1;
-                return kv;
-            }
-            let v = self.value();
-            kv.push((key, v));
-        }
-    }
-    fn value(&mut self) -> Amf {
-        let marker = self.take(1)[0];
-        match marker {
-            0 => Amf::Number(self.f64()),
-            1 => Amf::Bool(self.take(1)[0] != 0),
-            2 => {
-                let n = self.u16();
-                Amf::Str(self.string(n))
-            }
-            3 => Amf::Object(self.props()),
-            5 | 6 => Amf::Null,
-            8 => {
-                let _count = self.u32();
-                Amf::Object(self.props())
-            }
-            10 => {
-                let n = self.u32();
-                Amf::Array((0..n).map(|_| self.value()).collect())
-            }
-            11 => {
-                let d = self.f64();
-                self.take(2);
-                Amf::Date(d)
-            }
-            12 => {
-                let n = self.u32();
-                Amf::Str(self.string(n))
-            }
-            m => panic!("AMF0 marker {m} not supported by the test walker"),
-        }
+/// `publish` sends 26 s of 720p30 to `live/KEY` of a fresh ingest with 10 s chunks: the three
+/// chunks (0-10 s, 10-20 s, 20-26 s, the last closed when the publisher disconnects) hold
+/// exactly its reference packets and decode cleanly. Runs alone: real-time 720p.
+pub fn chunks_exactly_what_was_published(publish: Publish, key: &str) {
+    let dir = support::Turn::alone().scratch();
+    let rec = Recorder::start(dir.path(), &[]);
+    let secs = 26;
+    let mut publisher = publish(
+        &rec.url("live", key),
+        secs,
+        &PublishOpts::new(dir.path(), key),
+    );
+    publisher.wait_ok(Duration::from_secs(u64::from(secs) + 30));
+    let chunks = rec.wait_chunks(3, Duration::from_secs(15));
+    check_chunks_against_reference(&chunks, &publisher.reference, "live", key);
+    for c in &chunks {
+        assert_eq!(decode_errors(c), "", "{} decodes cleanly", c.display());
     }
 }
 
@@ -1226,21 +927,21 @@ pub fn check_chunks_media(chunks: &[PathBuf], reference: &Path) -> Splits {
         });
 
     let (mut v_sum, mut a_sum) = (0u64, 0u64);
-    let mut hashes: Vec<FrameHash> = Vec::new();
+    let mut hashes: Vec<Packet> = Vec::new();
     for (i, (path, flv)) in chunks.iter().zip(&flvs).enumerate() {
         check_chunk_layout(flv, i == 0);
         let (v, a) = count_packets(path);
         v_sum += v;
         a_sum += a;
-        hashes.extend(framehash(path));
+        hashes.extend(packets::read(path));
     }
     assert_eq!(
         (v_sum, a_sum),
         count_packets(reference),
         "packets (video, audio) summed over chunks vs the reference"
     );
-    let got = by_stream(&hashes);
-    let want = by_stream(&framehash(reference));
+    let got = packets::by_stream(&hashes);
+    let want = packets::by_stream(&packets::read(reference));
     for (stream, want_list) in &want {
         let got_list = got.get(stream).map(Vec::as_slice).unwrap_or(&[]);
         if let Some(k) =
@@ -1276,10 +977,10 @@ pub fn check_chunks_media(chunks: &[PathBuf], reference: &Path) -> Splits {
 pub fn assert_prefix_of_reference(chunks: &[PathBuf], reference: &Path) {
     let mut hashes = Vec::new();
     for c in chunks {
-        hashes.extend(framehash(c));
+        hashes.extend(packets::read(c));
     }
-    let got = by_stream(&hashes);
-    let want: BTreeMap<u32, Vec<(u64, String)>> = by_stream(&framehash(reference));
+    let got = packets::by_stream(&hashes);
+    let want: BTreeMap<u32, Vec<(u64, String)>> = packets::by_stream(&packets::read(reference));
     assert_eq!(got.len(), 2, "chunks hold {} streams", got.len());
     for (stream, list) in &got {
         let reference_list = &want[stream];

@@ -36,7 +36,6 @@ pub struct Planned {
 pub struct Seen {
     pub method: String,
     pub target: String,
-    pub body_len: u64,
     /// The fault applied, if any.
     pub fault: Option<Fault>,
     /// Upstream status for forwarded requests (0 if none was read).
@@ -157,7 +156,6 @@ fn serve(
     let mut record = Seen {
         method,
         target,
-        body_len,
         fault,
         status: 0,
         answer_body: 0,

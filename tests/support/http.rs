@@ -2,7 +2,6 @@
 //! server exactly as written, `..` and `%2e%2e` included, which URL libraries and curl
 //! normalise), `/metrics` read by the Prometheus client library's own text parser, and a state
 //! directory with real recordings in the folders `/recordings/` serves.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -104,11 +103,11 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 
 /// Starts ingest (the ingest harness) with `--http-listen 127.0.0.1:0` and `extra`; returns it
 /// with the HTTP port it logged, which no other process can have taken meanwhile.
-pub fn start_with_http(dir: &Path, extra: &[&str]) -> (crate::common::Recorder, u16) {
+pub fn start_with_http(dir: &Path, extra: &[&str]) -> (crate::support::ingest::Recorder, u16) {
     let mut args = vec!["--http-listen", "127.0.0.1:0"];
     args.extend_from_slice(extra);
     // HTTP is bound and logged before RTMP, so the line is there once the RTMP port accepts.
-    let rec = crate::common::Recorder::start(dir, &args);
+    let rec = crate::support::ingest::Recorder::start(dir, &args);
     let log = rec.log_text();
     let port = log
         .lines()

@@ -5,12 +5,10 @@
 //!   cargo install s3s-fs --version 0.14.1 --features binary --locked
 //!   pip install 'moto[server]' awscli
 //! A missing tool fails the test with that hint; nothing is skipped.
-#![allow(dead_code)]
 
 pub mod proxy;
 use crate::support;
-#[allow(unused_imports)]
-pub use support::{free_port, require_tool, sha256_hex};
+use support::{free_port, require_tool};
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -19,18 +17,17 @@ use std::time::Duration;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use rtmp_recorder::manifest::{ChunkManifest, MANIFEST_VERSION};
 use rtmp_recorder::spool::{ChunkName, StateDir};
 use rtmp_recorder::utc::Civil;
 
 pub const AK: &str = "rtmprecorderkey";
 pub const SK: &str = "rtmprecordersecret";
-pub const BIN: &str = env!("CARGO_BIN_EXE_rtmp-recorder");
 
 /// A server process stopped by its PID when dropped.
 pub struct Server {
     pub child: Child,
     pub port: u16,
-    pub name: &'static str,
 }
 
 impl Server {
@@ -60,50 +57,31 @@ pub fn s3s_fs(root: &Path, port: u16) -> Server {
     );
     std::fs::create_dir_all(root).unwrap();
     let port = if port == 0 { free_port() } else { port };
-    let mut child = Command::new(bin)
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+    let mut cmd = Command::new(bin);
+    cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()])
         .args(["--access-key", AK, "--secret-key", SK])
-        .arg(root)
+        .arg(root);
+    serve(cmd, port, "s3s-fs")
+}
+
+/// Starts the server `cmd` (its output dropped) and waits until it listens on `port`.
+fn serve(mut cmd: Command, port: u16, what: &str) -> Server {
+    let mut child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("starting s3s-fs");
-    support::wait_for_port(
-        port,
-        &mut child,
-        Duration::from_secs(30),
-        "s3s-fs",
-        String::new,
-    );
-    Server {
-        child,
-        port,
-        name: "s3s-fs",
-    }
+        .unwrap_or_else(|e| panic!("starting {what}: {e}"));
+    support::wait_for_port(port, &mut child, Duration::from_secs(30), what, String::new);
+    Server { child, port }
 }
 
 /// moto's S3 server (in-memory; supports ACLs and ListMultipartUploads).
 pub fn moto() -> Server {
     let bin = require_tool("moto_server", "pip install 'moto[server]'");
     let port = free_port();
-    let mut child = Command::new(bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting moto_server");
-    support::wait_for_port(
-        port,
-        &mut child,
-        Duration::from_secs(30),
-        "moto_server",
-        String::new,
-    );
-    Server {
-        child,
-        port,
-        name: "moto",
-    }
+    let mut cmd = Command::new(bin);
+    cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+    serve(cmd, port, "moto_server")
 }
 
 /// An s3s-fs server storing under `dir/s3`, a client for it, and `bucket` created.
@@ -223,6 +201,38 @@ pub fn queue_mp4(state: &StateDir, name: &ChunkName, bytes: &[u8]) -> String {
     file
 }
 
+/// The manifest remux writes beside `name`'s MP4 (no tracks, offset 0; publish fills in the
+/// size and hash unless they are given).
+pub fn manifest_for(name: &ChunkName, duration_ms: u64) -> ChunkManifest {
+    ChunkManifest {
+        version: MANIFEST_VERSION,
+        name: name.stem(),
+        app: "live".into(),
+        stream: name.stream.clone(),
+        sequence: name.seq,
+        previous: None,
+        utc_start: name.start.rfc3339(),
+        stream_offset_ms: 0,
+        duration_ms,
+        video: None,
+        audio: None,
+        starts_without_keyframe: false,
+        mp4_bytes: None,
+        sha256: None,
+    }
+}
+
+/// Puts `manifest` into `publish/` as `NAME.json`, as remux leaves it beside the MP4.
+pub fn queue_manifest(state: &StateDir, manifest: &ChunkManifest) {
+    std::fs::write(
+        state
+            .publish_inbox()
+            .join(format!("{}.json", manifest.name)),
+        serde_json::to_vec(manifest).unwrap(),
+    )
+    .unwrap();
+}
+
 /// A real 2-second H.264/AAC faststart MP4 made by ffmpeg.
 pub fn real_mp4(dir: &Path) -> Vec<u8> {
     let ffmpeg = require_tool("ffmpeg", "apt-get install -y ffmpeg");
@@ -247,7 +257,7 @@ pub fn real_mp4(dir: &Path) -> Vec<u8> {
 
 /// The publish command with a hermetic AWS environment (no profile files, no IMDS).
 pub fn publish_cmd(state: &Path, endpoint: &str, bucket: &str) -> Command {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(support::BIN);
     cmd.arg("--state-dir")
         .arg(state)
         .args(["--log-level", "debug", "publish"])
