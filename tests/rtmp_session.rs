@@ -561,10 +561,10 @@ fn create_stream_never_hands_out_a_stream_a_publish_made() {
         .into_iter()
         .filter_map(|(_, m)| match m {
             RtmpMessage::Amf0Command {
-                transaction_id,
+                transaction_id: 3.0,
                 additional_arguments,
                 ..
-            } if transaction_id == 3.0 => match additional_arguments.first() {
+            } => match additional_arguments.first() {
                 Some(Amf0Value::Number(id)) => Some(*id),
                 _ => None,
             },
