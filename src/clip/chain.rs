@@ -136,6 +136,7 @@ mod tests {
                 sequence: seq,
                 previous: previous.map(name),
                 utc_start: Civil::from_unix_millis(start_ms).rfc3339(),
+                node: None,
                 stream_offset_ms: 0,
                 duration_ms,
                 video: None,
