@@ -909,42 +909,28 @@ mod tests {
             ..cfg(10_000, 2_000)
         })
         .with_utc_origin(20_000);
+        // A real-time publisher: each frame arrives at its media time.
+        let mut at = |ms: u64, body: &[u8]| {
+            let action = s.push_at(Duration::from_millis(ms), &v(ms, body));
+            (action, s.chunk_utc_ms())
+        };
         let key = vframe(true, 0);
-        assert_eq!(
-            s.push_at(Duration::ZERO, &v(0, &key)),
-            start(SplitReason::StreamStart)
-        );
-        // Started exactly on a multiple (:20): the chunk runs a whole period.
-        assert_eq!(
-            s.push_at(Duration::from_millis(9_999), &v(9_999, &key)),
-            write(9_999)
-        );
-        assert_eq!(
-            s.push_at(Duration::from_millis(10_000), &v(10_000, &key)),
-            start(SplitReason::Duration)
-        );
-        assert_eq!(s.chunk_utc_ms(), Some(30_000));
-        // The size cap still splits at the next keyframe, between multiples.
         let big = [key.clone(), vec![0; 2_000]].concat();
-        assert_eq!(
-            s.push_at(Duration::from_millis(12_000), &v(12_000, &big)),
-            write(2_000)
-        );
-        assert_eq!(
-            s.push_at(Duration::from_millis(15_000), &v(15_000, &key)),
-            start(SplitReason::Size)
-        );
-        assert_eq!(s.chunk_utc_ms(), Some(35_000));
-        // That chunk ends at the first keyframe at or after :40.
-        assert_eq!(
-            s.push_at(Duration::from_millis(19_999), &v(19_999, &key)),
-            write(4_999)
-        );
-        assert_eq!(
-            s.push_at(Duration::from_millis(20_000), &v(20_000, &key)),
-            start(SplitReason::Duration)
-        );
-        assert_eq!(s.chunk_utc_ms(), Some(40_000));
+        let steps = [
+            (0, &key, start(SplitReason::StreamStart), 20_000),
+            // Started exactly on a multiple (:20): the chunk runs a whole period.
+            (9_999, &key, write(9_999), 20_000),
+            (10_000, &key, start(SplitReason::Duration), 30_000),
+            // The size cap still splits at the next keyframe, between multiples...
+            (12_000, &big, write(2_000), 30_000),
+            (15_000, &key, start(SplitReason::Size), 35_000),
+            // ...and that chunk ends at the first keyframe at or after :40.
+            (19_999, &key, write(4_999), 35_000),
+            (20_000, &key, start(SplitReason::Duration), 40_000),
+        ];
+        for (ms, body, action, utc) in steps {
+            assert_eq!(at(ms, body), (action, Some(utc)), "at {ms} ms");
+        }
         assert_eq!(until_next_multiple(-1, 10), 1);
         assert_eq!(until_next_multiple(5, 0), 0);
     }

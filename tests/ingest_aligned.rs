@@ -7,20 +7,20 @@
 //! shorter one. About 56 s of wall time: the 37 s are the issue's, the rest the shortest that
 //! still gives the later stream a boundary of its own.
 
+mod clock_common;
 mod common;
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Child;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use clock_common::{GOP_MS, publish_to_all};
 use common::{Recorder, TempDir, files_with_ext};
 use rtmp_recorder::naming::ChunkName;
 
 const CHUNK_MS: i64 = 10_000;
-/// `-g 30` at 30 fps.
-const GOP_MS: i64 = 1_000;
 /// How late the test may see a handed-on chunk after the keyframe that ended it: ingest hands
 /// frames to the recorder in batches of up to 100 ms, then fsyncs and renames; the test polls
 /// every 20 ms; the rest is for a loaded 2-core machine that also encodes both streams.
@@ -32,34 +32,6 @@ const SEEN_EARLY_MS: i64 = 500;
 
 fn unix_ms(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
-}
-
-/// ffmpeg publishing `secs` of 320x240 testsrc2 at 30 fps (H.264, a keyframe every second)
-/// with 48 kHz AAC, in real time.
-fn publish(url: &str, secs: u32, log: &Path) -> Child {
-    Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostdin", "-loglevel", "warning"])
-        .args(["-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30"])
-        .args([
-            "-re",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-        ])
-        .args(["-t", &secs.to_string(), "-map", "0:v", "-map", "1:a"])
-        .args([
-            "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-        ])
-        .args(["-g", "30", "-keyint_min", "30", "-sc_threshold", "0"])
-        .args([
-            "-c:a", "aac", "-ar", "48000", "-b:a", "64k", "-f", "flv", url,
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .expect("spawning ffmpeg (apt install ffmpeg)")
 }
 
 struct Chunk {
@@ -74,7 +46,7 @@ fn two_streams_started_37_s_apart_cut_at_the_same_clock_times() {
     let rec = Recorder::start(dir.path(), &["--align-chunks"]);
     let (a_log, b_log) = (dir.path().join("a.log"), dir.path().join("b.log"));
     let started = Instant::now();
-    let mut a = publish(&rec.url("live", "a"), 52, &a_log);
+    let mut a = publish_to_all(&[rec.url("live", "a")], 52, &a_log);
     let mut b: Option<Child> = None;
 
     let mut seen: BTreeMap<PathBuf, i64> = BTreeMap::new();
@@ -82,7 +54,7 @@ fn two_streams_started_37_s_apart_cut_at_the_same_clock_times() {
     loop {
         if b.is_none() && started.elapsed() >= Duration::from_secs(37) {
             // Past the end of a, so every multiple a cuts at falls while b is live.
-            b = Some(publish(&rec.url("live", "b"), 18, &b_log));
+            b = Some(publish_to_all(&[rec.url("live", "b")], 18, &b_log));
         }
         let now = unix_ms(SystemTime::now());
         for flv in rec.chunks() {

@@ -7,6 +7,7 @@
 //! node recorded is in the bucket as an MP4 and a manifest, nothing was overwritten or set
 //! aside, and each node's manifest chain is whole and resolves within that node's objects.
 
+mod clock_common;
 mod common;
 #[path = "publish_common/mod.rs"]
 mod publish_common;
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use clock_common::publish_to_all;
 use common::{TempDir, files_with_ext, port_open, wait_until};
 use publish_common::{client, create_bucket, get, hermetic_aws_env, list_keys, s3s_fs, sha256_hex};
 use rtmp_recorder::manifest::ChunkManifest;
@@ -69,38 +71,6 @@ fn start_node(dir: &Path, id: &'static str, endpoint: &str) -> Node {
         log,
         child,
     }
-}
-
-/// ffmpeg publishing `secs` of 320x240 H.264 (a keyframe every second) and AAC in real time to
-/// every URL in `urls` at once.
-fn publish_to_all(urls: &[String], secs: u32, log: &Path) -> Child {
-    let tee = urls
-        .iter()
-        .map(|u| format!("[f=flv:onfail=abort]{u}"))
-        .collect::<Vec<_>>()
-        .join("|");
-    Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostdin", "-loglevel", "warning"])
-        .args(["-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30"])
-        .args([
-            "-re",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-        ])
-        .args(["-t", &secs.to_string(), "-map", "0:v", "-map", "1:a"])
-        .args([
-            "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-        ])
-        .args(["-g", "30", "-keyint_min", "30", "-sc_threshold", "0"])
-        .args(["-c:a", "aac", "-ar", "48000", "-b:a", "64k"])
-        .args(["-flags", "+global_header", "-f", "tee", &tee])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .expect("spawning ffmpeg (apt install ffmpeg)")
 }
 
 /// Files in the folders a chunk passes through before it is uploaded.

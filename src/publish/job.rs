@@ -96,7 +96,7 @@ pub fn examine(state: &StateDir, keys: &Keys, mp4: &Path) -> Result<Examined> {
             key::hand_copied(keys.prefix, &json_name),
         ),
     };
-    let manifest = if has_manifest {
+    let mut manifest = if has_manifest {
         match read_manifest(&json_path) {
             Ok(m) => m,
             Err(e) => {
@@ -107,7 +107,6 @@ pub fn examine(state: &StateDir, keys: &Keys, mp4: &Path) -> Result<Examined> {
     } else {
         manifest_from_name(&stem, chunk.as_ref())
     };
-    let mut manifest = manifest;
     manifest
         .node
         .get_or_insert_with(|| keys.node.as_str().to_string());
