@@ -18,10 +18,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use clock_common::publish_to_all;
+use clock_common::{GOP_MS, publish_to_all};
 use common::{TempDir, files_with_ext, port_open, wait_until};
 use publish_common::{client, create_bucket, get, hermetic_aws_env, list_keys, s3s_fs, sha256_hex};
 use rtmp_recorder::manifest::ChunkManifest;
+use rtmp_recorder::naming::ChunkName;
 
 const BUCKET: &str = "recordings";
 const NODES: [&str; 2] = ["node-a", "node-b"];
@@ -200,6 +201,9 @@ fn two_nodes_record_the_same_streams_into_one_bucket() {
                     let previous = m.previous.as_deref().unwrap();
                     assert_eq!(previous, chain[i - 1].name);
                     assert_eq!(node_of.get(previous), Some(node), "{previous}");
+                    // Aligned: every boundary within one GOP after a multiple of 4 s.
+                    let start = ChunkName::parse(&m.name).unwrap().start.to_unix_millis();
+                    assert!(start % 4_000 < GOP_MS, "{node} {stream}: {names:?}");
                 }
             }
         }
