@@ -6,6 +6,7 @@
 //! same clock times: the closest two nodes can come to naming the same object. Every chunk each
 //! node recorded is in the bucket as an MP4 and a manifest, nothing was overwritten or set
 //! aside, and each node's manifest chain is whole and resolves within that node's objects.
+//! A node id too long for the file names it ends stops the start (exit 2) with the reason.
 
 mod clock_common;
 mod common;
@@ -230,4 +231,25 @@ fn two_nodes_record_the_same_streams_into_one_bucket() {
         let status = common::wait_child(&mut n.child, Duration::from_secs(30), n.id, &n.log);
         assert!(status.success(), "{} did not exit cleanly", n.id);
     }
+}
+
+#[test]
+fn a_node_id_too_long_for_file_names_stops_the_start() {
+    let dir = TempDir::new().unwrap();
+    let out = hermetic_aws_env(
+        Command::new(env!("CARGO_BIN_EXE_rtmp-recorder"))
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .args(["--node-id", &"n".repeat(33)])
+            .args(["ingest", "--listen", "127.0.0.1:0"]),
+    )
+    .stdin(Stdio::null())
+    .output()
+    .expect("running rtmp-recorder ingest");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{log}");
+    assert!(
+        log.contains("--node-id (NODE_ID)") && log.contains("at most 32"),
+        "{log}"
+    );
 }
