@@ -47,6 +47,8 @@ let
   claimed = {
     CHUNK_DURATION = "chunkDuration";
     CHUNK_DURATION_MINUTES = "chunkDuration";
+    ALIGN_CHUNKS = "alignChunks";
+    NODE_ID = "nodeId";
     MAX_CHUNK_SIZE = "maxChunkSize";
     MAX_CHUNK_FRAMES = "maxChunkFrames";
     MIN_FREE_DISK = "minFreeDisk";
@@ -83,6 +85,8 @@ let
   environment =
     lib.filterAttrs (_: v: v != null) {
       CHUNK_DURATION = cfg.chunkDuration;
+      ALIGN_CHUNKS = if cfg.alignChunks then true else null;
+      NODE_ID = cfg.nodeId;
       MAX_CHUNK_SIZE = cfg.maxChunkSize;
       MAX_CHUNK_FRAMES = cfg.maxChunkFrames;
       MIN_FREE_DISK = cfg.minFreeDisk;
@@ -201,6 +205,30 @@ in
       description = ''
         Target chunk length in media time (`CHUNK_DURATION`): a chunk ends at the first
         keyframe at or after it. `null` keeps the binary's default, 5 minutes.
+      '';
+    };
+
+    alignChunks = mkOption {
+      type = types.bool;
+      default = false;
+      example = true;
+      description = ''
+        End chunks at multiples of {option}`services.rtmp-recorder.chunkDuration` on the UTC
+        clock (`ALIGN_CHUNKS`): at the first keyframe at or after :00, :05, ... for 5-minute
+        chunks, so the chunks of every stream line up; a stream's first chunk is shorter.
+        `false`: each chunk lasts `chunkDuration` of media time.
+      '';
+    };
+
+    nodeId = mkOption {
+      type = types.nullOr (types.strMatching "[A-Za-z0-9][A-Za-z0-9.-]{0,31}");
+      default = null;
+      example = "recorder-eu-1";
+      description = ''
+        This node's identity (`NODE_ID`), at the end of every chunk name, in each manifest's
+        `node` and in the key template's `{node}`, so several nodes can record streams of
+        the same names into one bucket. `null` keeps the binary's default: on EC2 the
+        instance id, else the hostname.
       '';
     };
 
@@ -370,7 +398,7 @@ in
       example = "{prefix}/{stream}/{YYYY}-{MM}-{DD}/{file}";
       description = ''
         Object key layout (`PUBLISH_KEY_TEMPLATE`); placeholders `{prefix}` `{app}` `{stream}`
-        `{YYYY}` `{MM}` `{DD}` `{HH}` `{file}` `{stem}`. `null` keeps the binary's default,
+        `{node}` `{YYYY}` `{MM}` `{DD}` `{HH}` `{file}` `{stem}`. `null` keeps the binary's default,
         `{prefix}/{app}/{stream}/{YYYY}/{MM}/{DD}/{file}`.
       '';
     };

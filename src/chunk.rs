@@ -3,7 +3,11 @@
 //! Ingest feeds every message of one publish session in arrival order; for each one the
 //! splitter answers what to do with it ([`Action`]): remember it for the next chunk's header,
 //! write it into the open chunk, or start a new chunk with it. It also rebases timestamps so
-//! every chunk starts at 0.
+//! every chunk starts at 0, and says when (UTC) each chunk starts ([`Splitter::chunk_utc_ms`]).
+//!
+//! Time: the shell passes the UTC time of the session's wall-clock origin once
+//! ([`Splitter::with_utc_origin`]) and, with each message, the wall time since then
+//! ([`Splitter::push_at`]): the message's arrival. Media time is the publisher's timestamps.
 //!
 //! Rules:
 //! - The first media frame (audio or video) opens chunk 1. Sequence headers and metadata are
@@ -16,6 +20,20 @@
 //!   start + `target_ms`, or, once the chunk holds `max_bytes` or `max_frames`, before the next
 //!   keyframe; never mid-GOP. Until the stream has shown a video frame, audio frames are the
 //!   split points.
+//! - A chunk's UTC start: the first chunk's is its first frame's arrival. Each later chunk's is
+//!   the previous chunk's UTC start plus the media time between their first frames, so
+//!   `utc_start - stream_offset` stays the same across a session and a chunk starts where the
+//!   one before it ends; but where that is more than [`MAX_CLOCK_SKEW_MS`] away from the
+//!   frame's arrival (the publisher's clock jumped, or it sends faster or slower than real
+//!   time), the arrival is taken instead. It never goes below the previous chunk's.
+//! - Aligned to the clock (`align_to_clock`): the duration rule counts on the UTC clock instead.
+//!   A chunk ends right before the first split point whose UTC time (the chunk's UTC start plus
+//!   its media time since the chunk's first frame) reaches the next multiple of `target_ms`
+//!   after the chunk's UTC start (multiples since the Unix epoch: 5-minute chunks end at :00,
+//!   :05, ... of every hour, whatever the stream). So the first chunk is shorter, and every
+//!   later one starts within one GOP after a multiple. The size, frame, hard-cap and pacing
+//!   rules apply unchanged. A chunk that started early because its UTC start was taken from
+//!   the arrival (above) ends at the next multiple, however close.
 //! - Hard caps: once a chunk holds twice `max_bytes` or twice `max_frames`, the next frame starts
 //!   a new chunk whether or not it is a keyframe ([`SplitReason::HardLimit`]); such a chunk starts
 //!   on a frame that needs earlier ones, and the remux says so in its manifest. A publisher that
@@ -76,6 +94,9 @@ pub struct SplitConfig {
     pub start_burst: u32,
     /// Wall time (ms) that refills one chunk start once the burst is spent; 0: no pacing.
     pub start_interval_ms: u64,
+    /// Duration splits at multiples of `target_ms` on the UTC clock instead of `target_ms`
+    /// after each chunk's start.
+    pub align_to_clock: bool,
 }
 
 impl SplitConfig {
@@ -87,6 +108,7 @@ impl SplitConfig {
             max_frames: DEFAULT_MAX_FRAMES,
             start_burst: DEFAULT_START_BURST,
             start_interval_ms: DEFAULT_START_INTERVAL_MS,
+            align_to_clock: false,
         }
     }
 
@@ -108,6 +130,11 @@ pub const DEFAULT_MAX_FRAMES: u64 = 400_000;
 pub const DEFAULT_START_BURST: u32 = 30;
 /// Default refill: one paced chunk start per 2 s of wall time.
 pub const DEFAULT_START_INTERVAL_MS: u64 = 2_000;
+/// How far a chunk's UTC start reckoned in media time may be from its first frame's arrival
+/// before the arrival is taken instead. Above what batching and network jitter move an arrival
+/// (ingest hands frames to the recorder in batches of up to 100 ms), far below what a
+/// publisher that restarted its clock or pushes a file at full speed makes of it.
+pub const MAX_CLOCK_SKEW_MS: i64 = 1_000;
 
 /// A header the splitter dropped for its size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,6 +261,10 @@ pub struct Splitter {
     chunk_frames: u64,
     /// Wall time of the last [`Splitter::push_at`] (ms).
     now_ms: u64,
+    /// UTC (Unix ms) at wall time 0.
+    utc_origin_ms: i64,
+    /// UTC start (Unix ms) of the open chunk.
+    chunk_utc: Option<i64>,
     /// Pacing budget in ms of wall time: a paced start costs `start_interval_ms`.
     allowance_ms: u64,
     allowance_at_ms: u64,
@@ -261,6 +292,8 @@ impl Splitter {
             chunk_bytes: 0,
             chunk_frames: 0,
             now_ms: 0,
+            utc_origin_ms: 0,
+            chunk_utc: None,
             allowance_ms: u64::from(config.start_burst).saturating_mul(config.start_interval_ms),
             allowance_at_ms: 0,
             refused: None,
@@ -274,8 +307,15 @@ impl Splitter {
         }
     }
 
-    /// [`Self::push`] at wall time `now` (since any fixed point, e.g. the session's start; it
-    /// never goes back): the time the pacing counts in.
+    /// The UTC time (Unix ms) at which the wall time passed to [`Self::push_at`] is zero:
+    /// where chunks' UTC starts, and with `align_to_clock` their ends, are reckoned from.
+    pub fn with_utc_origin(mut self, unix_ms: i64) -> Splitter {
+        self.utc_origin_ms = unix_ms;
+        self
+    }
+
+    /// [`Self::push`] at wall time `now` (since the UTC origin, e.g. the session's start; it
+    /// never goes back): the time the pacing counts in, and the message's arrival.
     pub fn push_at(&mut self, now: std::time::Duration, msg: &Message<'_>) -> Action {
         self.now_ms = self
             .now_ms
@@ -402,7 +442,10 @@ impl Splitter {
             return self.start_chunk(timestamp, body_len, SplitReason::HardLimit);
         }
         let jumped_back = self.jumped_back;
-        let target = self.config.target_ms;
+        let target = match (self.config.align_to_clock, self.chunk_utc) {
+            (true, Some(utc)) => until_next_multiple(utc, self.config.target_ms),
+            _ => self.config.target_ms,
+        };
         let max_bytes = self.config.max_bytes;
         let bytes = self.chunk_bytes;
         let max_frames = self.config.max_frames;
@@ -509,6 +552,23 @@ impl Splitter {
     }
 
     fn start_chunk(&mut self, timestamp: u64, body_len: usize, reason: SplitReason) -> Action {
+        let arrival = self
+            .utc_origin_ms
+            .saturating_add(i64::try_from(self.now_ms).unwrap_or(i64::MAX));
+        self.chunk_utc = Some(match (self.chunk_utc, self.chunk_start) {
+            (Some(utc), Some(start)) => {
+                let media = i64::try_from(timestamp).unwrap_or(i64::MAX)
+                    - i64::try_from(start).unwrap_or(i64::MAX);
+                let reckoned = utc.saturating_add(media);
+                let chosen = if reckoned.abs_diff(arrival) <= MAX_CLOCK_SKEW_MS.unsigned_abs() {
+                    reckoned
+                } else {
+                    arrival
+                };
+                chosen.max(utc)
+            }
+            _ => arrival,
+        });
         self.chunk_start = Some(timestamp);
         self.pending = None;
         self.resume = false;
@@ -561,6 +621,11 @@ impl Splitter {
         self.resume = true;
     }
 
+    /// UTC start (Unix ms) of the open chunk (see the rules above); `None` before the first.
+    pub fn chunk_utc_ms(&self) -> Option<i64> {
+        self.chunk_utc
+    }
+
     /// Stream media time (ms, as received) of the open chunk's first frame.
     pub fn chunk_start_timestamp(&self) -> Option<u64> {
         self.chunk_start
@@ -597,6 +662,17 @@ impl Splitter {
     /// Chunks started so far.
     pub fn chunks(&self) -> u64 {
         self.chunks
+    }
+}
+
+/// Media time from UTC `utc_ms` to the next multiple of `period_ms` after it (a whole period
+/// when `utc_ms` is one); 0 for a period of 0.
+fn until_next_multiple(utc_ms: i64, period_ms: u64) -> u64 {
+    match i64::try_from(period_ms) {
+        Ok(0) => 0,
+        Ok(period) => (period - utc_ms.rem_euclid(period)).unsigned_abs(),
+        // Longer than the epoch is old: no multiple is ever reached.
+        Err(_) => u64::MAX,
     }
 }
 
@@ -639,6 +715,7 @@ mod tests {
             max_frames: u64::MAX,
             start_burst: 0,
             start_interval_ms: 0,
+            align_to_clock: false,
         }
     }
 
@@ -750,6 +827,112 @@ mod tests {
         );
         assert_eq!(s.chunk_start_timestamp(), Some(1900));
         assert_eq!(s.push(&v(1933, &vframe(false, 0))), write(33));
+    }
+
+    /// Pushes `ms` of a real-time stream of 30 fps video with a keyframe every `gop_ms` (a
+    /// multiple of 33), its first frame arriving at UTC `origin`; the UTC starts of its chunks.
+    fn aligned_starts(origin: i64, gop_ms: u64, ms: u64, align_to_clock: bool) -> Vec<i64> {
+        let mut s = Splitter::new(SplitConfig {
+            align_to_clock,
+            ..cfg(10_000, u64::MAX)
+        })
+        .with_utc_origin(origin);
+        s.push(&v(0, &vseq(&[1])));
+        let mut starts = Vec::new();
+        // The publisher's clock starts at 4321: media time is not wall time.
+        for i in 0..ms / 33 {
+            let media = i * 33;
+            let key = media % gop_ms < 33;
+            let action = s.push_at(
+                Duration::from_millis(media),
+                &v(4321 + media, &vframe(key, 0)),
+            );
+            if let Action::StartChunk { .. } = action {
+                starts.push(s.chunk_utc_ms().unwrap());
+            }
+        }
+        starts
+    }
+
+    #[test]
+    fn aligned_chunks_end_at_the_first_keyframe_at_or_after_each_multiple_of_the_duration() {
+        // 12:00:03.400 UTC on some day; 10 s chunks, a keyframe every second.
+        let day = 1_795_000_000_000 - 1_795_000_000_000 % 86_400_000;
+        let origin = day + 12 * 3_600_000 + 3_400;
+        let starts = aligned_starts(origin, 990, 45_000, true);
+        let offsets: Vec<i64> = starts.iter().map(|u| u - day - 12 * 3_600_000).collect();
+        // The first chunk is shorter: it ends at the first keyframe at or after :10.
+        assert_eq!(
+            offsets,
+            [3_400, 10_330, 20_230, 30_130, 40_030],
+            "{offsets:?}"
+        );
+
+        // A stream that starts 37 s later cuts at the same clock times, within one GOP.
+        let later = aligned_starts(origin + 37_000, 990, 45_000, true);
+        let later: Vec<i64> = later.iter().map(|u| u - day - 12 * 3_600_000).collect();
+        assert_eq!(later[0], 40_400);
+        for (i, start) in later.iter().enumerate().skip(1) {
+            let multiple = 40_000 + 10_000 * i as i64;
+            assert!((multiple..multiple + 990).contains(start), "{later:?}");
+        }
+
+        // Without alignment, chunks are 10 s of media after the stream's first frame.
+        let plain = aligned_starts(origin, 990, 45_000, false);
+        let plain: Vec<i64> = plain.iter().map(|u| u - origin).collect();
+        assert_eq!(plain, [0, 10_890, 21_780, 32_670, 43_560]);
+    }
+
+    #[test]
+    fn a_chunks_utc_start_follows_media_time_unless_it_strays_from_the_arrival() {
+        let mut s = Splitter::new(cfg(1_000, u64::MAX)).with_utc_origin(1_000_000);
+        let key = vframe(true, 0);
+        s.push_at(Duration::from_millis(50), &v(500, &key));
+        assert_eq!(s.chunk_utc_ms(), Some(1_000_050));
+        // Arrives 80 ms late (a batch): the start is reckoned in media time.
+        s.push_at(Duration::from_millis(1_130), &v(1_500, &key));
+        assert_eq!(s.chunk_utc_ms(), Some(1_001_050));
+        // Pushed at full speed: media time runs 3 s ahead of the clock; the arrival is taken.
+        s.push_at(Duration::from_millis(1_200), &v(5_500, &key));
+        assert_eq!(s.chunk_utc_ms(), Some(1_001_200));
+        // The publisher restarted its clock: media time goes back, the start never does.
+        s.push_at(Duration::from_millis(1_300), &v(0, &key));
+        s.push_at(Duration::from_millis(1_310), &v(10, &key));
+        assert_eq!(s.chunk_utc_ms(), Some(1_001_300));
+        assert_eq!(s.chunks(), 4);
+    }
+
+    #[test]
+    fn aligned_chunks_keep_the_size_cap_and_a_start_on_a_multiple_runs_a_whole_period() {
+        let mut s = Splitter::new(SplitConfig {
+            align_to_clock: true,
+            ..cfg(10_000, 2_000)
+        })
+        .with_utc_origin(20_000);
+        // A real-time publisher: each frame arrives at its media time.
+        let mut at = |ms: u64, body: &[u8]| {
+            let action = s.push_at(Duration::from_millis(ms), &v(ms, body));
+            (action, s.chunk_utc_ms())
+        };
+        let key = vframe(true, 0);
+        let big = [key.clone(), vec![0; 2_000]].concat();
+        let steps = [
+            (0, &key, start(SplitReason::StreamStart), 20_000),
+            // Started exactly on a multiple (:20): the chunk runs a whole period.
+            (9_999, &key, write(9_999), 20_000),
+            (10_000, &key, start(SplitReason::Duration), 30_000),
+            // The size cap still splits at the next keyframe, between multiples...
+            (12_000, &big, write(2_000), 30_000),
+            (15_000, &key, start(SplitReason::Size), 35_000),
+            // ...and that chunk ends at the first keyframe at or after :40.
+            (19_999, &key, write(4_999), 35_000),
+            (20_000, &key, start(SplitReason::Duration), 40_000),
+        ];
+        for (ms, body, action, utc) in steps {
+            assert_eq!(at(ms, body), (action, Some(utc)), "at {ms} ms");
+        }
+        assert_eq!(until_next_multiple(-1, 10), 1);
+        assert_eq!(until_next_multiple(5, 0), 0);
     }
 
     #[test]

@@ -16,6 +16,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "RTMP_RECORDER_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
 
+    /// This node's identity in chunk names, manifests and the key template's {node} (ingest,
+    /// publish, run). Default: on EC2 the instance id, else the hostname.
+    #[arg(long, global = true, env = "NODE_ID")]
+    pub node_id: Option<String>,
+
     /// Log level: error, warn, info, debug, trace.
     #[arg(long, global = true, env = "RTMP_RECORDER_LOG", default_value = "info")]
     pub log_level: log::LevelFilter,

@@ -18,6 +18,7 @@ pub mod logging;
 pub mod manifest;
 pub mod mp4;
 pub mod naming;
+pub mod node;
 pub mod observe;
 pub mod pressure;
 pub mod prometheus;

@@ -5,7 +5,7 @@ use clap::Parser;
 use rtmp_recorder::cli::{Cli, Command};
 use rtmp_recorder::spool::{Mode, StateDir};
 use rtmp_recorder::{
-    clip, exit, ingest, logging, publish, remux, run, shutdown, status, token_command,
+    clip, exit, ingest, logging, node, publish, remux, run, shutdown, status, token_command,
 };
 
 fn main() -> ExitCode {
@@ -56,8 +56,18 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         let (trigger, shutdown) = shutdown::channel();
         shutdown::on_signals(trigger)?;
+        // Resolved once, before any stage starts, so ingest and publish of a `run` agree.
+        let node = match &cli.command {
+            Command::Ingest(_) | Command::Publish { .. } | Command::Run(_) => {
+                Some(node::resolve(cli.node_id.as_deref()).await?)
+            }
+            _ => None,
+        };
         match cli.command {
-            Command::Ingest(args) => ingest::run(state, args, shutdown).await,
+            Command::Ingest(mut args) => {
+                args.node = node;
+                ingest::run(state, args, shutdown).await
+            }
             Command::Remux {
                 watch,
                 until_empty,
@@ -66,9 +76,16 @@ fn main() -> ExitCode {
             Command::Publish {
                 watch,
                 until_empty,
-                args,
-            } => publish::run(state, args, Mode::new(watch, until_empty), shutdown).await,
-            Command::Run(args) => run::run(state, *args, shutdown).await,
+                mut args,
+            } => {
+                args.node = node;
+                publish::run(state, args, Mode::new(watch, until_empty), shutdown).await
+            }
+            Command::Run(mut args) => {
+                args.ingest.node = node.clone();
+                args.publish.node = node;
+                run::run(state, *args, shutdown).await
+            }
             Command::Clip(args) => clip::run(state, args).await,
             Command::Status(_) | Command::Token(_) => Ok(()),
         }

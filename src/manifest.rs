@@ -16,17 +16,26 @@ pub const MANIFEST_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChunkManifest {
     pub version: u32,
-    /// The chunk's file stem, `{UTC start}_{app}_{stream}_{seq}`.
+    /// The chunk's file stem, `{UTC start}_{app}_{stream}_{seq}-{node}`.
     pub name: String,
     pub app: String,
     /// The stream's label (never the secret key unless the operator made it the label).
     pub stream: String,
     /// 1-based sequence number within one publish session.
     pub sequence: u32,
-    /// Stem of the chunk before this one in the same publish session; `None` for the first.
+    /// Stem of the chunk before this one in the same publish session (so on the same node);
+    /// `None` for the first.
     pub previous: Option<String>,
-    /// Wall-clock UTC time of the chunk's first frame, RFC 3339.
+    /// UTC time of the chunk's first frame, RFC 3339: its arrival for a session's first chunk,
+    /// then the previous chunk's start plus the media time between them (within a second of
+    /// the arrival; see `chunk`). With `--align-chunks`, within one GOP after a multiple of the
+    /// chunk duration.
     pub utc_start: String,
+    /// The ingest node that recorded the chunk (`--node-id`, mapped like an app), also the
+    /// end of `name` and of `previous`; absent in manifests of chunks recorded before nodes
+    /// had ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     /// Media time of the chunk's first frame since the publish session began.
     pub stream_offset_ms: u64,
     pub duration_ms: u64,

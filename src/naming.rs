@@ -1,6 +1,7 @@
-//! The state directory's naming rules, pure: chunk names (`{UTC start}_{app}_{stream}_{seq}`),
-//! the reversible mapping from a stream's (app, stream) to the parts of those names, and the
-//! names of partial files in `tmp/`. `spool` does the I/O with these names; pure modules
+//! The state directory's naming rules, pure: chunk names
+//! (`{UTC start}_{app}_{stream}_{seq}-{node}`), the reversible mapping from a stream's (app,
+//! stream) and the node's id to the parts of those names, and the names of partial files in
+//! `tmp/`. `spool` does the I/O with these names; pure modules
 //! (publish's object keys, remux's manifest) use them without touching the disk.
 //!
 //! The mapping ([`encode`]) keeps what is safe and readable and percent-encodes the rest, so
@@ -55,11 +56,17 @@ pub fn decode(part: &str) -> Option<String> {
 /// At most this many bytes of mapped app: it is in every file name and log line of its streams.
 pub const MAX_APP_BYTES: usize = 64;
 
+/// At most this many bytes of mapped node id: it is in every chunk name, so it takes its share
+/// of the 255 bytes of a file name from the stream's. An EC2 instance id is 19 bytes.
+pub const MAX_NODE_BYTES: usize = 32;
+
 /// What a chunk's file name holds besides app and stream, at its longest: the UTC start (20),
 /// two `_` separators and one more before the sequence, a sequence of up to 10 digits (u32),
-/// and the longest suffix a stage adds: `.json` and then `.PID.partial` (PID up to 10 digits)
-/// of `spool::write_atomically`'s temporary file (`.flv.reason` in `failed/` is shorter).
-const FIXED_BYTES: usize = 20 + 3 + 10 + ".json".len() + 1 + 10 + ".partial".len();
+/// `-` and the node id, and the longest suffix a stage adds: `.json` and then `.PID.partial`
+/// (PID up to 10 digits) of `spool::write_atomically`'s temporary file (`.flv.reason` in
+/// `failed/` is shorter).
+const FIXED_BYTES: usize =
+    20 + 3 + 10 + 1 + MAX_NODE_BYTES + ".json".len() + 1 + 10 + ".partial".len();
 
 /// At most this many bytes of mapped app and stream together, so every file named after a
 /// chunk fits the 255 bytes of a file name (ext4, xfs, btrfs all stop there).
@@ -110,46 +117,89 @@ impl StreamNames {
     }
 }
 
-/// The parts of a chunk's file name: `{UTC start}_{app}_{stream}_{seq}`. `app` and `stream` are
-/// name parts (mapped by [`encode`]); [`decode`] gives the published names back.
+/// The ingest node's identity as chunk names spell it: mapped like an app (no `_`, so it
+/// cannot be mistaken for part of a stream), not empty, at most [`MAX_NODE_BYTES`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NodeId(String);
+
+impl NodeId {
+    /// Maps `raw` (`--node-id`, a hostname, an instance id); the error says why it cannot be one.
+    pub fn new(raw: &str) -> Result<NodeId, String> {
+        if raw.is_empty() {
+            return Err("empty node id".to_string());
+        }
+        let mapped = encode(raw, Part::App);
+        if mapped.len() > MAX_NODE_BYTES {
+            return Err(format!(
+                "node id {raw:?} too long: {} bytes as a file name, at most {MAX_NODE_BYTES}",
+                mapped.len()
+            ));
+        }
+        Ok(NodeId(mapped))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for NodeId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The parts of a chunk's file name: `{UTC start}_{app}_{stream}_{seq}-{node}`. `app`, `stream`
+/// and `node` are name parts (mapped by [`encode`]); [`decode`] gives the published names back.
+/// Names written before nodes had ids end at the sequence (`node` is `None`); they parse as
+/// they are. The node makes the names of two ingest nodes differ even for the same stream
+/// started in the same millisecond, so their objects and manifest chains never meet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkName {
     pub start: Civil,
     pub app: String,
     pub stream: String,
     pub seq: u32,
+    pub node: Option<String>,
 }
 
 impl ChunkName {
-    /// The chunk `seq` of the stream published as `app`/`stream`.
+    /// The chunk `seq` of the stream published as `app`/`stream`, in the form without a node.
     pub fn new(start: Civil, app: &str, stream: &str, seq: u32) -> ChunkName {
         ChunkName {
             start,
             app: encode(app, Part::App),
             stream: encode(stream, Part::Stream),
             seq,
+            node: None,
         }
     }
 
-    /// The chunk `seq` of a stream whose names are mapped already.
-    pub fn of(start: Civil, names: &StreamNames, seq: u32) -> ChunkName {
+    /// The chunk `seq` that `node` records of a stream whose names are mapped already.
+    pub fn of(start: Civil, names: &StreamNames, seq: u32, node: &NodeId) -> ChunkName {
         ChunkName {
             start,
             app: names.app.clone(),
             stream: names.stream.clone(),
             seq,
+            node: Some(node.0.clone()),
         }
     }
 
     /// The name without extension, shared by the FLV, its MP4 and its manifest.
     pub fn stem(&self) -> String {
-        format!(
+        let mut stem = format!(
             "{}_{}_{}_{:06}",
             self.start.compact(),
             self.app,
             self.stream,
             self.seq
-        )
+        );
+        if let Some(node) = &self.node {
+            stem.push('-');
+            stem.push_str(node);
+        }
+        stem
     }
 
     /// Parses a stem (or a file name, whose extension is ignored).
@@ -161,7 +211,13 @@ impl ChunkName {
         let start = Civil::parse_compact(stem.get(..20)?)?;
         let rest = stem.get(20..)?.strip_prefix('_')?;
         let (app, rest) = rest.split_once('_')?;
-        let (stream, seq) = rest.rsplit_once('_')?;
+        let (stream, last) = rest.rsplit_once('_')?;
+        // The node never holds `_`, so the last `_` is the one before the sequence.
+        let (seq, node) = match last.split_once('-') {
+            Some((seq, node)) if !node.is_empty() => (seq, Some(node.to_string())),
+            Some(_) => return None,
+            None => (last, None),
+        };
         if app.is_empty() || stream.is_empty() || seq.len() < 6 {
             return None;
         }
@@ -173,6 +229,7 @@ impl ChunkName {
             app: app.to_string(),
             stream: stream.to_string(),
             seq: seq.parse().ok()?,
+            node,
         })
     }
 }
@@ -216,6 +273,35 @@ mod tests {
 
     fn civil() -> Civil {
         Civil::from_unix_millis(1_795_000_000_123)
+    }
+
+    #[test]
+    fn chunk_names_carry_their_node_and_old_names_parse_without_one() {
+        let names = StreamNames::new("live", "cam_000001-x").unwrap();
+        let node = NodeId::new("ip-10-0-0-7.ec2.internal").unwrap();
+        let n = ChunkName::of(civil(), &names, 7, &node);
+        let stem = n.stem();
+        assert!(
+            stem.ends_with("_live_cam_000001-x_000007-ip-10-0-0-7.ec2.internal"),
+            "{stem}"
+        );
+        assert_eq!(ChunkName::parse(&format!("{stem}.json")), Some(n.clone()));
+        // Two nodes never share a name, even for one stream in one millisecond.
+        let other = ChunkName::of(civil(), &names, 7, &NodeId::new("i-0abc").unwrap());
+        assert_ne!(other.stem(), stem);
+        let old = ChunkName::parse("20261126T032759.123Z_live_cam1_000002.mp4").unwrap();
+        assert_eq!((old.seq, old.node), (2, None));
+        assert_eq!(
+            ChunkName::parse("20261126T032759.123Z_live_cam1_000002-.mp4"),
+            None
+        );
+        assert_eq!(
+            ChunkName::parse("20261126T032759.123Z_live_cam1_0002-a.mp4"),
+            None
+        );
+        assert_eq!(NodeId::new("a_b").unwrap().as_str(), "a%5Fb");
+        assert!(NodeId::new("").is_err());
+        assert!(NodeId::new(&"n".repeat(MAX_NODE_BYTES + 1)).is_err());
     }
 
     #[test]
@@ -300,18 +386,20 @@ mod tests {
     #[test]
     fn stream_names_are_capped_to_fit_every_file_name() {
         let longest = StreamNames::new("a", &"s".repeat(MAX_NAME_BYTES - 1)).unwrap();
-        let name = ChunkName::of(civil(), &longest, u32::MAX);
+        let node = NodeId::new(&"n".repeat(MAX_NODE_BYTES)).unwrap();
+        let name = ChunkName::of(civil(), &longest, u32::MAX, &node);
         let file = partial_name(&format!("{}.json", name.stem()), u32::MAX);
         assert!(file.len() <= 255, "{} bytes", file.len());
         assert!(format!("{}.flv.reason", name.stem()).len() <= 255);
 
         let err = StreamNames::new("live", &"x".repeat(300)).unwrap_err();
         assert!(err.contains("too long") && err.contains("304"), "{err}");
-        // Mapped bytes count: 99 Cyrillic letters are 198 bytes.
-        assert!(StreamNames::new("a", &"ж".repeat(98)).is_ok());
-        assert!(StreamNames::new("a", &"ж".repeat(99)).is_err());
+        // Mapped bytes count: 83 Cyrillic letters are 166 bytes.
+        assert_eq!(MAX_NAME_BYTES, 165);
+        assert!(StreamNames::new("a", &"ж".repeat(82)).is_ok());
+        assert!(StreamNames::new("a", &"ж".repeat(83)).is_err());
         // A space is 3 bytes once mapped.
-        assert!(StreamNames::new("a", &" ".repeat(66)).is_err());
+        assert!(StreamNames::new("a", &" ".repeat(55)).is_err());
         assert!(
             StreamNames::new(&"a".repeat(65), "s")
                 .unwrap_err()

@@ -87,8 +87,10 @@ fn names(dir: &Path) -> Vec<String> {
 }
 
 fn seq_of(chunk: &Path) -> u32 {
-    let name = chunk.file_stem().unwrap().to_string_lossy().into_owned();
-    name.rsplit('_').next().unwrap().parse().unwrap()
+    let name = chunk.file_name().unwrap().to_string_lossy().into_owned();
+    rtmp_recorder::naming::ChunkName::parse(&name)
+        .unwrap_or_else(|| panic!("{name} is not a chunk name"))
+        .seq
 }
 
 fn small(dir: &Path, name: &str) -> PublishOpts {

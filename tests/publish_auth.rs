@@ -54,12 +54,16 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
-/// The first chunk's MP4 among `files` whose name holds `_{app}_{stream}_`.
+/// The first chunk's MP4 among `files` whose name holds `_{app}_{stream}_` (the node's id
+/// follows the sequence).
 fn chunk_of(files: &[PathBuf], app: &str, stream: &str) -> PathBuf {
-    let marker = format!("_{app}_{stream}_000001.mp4");
+    let marker = format!("_{app}_{stream}_000001-");
     let found: Vec<&PathBuf> = files
         .iter()
-        .filter(|p| p.file_name().unwrap().to_string_lossy().contains(&marker))
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.contains(&marker) && name.ends_with(".mp4")
+        })
         .collect();
     assert_eq!(found.len(), 1, "one chunk {marker} among {files:?}");
     found[0].clone()
@@ -444,11 +448,11 @@ fn the_publish_hook_decides_and_fails_closed() {
         .map(|c| c.file_stem().unwrap().to_string_lossy().into_owned())
         .collect();
     assert!(
-        names.iter().any(|n| n.ends_with("_live_ok_000001")),
+        names.iter().any(|n| n.contains("_live_ok_000001-")),
         "{names:?}"
     );
     assert!(
-        names.iter().any(|n| n.ends_with("_live_lobby_000001")),
+        names.iter().any(|n| n.contains("_live_lobby_000001-")),
         "{names:?}"
     );
     for c in &chunks {

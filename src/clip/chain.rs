@@ -1,6 +1,7 @@
 //! Which chunks a clip's span needs, and the gaps between them. A gap is anything that breaks
 //! the chain from one chunk to the next: chunks missing (sequence numbers skipped), a new
-//! session (a reconnect: the manifest names no predecessor, or another one), or a hole in wall
+//! session (a reconnect: the manifest names no predecessor, or another one; a switch between
+//! ingest nodes, whose manifests name different nodes, is said as such), or a hole in wall
 //! time beyond [`SEAM_TOLERANCE_MS`] between chunks that do chain. The ends of the span are
 //! not gaps: a span that starts before the recording or ends after it is refused either way.
 
@@ -81,6 +82,18 @@ fn gap(a: &Chunk, b: &Chunk) -> Option<Gap> {
             return None;
         }
         format!("{hole} ms between consecutive chunks")
+    } else if let (Some(na), Some(nb)) = (&ma.node, &mb.node)
+        && na != nb
+    {
+        let how = if mb.sequence == 1 {
+            "the publisher reconnected to another node"
+        } else {
+            "two publishers used this stream on two nodes at once"
+        };
+        format!(
+            "node {nb} recorded {} and node {na} the chunk before: {how}",
+            mb.name
+        )
     } else if mb.previous.is_none() || mb.sequence == 1 {
         "a new session began (the publisher reconnected)".to_string()
     } else if mb.sequence > ma.sequence + 1 {
@@ -136,6 +149,7 @@ mod tests {
                 sequence: seq,
                 previous: previous.map(name),
                 utc_start: Civil::from_unix_millis(start_ms).rfc3339(),
+                node: None,
                 stream_offset_ms: 0,
                 duration_ms,
                 video: None,
@@ -178,6 +192,28 @@ mod tests {
 
         // Inside one unbroken chain: no gap.
         assert!(covering(&all, 500, 7_000).unwrap().gaps.is_empty());
+    }
+
+    #[test]
+    fn a_switch_between_nodes_is_a_gap_that_names_both() {
+        let on = |node: &str, mut c: Chunk| {
+            c.manifest.node = Some(node.to_string());
+            c.manifest.name.push_str(&format!("-{node}"));
+            c
+        };
+        let all = [
+            on("a", chunk(1, None, 0, 3_990)),
+            // Reconnected to node b right away: a seam in time, a new session on another node.
+            on("b", chunk(1, None, 4_000, 3_990)),
+        ];
+        let cover = covering(&all, 1_000, 7_000).unwrap();
+        assert_eq!(cover.gaps.len(), 1);
+        let why = &cover.gaps[0].1.why;
+        assert!(
+            why.contains("node b recorded c000001-b and node a the chunk before")
+                && why.contains("reconnected to another node"),
+            "{why}"
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::ingest::keys::{Policy, Verdict};
 use crate::ingest::recorder::{Input, StreamRecorder};
 use crate::ingest::status::{Stats, StreamCounters, human_bytes};
 use crate::log_safe::shown;
-use crate::naming::StreamNames;
+use crate::naming::{NodeId, StreamNames};
 use crate::pressure;
 use crate::rtmp::{Event, MediaKind, ServerConfig, ServerConnection};
 use crate::shutdown::Shutdown;
@@ -46,6 +46,8 @@ pub struct Shared {
     pub alive: mpsc::Sender<()>,
     /// Below this much free disk, new publishes are refused.
     pub min_free: MinFree,
+    /// This ingest node's identity, in every chunk name.
+    pub node: NodeId,
 }
 
 /// Batches a recorder thread may have queued before the connection waits for it.
@@ -398,6 +400,7 @@ impl Session {
             self.shared.state.clone(),
             key.clone(),
             self.shared.split,
+            self.shared.node.clone(),
             self.shared.stats.clone(),
             counters.clone(),
         );

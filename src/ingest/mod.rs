@@ -23,6 +23,7 @@ use tokio::sync::Semaphore;
 
 use crate::chunk::SplitConfig;
 use crate::disk::MinFree;
+use crate::naming::NodeId;
 use crate::pressure;
 use crate::rtmp::ServerConfig;
 use crate::shutdown::Shutdown;
@@ -118,6 +119,23 @@ pub struct Args {
     #[arg(long, env = "HTTP_LISTEN", value_delimiter = ',')]
     pub http_listen: Vec<SocketAddr>,
 
+    /// End chunks at multiples of --chunk-duration on the UTC clock (at the first keyframe at
+    /// or after :00, :05, ... for 5m), so the chunks of every stream line up; the first chunk of
+    /// a stream is shorter. Default: each chunk lasts --chunk-duration of media time.
+    #[arg(
+        long,
+        env = "ALIGN_CHUNKS",
+        default_value = "false",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = crate::publish::parse_flag
+    )]
+    pub align_chunks: bool,
+
+    /// This node (the global `--node-id`, resolved by main), in every chunk name.
+    #[arg(skip)]
+    pub node: Option<NodeId>,
+
     /// Where publish writes, for `GET /clip`: `run` passes its own publish options; the `ingest`
     /// stage alone reads them from the environment it shares with the publish unit.
     #[arg(skip)]
@@ -187,6 +205,10 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
     };
     let listeners = systemd::passed_or_bound(passed.rtmp, &args.listen, "RTMP", "--listen").await?;
     let target = args.chunk_duration();
+    let node = match args.node.clone() {
+        Some(node) => node,
+        None => crate::node::resolve(None).await?,
+    };
     let accepting = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (alive, mut all_done) = tokio::sync::mpsc::channel::<()>(1);
     let shared = Arc::new(Shared {
@@ -195,8 +217,10 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
         hook,
         split: SplitConfig {
             max_frames: args.max_chunk_frames.max(1),
+            align_to_clock: args.align_chunks,
             ..SplitConfig::new(target.as_millis() as u64, args.max_chunk_size)
         },
+        node: node.clone(),
         rtmp: ServerConfig {
             handshake_timeout: args.handshake_timeout,
             idle_timeout: args.idle_timeout,
@@ -238,9 +262,14 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
         ));
     }
     let listening = format!(
-        "listening on {}; chunks of {}",
+        "listening on {}; chunks of {}{}; node {node}",
         addrs.join(", "),
-        crate::duration::format(target)
+        crate::duration::format(target),
+        if args.align_chunks {
+            " aligned to the clock"
+        } else {
+            ""
+        }
     );
     accepting.store(true, std::sync::atomic::Ordering::Relaxed);
     if !http.is_empty() {

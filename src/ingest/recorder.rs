@@ -14,7 +14,7 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -25,7 +25,7 @@ use crate::flv::{FlvWriter, TagType};
 use crate::ingest::chunk_file::ChunkFile;
 use crate::ingest::metadata::{ChunkFields, chunk_metadata};
 use crate::ingest::status::{Stats, StreamCounters};
-use crate::naming::{ChunkName, StreamNames};
+use crate::naming::{ChunkName, NodeId, StreamNames};
 use crate::spool::{self, StateDir};
 use crate::utc::Civil;
 
@@ -41,6 +41,7 @@ pub enum Input {
 pub struct StreamRecorder {
     state: StateDir,
     names: StreamNames,
+    node: NodeId,
     splitter: Splitter,
     open: Option<OpenChunk>,
     seq: u32,
@@ -52,7 +53,8 @@ pub struct StreamRecorder {
     /// Set while the disk is full: frames are dropped until a split point finds room.
     outage: Option<Outage>,
     counters: Arc<StreamCounters>,
-    /// The splitter's wall clock (its pacing of chunk starts) counts from here.
+    /// The splitter's wall clock (its pacing of chunk starts, the UTC starts of chunks) counts
+    /// from here; the splitter knows the UTC time of this instant.
     created: Instant,
 }
 
@@ -80,13 +82,19 @@ impl StreamRecorder {
         state: StateDir,
         names: StreamNames,
         config: SplitConfig,
+        node: NodeId,
         stats: Arc<Stats>,
         counters: Arc<StreamCounters>,
     ) -> StreamRecorder {
+        // Read together: from here on, the UTC time of a frame is this plus the monotonic
+        // time since, so a clock step during a session does not reorder its chunks.
+        let created = Instant::now();
+        let origin = unix_ms_now();
         StreamRecorder {
             state,
             names,
-            splitter: Splitter::new(config),
+            node,
+            splitter: Splitter::new(config).with_utc_origin(origin),
             open: None,
             seq: 0,
             previous: None,
@@ -96,7 +104,7 @@ impl StreamRecorder {
             stats,
             outage: None,
             counters,
-            created: Instant::now(),
+            created,
         }
     }
 
@@ -268,12 +276,11 @@ impl StreamRecorder {
 
     fn start(&mut self, reason: SplitReason) -> Result<()> {
         self.seq += 1;
-        // The clock is read here, in the shell; `utc` stays pure.
-        let since_epoch = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO);
-        let start = Civil::from_unix_millis(since_epoch.as_millis() as i64);
-        let name = ChunkName::of(start, &self.names, self.seq);
+        // The splitter reckons the chunk's UTC start from the clock the shell passed in (see
+        // `chunk`), the same time its `--align-chunks` boundaries are counted on.
+        let utc_ms = self.splitter.chunk_utc_ms().unwrap_or_else(unix_ms_now);
+        let start = Civil::from_unix_millis(utc_ms);
+        let name = ChunkName::of(start, &self.names, self.seq, &self.node);
         let stem = name.stem();
         let path = self.state.recording().join(format!("{stem}.flv"));
         let file = OpenOptions::new()
@@ -385,6 +392,11 @@ impl StreamRecorder {
         self.previous = Some(chunk.stem);
         Ok(())
     }
+}
+
+/// The wall clock, read in the shell (`utc` and `chunk` stay pure).
+fn unix_ms_now() -> i64 {
+    i64::try_from(crate::observe::unix_ms_now()).unwrap_or(i64::MAX)
 }
 
 impl Drop for StreamRecorder {

@@ -17,6 +17,7 @@ use anyhow::{Context, Result};
 use super::key::{self, KeyTemplate};
 use super::store::{ObjectSpec, Stored, hex, parse_sha256};
 use crate::manifest::{ChunkManifest, MANIFEST_VERSION};
+use crate::naming::NodeId;
 use crate::observe::record::{self, FailureKind, Stage};
 use crate::spool::{self, ChunkName, StateDir};
 
@@ -51,6 +52,8 @@ pub struct Upload {
 pub struct Keys<'a> {
     pub template: &'a KeyTemplate,
     pub prefix: &'a str,
+    /// This node: what a chunk recorded before names carried a node is published as.
+    pub node: &'a NodeId,
     pub quiet_for: Duration,
 }
 
@@ -72,7 +75,10 @@ pub fn examine(state: &StateDir, keys: &Keys, mp4: &Path) -> Result<Examined> {
     if !has_manifest && spool::unmodified_for(mp4)? < keys.quiet_for {
         return Ok(Examined::Skipped("not quiet yet"));
     }
-    let chunk = ChunkName::parse(&file_name);
+    let chunk = ChunkName::parse(&file_name).map(|mut c| {
+        c.node.get_or_insert_with(|| keys.node.as_str().to_string());
+        c
+    });
     let stem = file_name
         .strip_suffix(".mp4")
         .unwrap_or(&file_name)
@@ -90,7 +96,7 @@ pub fn examine(state: &StateDir, keys: &Keys, mp4: &Path) -> Result<Examined> {
             key::hand_copied(keys.prefix, &json_name),
         ),
     };
-    let manifest = if has_manifest {
+    let mut manifest = if has_manifest {
         match read_manifest(&json_path) {
             Ok(m) => m,
             Err(e) => {
@@ -101,6 +107,9 @@ pub fn examine(state: &StateDir, keys: &Keys, mp4: &Path) -> Result<Examined> {
     } else {
         manifest_from_name(&stem, chunk.as_ref())
     };
+    manifest
+        .node
+        .get_or_insert_with(|| keys.node.as_str().to_string());
     let stream = chunk
         .as_ref()
         .map_or_else(|| manifest.stream.clone(), |c| c.stream.clone());
@@ -246,6 +255,7 @@ fn manifest_from_name(stem: &str, chunk: Option<&ChunkName>) -> ChunkManifest {
         sequence: chunk.map_or(1, |c| c.seq),
         previous: None,
         utc_start: chunk.map(|c| c.start.rfc3339()).unwrap_or_default(),
+        node: chunk.and_then(|c| c.node.clone()),
         stream_offset_ms: 0,
         duration_ms: 0,
         video: None,

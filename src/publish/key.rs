@@ -1,13 +1,13 @@
 //! Object keys: a template such as `{prefix}/{app}/{stream}/{YYYY}/{MM}/{DD}/{file}` filled from a
-//! chunk's name. Pure: text in, text out.
+//! chunk's name (`{node}` too: the ingest node that recorded it). Pure: text in, text out.
 
 use crate::naming::ChunkName;
 
 /// The layout the seed's bucket readers expect by default.
 pub const DEFAULT_TEMPLATE: &str = "{prefix}/{app}/{stream}/{YYYY}/{MM}/{DD}/{file}";
 
-const PLACEHOLDERS: [&str; 9] = [
-    "prefix", "app", "stream", "YYYY", "MM", "DD", "HH", "file", "stem",
+const PLACEHOLDERS: [&str; 10] = [
+    "prefix", "app", "stream", "node", "YYYY", "MM", "DD", "HH", "file", "stem",
 ];
 
 /// A checked key template.
@@ -82,6 +82,7 @@ impl KeyTemplate {
             .replace("{prefix}", prefix.trim_matches('/'))
             .replace("{app}", &name.app)
             .replace("{stream}", &name.stream)
+            .replace("{node}", name.node.as_deref().unwrap_or_default())
             .replace("{YYYY}", &format!("{:04}", s.year))
             .replace("{MM}", &format!("{:02}", s.month))
             .replace("{DD}", &format!("{:02}", s.day))
@@ -161,6 +162,14 @@ mod tests {
         let t = KeyTemplate::parse("{stream}/{YYYY}{MM}{DD}/{HH}/{stem}.bin").unwrap();
         let n = ChunkName::new(Civil::from_unix_millis(0), "a", "s", 1);
         assert_eq!(t.render("p", &n, "abc.mp4"), "s/19700101/00/abc.bin");
+    }
+
+    #[test]
+    fn node_places_each_nodes_objects_apart() {
+        let t = KeyTemplate::parse("{prefix}/{node}/{app}/{stream}/{file}").unwrap();
+        let n = ChunkName::parse("20261126T032759.123Z_live_cam1_000007-i-0abc").unwrap();
+        assert_eq!(t.render("p", &n, "x.mp4"), "p/i-0abc/live/cam1/x.mp4");
+        assert_eq!(t.stream_prefix("p", "live", "cam1"), "p/");
     }
 
     #[test]

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use crate::naming::NodeId;
 use crate::spool::{Mode, StateDir};
 
 pub use backoff::Backoff;
@@ -95,9 +96,14 @@ pub struct Args {
     /// Parts uploaded at the same time.
     #[arg(long, env = "PUBLISH_PART_CONCURRENCY", default_value = "4")]
     pub part_concurrency: usize,
+
+    /// This node (the global `--node-id`, resolved by main): the `{node}` of chunks whose name
+    /// has none (recorded before names carried one) and the `node` of their manifests.
+    #[arg(skip)]
+    pub node: Option<NodeId>,
 }
 
-fn parse_flag(text: &str) -> Result<bool, String> {
+pub(crate) fn parse_flag(text: &str) -> Result<bool, String> {
     match text.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
         "false" | "0" | "no" | "off" | "" => Ok(false),
@@ -165,6 +171,10 @@ pub async fn run(
     let watch = mode == Mode::Watch;
     let template = KeyTemplate::parse(&args.key_template)
         .map_err(|e| crate::exit::Coded::new(crate::exit::USAGE, e))?;
+    let node = match args.node.clone() {
+        Some(node) => node,
+        None => crate::node::resolve(None).await?,
+    };
     let destination = args.destination(&state)?;
     let (store, prefix) = match &destination {
         Destination::S3 { bucket, prefix } => {
@@ -199,6 +209,7 @@ pub async fn run(
         store,
         template,
         prefix,
+        node,
         retry_for: (!watch).then_some(args.retry_for),
         backoff_cap: args.backoff_cap,
         keep_uploaded_for: args.keep_uploaded_for,

@@ -16,6 +16,7 @@ use super::job::{self, Examined, Upload};
 use super::key::KeyTemplate;
 use super::store::{Store, hex};
 use crate::exit::{self, Coded};
+use crate::naming::NodeId;
 use crate::observe::record::{self, FailureKind, Stage};
 use crate::shutdown::Shutdown;
 use crate::spool::{self, Mode, StateDir};
@@ -28,6 +29,7 @@ pub struct Queue {
     pub store: Store,
     pub template: KeyTemplate,
     pub prefix: String,
+    pub node: NodeId,
     /// Drain mode gives up after this long without progress; watch mode (`None`) never does.
     pub retry_for: Option<Duration>,
     pub backoff_cap: Duration,
@@ -270,6 +272,7 @@ impl Queue {
                 let keys = job::Keys {
                     template: &q.template,
                     prefix: &q.prefix,
+                    node: &q.node,
                     quiet_for: q.quiet_for,
                 };
                 job::examine(&q.state, &keys, &path)

@@ -59,6 +59,7 @@ pub fn build(
         utc_start: text(META_UTC_START)
             .or_else(|| name.map(|n| n.start.rfc3339()))
             .unwrap_or_default(),
+        node: name.and_then(|n| n.node.clone()),
         stream_offset_ms: num(META_STREAM_OFFSET_MS).map_or(0, |v| v as u64),
         duration_ms,
         video: summary(true),

@@ -167,6 +167,8 @@ pub fn clean_env(cmd: &mut Command) {
         "RTMP_LISTEN",
         "CHUNK_DURATION",
         "CHUNK_DURATION_MINUTES",
+        "ALIGN_CHUNKS",
+        "NODE_ID",
         "MAX_CHUNK_SIZE",
         "MAX_CHUNK_FRAMES",
         "WRITE_TIMEOUT",
@@ -1057,9 +1059,20 @@ pub fn check_chunks_against_reference(
     }
 }
 
-/// `{UTC start}_{app}_{label}_{seq:06}` with a plausible fixed-width UTC start.
+/// `{UTC start}_{app}_{label}_{seq:06}-{node}` with a plausible fixed-width UTC start (the node
+/// holds no `_`).
 pub fn check_chunk_name(stem: &str, app: &str, label: &str, seq: usize) {
     let tail = format!("_{app}_{label}_{seq:06}");
+    // The node follows the sequence after a `-` and holds no `_`.
+    let name = stem;
+    let (stem, node) = name
+        .rfind('_')
+        .and_then(|last| name[last..].find('-').map(|dash| last + dash))
+        .map_or((name, ""), |dash| (&name[..dash], &name[dash + 1..]));
+    assert!(
+        !node.is_empty(),
+        "chunk {name:?} does not end with -{{node}}"
+    );
     assert!(
         stem.ends_with(&tail),
         "chunk {stem:?} does not end with {tail:?}"

@@ -10,6 +10,7 @@
 /// The binary under test, built by cargo for these tests.
 pub const BIN: &str = env!("CARGO_BIN_EXE_rtmp-recorder");
 
+pub mod clock;
 pub mod flv;
 pub mod http;
 pub mod ingest;

@@ -212,6 +212,7 @@ pub fn manifest_for(name: &ChunkName, duration_ms: u64) -> ChunkManifest {
         sequence: name.seq,
         previous: None,
         utc_start: name.start.rfc3339(),
+        node: None,
         stream_offset_ms: 0,
         duration_ms,
         video: None,
