@@ -816,10 +816,13 @@ fn stop_during_remux(rig: &Rig) {
     let caught_mid_write = writing();
     m.ok("systemctl stop rtmp-recorder-remux.path rtmp-recorder-remux.service");
     eprintln!("stopped remux ({size}-byte chunks; an MP4 in tmp/ at the stop: {caught_mid_write})");
+    let result = m.prop("rtmp-recorder-remux.service", "Result");
     assert_eq!(
-        m.prop("rtmp-recorder-remux.service", "Result"),
+        result,
         "success",
-        "remux did not exit cleanly on SIGTERM"
+        "remux did not exit cleanly on SIGTERM (status {}):\n{}",
+        m.prop("rtmp-recorder-remux.service", "ExecMainStatus"),
+        m.ok("journalctl -u rtmp-recorder-remux.service --no-pager -n 40")
     );
     let leftovers: Vec<String> = fs::read_dir(&tmp)
         .unwrap()

@@ -515,12 +515,7 @@ fn a_publish_withdrawn_before_it_was_answered_is_taken_back() {
             &[s("publish"), n(6.0), Amf0Value::Null, s("cam"), s("live")],
         ));
         server.feed(&again, &mut events).unwrap();
-        assert!(
-            events
-                .iter()
-                .any(|e| matches!(e, Event::PublishRequested { stream_id: 1, .. })),
-            "{how}: {events:?}"
-        );
+        assert!(publish_requested(&events, 1), "{how}: {events:?}");
         server.accept_publish(1).unwrap();
         // Withdrawn after the answer: an ordinary end of publishing.
         events.clear();
@@ -572,11 +567,6 @@ fn create_stream_never_hands_out_a_stream_a_publish_made() {
         })
         .collect();
     assert_eq!(created, vec![2.0], "createStream's answer");
-    assert!(
-        events
-            .iter()
-            .any(|e| matches!(e, Event::PublishRequested { stream_id: 1, .. })),
-        "{events:?}"
-    );
+    assert!(publish_requested(&events, 1), "{events:?}");
     server.accept_publish(1).unwrap();
 }

@@ -162,15 +162,17 @@ pub fn publishing_server(config: ServerConfig) -> ServerConnection {
     let mut server = handshaken(config);
     let mut events = Vec::new();
     server.feed(&publish_bytes("test"), &mut events).unwrap();
-    assert!(
-        events
-            .iter()
-            .any(|e| matches!(e, Event::PublishRequested { stream_id: 1, .. })),
-        "{events:?}"
-    );
+    assert!(publish_requested(&events, 1), "{events:?}");
     server.accept_publish(1).unwrap();
     server.take_output();
     server
+}
+
+/// Whether `events` ask the shell to answer a publish on `stream_id`.
+pub fn publish_requested(events: &[Event], stream_id: u32) -> bool {
+    events
+        .iter()
+        .any(|e| matches!(e, Event::PublishRequested { stream_id: id, .. } if *id == stream_id))
 }
 
 /// Decodes what the server sent, as a client would (rml_rtmp's deserializer).
