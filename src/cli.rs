@@ -50,7 +50,18 @@ pub enum Command {
         #[command(flatten)]
         args: crate::publish::Args,
     },
-    /// Run ingest, remux and publish in one process (no systemd needed).
+    /// Deliver the queued events to the hooks (--hook-command, --webhook).
+    Deliver {
+        /// Keep running and deliver new events as they arrive (default: drain the queue and exit).
+        #[arg(long)]
+        watch: bool,
+        /// Drain mode: exit only once the queue is empty (see `UntilEmpty`).
+        #[arg(long, env = "RTMP_RECORDER_UNTIL_EMPTY", conflicts_with = "watch")]
+        until_empty: bool,
+        #[command(flatten)]
+        args: crate::events::Args,
+    },
+    /// Run ingest, remux and publish (and deliver, with a hook) in one process (no systemd needed).
     /// Boxed: all three stages' options together dwarf the other commands'.
     Run(Box<RunArgs>),
     /// Cut one MP4 of a span of a recorded stream out of its chunks, without re-encoding.
@@ -69,6 +80,8 @@ pub struct RunArgs {
     pub remux: crate::remux::Args,
     #[command(flatten)]
     pub publish: crate::publish::Args,
+    #[command(flatten)]
+    pub events: crate::events::Args,
 }
 
 impl Cli {

@@ -21,6 +21,7 @@ use bytes::Bytes;
 
 use crate::chunk::{Action, Message, Refused, SplitConfig, SplitReason, Splitter};
 use crate::disk::{self, DiskSpace};
+use crate::events::{Emitter, Event};
 use crate::flv::{FlvWriter, TagType};
 use crate::ingest::chunk_file::ChunkFile;
 use crate::ingest::metadata::{ChunkFields, chunk_metadata};
@@ -40,6 +41,11 @@ pub enum Input {
 /// Records one publish session of one stream into chunks.
 pub struct StreamRecorder {
     state: StateDir,
+    events: Emitter,
+    /// When the session began (wall clock): its stream events' identity.
+    session_start: Civil,
+    /// Chunks handed on in this session.
+    handed_on: u32,
     names: StreamNames,
     splitter: Splitter,
     open: Option<OpenChunk>,
@@ -78,6 +84,7 @@ pub const RESUME_FREE: u64 = 8 << 20;
 impl StreamRecorder {
     pub fn new(
         state: StateDir,
+        events: Emitter,
         names: StreamNames,
         config: SplitConfig,
         stats: Arc<Stats>,
@@ -85,6 +92,9 @@ impl StreamRecorder {
     ) -> StreamRecorder {
         StreamRecorder {
             state,
+            events,
+            session_start: Civil::from_unix_millis(crate::observe::unix_ms_now() as i64),
+            handed_on: 0,
             names,
             splitter: Splitter::new(config),
             open: None,
@@ -98,6 +108,12 @@ impl StreamRecorder {
             counters,
             created: Instant::now(),
         }
+    }
+
+    /// Queues the session's `stream.started` event.
+    pub fn announce(&self) {
+        self.events
+            .emit_or_log(&Event::stream_started(&self.names, self.session_start));
     }
 
     /// The stream as its chunk names spell it (safe in logs: no control characters).
@@ -372,7 +388,12 @@ impl StreamRecorder {
                 "chunk removed: the disk filled before its first frame was written");
             return Ok(());
         }
+        // Queued before the handoff: after a crash in between, salvage hands the chunk on and
+        // queues the same event again (same id), so the event is never missing.
+        self.events
+            .emit_or_log(&Event::chunk_recorded(&chunk.stem, bytes, Some(frames)));
         spool::handoff(&chunk.path, &self.state.remux_inbox())?;
+        self.handed_on += 1;
         Stats::add(&self.stats.chunks_written, 1);
         log::info!(
             stream = self.names.stream(),
@@ -395,5 +416,11 @@ impl Drop for StreamRecorder {
                 "could not finish the open chunk: {e:#}; it stays in recording/ and the next start salvages it"
             );
         }
+        self.events.emit_or_log(&Event::stream_stopped(
+            &self.names,
+            self.session_start,
+            self.handed_on,
+            self.previous.clone(),
+        ));
     }
 }

@@ -95,6 +95,11 @@ pub struct Args {
     /// Parts uploaded at the same time.
     #[arg(long, env = "PUBLISH_PART_CONCURRENCY", default_value = "4")]
     pub part_concurrency: usize,
+
+    /// Where events go: `run` passes its own; the `publish` stage alone reads the hooks'
+    /// variables from the environment.
+    #[arg(skip)]
+    pub events: Option<crate::events::Emitter>,
 }
 
 fn parse_flag(text: &str) -> Result<bool, String> {
@@ -162,6 +167,10 @@ pub async fn run(
     shutdown: crate::shutdown::Shutdown,
 ) -> Result<()> {
     let _running = crate::observe::running::mark(&state, "publish");
+    let events = match args.events.clone() {
+        Some(e) => e,
+        None => crate::events::Emitter::from_env(&state)?,
+    };
     let watch = mode == Mode::Watch;
     let template = KeyTemplate::parse(&args.key_template)
         .map_err(|e| crate::exit::Coded::new(crate::exit::USAGE, e))?;
@@ -196,6 +205,7 @@ pub async fn run(
     );
     let queue = queue::Queue {
         state,
+        events,
         store,
         template,
         prefix,

@@ -25,6 +25,8 @@ const POLL: Duration = Duration::from_millis(200);
 
 pub struct Queue {
     pub state: StateDir,
+    /// Where `chunk.uploaded` and `chunk.failed` go.
+    pub events: crate::events::Emitter,
     pub store: Store,
     pub template: KeyTemplate,
     pub prefix: String,
@@ -272,7 +274,7 @@ impl Queue {
                     prefix: &q.prefix,
                     quiet_for: q.quiet_for,
                 };
-                job::examine(&q.state, &keys, &path)
+                job::examine(&q.state, &keys, &path, &q.events)
             })
             .await?;
         let mut upload = match examined {
@@ -310,7 +312,19 @@ impl Queue {
             hex(&stored.sha256),
             self.store.url(&upload.mp4_spec.key)
         );
+        let url = self.store.url(&upload.mp4_spec.key);
         self.blocking("archiving a published MP4", move |q| {
+            // Queued before the MP4 leaves the inbox: a crash in between uploads it again (a
+            // no-op for the store) and queues the same event.
+            let manifest = serde_json::from_slice(&json).unwrap_or_default();
+            let event = crate::events::Event::chunk_uploaded(
+                &upload.stem,
+                &upload.mp4_spec.key,
+                &url,
+                stored.size,
+                manifest,
+            );
+            q.events.emit(&event)?;
             job::archive(&q.state, upload, &json)
         })
         .await?;
@@ -324,7 +338,7 @@ impl Queue {
         reason: String,
     ) -> Result<Result<Done, Fault>> {
         self.blocking("setting an MP4 aside", move |q| {
-            job::set_aside(&q.state, &upload.mp4, &reason)
+            job::set_aside(&q.state, &upload.mp4, &reason, &q.events)
         })
         .await?;
         Ok(Ok(Done::Failed))

@@ -80,6 +80,21 @@ pub fn screen(r: &Report) -> String {
             let _ = writeln!(s, "last error: none");
         }
     }
+    let ev = &r.events;
+    if ev.queued > 0 || ev.delivered > 0 || ev.delivery_failures > 0 {
+        let _ = writeln!(
+            s,
+            "events: {} queued, {} delivered, {} failed attempt(s)",
+            ev.queued, ev.delivered, ev.delivery_failures
+        );
+        if let Some(e) = &ev.last_delivery_error {
+            let _ = writeln!(
+                s,
+                "last delivery error: at {} ({}s ago): {}",
+                e.at, e.age_seconds, e.what
+            );
+        }
+    }
     let _ = writeln!(s, "failed/: {} file(s)", r.failed.len());
     for f in &r.failed {
         let _ = writeln!(s, "  {}: {}", f.name, f.reason);
