@@ -132,7 +132,8 @@ pub async fn run(state: StateDir, args: Args, mode: Mode, mut shutdown: Shutdown
                 _ = shutdown.requested() => return Ok(()),
             };
             match attempt {
-                Ok(id) => {
+                Attempt::Gone => {}
+                Attempt::Delivered(id) => {
                     delivered += 1;
                     if let Some(t) = trouble.take() {
                         log::info!(
@@ -144,7 +145,7 @@ pub async fn run(state: StateDir, args: Args, mode: Mode, mut shutdown: Shutdown
                     backoff.reset();
                     crate::systemd::status(&format!("delivered {delivered} event(s); last {id}"));
                 }
-                Err(f) => {
+                Attempt::Failed(f) => {
                     failure = Some(f);
                     break;
                 }
@@ -217,6 +218,15 @@ struct Trouble {
     warned: Option<Instant>,
 }
 
+/// What one attempt at the oldest event came to.
+enum Attempt {
+    /// Every sink has it; its file is gone.
+    Delivered(String),
+    /// Its file went away before it was read (or it was not an event and went to `failed/`).
+    Gone,
+    Failed(Failure),
+}
+
 /// An attempt that did not deliver an event to every sink.
 struct Failure {
     id: String,
@@ -237,11 +247,11 @@ impl Deliverer {
     }
 
     /// Offers one event to each sink that has not taken it yet. `Err` is a local failure (the
-    /// state directory); `Ok(Err)` a sink's.
+    /// state directory).
     async fn deliver_one(
         self: &Arc<Self>,
         file: &Path,
-    ) -> Result<std::result::Result<String, Failure>> {
+    ) -> Result<Attempt> {
         let path = file.to_path_buf();
         let read = self
             .blocking(move |s| {
@@ -268,7 +278,7 @@ impl Deliverer {
             })
             .await?;
         let Some((bytes, head, done)) = read else {
-            return Ok(Ok(String::new()));
+            return Ok(Attempt::Gone);
         };
         let json = Bytes::from(bytes);
         let mut failures = Vec::new();
@@ -310,9 +320,9 @@ impl Deliverer {
         if all_taken {
             log::info!(stream = head.stream.as_str(), chunk = head.chunk.as_deref().unwrap_or("");
                 "delivered event {} ({})", head.id, head.kind);
-            return Ok(Ok(head.id));
+            return Ok(Attempt::Delivered(head.id));
         }
-        Ok(Err(Failure {
+        Ok(Attempt::Failed(Failure {
             id: head.id,
             stream: head.stream,
             chunk: head.chunk.unwrap_or_default(),
