@@ -84,6 +84,23 @@ pub struct RunArgs {
     pub events: crate::events::Args,
 }
 
+/// A stage's options as the environment alone gives them (defaults for the rest), for a stage
+/// that does not take those flags but must agree with the one that does; `what` names them in
+/// the error (exit 2).
+pub fn args_from_env<A: clap::Args + clap::FromArgMatches>(what: &str) -> anyhow::Result<A> {
+    let command = A::augment_args(clap::Command::new("rtmp-recorder"));
+    command
+        .try_get_matches_from(["rtmp-recorder"])
+        .and_then(|m| A::from_arg_matches(&m))
+        .map_err(|e| {
+            crate::exit::Coded::new(
+                crate::exit::USAGE,
+                format!("reading {what} from the environment: {e}"),
+            )
+            .into()
+        })
+}
+
 impl Cli {
     /// `--state-dir`, else systemd's `$STATE_DIRECTORY` (first entry), else the seed's
     /// `$RECORDINGS_DIR`, else the default.

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use common::{PublishOpts, TempDir, ffmpeg_publish, port_open, show_log, wait_until};
-use publish_common::{client, create_bucket, hermetic_aws_env, list_keys, s3s_fs};
+use publish_common::{hermetic_aws_env, list_keys, s3s_with_bucket};
 use serde_json::Value;
 
 const BUCKET: &str = "recordings";
@@ -281,11 +281,9 @@ fn queued_events(state: &Path) -> usize {
 fn run_delivers_every_event_through_outages() {
     let dir = TempDir::new().unwrap();
     let state = dir.path().join("state");
-    let store = s3s_fs(&dir.path().join("s3"), 0);
-    let endpoint = store.endpoint();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let s3 = client(&endpoint);
-    rt.block_on(create_bucket(&s3, BUCKET));
+    let (store, s3) = rt.block_on(s3s_with_bucket(dir.path(), BUCKET));
+    let endpoint = store.endpoint();
     let receiver = Receiver::start();
     let (hook, got, _fail) = hook_script(dir.path());
 

@@ -17,7 +17,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -96,12 +96,8 @@ pub async fn run(state: StateDir, args: Args, mode: Mode, mut shutdown: Shutdown
         }
     );
     crate::systemd::status("delivering the events in events/");
-    let seed = u64::from(std::process::id())
-        ^ SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos() as u64)
-            .unwrap_or(0);
-    let mut backoff = Backoff::new(Duration::from_millis(250), args.deliver_backoff_cap, seed);
+    let mut backoff =
+        Backoff::for_this_process(Duration::from_millis(250), args.deliver_backoff_cap);
     let mut trouble: Option<Trouble> = None;
     let mut delivered = 0u64;
     stage.blocking(|s| sweep_markers(&s.state.events())).await?;
@@ -248,10 +244,7 @@ impl Deliverer {
 
     /// Offers one event to each sink that has not taken it yet. `Err` is a local failure (the
     /// state directory).
-    async fn deliver_one(
-        self: &Arc<Self>,
-        file: &Path,
-    ) -> Result<Attempt> {
+    async fn deliver_one(self: &Arc<Self>, file: &Path) -> Result<Attempt> {
         let path = file.to_path_buf();
         let read = self
             .blocking(move |s| {

@@ -68,20 +68,7 @@ impl Args {
     /// The settings as the environment alone gives them, for the stages that produce events
     /// but do not take the hooks' options.
     pub fn from_env() -> Result<Args> {
-        #[derive(clap::Parser)]
-        struct FromEnv {
-            #[command(flatten)]
-            args: Args,
-        }
-        <FromEnv as clap::Parser>::try_parse_from(["rtmp-recorder"])
-            .map(|f| f.args)
-            .map_err(|e| {
-                crate::exit::Coded::new(
-                    crate::exit::USAGE,
-                    format!("reading the event hooks' settings from the environment: {e}"),
-                )
-                .into()
-            })
+        crate::cli::args_from_env("the event hooks' settings")
     }
 }
 

@@ -114,20 +114,7 @@ impl Args {
     /// The options as the environment alone gives them (`DESTINATION`, `S3_BUCKET`, ...), for
     /// a stage that does not take publish's flags but must find what it publishes.
     pub fn from_env() -> Result<Args> {
-        #[derive(clap::Parser)]
-        struct FromEnv {
-            #[command(flatten)]
-            args: Args,
-        }
-        <FromEnv as clap::Parser>::try_parse_from(["rtmp-recorder"])
-            .map(|f| f.args)
-            .map_err(|e| {
-                crate::exit::Coded::new(
-                    crate::exit::USAGE,
-                    format!("reading publish's settings from the environment: {e}"),
-                )
-                .into()
-            })
+        crate::cli::args_from_env("publish's settings")
     }
 
     /// The destination these options name (see `--destination`).

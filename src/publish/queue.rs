@@ -6,7 +6,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
@@ -66,12 +66,7 @@ impl Queue {
     ) -> Result<()> {
         let watch = mode == Mode::Watch;
         let mut said_left = Vec::new();
-        let seed = u64::from(std::process::id())
-            ^ SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos() as u64)
-                .unwrap_or(0);
-        let mut backoff = Backoff::new(Duration::from_millis(250), self.backoff_cap, seed);
+        let mut backoff = Backoff::for_this_process(Duration::from_millis(250), self.backoff_cap);
         let mut trouble_since: Option<Instant> = None;
         let mut last_reported: Option<String> = None;
         let mut last_sweep: Option<Instant> = None;
