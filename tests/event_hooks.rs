@@ -6,7 +6,7 @@
 //! - `run_delivers_every_event_through_outages`: every event arrives (started, recorded and
 //!   uploaded per chunk with the object key, a failed one for a broken chunk, stopped), once per
 //!   delivery attempt and exactly once per sink that confirmed it, in order per stream, through a
-//!   hanging receiver and a 503 outage; `status` and `/metrics` show the queue and the failures;
+//!   hanging receiver, a 503 outage and a failing command; `status` and `/metrics` show the queue and the failures;
 //!   a hanging receiver does not delay the next chunk's upload (measured against a chunk
 //!   uploaded while the receiver answered at once).
 //! - `kill_9_of_the_deliverer_loses_nothing`: `deliver` is killed with SIGKILL again and again
@@ -285,7 +285,7 @@ fn run_delivers_every_event_through_outages() {
     let (store, s3) = rt.block_on(s3s_with_bucket(dir.path(), BUCKET));
     let endpoint = store.endpoint();
     let receiver = Receiver::start();
-    let (hook, got, _fail) = hook_script(dir.path());
+    let (hook, got, fail) = hook_script(dir.path());
 
     let port = support::free_port();
     let http_port = support::free_port();
@@ -318,6 +318,7 @@ fn run_delivers_every_event_through_outages() {
     let mut visible: BTreeMap<String, SystemTime> = BTreeMap::new();
     let mut hang_seen_at: Option<Instant> = None;
     let mut outage_until: Option<Instant> = None;
+    let mut command_fails_until: Option<Instant> = None;
     let mut status_during_outage: Option<Value> = None;
     let mut metrics_during_outage = String::new();
     let deadline = Instant::now() + Duration::from_secs(150);
@@ -357,7 +358,20 @@ fn run_delivers_every_event_through_outages() {
         if outage_until.is_some_and(|u| Instant::now() >= u) {
             receiver.set(ANSWER_OK);
         }
-        if !publisher.running() && visible.len() >= 4 && queued_events(&state) == 0 {
+        // Then the command fails for 4 s while the receiver answers: the webhook must not be
+        // POSTed again the events it already took.
+        if visible.len() == 3 && command_fails_until.is_none() {
+            std::fs::write(&fail, b"").unwrap();
+            command_fails_until = Some(Instant::now() + Duration::from_secs(4));
+        }
+        if command_fails_until.is_some_and(|u| Instant::now() >= u) && fail.exists() {
+            std::fs::remove_file(&fail).unwrap();
+        }
+        if !publisher.running()
+            && visible.len() >= 4
+            && !fail.exists()
+            && queued_events(&state) == 0
+        {
             let stopped = !kinds(&receiver.delivered(), "stream.stopped").is_empty();
             if stopped {
                 break;
@@ -424,6 +438,11 @@ fn run_delivers_every_event_through_outages() {
     assert!(
         failed_attempts >= 2,
         "the outage was not seen: {failed_attempts}"
+    );
+    assert!(
+        show().contains("told to fail"),
+        "the command's failures (its stderr) were not logged\n{}",
+        show()
     );
 
     // Every event, with what it says.
