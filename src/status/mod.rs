@@ -147,10 +147,12 @@ pub fn gather(state: &StateDir, min_free: MinFree) -> Result<Report> {
     let deliver = record::read(state, Stage::Deliver).unwrap_or_default();
 
     let mut stages = Vec::new();
-    for (stage, done) in [
-        ("ingest", None),
-        ("remux", Some(remux.done)),
-        ("publish", Some(publish.done)),
+    // (name, as its unit `rtmp-recorder-NAME` and its lock `status/LOCK.lock` call it, total)
+    for (stage, lock, done) in [
+        ("ingest", "ingest", None),
+        ("remux", "remux", Some(remux.done)),
+        ("publish", "publish", Some(publish.done)),
+        ("events", "deliver", Some(deliver.done)),
     ] {
         let s = match units::state(stage) {
             Some(unit) => StageState {
@@ -162,7 +164,7 @@ pub fn gather(state: &StateDir, min_free: MinFree) -> Result<Report> {
                 done,
             },
             None => {
-                let holder = running::holder(state, stage);
+                let holder = running::holder(state, lock);
                 StageState {
                     stage,
                     source: "process",

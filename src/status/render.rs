@@ -25,6 +25,7 @@ pub fn screen(r: &Report) -> String {
         let done = match (st.stage, st.done) {
             ("remux", Some(n)) => format!("    {n} remuxed"),
             ("publish", Some(n)) => format!("    {n} uploaded"),
+            ("events", Some(n)) => format!("    {n} event(s) delivered"),
             _ => String::new(),
         };
         let _ = writeln!(s, "  {:<8} {}{done}", st.stage, st.state);
