@@ -100,6 +100,7 @@ pub async fn run(state: StateDir, args: Args, mode: Mode, mut shutdown: Shutdown
         Backoff::for_this_process(Duration::from_millis(250), args.deliver_backoff_cap);
     let mut trouble: Option<Trouble> = None;
     let mut delivered = 0u64;
+    let mut said_left = Vec::new();
     stage.blocking(|s| sweep_markers(&s.state.events())).await?;
     loop {
         if shutdown.is_requested() {
@@ -108,9 +109,26 @@ pub async fn run(state: StateDir, args: Args, mode: Mode, mut shutdown: Shutdown
         let files = stage.blocking(|s| queued(&s.state)).await?;
         if files.is_empty() {
             if mode != Mode::Watch {
-                stage.blocking(|s| sweep_markers(&s.state.events())).await?;
-                log::info!("events/ is empty: {delivered} event(s) delivered");
-                return Ok(());
+                // A foreign file left in events/ would have the .path unit start us again and
+                // again: under the unit, wait (saying so) until it is moved away.
+                let mut said = std::mem::take(&mut said_left);
+                let (lingering, said) = stage
+                    .blocking(move |s| {
+                        sweep_markers(&s.state.events())?;
+                        let left = mode == Mode::UntilEmpty
+                            && spool::leftovers(&s.state.events(), &mut said)?.is_some();
+                        Ok((left, said))
+                    })
+                    .await?;
+                said_left = said;
+                if !lingering {
+                    log::info!("no events left to deliver: {delivered} event(s) delivered");
+                    return Ok(());
+                }
+                if sleep_or_shutdown(spool::LINGER, &mut shutdown).await {
+                    return Ok(());
+                }
+                continue;
             }
             if sleep_or_shutdown(POLL, &mut shutdown).await {
                 return Ok(());
