@@ -57,6 +57,9 @@ let
     PUBLISH_SECRET_FILE = "publishSecretFile";
     PUBLISH_HOOK_URL = "publishHook.url";
     PUBLISH_HOOK_TIMEOUT = "publishHook.timeout";
+    HOOK_COMMAND = "hooks.command";
+    WEBHOOK_URL = "hooks.webhook";
+    HOOK_TIMEOUT = "hooks.timeout";
     PUBLISH_KEEP_UPLOADED_FOR = "keepUploadedFor";
     FLV_MAX_AGE_SECONDS = "keepFlvFor";
     S3_BUCKET = "s3.bucket";
@@ -95,6 +98,9 @@ let
       PUBLISH_SECRET_FILE = cfg.publishSecretFile;
       PUBLISH_HOOK_URL = cfg.publishHook.url;
       PUBLISH_HOOK_TIMEOUT = cfg.publishHook.timeout;
+      HOOK_COMMAND = cfg.hooks.command;
+      WEBHOOK_URL = cfg.hooks.webhook;
+      HOOK_TIMEOUT = cfg.hooks.timeout;
       PUBLISH_KEEP_UPLOADED_FOR = cfg.keepUploadedFor;
       FLV_MAX_AGE_SECONDS = cfg.keepFlvFor;
       S3_BUCKET = cfg.s3.bucket;
@@ -325,6 +331,44 @@ in
       };
     };
 
+    hooks = {
+      command = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "/etc/rtmp-recorder/on-event.sh";
+        description = ''
+          Run this shell command (`sh -c`) for every event (stream started or stopped, chunk
+          recorded, uploaded or failed) with the event's JSON on stdin (`HOOK_COMMAND`); exit
+          status 0 means delivered, anything else is retried with backoff. It runs as the
+          rtmp-recorder user inside rtmp-recorder-events.service's sandbox. The command line is
+          in the Nix store: it must not hold secrets. `null`: no command.
+        '';
+      };
+
+      webhook = mkOption {
+        type = types.nullOr (types.strMatching "http://.+");
+        default = null;
+        example = "http://127.0.0.1:9000/recorder-events";
+        description = ''
+          POST every event's JSON to this URL (`WEBHOOK_URL`); a 2xx answer means delivered,
+          anything else (or no answer within {option}`services.rtmp-recorder.hooks.timeout`)
+          is retried with backoff. Recording, remux and upload never wait on it: events are
+          queued in /var/lib/rtmp-recorder/events and delivered by rtmp-recorder-events.service.
+          `null`: no webhook.
+        '';
+      };
+
+      timeout = mkOption {
+        type = types.nullOr duration;
+        default = null;
+        example = "30s";
+        description = ''
+          How long one delivery attempt (the command's run, the POST) may take before it fails
+          and is retried (`HOOK_TIMEOUT`). `null` keeps the binary's default, `10s`.
+        '';
+      };
+    };
+
     keepUploadedFor = mkOption {
       type = types.nullOr duration;
       default = null;
@@ -482,6 +526,10 @@ in
       {
         assertion = cfg.publishHook.timeout != null -> cfg.publishHook.url != null;
         message = "services.rtmp-recorder.publishHook.timeout is set but there is no publishHook.url. Set the URL or drop the timeout.";
+      }
+      {
+        assertion = cfg.hooks.timeout != null -> (cfg.hooks.command != null || cfg.hooks.webhook != null);
+        message = "services.rtmp-recorder.hooks.timeout is set but there is no hooks.command or hooks.webhook. Set one or drop the timeout.";
       }
       {
         assertion = doubled == [ ];

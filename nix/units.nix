@@ -10,9 +10,13 @@
     "rtmp-recorder-ingest"
     "rtmp-recorder-remux"
     "rtmp-recorder-publish"
+    "rtmp-recorder-events"
   ];
+  # The events .path unit only fires when a stage wrote an event, which it does only with a
+  # hook configured (services.rtmp-recorder.hooks).
   paths = [
     "rtmp-recorder-remux"
     "rtmp-recorder-publish"
+    "rtmp-recorder-events"
   ];
 }

@@ -55,7 +55,18 @@ pub enum Command {
         #[command(flatten)]
         args: crate::publish::Args,
     },
-    /// Run ingest, remux and publish in one process (no systemd needed).
+    /// Deliver the queued events to the hooks (--hook-command, --webhook).
+    Deliver {
+        /// Keep running and deliver new events as they arrive (default: drain the queue and exit).
+        #[arg(long)]
+        watch: bool,
+        /// Drain mode: exit only once the queue is empty (see `UntilEmpty`).
+        #[arg(long, env = "RTMP_RECORDER_UNTIL_EMPTY", conflicts_with = "watch")]
+        until_empty: bool,
+        #[command(flatten)]
+        args: crate::events::Args,
+    },
+    /// Run ingest, remux and publish (and deliver, with a hook) in one process (no systemd needed).
     /// Boxed: all three stages' options together dwarf the other commands'.
     Run(Box<RunArgs>),
     /// Cut one MP4 of a span of a recorded stream out of its chunks, without re-encoding.
@@ -74,6 +85,25 @@ pub struct RunArgs {
     pub remux: crate::remux::Args,
     #[command(flatten)]
     pub publish: crate::publish::Args,
+    #[command(flatten)]
+    pub events: crate::events::Args,
+}
+
+/// A stage's options as the environment alone gives them (defaults for the rest), for a stage
+/// that does not take those flags but must agree with the one that does; `what` names them in
+/// the error (exit 2).
+pub fn args_from_env<A: clap::Args + clap::FromArgMatches>(what: &str) -> anyhow::Result<A> {
+    let command = A::augment_args(clap::Command::new("rtmp-recorder"));
+    command
+        .try_get_matches_from(["rtmp-recorder"])
+        .and_then(|m| A::from_arg_matches(&m))
+        .map_err(|e| {
+            crate::exit::Coded::new(
+                crate::exit::USAGE,
+                format!("reading {what} from the environment: {e}"),
+            )
+            .into()
+        })
 }
 
 impl Cli {

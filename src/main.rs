@@ -5,7 +5,7 @@ use clap::Parser;
 use rtmp_recorder::cli::{Cli, Command};
 use rtmp_recorder::spool::{Mode, StateDir};
 use rtmp_recorder::{
-    clip, exit, ingest, logging, node, publish, remux, run, shutdown, status, token_command,
+    clip, events, exit, ingest, logging, node, publish, remux, run, shutdown, status, token_command,
 };
 
 fn main() -> ExitCode {
@@ -16,6 +16,7 @@ fn main() -> ExitCode {
         Command::Ingest(_) => "ingest",
         Command::Remux { .. } => "remux",
         Command::Publish { .. } => "publish",
+        Command::Deliver { .. } => "deliver",
         Command::Run(_) => "run",
         Command::Clip(_) => "clip",
         Command::Status(_) => "status",
@@ -81,6 +82,11 @@ fn main() -> ExitCode {
                 args.node = node;
                 publish::run(state, args, Mode::new(watch, until_empty), shutdown).await
             }
+            Command::Deliver {
+                watch,
+                until_empty,
+                args,
+            } => events::deliver::run(state, args, Mode::new(watch, until_empty), shutdown).await,
             Command::Run(mut args) => {
                 args.ingest.node = node.clone();
                 args.publish.node = node;

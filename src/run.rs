@@ -1,5 +1,6 @@
 //! `run`: ingest, remux and publish in one process, for development and machines without
-//! systemd. The stages still talk only through the state directory, exactly as under systemd.
+//! systemd, and deliver when a hook is configured. The stages still talk only through the
+//! state directory, exactly as under systemd.
 //!
 //! The stages fail as one: when any of them ends with an error (ingest cannot bind its port,
 //! publish has a bad key template), the others are told to stop as on SIGTERM, so the process
@@ -17,6 +18,12 @@ use crate::spool::{Mode, StateDir};
 pub async fn run(state: StateDir, mut args: RunArgs, mut signals: Shutdown) -> Result<()> {
     // /clip reads where this run publishes.
     args.ingest.clips = Some(std::sync::Arc::new(args.publish.clone()));
+    // Every stage writes events when a hook is configured; deliver hands them on.
+    let hooks = args.events.any_sink();
+    let events = crate::events::Emitter::new(&state, hooks);
+    args.ingest.events = Some(events.clone());
+    args.remux.events = Some(events.clone());
+    args.publish.events = Some(events);
     // The stages watch our own signal, so a failing stage can stop its siblings; SIGTERM is
     // passed on to it.
     let (stop, stages_shutdown) = shutdown::channel();
@@ -31,6 +38,15 @@ pub async fn run(state: StateDir, mut args: RunArgs, mut signals: Shutdown) -> R
         stages_shutdown.clone(),
     );
     names.insert(stages.spawn(remux).id(), "remux");
+    if hooks {
+        let deliver = crate::events::deliver::run(
+            state.clone(),
+            args.events,
+            Mode::Watch,
+            stages_shutdown.clone(),
+        );
+        names.insert(stages.spawn(deliver).id(), "deliver");
+    }
     let publish = crate::publish::run(state, args.publish, Mode::Watch, stages_shutdown);
     names.insert(stages.spawn(publish).id(), "publish");
 

@@ -96,6 +96,7 @@ impl StateDir {
             dir.failed(),
             dir.tmp(),
             dir.status(),
+            dir.events(),
         ] {
             fs::create_dir_all(&sub)
                 .with_context(|| format!("creating state folder {}", sub.display()))?;
@@ -135,6 +136,10 @@ impl StateDir {
     /// What stages leave for `rtmp-recorder status` and `/metrics` (see `observe`).
     pub fn status(&self) -> PathBuf {
         self.root.join("status")
+    }
+    /// Events waiting for delivery to the hooks (see `events`); one file each, renamed in.
+    pub fn events(&self) -> PathBuf {
+        self.root.join("events")
     }
     /// Where `run` publishes when no S3 destination is configured.
     pub fn published(&self) -> PathBuf {

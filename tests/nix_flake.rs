@@ -167,6 +167,9 @@ fn every_module_option_is_documented_with_an_example_of_its_type() {
         "s3.publicAcl",
         "keyTemplate",
         "logLevel",
+        "hooks.command",
+        "hooks.webhook",
+        "hooks.timeout",
         "environmentFile",
         "extraEnvironment",
     ] {

@@ -1,6 +1,6 @@
 //! The .deb (cargo-deb) and the .rpm (cargo-generate-rpm) as built from this tree, read back with
 //! the distributions' own tools (`dpkg-deb`, `rpm`): each holds the binary at
-//! /usr/bin/rtmp-recorder, the eight units where its distribution looks for them, the sysusers and
+//! /usr/bin/rtmp-recorder, the ten units where its distribution looks for them, the sysusers and
 //! tmpfiles entries, the example configuration marked as configuration, and the maintainer
 //! scripts that create the user and enable the units. Installing the .deb into a booted systemd is
 //! tests/appliance_nspawn.rs; the .rpm's scripts are the same steps for Amazon Linux 2023.
@@ -10,7 +10,7 @@ use crate::support::{self, Turn};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const UNITS: [&str; 8] = [
+const UNITS: [&str; 10] = [
     "rtmp-recorder-ingest.socket",
     "rtmp-recorder-http.socket",
     "rtmp-recorder-rtmps.socket",
@@ -19,6 +19,8 @@ const UNITS: [&str; 8] = [
     "rtmp-recorder-remux.service",
     "rtmp-recorder-publish.path",
     "rtmp-recorder-publish.service",
+    "rtmp-recorder-events.path",
+    "rtmp-recorder-events.service",
 ];
 
 /// The target directory and cargo profile the test binary was built with, for `--no-build`.

@@ -14,11 +14,12 @@ use std::process::Command;
 /// The worst exposure (0.0 best .. 10.0 worst) any service may have.
 const MAX_EXPOSURE: f64 = 2.0;
 /// Each service's rating today (systemd 252): a unit may get better, never worse. publish needs
-/// the network; ingest (socket from systemd) and remux have none.
-const RATED: [(&str, f64); 3] = [
+/// the network, and so does events (the webhook); ingest (socket from systemd) and remux have none.
+const RATED: [(&str, f64); 4] = [
     ("rtmp-recorder-ingest.service", 0.2),
     ("rtmp-recorder-remux.service", 0.2),
     ("rtmp-recorder-publish.service", 1.1),
+    ("rtmp-recorder-events.service", 1.1),
 ];
 
 fn units_dir() -> PathBuf {
@@ -60,6 +61,8 @@ fn every_unit_is_there() {
     assert_eq!(
         names,
         [
+            "rtmp-recorder-events.path",
+            "rtmp-recorder-events.service",
             "rtmp-recorder-http.socket",
             "rtmp-recorder-ingest.service",
             "rtmp-recorder-ingest.socket",
@@ -118,7 +121,7 @@ fn every_service_exposure_is_at_most_2() {
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "service"))
         .collect();
-    assert_eq!(services.len(), 3);
+    assert_eq!(services.len(), 4);
     for unit in services {
         let name = unit.file_name().unwrap().to_string_lossy().into_owned();
         let out = Command::new(analyze())
@@ -152,7 +155,12 @@ fn every_service_exposure_is_at_most_2() {
 #[test]
 fn services_share_identity_state_and_config() {
     let _turn = Turn::shared();
-    for stage in ["ingest", "remux", "publish"] {
+    for (stage, command) in [
+        ("ingest", "ingest"),
+        ("remux", "remux"),
+        ("publish", "publish"),
+        ("events", "deliver"),
+    ] {
         let path = units_dir().join(format!("rtmp-recorder-{stage}.service"));
         let text = fs::read_to_string(&path).unwrap();
         for line in [
@@ -161,7 +169,7 @@ fn services_share_identity_state_and_config() {
             "StateDirectory=rtmp-recorder",
             "EnvironmentFile=-/etc/rtmp-recorder/recorder.env",
             "ProtectSystem=strict",
-            &format!("ExecStart=/usr/bin/rtmp-recorder {stage}"),
+            &format!("ExecStart=/usr/bin/rtmp-recorder {command}"),
         ] {
             assert!(
                 text.lines().any(|l| l.trim() == line),

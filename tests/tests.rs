@@ -8,6 +8,7 @@ mod appliance_nspawn;
 mod clip;
 mod core_purity;
 mod disk_full;
+mod event_hooks;
 mod hand_copied;
 mod hostile_peers;
 mod http_browser;

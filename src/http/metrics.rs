@@ -40,6 +40,7 @@ fn render(view: &IngestView) -> Result<String> {
     let queues = queues::read(&view.state)?;
     let remux = record::read(&view.state, Stage::Remux).unwrap_or_default();
     let publish = record::read(&view.state, Stage::Publish).unwrap_or_default();
+    let deliver = record::read(&view.state, Stage::Deliver).unwrap_or_default();
     let disk = Disk::read(&view.state, view.min_free)?;
 
     let mut e = Exposition::new();
@@ -189,6 +190,24 @@ fn render(view: &IngestView) -> Result<String> {
         );
     }
 
+    e.single(
+        "rtmp_recorder_events_queue_depth",
+        Kind::Gauge,
+        "Events in events/ waiting for delivery to the hooks.",
+        n(queues.events),
+    );
+    e.single(
+        "rtmp_recorder_events_delivered_total",
+        Kind::Counter,
+        "Events every configured hook confirmed (all runs).",
+        n(deliver.done),
+    );
+    e.single(
+        "rtmp_recorder_event_delivery_failures_total",
+        Kind::Counter,
+        "Failed event delivery attempts (all runs): a hook command that did not exit 0, a webhook that did not answer 2xx in time.",
+        n(deliver.failures.values().sum()),
+    );
     e.single(
         "rtmp_recorder_failed_files",
         Kind::Gauge,

@@ -31,6 +31,8 @@ use crate::spool::StateDir;
 /// What every connection shares.
 pub struct Shared {
     pub state: StateDir,
+    /// Where ingest's events go (nowhere without a hook configured).
+    pub events: crate::events::Emitter,
     pub policy: Policy,
     /// Asked about publishes the policy leaves to it (`--publish-hook`).
     pub hook: Option<Hook>,
@@ -398,6 +400,7 @@ impl Session {
         let (tx, rx) = mpsc::channel(RECORDER_QUEUE);
         let recorder = StreamRecorder::new(
             self.shared.state.clone(),
+            self.shared.events.clone(),
             key.clone(),
             self.shared.split,
             self.shared.node.clone(),
@@ -525,6 +528,8 @@ fn record(
     _alive: mpsc::Sender<()>,
     failed: Arc<tokio::sync::Notify>,
 ) {
+    // Here, on the recorder's thread: queueing an event writes a file.
+    recorder.announce();
     while let Some(batch) = rx.blocking_recv() {
         for input in &batch {
             if let Err(e) = recorder.push(input) {

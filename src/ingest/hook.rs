@@ -17,21 +17,17 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
-use axum::http::{Request, Uri, header};
+use anyhow::Result;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+
+use crate::http_post::Target;
 
 /// A hook answer larger than this is not read (it only has to hold a label).
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct Hook {
-    uri: Uri,
-    host: String,
-    port: u16,
+    target: Target,
     timeout: Duration,
 }
 
@@ -46,31 +42,14 @@ pub enum Answer {
 
 impl Hook {
     pub fn new(url: &str, timeout: Duration) -> Result<Hook> {
-        let uri: Uri = url
-            .parse()
-            .with_context(|| format!("--publish-hook {url:?} is not a URL"))?;
-        if uri.scheme_str() != Some("http") {
-            bail!(
-                "--publish-hook {url:?}: only http:// URLs are supported (run the hook beside the recorder)"
-            );
-        }
-        let host = uri
-            .host()
-            .with_context(|| format!("--publish-hook {url:?} names no host"))?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let port = uri.port_u16().unwrap_or(80);
         Ok(Hook {
-            uri,
-            host,
-            port,
+            target: Target::parse("--publish-hook", url)?,
             timeout,
         })
     }
 
     pub fn url(&self) -> String {
-        self.uri.to_string()
+        self.target.uri().to_string()
     }
 
     /// Asks the hook about a publish; never waits longer than the timeout.
@@ -99,7 +78,7 @@ impl Hook {
                 // The details (the hook's address) are for the operator, not the publisher.
                 log::warn!(
                     "publish hook {} failed: {e:#}; publishes it is asked about are refused until it answers",
-                    self.uri
+                    self.target.uri()
                 );
                 Answer::Refuse {
                     reason: "publish hook failed".to_string(),
@@ -110,52 +89,10 @@ impl Hook {
     }
 
     async fn post(&self, body: String) -> Result<Answer> {
-        let socket = TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .with_context(|| format!("connecting to {}", self.uri))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(socket))
-            .await
-            .context("HTTP handshake")?;
-        // The connection is driven beside the request; dropping this future (the timeout)
-        // ends both, so nothing outlives the call.
-        let driven = async {
-            let path = self
-                .uri
-                .path_and_query()
-                .map_or("/", |p| p.as_str())
-                .to_string();
-            let authority = self
-                .uri
-                .authority()
-                .map_or(String::new(), |a| a.to_string());
-            let request = Request::post(path)
-                .header(header::HOST, authority)
-                .header(header::CONTENT_TYPE, "application/json")
-                .header(header::CONNECTION, "close")
-                .body(Full::new(Bytes::from(body)))
-                .context("building the hook request")?;
-            let response = sender
-                .send_request(request)
-                .await
-                .context("sending the hook request")?;
-            let status = response.status();
-            let bytes = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
-                .collect()
-                .await
-                .map_err(|e| anyhow::anyhow!("reading the hook's answer: {e}"))?
-                .to_bytes();
-            anyhow::Ok((status, bytes))
-        };
-        tokio::pin!(connection);
-        tokio::pin!(driven);
-        let (status, bytes) = tokio::select! {
-            r = &mut driven => r?,
-            c = &mut connection => {
-                c.context("HTTP connection to the hook")?;
-                // The connection ended cleanly; the answer may be complete already.
-                driven.await?
-            }
-        };
+        let (status, bytes) = self
+            .target
+            .post_json(Bytes::from(body), MAX_ANSWER_BYTES)
+            .await?;
         if !status.is_success() {
             return Ok(Answer::Refuse {
                 reason: format!("publish hook answered {status}"),

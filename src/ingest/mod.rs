@@ -140,6 +140,10 @@ pub struct Args {
     /// stage alone reads them from the environment it shares with the publish unit.
     #[arg(skip)]
     pub clips: Option<Arc<crate::publish::Args>>,
+    /// Where events go: `run` passes its own; the `ingest` stage alone reads the hooks'
+    /// variables from the environment it shares with the deliver unit.
+    #[arg(skip)]
+    pub events: Option<crate::events::Emitter>,
     /// Accept RTMPS (RTMP over TLS) on this address (repeatable), when systemd passes no
     /// socket. Needs --tls-cert and --tls-key. Off unless given.
     #[arg(
@@ -177,10 +181,16 @@ const FINISH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Runs the ingest stage until shutdown.
 pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<()> {
     let _running = crate::observe::running::mark(&state, "ingest");
+    let events = match args.events.clone() {
+        Some(e) => e,
+        None => crate::events::Emitter::from_env(&state)?,
+    };
     let salvage_state = state.clone();
-    let salvaged = tokio::task::spawn_blocking(move || salvage::salvage(&salvage_state))
-        .await
-        .context("salvage task")??;
+    let salvage_events = events.clone();
+    let salvaged =
+        tokio::task::spawn_blocking(move || salvage::salvage(&salvage_state, &salvage_events))
+            .await
+            .context("salvage task")??;
     if salvaged > 0 {
         log::warn!("handed {salvaged} chunk(s) left by a crashed ingest to remux");
     }
@@ -213,6 +223,7 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
     let (alive, mut all_done) = tokio::sync::mpsc::channel::<()>(1);
     let shared = Arc::new(Shared {
         state,
+        events,
         policy,
         hook,
         split: SplitConfig {

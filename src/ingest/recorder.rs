@@ -21,6 +21,7 @@ use bytes::Bytes;
 
 use crate::chunk::{Action, Message, Refused, SplitConfig, SplitReason, Splitter};
 use crate::disk::{self, DiskSpace};
+use crate::events::{Emitter, Event};
 use crate::flv::{FlvWriter, TagType};
 use crate::ingest::chunk_file::ChunkFile;
 use crate::ingest::metadata::{ChunkFields, chunk_metadata};
@@ -40,6 +41,11 @@ pub enum Input {
 /// Records one publish session of one stream into chunks.
 pub struct StreamRecorder {
     state: StateDir,
+    events: Emitter,
+    /// When the session began (wall clock): its stream events' identity.
+    session_start: Civil,
+    /// Chunks handed on in this session.
+    handed_on: u32,
     names: StreamNames,
     node: NodeId,
     splitter: Splitter,
@@ -80,6 +86,7 @@ pub const RESUME_FREE: u64 = 8 << 20;
 impl StreamRecorder {
     pub fn new(
         state: StateDir,
+        events: Emitter,
         names: StreamNames,
         config: SplitConfig,
         node: NodeId,
@@ -92,6 +99,9 @@ impl StreamRecorder {
         let origin = unix_ms_now();
         StreamRecorder {
             state,
+            events,
+            session_start: Civil::from_unix_millis(crate::observe::unix_ms_now() as i64),
+            handed_on: 0,
             names,
             node,
             splitter: Splitter::new(config).with_utc_origin(origin),
@@ -106,6 +116,12 @@ impl StreamRecorder {
             counters,
             created,
         }
+    }
+
+    /// Queues the session's `stream.started` event.
+    pub fn announce(&self) {
+        self.events
+            .emit_or_log(&Event::stream_started(&self.names, self.session_start));
     }
 
     /// The stream as its chunk names spell it (safe in logs: no control characters).
@@ -379,7 +395,12 @@ impl StreamRecorder {
                 "chunk removed: the disk filled before its first frame was written");
             return Ok(());
         }
+        // Queued before the handoff: after a crash in between, salvage hands the chunk on and
+        // queues the same event again (same id), so the event is never missing.
+        self.events
+            .emit_or_log(&Event::chunk_recorded(&chunk.stem, bytes, Some(frames)));
         spool::handoff(&chunk.path, &self.state.remux_inbox())?;
+        self.handed_on += 1;
         Stats::add(&self.stats.chunks_written, 1);
         log::info!(
             stream = self.names.stream(),
@@ -407,5 +428,11 @@ impl Drop for StreamRecorder {
                 "could not finish the open chunk: {e:#}; it stays in recording/ and the next start salvages it"
             );
         }
+        self.events.emit_or_log(&Event::stream_stopped(
+            &self.names,
+            self.session_start,
+            self.handed_on,
+            self.previous.clone(),
+        ));
     }
 }

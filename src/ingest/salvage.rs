@@ -7,11 +7,12 @@ use std::io::BufReader;
 
 use anyhow::{Context, Result};
 
+use crate::events::{Emitter, Event};
 use crate::flv;
 use crate::spool::{self, StateDir};
 
 /// Salvages every abandoned chunk. Returns how many were handed on.
-pub fn salvage(state: &StateDir) -> Result<usize> {
+pub fn salvage(state: &StateDir, events: &Emitter) -> Result<usize> {
     let mut handed = 0;
     for path in spool::list_inbox(&state.recording(), "flv")? {
         let Some(file) = spool::try_lock(&path)? else {
@@ -28,6 +29,12 @@ pub fn salvage(state: &StateDir) -> Result<usize> {
                 drop(file);
                 let reason = format!("abandoned chunk is not a readable FLV: {e}");
                 log::error!(chunk = path.display().to_string().as_str(); "{reason}; moved to failed/");
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+                events.emit_or_log(&Event::chunk_failed(
+                    "ingest",
+                    &name.unwrap_or_default(),
+                    &reason,
+                ));
                 state.fail(&path, &reason)?;
                 continue;
             }
@@ -49,6 +56,9 @@ pub fn salvage(state: &StateDir) -> Result<usize> {
             fs::remove_file(&path).with_context(|| format!("removing empty {}", path.display()))?;
             continue;
         }
+        // Before the handoff: a crash in between salvages the chunk again, with the same event.
+        let (_, stem) = spool::log_labels(&path);
+        events.emit_or_log(&Event::chunk_recorded(&stem, complete, None));
         spool::handoff(&path, &state.remux_inbox())?;
         handed += 1;
     }

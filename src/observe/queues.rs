@@ -17,6 +17,8 @@ pub struct Queues {
     pub remux: u64,
     /// MP4s in `publish/`.
     pub publish: u64,
+    /// Events in `events/` waiting for delivery.
+    pub events: u64,
     /// Start (ms since the Unix epoch) of the oldest chunk in `remux/` or `publish/`: its name's
     /// UTC start, else its file's mtime (copied in by hand).
     pub oldest_unpublished_unix_ms: Option<u64>,
@@ -41,6 +43,7 @@ pub fn read(state: &StateDir) -> Result<Queues> {
     Ok(Queues {
         remux: remux.len() as u64,
         publish: publish.len() as u64,
+        events: crate::events::queued(state)?.len() as u64,
         oldest_unpublished_unix_ms: oldest,
         failed: failed_files(&state.failed())?,
     })

@@ -16,6 +16,8 @@ use crate::spool::{self, StateDir};
 pub enum Stage {
     Remux,
     Publish,
+    /// Event delivery (`events::deliver`): `done` counts delivered events.
+    Deliver,
 }
 
 impl Stage {
@@ -23,6 +25,7 @@ impl Stage {
         match self {
             Stage::Remux => "remux",
             Stage::Publish => "publish",
+            Stage::Deliver => "deliver",
         }
     }
 }

@@ -22,6 +22,16 @@ impl Backoff {
         }
     }
 
+    /// A backoff whose jitter differs from other processes': seeded from the PID and the
+    /// clock's nanoseconds (read here only for that, never for a delay).
+    pub fn for_this_process(base: Duration, cap: Duration) -> Backoff {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() as u64)
+            .unwrap_or(0);
+        Backoff::new(base, cap, u64::from(std::process::id()) ^ nanos)
+    }
+
     /// The next delay: uniformly in `[d/2, d]` where `d = min(cap, base * 2^attempt)`.
     pub fn next_delay(&mut self) -> Duration {
         let exp = self.attempt.min(30);

@@ -16,6 +16,7 @@ use anyhow::{Context, Result};
 
 use super::key::{self, KeyTemplate};
 use super::store::{ObjectSpec, Stored, hex, parse_sha256};
+use crate::events::{Emitter, Event};
 use crate::manifest::{ChunkManifest, MANIFEST_VERSION};
 use crate::naming::NodeId;
 use crate::observe::record::{self, FailureKind, Stage};
@@ -59,7 +60,7 @@ pub struct Keys<'a> {
 
 /// Locks an inbox MP4 and reads what its upload needs: its manifest (or what its name tells,
 /// for an MP4 copied in by hand), its object keys and metadata.
-pub fn examine(state: &StateDir, keys: &Keys, mp4: &Path) -> Result<Examined> {
+pub fn examine(state: &StateDir, keys: &Keys, mp4: &Path, events: &Emitter) -> Result<Examined> {
     let Some(file_name) = mp4.file_name().map(|n| n.to_string_lossy().into_owned()) else {
         return Ok(Examined::Skipped("no file name"));
     };
@@ -100,7 +101,7 @@ pub fn examine(state: &StateDir, keys: &Keys, mp4: &Path) -> Result<Examined> {
         match read_manifest(&json_path) {
             Ok(m) => m,
             Err(e) => {
-                set_aside(state, mp4, &format!("{e:#}"))?;
+                set_aside(state, mp4, &format!("{e:#}"), events)?;
                 return Ok(Examined::Failed);
             }
         }
@@ -176,14 +177,21 @@ pub fn archive(state: &StateDir, upload: Box<Upload>, json: &[u8]) -> Result<()>
     remove_if_present(&upload.mp4.with_extension("json"))
 }
 
-/// Moves the MP4 (and its manifest) to `failed/` with the reason.
-pub fn set_aside(state: &StateDir, mp4: &Path, reason: &str) -> Result<()> {
+/// Moves the MP4 (and its manifest) to `failed/` with the reason, after queueing the
+/// `chunk.failed` event (a crash in between sets it aside again, with the same event).
+pub fn set_aside(state: &StateDir, mp4: &Path, reason: &str, events: &Emitter) -> Result<()> {
     let (stream, chunk) = spool::log_labels(mp4);
     log::error!(stream = stream.as_str(), chunk = chunk.as_str();
         "{}: {reason}; moved to {}",
         mp4.display(),
         state.failed().display()
     );
+    let file = mp4.file_name().map(|n| n.to_string_lossy().into_owned());
+    events.emit(&Event::chunk_failed(
+        "publish",
+        &file.unwrap_or_default(),
+        reason,
+    ))?;
     state.fail(mp4, reason)?;
     record::failed(
         state,

@@ -101,6 +101,10 @@ pub struct Args {
     /// has none (recorded before names carried one) and the `node` of their manifests.
     #[arg(skip)]
     pub node: Option<NodeId>,
+    /// Where events go: `run` passes its own; the `publish` stage alone reads the hooks'
+    /// variables from the environment.
+    #[arg(skip)]
+    pub events: Option<crate::events::Emitter>,
 }
 
 pub(crate) fn parse_flag(text: &str) -> Result<bool, String> {
@@ -115,20 +119,7 @@ impl Args {
     /// The options as the environment alone gives them (`DESTINATION`, `S3_BUCKET`, ...), for
     /// a stage that does not take publish's flags but must find what it publishes.
     pub fn from_env() -> Result<Args> {
-        #[derive(clap::Parser)]
-        struct FromEnv {
-            #[command(flatten)]
-            args: Args,
-        }
-        <FromEnv as clap::Parser>::try_parse_from(["rtmp-recorder"])
-            .map(|f| f.args)
-            .map_err(|e| {
-                crate::exit::Coded::new(
-                    crate::exit::USAGE,
-                    format!("reading publish's settings from the environment: {e}"),
-                )
-                .into()
-            })
+        crate::cli::args_from_env("publish's settings")
     }
 
     /// The destination these options name (see `--destination`).
@@ -168,6 +159,10 @@ pub async fn run(
     shutdown: crate::shutdown::Shutdown,
 ) -> Result<()> {
     let _running = crate::observe::running::mark(&state, "publish");
+    let events = match args.events.clone() {
+        Some(e) => e,
+        None => crate::events::Emitter::from_env(&state)?,
+    };
     let watch = mode == Mode::Watch;
     let template = KeyTemplate::parse(&args.key_template)
         .map_err(|e| crate::exit::Coded::new(crate::exit::USAGE, e))?;
@@ -206,6 +201,7 @@ pub async fn run(
     );
     let queue = queue::Queue {
         state,
+        events,
         store,
         template,
         prefix,

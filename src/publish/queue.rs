@@ -6,7 +6,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
@@ -26,6 +26,8 @@ const POLL: Duration = Duration::from_millis(200);
 
 pub struct Queue {
     pub state: StateDir,
+    /// Where `chunk.uploaded` and `chunk.failed` go.
+    pub events: crate::events::Emitter,
     pub store: Store,
     pub template: KeyTemplate,
     pub prefix: String,
@@ -66,12 +68,7 @@ impl Queue {
     ) -> Result<()> {
         let watch = mode == Mode::Watch;
         let mut said_left = Vec::new();
-        let seed = u64::from(std::process::id())
-            ^ SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos() as u64)
-                .unwrap_or(0);
-        let mut backoff = Backoff::new(Duration::from_millis(250), self.backoff_cap, seed);
+        let mut backoff = Backoff::for_this_process(Duration::from_millis(250), self.backoff_cap);
         let mut trouble_since: Option<Instant> = None;
         let mut last_reported: Option<String> = None;
         let mut last_sweep: Option<Instant> = None;
@@ -275,7 +272,7 @@ impl Queue {
                     node: &q.node,
                     quiet_for: q.quiet_for,
                 };
-                job::examine(&q.state, &keys, &path)
+                job::examine(&q.state, &keys, &path, &q.events)
             })
             .await?;
         let mut upload = match examined {
@@ -313,7 +310,19 @@ impl Queue {
             hex(&stored.sha256),
             self.store.url(&upload.mp4_spec.key)
         );
+        let url = self.store.url(&upload.mp4_spec.key);
         self.blocking("archiving a published MP4", move |q| {
+            // Queued before the MP4 leaves the inbox: a crash in between uploads it again (a
+            // no-op for the store) and queues the same event.
+            let manifest = serde_json::from_slice(&json).unwrap_or_default();
+            let event = crate::events::Event::chunk_uploaded(
+                &upload.stem,
+                &upload.mp4_spec.key,
+                &url,
+                stored.size,
+                manifest,
+            );
+            q.events.emit(&event)?;
             job::archive(&q.state, upload, &json)
         })
         .await?;
@@ -327,7 +336,7 @@ impl Queue {
         reason: String,
     ) -> Result<Result<Done, Fault>> {
         self.blocking("setting an MP4 aside", move |q| {
-            job::set_aside(&q.state, &upload.mp4, &reason)
+            job::set_aside(&q.state, &upload.mp4, &reason, &q.events)
         })
         .await?;
         Ok(Ok(Done::Failed))

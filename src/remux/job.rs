@@ -15,6 +15,7 @@ use super::copy::write_mp4_file;
 use super::direct;
 use super::manifest;
 use super::scan::{self, ScanError};
+use crate::events::{Emitter, Event};
 use crate::naming::ChunkName;
 use crate::spool::{self, StateDir};
 
@@ -34,8 +35,14 @@ pub enum Outcome {
     Failed(String),
 }
 
-/// Remuxes `flv` (a file in `remux/`).
-pub fn remux_one(state: &StateDir, flv: &Path, quiet: Duration) -> Result<Outcome> {
+/// Remuxes `flv` (a file in `remux/`). An input set aside in `failed/` queues a `chunk.failed`
+/// event first (a crash in between sets it aside again, with the same event).
+pub fn remux_one(
+    state: &StateDir,
+    flv: &Path,
+    quiet: Duration,
+    events: &Emitter,
+) -> Result<Outcome> {
     let file_name = flv
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -71,6 +78,7 @@ pub fn remux_one(state: &StateDir, flv: &Path, quiet: Duration) -> Result<Outcom
     let scanned = match scan::scan(&BlockFile::new(&file, len), len) {
         Ok(s) => s,
         Err(ScanError::Unusable(why)) => {
+            events.emit(&Event::chunk_failed("remux", &file_name, &why))?;
             state.fail(flv, &why)?;
             log::warn!(stream = stream.as_str(), chunk = stem.as_str(); "moved to failed/: {why}");
             return Ok(Outcome::Failed(why));
@@ -101,6 +109,7 @@ pub fn remux_one(state: &StateDir, flv: &Path, quiet: Duration) -> Result<Outcom
         Ok(l) => l,
         Err(e) => {
             let why = format!("cannot lay out the MP4: {e}");
+            events.emit(&Event::chunk_failed("remux", &file_name, &why))?;
             state.fail(flv, &why)?;
             log::warn!(stream = stream.as_str(), chunk = stem.as_str(); "moved to failed/: {why}");
             return Ok(Outcome::Failed(why));

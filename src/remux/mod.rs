@@ -35,6 +35,11 @@ pub struct Args {
     /// Delete archived FLVs older than this once their MP4 exists (0: keep them).
     #[arg(long = "keep-flv-for", env = "FLV_MAX_AGE_SECONDS", value_parser = crate::duration::parse, default_value = "0")]
     pub keep_flv_for: Duration,
+
+    /// Where events go: `run` passes its own; the `remux` stage alone reads the hooks'
+    /// variables from the environment.
+    #[arg(skip)]
+    pub events: Option<crate::events::Emitter>,
 }
 
 /// How often `--watch` looks at the inbox.
@@ -52,6 +57,10 @@ pub async fn run(
     mut shutdown: crate::shutdown::Shutdown,
 ) -> Result<()> {
     let _running = crate::observe::running::mark(&state, "remux");
+    let events = match args.events.clone() {
+        Some(e) => e,
+        None => crate::events::Emitter::from_env(&state)?,
+    };
     let start = state.clone();
     // Stale partials in tmp/ are gone already: `StateDir::open` removes them for every stage.
     tokio::task::spawn_blocking(move || clear_abandoned_outputs(&start)).await??;
@@ -61,7 +70,7 @@ pub async fn run(
     let mut said_left = Vec::new();
     crate::systemd::status("remuxing the chunks in remux/");
     loop {
-        let pass = drain(&state, &args, &shutdown, &mut retry_at, &mut tally).await?;
+        let pass = drain(&state, &args, &events, &shutdown, &mut retry_at, &mut tally).await?;
         let prune_due = pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_EVERY);
         if !args.keep_flv_for.is_zero() && prune_due {
             pruned_at = Some(Instant::now());
@@ -143,6 +152,7 @@ struct Pass {
 async fn drain(
     state: &StateDir,
     args: &Args,
+    events: &crate::events::Emitter,
     shutdown: &crate::shutdown::Shutdown,
     retry_at: &mut HashMap<PathBuf, Instant>,
     tally: &mut Tally,
@@ -161,7 +171,7 @@ async fn drain(
         if retry_at.get(&flv).is_some_and(|t| Instant::now() < *t) {
             continue;
         }
-        match one(state, &flv, args.quiet).await {
+        match one(state, &flv, args.quiet, events).await {
             Ok(outcome) => {
                 retry_at.remove(&flv);
                 match outcome {
@@ -197,11 +207,17 @@ async fn drain(
     Ok(pass)
 }
 
-async fn one(state: &StateDir, flv: &Path, quiet: Duration) -> Result<Outcome> {
+async fn one(
+    state: &StateDir,
+    flv: &Path,
+    quiet: Duration,
+    events: &crate::events::Emitter,
+) -> Result<Outcome> {
     let state = state.clone();
+    let events = events.clone();
     let flv = flv.to_path_buf();
     tokio::task::spawn_blocking(move || {
-        let result = remux_one(&state, &flv, quiet);
+        let result = remux_one(&state, &flv, quiet, &events);
         // The stage record is a file written with fsync: updated here, off the async workers.
         match &result {
             Ok(Outcome::Done { mp4 }) => {

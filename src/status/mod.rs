@@ -47,6 +47,7 @@ pub struct Report {
     pub queues: QueueState,
     pub last_upload: Option<When>,
     pub last_error: Option<StageError>,
+    pub events: EventsState,
     pub failed: Vec<FailedFile>,
     pub disk: Option<Disk>,
 }
@@ -79,6 +80,17 @@ pub struct QueueState {
     pub remux: u64,
     pub publish: u64,
     pub oldest_unpublished_age_seconds: Option<u64>,
+}
+
+/// The event hooks' queue (`events/`) and the deliver stage's record.
+#[derive(Debug, Serialize)]
+pub struct EventsState {
+    pub queued: u64,
+    pub delivered: u64,
+    /// Failed delivery attempts (all runs).
+    pub delivery_failures: u64,
+    pub last_delivery: Option<When>,
+    pub last_delivery_error: Option<When>,
 }
 
 #[derive(Debug, Serialize)]
@@ -132,12 +144,15 @@ pub fn gather(state: &StateDir, min_free: MinFree) -> Result<Report> {
     let mut problems = Vec::new();
     let remux = record::read(state, Stage::Remux).unwrap_or_default();
     let publish = record::read(state, Stage::Publish).unwrap_or_default();
+    let deliver = record::read(state, Stage::Deliver).unwrap_or_default();
 
     let mut stages = Vec::new();
-    for (stage, done) in [
-        ("ingest", None),
-        ("remux", Some(remux.done)),
-        ("publish", Some(publish.done)),
+    // (name, as its unit `rtmp-recorder-NAME` and its lock `status/LOCK.lock` call it, total)
+    for (stage, lock, done) in [
+        ("ingest", "ingest", None),
+        ("remux", "remux", Some(remux.done)),
+        ("publish", "publish", Some(publish.done)),
+        ("events", "deliver", Some(deliver.done)),
     ] {
         let s = match units::state(stage) {
             Some(unit) => StageState {
@@ -149,7 +164,7 @@ pub fn gather(state: &StateDir, min_free: MinFree) -> Result<Report> {
                 done,
             },
             None => {
-                let holder = running::holder(state, stage);
+                let holder = running::holder(state, lock);
                 StageState {
                     stage,
                     source: "process",
@@ -217,6 +232,7 @@ pub fn gather(state: &StateDir, min_free: MinFree) -> Result<Report> {
             let queued = match stage {
                 Stage::Remux => q.remux,
                 Stage::Publish => q.publish,
+                Stage::Deliver => q.events,
             };
             if since_success && queued > 0 {
                 problems.push(format!(
@@ -232,6 +248,25 @@ pub fn gather(state: &StateDir, min_free: MinFree) -> Result<Report> {
                 age_seconds: now.saturating_sub(e.at_unix_ms) / 1000,
             }
         });
+    if let Some(e) = &deliver.last_error {
+        let since_success = deliver
+            .last_done
+            .as_ref()
+            .is_none_or(|d| d.at_unix_ms < e.at_unix_ms);
+        if since_success && q.events > 0 {
+            problems.push(format!(
+                "event delivery is failing: {} (with {} event(s) queued)",
+                e.what, q.events
+            ));
+        }
+    }
+    let events = EventsState {
+        queued: q.events,
+        delivered: deliver.done,
+        delivery_failures: deliver.failures.values().sum(),
+        last_delivery: deliver.last_done.as_ref().map(|e| when(e, now)),
+        last_delivery_error: deliver.last_error.as_ref().map(|e| when(e, now)),
+    };
     Ok(Report {
         state_dir: root.display().to_string(),
         problems,
@@ -246,6 +281,7 @@ pub fn gather(state: &StateDir, min_free: MinFree) -> Result<Report> {
         },
         last_upload: publish.last_done.as_ref().map(|e| when(e, now)),
         last_error,
+        events,
         failed: q.failed,
         disk,
     })

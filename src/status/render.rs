@@ -25,6 +25,7 @@ pub fn screen(r: &Report) -> String {
         let done = match (st.stage, st.done) {
             ("remux", Some(n)) => format!("    {n} remuxed"),
             ("publish", Some(n)) => format!("    {n} uploaded"),
+            ("events", Some(n)) => format!("    {n} event(s) delivered"),
             _ => String::new(),
         };
         let _ = writeln!(s, "  {:<8} {}{done}", st.stage, st.state);
@@ -78,6 +79,21 @@ pub fn screen(r: &Report) -> String {
         }
         None => {
             let _ = writeln!(s, "last error: none");
+        }
+    }
+    let ev = &r.events;
+    if ev.queued > 0 || ev.delivered > 0 || ev.delivery_failures > 0 {
+        let _ = writeln!(
+            s,
+            "events: {} queued, {} delivered, {} failed attempt(s)",
+            ev.queued, ev.delivered, ev.delivery_failures
+        );
+        if let Some(e) = &ev.last_delivery_error {
+            let _ = writeln!(
+                s,
+                "last delivery error: at {} ({}s ago): {}",
+                e.at, e.age_seconds, e.what
+            );
         }
     }
     let _ = writeln!(s, "failed/: {} file(s)", r.failed.len());

@@ -1,5 +1,5 @@
 //! A stage's state as systemd sees it (`systemctl show`), where systemd runs and our units are
-//! installed. ingest is started by its socket and remux and publish by their path units, so an
+//! installed. ingest is started by its socket and remux, publish and events by their path units, so an
 //! inactive service with its trigger active is a stage waiting for work, not a stopped one.
 
 use std::process::Command;
