@@ -116,6 +116,9 @@ impl Server {
             .arg(&state)
             .args(["ingest", "--listen", &format!("127.0.0.1:{port}")])
             .args(["--chunk-duration", "10s"])
+            // Every load connection comes from 127.0.0.1: the default of 16 per address would
+            // refuse the 17th stream (nginx-rtmp has no such limit).
+            .args(["--max-connections-per-ip", "1024"])
             .stdin(Stdio::null())
             .stdout(log_file(&log)?)
             .stderr(log_file(&log)?)
