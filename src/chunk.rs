@@ -265,6 +265,9 @@ pub struct Splitter {
     utc_origin_ms: i64,
     /// UTC start (Unix ms) of the open chunk.
     chunk_utc: Option<i64>,
+    /// The open chunk's length by the duration rule: `target_ms`, or with `align_to_clock` up
+    /// to the next multiple of it on the UTC clock (set when the chunk starts, not per frame).
+    chunk_target_ms: u64,
     /// Pacing budget in ms of wall time: a paced start costs `start_interval_ms`.
     allowance_ms: u64,
     allowance_at_ms: u64,
@@ -294,6 +297,7 @@ impl Splitter {
             now_ms: 0,
             utc_origin_ms: 0,
             chunk_utc: None,
+            chunk_target_ms: config.target_ms,
             allowance_ms: u64::from(config.start_burst).saturating_mul(config.start_interval_ms),
             allowance_at_ms: 0,
             refused: None,
@@ -442,10 +446,7 @@ impl Splitter {
             return self.start_chunk(timestamp, body_len, SplitReason::HardLimit);
         }
         let jumped_back = self.jumped_back;
-        let target = match (self.config.align_to_clock, self.chunk_utc) {
-            (true, Some(utc)) => until_next_multiple(utc, self.config.target_ms),
-            _ => self.config.target_ms,
-        };
+        let target = self.chunk_target_ms;
         let max_bytes = self.config.max_bytes;
         let bytes = self.chunk_bytes;
         let max_frames = self.config.max_frames;
@@ -569,6 +570,10 @@ impl Splitter {
             }
             _ => arrival,
         });
+        self.chunk_target_ms = match (self.config.align_to_clock, self.chunk_utc) {
+            (true, Some(utc)) => until_next_multiple(utc, self.config.target_ms),
+            _ => self.config.target_ms,
+        };
         self.chunk_start = Some(timestamp);
         self.pending = None;
         self.resume = false;

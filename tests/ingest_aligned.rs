@@ -94,11 +94,15 @@ fn two_streams_started_37_s_apart_cut_at_the_same_clock_times() {
         let starts: Vec<i64> = chunks.iter().map(|c| c.utc_start_ms % 60_000).collect();
         eprintln!("stream {stream}: chunk starts (ms past the minute) {starts:?}");
         assert!(chunks.len() >= 2, "{stream}: no boundary in {starts:?}");
-        // The first chunk ends at the first multiple after the stream began: shorter than one.
-        let first = chunks[1].utc_start_ms - chunks[0].utc_start_ms;
+        // The first chunk ends at the first multiple after the stream began: shorter than one
+        // (without alignment it would end a whole chunk duration after its start).
+        let began = chunks[0].utc_start_ms;
+        let first_multiple = began - began.rem_euclid(CHUNK_MS) + CHUNK_MS;
+        let second = chunks[1].utc_start_ms;
         assert!(
-            first < CHUNK_MS + GOP_MS,
-            "{stream}: first chunk {first} ms"
+            (first_multiple..first_multiple + GOP_MS).contains(&second),
+            "{stream}: the first chunk began at {began} and ended at {second}, not at the first \
+             multiple of 10 s after it ({first_multiple})"
         );
         for (i, pair) in chunks.windows(2).enumerate() {
             let start = pair[1].utc_start_ms;

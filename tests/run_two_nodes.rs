@@ -58,8 +58,8 @@ fn start_node(dir: &Path, id: &'static str, endpoint: &str) -> Node {
             .args(["--endpoint-url", endpoint]),
     )
     .stdin(Stdio::null())
-    .stdout(std::fs::File::create(&log).unwrap())
-    .stderr(std::fs::File::create(&log).unwrap())
+    .stdout(ingest::log_file(&log))
+    .stderr(ingest::log_file(&log))
     .spawn()
     .expect("starting rtmp-recorder run");
     Node {
@@ -220,6 +220,11 @@ fn two_nodes_record_the_same_streams_into_one_bucket() {
         .count();
     eprintln!(
         "{recorded} chunks in the bucket; {same} of node-b's share their name but for the node with one of node-a's"
+    );
+    // The scenario this test exists for: without the node in the name these would collide.
+    assert!(
+        same > 0,
+        "no two chunks of the nodes differ only in the node: the test did not bring them close"
     );
 
     for n in &mut nodes {

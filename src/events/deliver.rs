@@ -310,6 +310,7 @@ impl Deliverer {
         let file = file.to_path_buf();
         let id = head.id.clone();
         let message = failures.join("; ");
+        let said = message.clone();
         self.blocking(move |s| {
             if all_taken {
                 remove_event(&file, &s.sinks)?;
@@ -322,7 +323,7 @@ impl Deliverer {
                     &s.state,
                     Stage::Deliver,
                     FailureKind::Transient,
-                    &format!("event {id}: {message}"),
+                    &format!("event {id}: {said}"),
                 );
             }
             Ok(())
@@ -337,7 +338,7 @@ impl Deliverer {
             id: head.id,
             stream: head.stream,
             chunk: head.chunk.unwrap_or_default(),
-            message: failures.join("; "),
+            message,
         }))
     }
 }

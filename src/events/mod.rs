@@ -242,10 +242,7 @@ impl Event {
 }
 
 fn now() -> Civil {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO);
-    Civil::from_unix_millis(since.as_millis() as i64)
+    Civil::from_unix_millis(i64::try_from(crate::observe::unix_ms_now()).unwrap_or(i64::MAX))
 }
 
 /// Writes events into `events/`, or nothing when no sink is configured.

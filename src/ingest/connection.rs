@@ -100,7 +100,6 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         conn: ServerConnection::new(shared.rtmp.clone()),
         shared: shared.clone(),
         peer,
-        accepted: Instant::now(),
         app: None,
         publishing: HashMap::new(),
         recorder_failed: Arc::new(tokio::sync::Notify::new()),
@@ -146,8 +145,6 @@ struct Session {
     conn: ServerConnection,
     shared: Arc<Shared>,
     peer: SocketAddr,
-    /// The connection's clock starts here: its deadlines and its batches' ages are times since.
-    accepted: Instant,
     app: Option<String>,
     publishing: HashMap<u32, Publishing>,
     /// A recorder thread of this connection stopped on an error: the connection ends at once
@@ -164,7 +161,7 @@ impl Session {
         // The connection keeps its own deadlines (handshake, idle) and the batches their ages, on
         // the time we pass in: how long since it was accepted. We only sleep until the first
         // either asks for.
-        let accepted = self.accepted;
+        let accepted = Instant::now();
         let mut buf = vec![0u8; 64 * 1024];
         let mut events = Vec::new();
         let recorder_failed = self.recorder_failed.clone();
@@ -200,12 +197,12 @@ impl Session {
                 Stats::add(&self.shared.stats.protocol_errors, 1);
                 // Events decoded before the bad bytes are still real frames: record them.
                 for event in events.drain(..) {
-                    self.handle(event).await?;
+                    self.handle(event, now).await?;
                 }
                 return Err(e).context("RTMP protocol error");
             }
             for event in events.drain(..) {
-                self.handle(event).await?;
+                self.handle(event, now).await?;
             }
             self.flush_aged(now).await?;
             let out = self.conn.take_output();
@@ -244,7 +241,8 @@ impl Session {
         }
     }
 
-    async fn handle(&mut self, event: Event) -> Result<()> {
+    /// `now`: when the input that made `event` arrived, on the connection's clock.
+    async fn handle(&mut self, event: Event, now: Duration) -> Result<()> {
         match event {
             Event::Connected { app, .. } => {
                 // `rtmp://h/live?token=SECRET/cam` connects to app `live?token=SECRET`: the
@@ -263,7 +261,7 @@ impl Session {
                 }
             }
             Event::Metadata { stream_id, body } => {
-                self.send(stream_id, Input::Metadata(body)).await?
+                self.send(stream_id, Input::Metadata(body), now).await?
             }
             Event::Media {
                 stream_id,
@@ -275,7 +273,7 @@ impl Session {
                     MediaKind::Audio => Input::Audio { timestamp, body },
                     MediaKind::Video => Input::Video { timestamp, body },
                 };
-                self.send(stream_id, input).await?;
+                self.send(stream_id, input, now).await?;
             }
             Event::Unpublished { stream_id } => {
                 if let Some(p) = self.publishing.remove(&stream_id) {
@@ -433,7 +431,7 @@ impl Session {
         Ok(())
     }
 
-    async fn send(&mut self, stream_id: u32, input: Input) -> Result<()> {
+    async fn send(&mut self, stream_id: u32, input: Input, now: Duration) -> Result<()> {
         // Media on a stream that is not publishing (refused, or never asked) is dropped: it was
         // never accepted, so it is not ours to record.
         let Some(p) = self.publishing.get_mut(&stream_id) else {
@@ -458,7 +456,7 @@ impl Session {
                 b.len()
             }
         };
-        if let Some(full) = p.batch.push(self.accepted.elapsed(), input, bytes) {
+        if let Some(full) = p.batch.push(now, input, bytes) {
             self.hand_over(stream_id, full).await?;
         }
         Ok(())

@@ -100,7 +100,7 @@ impl StreamRecorder {
         StreamRecorder {
             state,
             events,
-            session_start: Civil::from_unix_millis(crate::observe::unix_ms_now() as i64),
+            session_start: Civil::from_unix_millis(origin),
             handed_on: 0,
             names,
             node,
@@ -294,7 +294,10 @@ impl StreamRecorder {
         self.seq += 1;
         // The splitter reckons the chunk's UTC start from the clock the shell passed in (see
         // `chunk`), the same time its `--align-chunks` boundaries are counted on.
-        let utc_ms = self.splitter.chunk_utc_ms().unwrap_or_else(unix_ms_now);
+        let utc_ms = self
+            .splitter
+            .chunk_utc_ms()
+            .expect("the splitter reckons a UTC start for every chunk it starts");
         let start = Civil::from_unix_millis(utc_ms);
         let name = ChunkName::of(start, &self.names, self.seq, &self.node);
         let stem = name.stem();

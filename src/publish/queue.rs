@@ -298,8 +298,9 @@ impl Queue {
             Err(Fault::Conflict(reason)) => return self.set_aside(upload, reason).await,
             Err(f) => return Ok(Err(f)),
         }
+        let url = self.store.url(&upload.mp4_spec.key);
         log::info!(stream = upload.stream.as_str(), chunk = upload.stem.as_str();
-            "{} {} ({} bytes, sha256 {}) as {}",
+            "{} {} ({} bytes, sha256 {}) as {url}",
             if stored.already_there {
                 "already published"
             } else {
@@ -308,9 +309,7 @@ impl Queue {
             upload.file_name,
             stored.size,
             hex(&stored.sha256),
-            self.store.url(&upload.mp4_spec.key)
         );
-        let url = self.store.url(&upload.mp4_spec.key);
         self.blocking("archiving a published MP4", move |q| {
             // Queued before the MP4 leaves the inbox: a crash in between uploads it again (a
             // no-op for the store) and queues the same event.

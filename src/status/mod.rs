@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::disk::MinFree;
 use crate::observe::live::{self, LiveSnapshot};
 use crate::observe::queues::{self, Disk, FailedFile};
-use crate::observe::record::{self, Event, Stage};
+use crate::observe::record::{self, Event, Stage, StageRecord};
 use crate::observe::{running, unix_ms_now};
 use crate::spool::StateDir;
 
@@ -225,16 +225,12 @@ pub fn gather(state: &StateDir, min_free: MinFree) -> Result<Report> {
         .filter_map(|(stage, r)| r.last_error.as_ref().map(|e| (stage, e, r)))
         .max_by_key(|(_, e, _)| e.at_unix_ms)
         .map(|(stage, e, r)| {
-            let since_success = r
-                .last_done
-                .as_ref()
-                .is_none_or(|d| d.at_unix_ms < e.at_unix_ms);
-            let queued = match stage {
-                Stage::Remux => q.remux,
-                Stage::Publish => q.publish,
-                Stage::Deliver => q.events,
+            let queued = if stage == Stage::Remux {
+                q.remux
+            } else {
+                q.publish
             };
-            if since_success && queued > 0 {
+            if failing(r) && queued > 0 {
                 problems.push(format!(
                     "{} is failing: {} (with {queued} file(s) queued)",
                     stage.name(),
@@ -248,17 +244,14 @@ pub fn gather(state: &StateDir, min_free: MinFree) -> Result<Report> {
                 age_seconds: now.saturating_sub(e.at_unix_ms) / 1000,
             }
         });
-    if let Some(e) = &deliver.last_error {
-        let since_success = deliver
-            .last_done
-            .as_ref()
-            .is_none_or(|d| d.at_unix_ms < e.at_unix_ms);
-        if since_success && q.events > 0 {
-            problems.push(format!(
-                "event delivery is failing: {} (with {} event(s) queued)",
-                e.what, q.events
-            ));
-        }
+    if let Some(e) = &deliver.last_error
+        && failing(&deliver)
+        && q.events > 0
+    {
+        problems.push(format!(
+            "event delivery is failing: {} (with {} event(s) queued)",
+            e.what, q.events
+        ));
     }
     let events = EventsState {
         queued: q.events,
@@ -297,4 +290,13 @@ fn when(e: &Event, now: u64) -> When {
 
 fn rfc3339(unix_ms: u64) -> String {
     crate::utc::Civil::from_unix_millis(unix_ms as i64).rfc3339()
+}
+
+/// Whether a stage's last error came after its last success: it is failing now.
+fn failing(r: &StageRecord) -> bool {
+    r.last_error.as_ref().is_some_and(|e| {
+        r.last_done
+            .as_ref()
+            .is_none_or(|d| d.at_unix_ms < e.at_unix_ms)
+    })
 }

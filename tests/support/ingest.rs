@@ -74,7 +74,7 @@ fn stop_and_report(child: &mut Option<Child>, log: &Path) {
     }
 }
 
-fn log_file(path: &Path) -> File {
+pub fn log_file(path: &Path) -> File {
     OpenOptions::new()
         .create(true)
         .append(true)
