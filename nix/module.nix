@@ -48,6 +48,7 @@ let
     CHUNK_DURATION = "chunkDuration";
     CHUNK_DURATION_MINUTES = "chunkDuration";
     ALIGN_CHUNKS = "alignChunks";
+    RECONNECT_GRACE = "reconnectGrace";
     NODE_ID = "nodeId";
     MAX_CHUNK_SIZE = "maxChunkSize";
     MAX_CHUNK_FRAMES = "maxChunkFrames";
@@ -89,6 +90,7 @@ let
     lib.filterAttrs (_: v: v != null) {
       CHUNK_DURATION = cfg.chunkDuration;
       ALIGN_CHUNKS = if cfg.alignChunks then true else null;
+      RECONNECT_GRACE = cfg.reconnectGrace;
       NODE_ID = cfg.nodeId;
       MAX_CHUNK_SIZE = cfg.maxChunkSize;
       MAX_CHUNK_FRAMES = cfg.maxChunkFrames;
@@ -223,6 +225,18 @@ in
         clock (`ALIGN_CHUNKS`): at the first keyframe at or after :00, :05, ... for 5-minute
         chunks, so the chunks of every stream line up; a stream's first chunk is shorter.
         `false`: each chunk lasts `chunkDuration` of media time.
+      '';
+    };
+
+    reconnectGrace = mkOption {
+      type = types.nullOr duration;
+      default = null;
+      example = "2m";
+      description = ''
+        A publisher that publishes the same stream again within this time of its last frame
+        continues the recording (`RECONNECT_GRACE`), also across a restart of ingest: the
+        sequence goes on and the next chunk's manifest records the gap. `"0"` turns it off
+        (every publish starts at sequence 1); `null` keeps the binary's default, 30 seconds.
       '';
     };
 

@@ -10,6 +10,8 @@ pub const META_SEQUENCE: &str = "rtmpRecorderSequence";
 pub const META_PREVIOUS: &str = "rtmpRecorderPrevious";
 pub const META_UTC_START: &str = "rtmpRecorderUtcStart";
 pub const META_STREAM_OFFSET_MS: &str = "rtmpRecorderStreamOffsetMs";
+pub const META_GAP_MS: &str = "rtmpRecorderGapMs";
+pub const META_GAP_REASON: &str = "rtmpRecorderGapReason";
 
 pub const MANIFEST_VERSION: u32 = 1;
 
@@ -21,10 +23,11 @@ pub struct ChunkManifest {
     pub app: String,
     /// The stream's label (never the secret key unless the operator made it the label).
     pub stream: String,
-    /// 1-based sequence number within one publish session.
+    /// 1-based sequence number within one recording (one publish, or several joined by
+    /// reconnects within `--reconnect-grace`).
     pub sequence: u32,
-    /// Stem of the chunk before this one in the same publish session (so on the same node);
-    /// `None` for the first.
+    /// Stem of the chunk before this one in the same recording (so on the same node); `None`
+    /// for the first.
     pub previous: Option<String>,
     /// UTC time of the chunk's first frame, RFC 3339: its arrival for a session's first chunk,
     /// then the previous chunk's start plus the media time between them (within a second of
@@ -36,8 +39,13 @@ pub struct ChunkManifest {
     /// had ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
-    /// Media time of the chunk's first frame since the publish session began.
+    /// Time of the chunk's first frame since the recording began: media time within one
+    /// publish, plus wall time across a reconnect within `--reconnect-grace`.
     pub stream_offset_ms: u64,
+    /// A break between `previous` and this chunk that the chain continues over: the publisher
+    /// dropped and came back within `--reconnect-grace`. Absent when the chunks are seamless.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gap: Option<Gap>,
     pub duration_ms: u64,
     pub video: Option<TrackSummary>,
     pub audio: Option<TrackSummary>,
@@ -51,6 +59,14 @@ pub struct ChunkManifest {
     pub mp4_bytes: Option<u64>,
     /// Hex SHA-256 of the MP4, filled by publish.
     pub sha256: Option<String>,
+}
+
+/// Nothing was recorded for `duration_ms` before the chunk, for `reason` (`reconnect`: the
+/// publisher's wall time away, from its last frame to its first again).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gap {
+    pub reason: String,
+    pub duration_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

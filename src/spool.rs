@@ -97,6 +97,7 @@ impl StateDir {
             dir.tmp(),
             dir.status(),
             dir.events(),
+            dir.sessions(),
         ] {
             fs::create_dir_all(&sub)
                 .with_context(|| format!("creating state folder {}", sub.display()))?;
@@ -140,6 +141,10 @@ impl StateDir {
     /// Events waiting for delivery to the hooks (see `events`); one file each, renamed in.
     pub fn events(&self) -> PathBuf {
         self.root.join("events")
+    }
+    /// Each stream's last publish as ingest left it, for reconnect continuity (`reconnect`).
+    pub fn sessions(&self) -> PathBuf {
+        self.root.join("sessions")
     }
     /// Where `run` publishes when no S3 destination is configured.
     pub fn published(&self) -> PathBuf {

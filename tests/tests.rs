@@ -18,6 +18,7 @@ mod ingest_ffmpeg;
 mod ingest_gstreamer;
 mod ingest_harness;
 mod ingest_hostile;
+mod ingest_reconnect;
 mod ingest_rtmps;
 mod ingest_shutdown;
 mod ingest_streams;

@@ -81,7 +81,14 @@ fn gap(a: &Chunk, b: &Chunk) -> Option<Gap> {
         if hole <= SEAM_TOLERANCE_MS {
             return None;
         }
-        format!("{hole} ms between consecutive chunks")
+        match &mb.gap {
+            Some(g) if g.reason == crate::reconnect::GAP_REASON_RECONNECT => format!(
+                "the publisher dropped and reconnected {} ms later (the recording continues \
+                 over the gap, within --reconnect-grace)",
+                g.duration_ms
+            ),
+            _ => format!("{hole} ms between consecutive chunks"),
+        }
     } else if let (Some(na), Some(nb)) = (&ma.node, &mb.node)
         && na != nb
     {
@@ -151,6 +158,7 @@ mod tests {
                 utc_start: Civil::from_unix_millis(start_ms).rfc3339(),
                 node: None,
                 stream_offset_ms: 0,
+                gap: None,
                 duration_ms,
                 video: None,
                 audio: None,
@@ -192,6 +200,21 @@ mod tests {
 
         // Inside one unbroken chain: no gap.
         assert!(covering(&all, 500, 7_000).unwrap().gaps.is_empty());
+    }
+
+    #[test]
+    fn a_reconnect_within_the_grace_chains_but_is_still_a_gap() {
+        let mut after = chunk(3, Some(2), 12_000, 3_990);
+        after.manifest.gap = Some(crate::manifest::Gap {
+            reason: crate::reconnect::GAP_REASON_RECONNECT.into(),
+            duration_ms: 4_010,
+        });
+        let all = [chunk(2, Some(1), 4_000, 3_990), after];
+        let cover = covering(&all, 5_000, 14_000).unwrap();
+        assert_eq!(cover.gaps.len(), 1);
+        let gap = &cover.gaps[0].1;
+        assert_eq!(gap.ms, 4_010);
+        assert!(gap.why.contains("reconnected 4010 ms later"), "{}", gap.why);
     }
 
     #[test]

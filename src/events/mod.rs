@@ -143,6 +143,12 @@ pub struct Event {
     pub file: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// `stream.started` of a publisher back within `--reconnect-grace`: the chunk its
+    /// recording continues after, and how long it was away (from its last frame).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continues_after: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub away_ms: Option<u64>,
     /// `stream.stopped`: chunks the session handed on, and the last one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chunks: Option<u32>,
@@ -168,6 +174,8 @@ impl Event {
             stage: None,
             file: None,
             reason: None,
+            continues_after: None,
+            away_ms: None,
             chunks: None,
             last_chunk: None,
         }

@@ -18,7 +18,7 @@ pub mod video;
 pub mod writer;
 
 pub use audio::{AudioCodec, AudioTag, parse_audio};
-pub use reader::{FlvReader, TagInfo, complete_prefix_len};
+pub use reader::{CompletePrefix, FlvReader, TagInfo, complete_prefix, complete_prefix_len};
 pub use script::{Amf0Value, Properties};
 pub use tag::{FlvError, FlvHeader, TagHeader, TagType, tag_len};
 pub use video::{VideoCodec, VideoPacket, VideoTag, parse_video};

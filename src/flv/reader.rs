@@ -18,7 +18,7 @@
 use std::io::{self, Read};
 
 use super::tag::{
-    FILE_HEADER_LEN, FlvError, FlvHeader, PREVIOUS_TAG_SIZE_LEN, TAG_HEADER_LEN, TagHeader,
+    FILE_HEADER_LEN, FlvError, FlvHeader, PREVIOUS_TAG_SIZE_LEN, TAG_HEADER_LEN, TagHeader, TagType,
 };
 
 /// One tag as returned by [`FlvReader::next_tag`].
@@ -229,14 +229,38 @@ impl<R: Read> FlvReader<R> {
 /// what crash salvage truncates to. Stops before a tag with an unknown type or a wrong
 /// PreviousTagSize (stale or zeroed blocks after a crash), and at a torn tail.
 pub fn complete_prefix_len<R: Read>(r: R) -> Result<u64, FlvError> {
+    complete_prefix(r).map(|p| p.len)
+}
+
+/// The complete prefix of a (possibly torn) FLV: see [`complete_prefix_len`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompletePrefix {
+    pub len: u64,
+    /// The latest timestamp of an audio or video tag in it (ms): where its media ends.
+    pub last_media_timestamp: Option<u32>,
+}
+
+/// [`complete_prefix_len`], and where the media in that prefix ends.
+pub fn complete_prefix<R: Read>(r: R) -> Result<CompletePrefix, FlvError> {
     let mut reader = FlvReader::new(r)?;
+    let mut last_media_timestamp: Option<u32> = None;
     loop {
         let before = reader.position();
-        match reader.next_tag() {
-            Ok(Some(info)) if info.previous_size_ok => {}
-            Ok(Some(_)) | Err(FlvError::UnknownTagType { .. }) => return Ok(before),
-            Ok(None) => return Ok(reader.position()),
+        let len = match reader.next_tag() {
+            Ok(Some(info)) if info.previous_size_ok => {
+                if info.header.tag_type != TagType::Script {
+                    let t = info.header.timestamp;
+                    last_media_timestamp = Some(last_media_timestamp.map_or(t, |m| m.max(t)));
+                }
+                continue;
+            }
+            Ok(Some(_)) | Err(FlvError::UnknownTagType { .. }) => before,
+            Ok(None) => reader.position(),
             Err(e) => return Err(e),
-        }
+        };
+        return Ok(CompletePrefix {
+            len,
+            last_media_timestamp,
+        });
     }
 }

@@ -220,8 +220,28 @@ fn bad_previous_tag_size_is_counted_not_fatal() {
     assert!(!oks[2]);
     assert_eq!(r.bad_previous_sizes(), 1);
     assert_eq!(r.torn_tail(), None);
-    // Salvage keeps only what is consistently framed.
-    assert_eq!(complete_prefix_len(Cursor::new(&bytes)).unwrap(), ends[2]);
+    // Salvage keeps only what is consistently framed, and says where its media ends: the
+    // latest timestamp of the audio and video tags kept (only tag 1 is kept, at 0).
+    assert_eq!(
+        complete_prefix(Cursor::new(&bytes)).unwrap(),
+        CompletePrefix {
+            len: ends[2],
+            last_media_timestamp: Some(0)
+        }
+    );
+    // Whole, it ends at the last frame's timestamp, whatever order the tags came in.
+    let (whole, _) = write_file(&tags);
+    let latest = tags
+        .iter()
+        .filter(|t| t.0 != TagType::Script)
+        .map(|t| t.1)
+        .max();
+    assert_eq!(
+        complete_prefix(Cursor::new(&whole))
+            .unwrap()
+            .last_media_timestamp,
+        latest
+    );
 }
 
 #[test]

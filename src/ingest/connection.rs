@@ -50,6 +50,8 @@ pub struct Shared {
     pub min_free: MinFree,
     /// This ingest node's identity, in every chunk name.
     pub node: NodeId,
+    /// Each stream's last recording, which a publisher back within the grace continues.
+    pub sessions: crate::ingest::sessions::Sessions,
 }
 
 /// Batches a recorder thread may have queued before the connection waits for it.
@@ -396,15 +398,7 @@ impl Session {
             key: key.clone(),
         };
         let (tx, rx) = mpsc::channel(RECORDER_QUEUE);
-        let recorder = StreamRecorder::new(
-            self.shared.state.clone(),
-            self.shared.events.clone(),
-            key.clone(),
-            self.shared.split,
-            self.shared.node.clone(),
-            self.shared.stats.clone(),
-            counters.clone(),
-        );
+        let recorder = StreamRecorder::new(&self.shared, key.clone(), counters.clone());
         let alive = self.shared.alive.clone();
         let failed = self.recorder_failed.clone();
         // Mapped names need no escaping (they hold no control character) and are bounded, and
@@ -527,7 +521,7 @@ fn record(
     failed: Arc<tokio::sync::Notify>,
 ) {
     // Here, on the recorder's thread: queueing an event writes a file.
-    recorder.announce();
+    recorder.begin();
     while let Some(batch) = rx.blocking_recv() {
         for input in &batch {
             if let Err(e) = recorder.push(input) {

@@ -13,6 +13,15 @@ pub struct ChunkFields {
     pub previous: Option<String>,
     pub utc_start: String,
     pub stream_offset_ms: u64,
+    /// Set on the first chunk after a break in the recording that the chain continues over.
+    pub gap: Option<Gap>,
+}
+
+/// A break before a chunk: how long nothing was recorded and why (`reconnect`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gap {
+    pub duration_ms: u64,
+    pub reason: &'static str,
 }
 
 /// Publisher fields that would lie about a chunk.
@@ -50,6 +59,18 @@ pub fn chunk_metadata(publisher: Option<&[u8]>, fields: &ChunkFields) -> Vec<u8>
         manifest::META_STREAM_OFFSET_MS,
         Amf0Value::Number(fields.stream_offset_ms as f64),
     );
+    if let Some(gap) = fields.gap {
+        script::set(
+            &mut props,
+            manifest::META_GAP_MS,
+            Amf0Value::Number(gap.duration_ms as f64),
+        );
+        script::set(
+            &mut props,
+            manifest::META_GAP_REASON,
+            Amf0Value::String(gap.reason.to_string()),
+        );
+    }
     script::encode_metadata(&props)
 }
 
@@ -69,6 +90,10 @@ mod tests {
             previous: Some("prev".into()),
             utc_start: "2026-11-26T03:27:59.123Z".into(),
             stream_offset_ms: 20_000,
+            gap: Some(Gap {
+                duration_ms: 4_200,
+                reason: "reconnect",
+            }),
         };
         let props = script::decode_metadata(&chunk_metadata(Some(&publisher), &fields)).unwrap();
         assert_eq!(script::get(&props, "duration"), None);
@@ -88,6 +113,14 @@ mod tests {
             script::get(&props, manifest::META_STREAM_OFFSET_MS),
             Some(&Amf0Value::Number(20_000.0))
         );
+        assert_eq!(
+            script::get(&props, manifest::META_GAP_MS),
+            Some(&Amf0Value::Number(4_200.0))
+        );
+        assert_eq!(
+            script::get(&props, manifest::META_GAP_REASON).and_then(Amf0Value::as_str),
+            Some("reconnect")
+        );
     }
 
     #[test]
@@ -97,6 +130,7 @@ mod tests {
             previous: None,
             utc_start: "x".into(),
             stream_offset_ms: 0,
+            gap: None,
         };
         let props =
             script::decode_metadata(&chunk_metadata(Some(b"\x02\xff\xff"), &fields)).unwrap();

@@ -10,6 +10,7 @@ mod metadata;
 pub mod recorder;
 mod rtmps;
 pub mod salvage;
+pub mod sessions;
 pub mod status;
 
 use std::net::SocketAddr;
@@ -132,6 +133,12 @@ pub struct Args {
     )]
     pub align_chunks: bool,
 
+    /// A publisher that publishes the same stream again within this time of its last frame
+    /// continues the recording: the sequence goes on and the next chunk's manifest records
+    /// the gap. Also across an ingest restart. 0 turns it off (every publish starts at 1).
+    #[arg(long, env = "RECONNECT_GRACE", value_parser = crate::duration::parse, default_value = "30s")]
+    pub reconnect_grace: Duration,
+
     /// This node (the global `--node-id`, resolved by main), in every chunk name.
     #[arg(skip)]
     pub node: Option<NodeId>,
@@ -191,8 +198,26 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
         tokio::task::spawn_blocking(move || salvage::salvage(&salvage_state, &salvage_events))
             .await
             .context("salvage task")??;
-    if salvaged > 0 {
-        log::warn!("handed {salvaged} chunk(s) left by a crashed ingest to remux");
+    if !salvaged.is_empty() {
+        log::warn!(
+            "handed {} chunk(s) left by a crashed ingest to remux",
+            salvaged.len()
+        );
+    }
+    // The records of publishes a crash cut end where salvage found their open chunk ends.
+    let sessions = sessions::Sessions::new(&state, args.reconnect_grace);
+    let recovering = sessions.clone();
+    let completed = tokio::task::spawn_blocking(move || {
+        let now = i64::try_from(crate::observe::unix_ms_now()).unwrap_or(i64::MAX);
+        recovering.recover(&salvaged, now)
+    })
+    .await
+    .context("session records task")??;
+    if completed > 0 {
+        log::warn!(
+            "{completed} stream(s) were publishing when ingest stopped without finishing them; \
+             their publishers may continue within --reconnect-grace"
+        );
     }
 
     let (policy, hook) = policy(&state, &args)
@@ -232,6 +257,7 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
             ..SplitConfig::new(target.as_millis() as u64, args.max_chunk_size)
         },
         node: node.clone(),
+        sessions,
         rtmp: ServerConfig {
             handshake_timeout: args.handshake_timeout,
             idle_timeout: args.idle_timeout,

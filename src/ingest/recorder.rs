@@ -9,6 +9,10 @@
 //! connected. At each split point (keyframe) the recorder looks whether the file system has
 //! [`RESUME_FREE`] again and, if so, starts a new chunk there. The chunk after an outage skips
 //! one sequence number, so the manifests show the gap.
+//!
+//! A publisher that comes back within `--reconnect-grace` continues the recording its last
+//! publish left (see `reconnect`): the recorder keeps that record in `sessions/` as chunks start
+//! and are handed on, and completes it with the last frame when the publisher goes.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -19,14 +23,17 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 
-use crate::chunk::{Action, Message, Refused, SplitConfig, SplitReason, Splitter};
+use crate::chunk::{Action, Message, Refused, SplitReason, Splitter};
 use crate::disk::{self, DiskSpace};
 use crate::events::{Emitter, Event};
 use crate::flv::{FlvWriter, TagType};
 use crate::ingest::chunk_file::ChunkFile;
-use crate::ingest::metadata::{ChunkFields, chunk_metadata};
+use crate::ingest::connection::Shared;
+use crate::ingest::metadata::{ChunkFields, Gap, chunk_metadata};
+use crate::ingest::sessions::Sessions;
 use crate::ingest::status::{Stats, StreamCounters};
 use crate::naming::{ChunkName, NodeId, StreamNames};
+use crate::reconnect::{self, Decision, Ended, OpenChunk as OpenRecord, SessionRecord};
 use crate::spool::{self, StateDir};
 use crate::utc::Civil;
 
@@ -60,8 +67,21 @@ pub struct StreamRecorder {
     outage: Option<Outage>,
     counters: Arc<StreamCounters>,
     /// The splitter's wall clock (its pacing of chunk starts, the UTC starts of chunks) counts
-    /// from here; the splitter knows the UTC time of this instant.
+    /// from here; the splitter knows the UTC time of this instant (`origin_ms`).
     created: Instant,
+    origin_ms: i64,
+    /// The time of the message being pushed, since `created`.
+    now: std::time::Duration,
+    /// The stream's recording as `sessions/` keeps it (reconnect continuity).
+    sessions: Sessions,
+    record: SessionRecord,
+    /// Set by a publish that continues a recording, until its first chunk records the gap.
+    resumed: Option<Ended>,
+    /// Added to the media time of this publish to give stream offsets: after a reconnect, the
+    /// offset the recording had reached plus the time away.
+    offset_base: u64,
+    /// The last frame written: when it arrived (since `created`) and its stream offset.
+    last_frame: Option<(std::time::Duration, u64)>,
 }
 
 struct OpenChunk {
@@ -71,6 +91,8 @@ struct OpenChunk {
     /// Writes before the first frame: the file header and the header tags.
     header_writes: u64,
     last_timestamp: u32,
+    /// The stream offset of the chunk's first frame.
+    offset_ms: u64,
 }
 
 struct Outage {
@@ -85,12 +107,8 @@ pub const RESUME_FREE: u64 = 8 << 20;
 
 impl StreamRecorder {
     pub fn new(
-        state: StateDir,
-        events: Emitter,
+        shared: &Shared,
         names: StreamNames,
-        config: SplitConfig,
-        node: NodeId,
-        stats: Arc<Stats>,
         counters: Arc<StreamCounters>,
     ) -> StreamRecorder {
         // Read together: from here on, the UTC time of a frame is this plus the monotonic
@@ -98,30 +116,83 @@ impl StreamRecorder {
         let created = Instant::now();
         let origin = unix_ms_now();
         StreamRecorder {
-            state,
-            events,
+            state: shared.state.clone(),
+            events: shared.events.clone(),
             session_start: Civil::from_unix_millis(origin),
             handed_on: 0,
             names,
-            node,
-            splitter: Splitter::new(config).with_utc_origin(origin),
+            node: shared.node.clone(),
+            splitter: Splitter::new(shared.split).with_utc_origin(origin),
             open: None,
             seq: 0,
             previous: None,
             session_first_timestamp: None,
             seen_audio: false,
             seen_video: false,
-            stats,
+            stats: shared.stats.clone(),
             outage: None,
             counters,
             created,
+            origin_ms: origin,
+            now: std::time::Duration::ZERO,
+            sessions: shared.sessions.clone(),
+            record: SessionRecord::begin(origin),
+            resumed: None,
+            offset_base: 0,
+            last_frame: None,
         }
     }
 
-    /// Queues the session's `stream.started` event.
-    pub fn announce(&self) {
-        self.events
-            .emit_or_log(&Event::stream_started(&self.names, self.session_start));
+    /// Decides whether this publish continues the stream's last recording (it came back within
+    /// `--reconnect-grace`) and queues the `stream.started` event. Reads `sessions/`, so it
+    /// runs on the recorder's thread.
+    pub fn begin(&mut self) {
+        let grace_ms = self.sessions.grace_ms();
+        let decision = reconnect::decide(self.sessions.load(&self.names), self.origin_ms, grace_ms);
+        let mut started = Event::stream_started(&self.names, self.session_start);
+        match decision {
+            Decision::Resume { record, away_ms } => {
+                log::info!(
+                    stream = self.names.stream(),
+                    previous = record.previous.as_deref().unwrap_or("");
+                    "publisher back after {:.1}s, within --reconnect-grace ({}s): the recording \
+                     continues at sequence {} after {}",
+                    away_ms as f64 / 1000.0,
+                    grace_ms / 1000,
+                    record.sequence + 1,
+                    record.previous.as_deref().unwrap_or("no chunk")
+                );
+                self.seq = record.sequence;
+                self.previous = record.previous.clone();
+                self.resumed = record.ended;
+                started.continues_after = record.previous.clone();
+                started.away_ms = Some(away_ms);
+                self.record = record;
+            }
+            Decision::New {
+                expired_ms: Some(ago),
+            } if grace_ms > 0 => log::info!(
+                stream = self.names.stream();
+                "new recording (sequence 1): the stream's last publish ended {:.1}s ago, past \
+                 --reconnect-grace ({}s)",
+                ago as f64 / 1000.0,
+                grace_ms / 1000
+            ),
+            Decision::New { .. } => {}
+        }
+        self.events.emit_or_log(&started);
+    }
+
+    /// Writes the stream's record; a failure costs the chain after a reconnect, never a frame,
+    /// so it is logged and recording goes on.
+    fn save_record(&self) {
+        if let Err(e) = self.sessions.save(&self.names, &self.record) {
+            log::warn!(
+                stream = self.names.stream();
+                "{e:#}; a reconnect within --reconnect-grace may start a new recording instead \
+                 of continuing this one. To fix: see that the state directory is writable"
+            );
+        }
     }
 
     /// The stream as its chunk names spell it (safe in logs: no control characters).
@@ -157,7 +228,8 @@ impl StreamRecorder {
             }
         };
         let dropped_before = self.splitter.dropped();
-        match self.splitter.push_at(self.created.elapsed(), &msg) {
+        self.now = self.created.elapsed();
+        match self.splitter.push_at(self.now, &msg) {
             Action::Remember => {
                 let dropped = self.splitter.dropped() - dropped_before;
                 Stats::add(&self.stats.frames_dropped, dropped);
@@ -236,6 +308,8 @@ impl StreamRecorder {
         match chunk.writer.write_tag(tag_type, timestamp, body) {
             Ok(()) => {
                 chunk.last_timestamp = chunk.last_timestamp.max(timestamp);
+                self.last_frame =
+                    Some((self.now, chunk.offset_ms + u64::from(chunk.last_timestamp)));
                 Ok(())
             }
             Err(e) if disk::is_full(&e) => {
@@ -314,6 +388,17 @@ impl StreamRecorder {
 
         let chunk_ts = self.splitter.chunk_start_timestamp().unwrap_or(0);
         let first = *self.session_first_timestamp.get_or_insert(chunk_ts);
+        // The first chunk after a reconnect: the time away is the gap in the recording, and
+        // the offsets go on from where they stopped plus that time.
+        let gap = self.resumed.take().map(|ended| {
+            let away_ms = u64::try_from(utc_ms.saturating_sub(ended.utc_ms)).unwrap_or(0);
+            self.offset_base = reconnect::resumed_offset_ms(ended, away_ms);
+            Gap {
+                duration_ms: away_ms,
+                reason: reconnect::GAP_REASON_RECONNECT,
+            }
+        });
+        let offset_ms = self.offset_base + chunk_ts.saturating_sub(first);
         let headers = self.splitter.header_tags();
         let has_video = self.seen_video || headers.iter().any(|h| h.tag_type == TagType::Video);
         let has_audio = self.seen_audio || headers.iter().any(|h| h.tag_type == TagType::Audio);
@@ -328,7 +413,8 @@ impl StreamRecorder {
             sequence: self.seq,
             previous: self.previous.clone(),
             utc_start: start.rfc3339(),
-            stream_offset_ms: chunk_ts.saturating_sub(first),
+            stream_offset_ms: offset_ms,
+            gap,
         };
         let metadata = chunk_metadata(publisher_metadata, &fields);
         writer
@@ -354,12 +440,21 @@ impl StreamRecorder {
                 "chunk started ({reason:?})"
             );
         }
+        self.record.sequence = self.seq;
+        self.record.open = Some(OpenRecord {
+            stem: stem.clone(),
+            utc_ms,
+            offset_ms,
+        });
+        self.record.ended = None;
+        self.save_record();
         self.open = Some(OpenChunk {
             stem,
             path,
             header_writes: writer.get_ref().writes(),
             writer,
             last_timestamp: 0,
+            offset_ms,
         });
         Ok(())
     }
@@ -392,6 +487,7 @@ impl StreamRecorder {
         // Unlock before the rename so remux can take the file at once; `handoff` fsyncs it.
         drop(file);
         if frames == 0 {
+            self.record.open = None;
             std::fs::remove_file(&chunk.path)
                 .with_context(|| format!("removing {}", chunk.path.display()))?;
             log::warn!(stream = self.names.stream(), chunk = chunk.stem.as_str();
@@ -413,8 +509,31 @@ impl StreamRecorder {
             duration_ms = chunk.last_timestamp;
             "chunk finished and handed to remux"
         );
+        self.record.previous = Some(chunk.stem.clone());
+        self.record.open = None;
+        self.save_record();
         self.previous = Some(chunk.stem);
         Ok(())
+    }
+
+    /// Completes the record with the last frame, so a publisher that comes back within the
+    /// grace continues from here. A publish that never started a chunk leaves the record as
+    /// the one before it left it.
+    fn end_record(&mut self) {
+        if self.record.sequence == 0 || self.record.ended.is_some() {
+            return;
+        }
+        let (at, offset_ms) = self.last_frame.unwrap_or((self.now, self.offset_base));
+        // A chunk that could not be handed on stays in recording/ for the next start's
+        // salvage, which hands it on under this name.
+        if let Some(open) = self.record.open.take() {
+            self.record.previous = Some(open.stem);
+        }
+        self.record.ended = Some(Ended {
+            utc_ms: self.origin_ms + i64::try_from(at.as_millis()).unwrap_or(i64::MAX / 2),
+            offset_ms,
+        });
+        self.save_record();
     }
 }
 
@@ -431,6 +550,7 @@ impl Drop for StreamRecorder {
                 "could not finish the open chunk: {e:#}; it stays in recording/ and the next start salvages it"
             );
         }
+        self.end_record();
         self.events.emit_or_log(&Event::stream_stopped(
             &self.names,
             self.session_start,

@@ -265,6 +265,7 @@ fn manifest_from_name(stem: &str, chunk: Option<&ChunkName>) -> ChunkManifest {
         utc_start: chunk.map(|c| c.start.rfc3339()).unwrap_or_default(),
         node: chunk.and_then(|c| c.node.clone()),
         stream_offset_ms: 0,
+        gap: None,
         duration_ms: 0,
         video: None,
         audio: None,

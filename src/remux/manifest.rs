@@ -4,8 +4,8 @@
 
 use crate::flv::script::{self, Properties};
 use crate::manifest::{
-    ChunkManifest, MANIFEST_VERSION, META_PREVIOUS, META_SEQUENCE, META_STREAM_OFFSET_MS,
-    META_UTC_START, TrackSummary,
+    ChunkManifest, Gap, MANIFEST_VERSION, META_GAP_MS, META_GAP_REASON, META_PREVIOUS,
+    META_SEQUENCE, META_STREAM_OFFSET_MS, META_UTC_START, TrackSummary,
 };
 use crate::mp4::movie;
 use crate::naming::ChunkName;
@@ -61,6 +61,10 @@ pub fn build(
             .unwrap_or_default(),
         node: name.and_then(|n| n.node.clone()),
         stream_offset_ms: num(META_STREAM_OFFSET_MS).map_or(0, |v| v as u64),
+        gap: text(META_GAP_REASON).map(|reason| Gap {
+            reason,
+            duration_ms: num(META_GAP_MS).map_or(0, |v| v as u64),
+        }),
         duration_ms,
         video: summary(true),
         audio: summary(false),

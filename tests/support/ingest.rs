@@ -168,6 +168,7 @@ pub fn clean_env(cmd: &mut Command) {
         "CHUNK_DURATION",
         "CHUNK_DURATION_MINUTES",
         "ALIGN_CHUNKS",
+        "RECONNECT_GRACE",
         "NODE_ID",
         "MAX_CHUNK_SIZE",
         "MAX_CHUNK_FRAMES",

@@ -5,7 +5,8 @@
 //! recorder, nginx-rtmp, ffmpeg and GStreamer publishers, chunk checks), `remux` (encodes, MP4
 //! comparisons and layout, Chromium in `remux::browser`), `publish` (s3s-fs, moto, the S3 client,
 //! manifests, the fault proxy in `publish::proxy`), `http` (a plain HTTP/1.1 client and the
-//! Prometheus parser) and `rtmp` (hand-built RTMP bytes and a reader for their replies).
+//! Prometheus parser), `rtmp` (hand-built RTMP bytes and a reader for their replies) and
+//! `rtmp_cut` (a proxy that cuts a publisher off with a reset and counts the frames it passed).
 
 /// The binary under test, built by cargo for these tests.
 pub const BIN: &str = env!("CARGO_BIN_EXE_rtmp-recorder");
@@ -18,6 +19,7 @@ pub mod packets;
 pub mod publish;
 pub mod remux;
 pub mod rtmp;
+pub mod rtmp_cut;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

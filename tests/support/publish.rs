@@ -214,6 +214,7 @@ pub fn manifest_for(name: &ChunkName, duration_ms: u64) -> ChunkManifest {
         utc_start: name.start.rfc3339(),
         node: None,
         stream_offset_ms: 0,
+        gap: None,
         duration_ms,
         video: None,
         audio: None,
