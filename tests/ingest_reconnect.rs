@@ -12,12 +12,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use std::process::Command;
+
+use rtmp_recorder::manifest::{ChunkManifest, Gap};
 use rtmp_recorder::naming::ChunkName;
 
 use crate::support::flv::{Amf, Flv};
 use crate::support::ingest::{PublishOpts, Publisher, Recorder, ffmpeg_publish};
 use crate::support::rtmp_cut::{CutProxy, Passed};
-use crate::support::{Scratch, Turn, packets, wait_until};
+use crate::support::{self, Scratch, Turn, packets, wait_until};
 
 /// The first publish lasts long enough for its first 10 s chunk to be handed on; it is cut a
 /// few seconds into the second.
@@ -234,7 +237,37 @@ fn cut_off_then_back(between: impl FnOnce(Recorder, &Path) -> Recorder) -> (Reco
         3_000,
         dir.path(),
     );
+    check_manifests(&rec);
     (rec, dir)
+}
+
+/// A real remux run over the chunks: the manifests carry the one chain and the gap.
+fn check_manifests(rec: &Recorder) {
+    let flv: Vec<Chunk> = chunks(rec);
+    support::run_ok(
+        Command::new(support::BIN)
+            .arg("--state-dir")
+            .arg(&rec.state)
+            .args(["remux", "--until-empty"]),
+        "remux --until-empty",
+    );
+    for (i, c) in flv.iter().enumerate() {
+        let path = rec.state.join("publish").join(format!("{}.json", c.stem()));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let m: ChunkManifest = serde_json::from_str(&text).expect("a manifest");
+        assert_eq!(m.sequence as usize, i + 1);
+        assert_eq!(m.previous, (i > 0).then(|| flv[i - 1].stem()));
+        let gap = c.text("rtmpRecorderGapReason").map(|reason| Gap {
+            reason: reason.to_string(),
+            duration_ms: c.num("rtmpRecorderGapMs") as u64,
+        });
+        assert_eq!(m.gap, gap, "{}", c.stem());
+        assert_eq!(
+            m.stream_offset_ms,
+            c.num("rtmpRecorderStreamOffsetMs") as u64
+        );
+    }
 }
 
 #[test]
