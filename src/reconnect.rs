@@ -8,14 +8,23 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::naming::StreamNames;
+
 /// Why a chunk's predecessor is not right before it in time; in the manifest as `gap.reason`.
 pub const GAP_REASON_RECONNECT: &str = "reconnect";
 
 /// One stream's recording as its last publish left it. Times are Unix ms (UTC).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRecord {
+    /// The stream, as chunk names spell it (`naming::StreamNames`).
+    pub app: String,
+    pub stream: String,
     /// When the recording (its first publish) began.
     pub session_start_ms: i64,
+    /// When the last publish began (the identity of its stream events), and the chunks it
+    /// handed on: a crash's `stream.stopped` is made from them.
+    pub publish_start_ms: i64,
+    pub publish_chunks: u32,
     /// The last sequence number used.
     pub sequence: u32,
     /// The last chunk handed on: the next chunk's `previous`.
@@ -76,9 +85,13 @@ pub fn decide(record: Option<SessionRecord>, now_ms: i64, grace_ms: u64) -> Deci
 
 impl SessionRecord {
     /// The record of a recording that has just begun.
-    pub fn begin(session_start_ms: i64) -> SessionRecord {
+    pub fn begin(names: &StreamNames, start_ms: i64) -> SessionRecord {
         SessionRecord {
-            session_start_ms,
+            app: names.app().to_string(),
+            stream: names.stream().to_string(),
+            session_start_ms: start_ms,
+            publish_start_ms: start_ms,
+            publish_chunks: 0,
             sequence: 0,
             previous: None,
             open: None,
@@ -112,6 +125,7 @@ impl SessionRecord {
                     u64::from,
                 );
                 self.previous = Some(open.stem);
+                self.publish_chunks += 1;
                 Ended {
                     utc_ms: end.last_write_ms.max(open.utc_ms),
                     offset_ms: open.offset_ms + within,
@@ -153,7 +167,11 @@ mod tests {
 
     fn ended_at(utc_ms: i64) -> SessionRecord {
         SessionRecord {
+            app: "live".into(),
+            stream: "cam1".into(),
             session_start_ms: 1_000,
+            publish_start_ms: 1_000,
+            publish_chunks: 4,
             sequence: 4,
             previous: Some("c4".into()),
             open: None,
@@ -221,7 +239,11 @@ mod tests {
     #[test]
     fn a_crash_makes_the_salvaged_chunk_previous_and_ends_at_its_last_write() {
         let r = SessionRecord {
+            app: "live".into(),
+            stream: "cam1".into(),
             session_start_ms: 1_000,
+            publish_start_ms: 1_000,
+            publish_chunks: 4,
             sequence: 7,
             previous: Some("c6".into()),
             open: Some(OpenChunk {
@@ -238,6 +260,10 @@ mod tests {
         let done = r.clone().crashed(Some(salvaged), 100_010);
         assert_eq!(done.previous.as_deref(), Some("c7"));
         assert_eq!(done.open, None);
+        assert_eq!(
+            done.publish_chunks, 5,
+            "the salvaged chunk is the publish's too"
+        );
         assert_eq!(
             done.ended,
             Some(Ended {
@@ -264,6 +290,7 @@ mod tests {
         let lost = r.crashed(None, 100_010);
         assert_eq!(lost.previous.as_deref(), Some("c6"));
         assert_eq!(lost.sequence, 7);
+        assert_eq!(lost.publish_chunks, 4);
         assert_eq!(
             lost.ended,
             Some(Ended {

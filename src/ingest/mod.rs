@@ -207,9 +207,10 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
     // The records of publishes a crash cut end where salvage found their open chunk ends.
     let sessions = sessions::Sessions::new(&state, args.reconnect_grace);
     let recovering = sessions.clone();
+    let recovering_events = events.clone();
     let completed = tokio::task::spawn_blocking(move || {
         let now = i64::try_from(crate::observe::unix_ms_now()).unwrap_or(i64::MAX);
-        recovering.recover(&salvaged, now)
+        recovering.recover(&salvaged, now, &recovering_events)
     })
     .await
     .context("session records task")??;

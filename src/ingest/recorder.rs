@@ -115,6 +115,7 @@ impl StreamRecorder {
         // time since, so a clock step during a session does not reorder its chunks.
         let created = Instant::now();
         let origin = unix_ms_now();
+        let record = SessionRecord::begin(&names, origin);
         StreamRecorder {
             state: shared.state.clone(),
             events: shared.events.clone(),
@@ -136,7 +137,7 @@ impl StreamRecorder {
             origin_ms: origin,
             now: std::time::Duration::ZERO,
             sessions: shared.sessions.clone(),
-            record: SessionRecord::begin(origin),
+            record,
             resumed: None,
             offset_base: 0,
             last_frame: None,
@@ -167,7 +168,11 @@ impl StreamRecorder {
                 self.resumed = record.ended;
                 started.continues_after = record.previous.clone();
                 started.away_ms = Some(away_ms);
-                self.record = record;
+                self.record = SessionRecord {
+                    publish_start_ms: self.origin_ms,
+                    publish_chunks: 0,
+                    ..record
+                };
             }
             Decision::New {
                 expired_ms: Some(ago),
@@ -511,6 +516,7 @@ impl StreamRecorder {
         );
         self.record.previous = Some(chunk.stem.clone());
         self.record.open = None;
+        self.record.publish_chunks = self.handed_on;
         self.save_record();
         self.previous = Some(chunk.stem);
         Ok(())
