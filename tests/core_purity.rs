@@ -14,6 +14,7 @@ use syn::visit::{self, Visit};
 const CORE: &[&str] = &[
     "amf0",
     "batch",
+    "quieted",
     "chunk",
     "duration",
     "size",

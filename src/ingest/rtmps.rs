@@ -29,7 +29,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
-use super::admission::Quieted;
+use crate::quieted::Quieted;
 use super::status::Stats;
 use crate::tls_identity::{self, Culprit, Identity};
 

@@ -97,10 +97,6 @@ pub struct Args {
     #[arg(long, env = "PUBLISH_PART_CONCURRENCY", default_value = "4")]
     pub part_concurrency: usize,
 
-    /// This node (the global `--node-id`, resolved by main): the `{node}` of chunks whose name
-    /// has none (recorded before names carried one) and the `node` of their manifests.
-    #[arg(skip)]
-    pub node: Option<NodeId>,
     /// Where events go: `run` passes its own; the `publish` stage alone reads the hooks'
     /// variables from the environment.
     #[arg(skip)]
@@ -151,10 +147,13 @@ impl Args {
     }
 }
 
-/// Drains the inbox; in `Mode::Watch`, keeps uploading new files until shutdown.
+/// Drains the inbox; in `Mode::Watch`, keeps uploading new files until shutdown. `node` (the
+/// global `--node-id`, resolved by main) is the `{node}` of chunks whose name has none
+/// (recorded before names carried one) and the `node` of their manifests.
 pub async fn run(
     state: StateDir,
     args: Args,
+    node: NodeId,
     mode: Mode,
     shutdown: crate::shutdown::Shutdown,
 ) -> Result<()> {
@@ -166,10 +165,6 @@ pub async fn run(
     let watch = mode == Mode::Watch;
     let template = KeyTemplate::parse(&args.key_template)
         .map_err(|e| crate::exit::Coded::new(crate::exit::USAGE, e))?;
-    let node = match args.node.clone() {
-        Some(node) => node,
-        None => crate::node::resolve(None).await?,
-    };
     let destination = args.destination(&state)?;
     let (store, prefix) = match &destination {
         Destination::S3 { bucket, prefix } => {
