@@ -718,7 +718,10 @@ fn a_hook_cannot_hold_delivery_and_producers_ignore_delivery_settings() {
         .unwrap();
     let said = String::from_utf8_lossy(&out.stderr).to_string();
     assert_eq!(out.status.code(), Some(2), "deliver: {said}");
-    assert!(said.contains("HOOK_TIMEOUT") && said.contains("soon"), "{said}");
+    assert!(
+        said.contains("HOOK_TIMEOUT") && said.contains("soon"),
+        "{said}"
+    );
     assert_eq!(queued_events(&state), 1, "the event stays queued");
 
     // A hook that leaves a `sleep 600` behind holding its stdout and stderr: the hook's exit
@@ -758,7 +761,10 @@ fn a_hook_cannot_hold_delivery_and_producers_ignore_delivery_settings() {
     let delivered = lines_of(&got);
     assert_eq!(kinds(&delivered, "chunk.failed").len(), 1, "{delivered:?}");
     assert_eq!(queued_events(&state), 0);
-    let pid = std::fs::read_to_string(&pid_file).unwrap().trim().to_string();
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_string();
     assert!(!pid.is_empty());
     wait_until(Duration::from_secs(5), "the hook's sleep gone", || {
         matches!(proc_state(&pid), None | Some('Z'))

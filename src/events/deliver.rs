@@ -56,7 +56,8 @@ struct Deliverer {
 
 /// Delivers the queued events; in `Mode::Watch`, keeps delivering new ones until shutdown.
 pub async fn run(state: StateDir, args: Args, mode: Mode, mut shutdown: Shutdown) -> Result<()> {
-    let sinks = Sink::configured(&args.sinks).map_err(|e| Coded::new(exit::USAGE, format!("{e:#}")))?;
+    let sinks =
+        Sink::configured(&args.sinks).map_err(|e| Coded::new(exit::USAGE, format!("{e:#}")))?;
     if sinks.is_empty() {
         return Err(Coded::new(
             exit::USAGE,

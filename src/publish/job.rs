@@ -17,7 +17,7 @@ use anyhow::{Context, Result};
 use super::key::{self, KeyTemplate};
 use super::store::{ObjectSpec, Stored, hex, parse_sha256};
 use crate::events::{Emitter, Event};
-use crate::manifest::{ChunkManifest, MANIFEST_VERSION};
+use crate::manifest::ChunkManifest;
 use crate::naming::NodeId;
 use crate::observe::record::{self, FailureKind, Stage};
 use crate::spool::{self, ChunkName, StateDir};
@@ -106,7 +106,7 @@ pub fn examine(state: &StateDir, keys: &Keys, mp4: &Path, events: &Emitter) -> R
             }
         }
     } else {
-        manifest_from_name(&stem, chunk.as_ref())
+        ChunkManifest::from_name(&stem, chunk.as_ref())
     };
     manifest
         .node
@@ -250,26 +250,4 @@ fn read_manifest(path: &Path) -> Result<ChunkManifest> {
     let text = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_slice(&text)
         .with_context(|| format!("{} is not a chunk manifest", path.display()))
-}
-
-/// For an MP4 copied in by hand, without a manifest: what its name tells. A chunk name tells
-/// app, stream, sequence and start; any other name only itself.
-fn manifest_from_name(stem: &str, chunk: Option<&ChunkName>) -> ChunkManifest {
-    ChunkManifest {
-        version: MANIFEST_VERSION,
-        name: stem.to_string(),
-        app: chunk.map_or_else(|| "-".to_string(), |c| c.app.clone()),
-        stream: chunk.map_or_else(|| stem.to_string(), |c| c.stream.clone()),
-        sequence: chunk.map_or(1, |c| c.seq),
-        previous: None,
-        utc_start: chunk.map(|c| c.start.rfc3339()).unwrap_or_default(),
-        node: chunk.and_then(|c| c.node.clone()),
-        stream_offset_ms: 0,
-        duration_ms: 0,
-        video: None,
-        audio: None,
-        starts_without_keyframe: false,
-        mp4_bytes: None,
-        sha256: None,
-    }
 }

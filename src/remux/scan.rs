@@ -148,7 +148,13 @@ pub fn scan<R: ReadAt + ?Sized>(r: &R, len: u64) -> Result<Scan, ScanError> {
         let have = (want - TAG_HEADER_LEN).min(tag.data_size as usize);
         let prefix = &head[TAG_HEADER_LEN..TAG_HEADER_LEN + have];
         if !tag.filtered {
-            on_tag(r, &mut s, &tag, body_off, prefix, &mut body)?;
+            let at = TagAt {
+                r,
+                header: &tag,
+                body_off,
+                prefix,
+            };
+            on_tag(&at, &mut s, &mut body)?;
         } else {
             s.dropped += 1;
         }
@@ -169,55 +175,58 @@ pub fn scan<R: ReadAt + ?Sized>(r: &R, len: u64) -> Result<Scan, ScanError> {
     Ok(s)
 }
 
-fn full_body<'b, R: ReadAt + ?Sized>(
-    r: &R,
-    tag: &TagHeader,
+/// A tag being scanned: its header, where its body starts in the file, and the first bytes of
+/// the body (enough for the codec headers; the rest is read only when needed).
+struct TagAt<'a, R: ReadAt + ?Sized> {
+    r: &'a R,
+    header: &'a TagHeader,
     body_off: u64,
-    buf: &'b mut Vec<u8>,
-) -> Result<&'b [u8], ScanError> {
-    buf.clear();
-    buf.resize(tag.data_size as usize, 0);
-    read_exact_at(r, buf, body_off)?;
-    Ok(buf)
+    prefix: &'a [u8],
+}
+
+impl<R: ReadAt + ?Sized> TagAt<'_, R> {
+    /// The whole body, read into `buf`.
+    fn body<'b>(&self, buf: &'b mut Vec<u8>) -> Result<&'b [u8], ScanError> {
+        buf.clear();
+        buf.resize(self.header.data_size as usize, 0);
+        read_exact_at(self.r, buf, self.body_off)?;
+        Ok(buf)
+    }
 }
 
 fn on_tag<R: ReadAt + ?Sized>(
-    r: &R,
+    at: &TagAt<'_, R>,
     s: &mut Scan,
-    tag: &TagHeader,
-    body_off: u64,
-    prefix: &[u8],
     buf: &mut Vec<u8>,
 ) -> Result<(), ScanError> {
+    let tag = at.header;
     match tag.tag_type {
         TagType::Script => {
             if s.metadata.is_none() && tag.data_size <= MAX_SCRIPT {
-                let body = full_body(r, tag, body_off, buf)?;
+                let body = at.body(buf)?;
                 if let Ok(props) = script::decode_metadata(body) {
                     s.metadata = Some(props);
                 }
             }
             Ok(())
         }
-        TagType::Video => on_video(r, s, tag, body_off, prefix, buf),
-        TagType::Audio => on_audio(r, s, tag, body_off, prefix, buf),
+        TagType::Video => on_video(at, s, buf),
+        TagType::Audio => on_audio(at, s, buf),
     }
 }
 
 /// A video tag: a sequence header makes (or changes) the track's sample entry, a frame
 /// becomes a sample whose payload starts after the tag's codec header.
 fn on_video<R: ReadAt + ?Sized>(
-    r: &R,
+    at: &TagAt<'_, R>,
     s: &mut Scan,
-    tag: &TagHeader,
-    body_off: u64,
-    prefix: &[u8],
     buf: &mut Vec<u8>,
 ) -> Result<(), ScanError> {
+    let (tag, body_off, prefix) = (at.header, at.body_off, at.prefix);
     let dts = i64::from(tag.timestamp);
     let parsed = match parse_video(prefix) {
         Err(FlvError::ShortBody { .. }) if prefix.len() < tag.data_size as usize => {
-            let body = full_body(r, tag, body_off, buf)?;
+            let body = at.body(buf)?;
             parse_video(body).map(|t| (t.codec, t.keyframe, t.packet, body.len() - t.payload.len()))
         }
         other => other.map(|t| {
@@ -235,7 +244,7 @@ fn on_video<R: ReadAt + ?Sized>(
     };
     match packet {
         VideoPacket::SequenceHeader => {
-            let body = full_body(r, tag, body_off, buf)?;
+            let body = at.body(buf)?;
             let record = &body[header_len.min(body.len())..];
             let entry = match codec {
                 VideoCodec::Avc => SampleEntry::avc(record),
@@ -279,13 +288,11 @@ fn on_video<R: ReadAt + ?Sized>(
 /// An audio tag: an AAC sequence header (or, for MP3, each frame header) sets the sample
 /// entry; frames become samples.
 fn on_audio<R: ReadAt + ?Sized>(
-    r: &R,
+    at: &TagAt<'_, R>,
     s: &mut Scan,
-    tag: &TagHeader,
-    body_off: u64,
-    prefix: &[u8],
     buf: &mut Vec<u8>,
 ) -> Result<(), ScanError> {
+    let (tag, body_off, prefix) = (at.header, at.body_off, at.prefix);
     let dts = i64::from(tag.timestamp);
     let Ok(t) = parse_audio(prefix) else {
         s.dropped += 1;
@@ -295,7 +302,7 @@ fn on_audio<R: ReadAt + ?Sized>(
     let size = tag.data_size.saturating_sub(header_len as u32);
     match t.codec {
         AudioCodec::Aac if t.sequence_header => {
-            let body = full_body(r, tag, body_off, buf)?;
+            let body = at.body(buf)?;
             match SampleEntry::aac(&body[header_len.min(body.len())..]) {
                 Ok(entry) => set_entry(s, false, entry),
                 Err(e) => {
