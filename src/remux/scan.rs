@@ -192,6 +192,120 @@ impl<R: ReadAt + ?Sized> TagAt<'_, R> {
         read_exact_at(self.r, buf, self.body_off)?;
         Ok(buf)
     }
+
+    /// A video tag: a sequence header makes (or changes) the track's sample entry, a frame
+    /// becomes a sample whose payload starts after the tag's codec header.
+    fn video(&self, s: &mut Scan, buf: &mut Vec<u8>) -> Result<(), ScanError> {
+        let (tag, body_off, prefix) = (self.header, self.body_off, self.prefix);
+        let dts = i64::from(tag.timestamp);
+        let parsed = match parse_video(prefix) {
+            Err(FlvError::ShortBody { .. }) if prefix.len() < tag.data_size as usize => {
+                let body = self.body(buf)?;
+                parse_video(body)
+                    .map(|t| (t.codec, t.keyframe, t.packet, body.len() - t.payload.len()))
+            }
+            other => other.map(|t| {
+                (
+                    t.codec,
+                    t.keyframe,
+                    t.packet,
+                    prefix.len() - t.payload.len(),
+                )
+            }),
+        };
+        let Ok((codec, keyframe, packet, header_len)) = parsed else {
+            s.dropped += 1;
+            return Ok(());
+        };
+        match packet {
+            VideoPacket::SequenceHeader => {
+                let body = self.body(buf)?;
+                let record = &body[header_len.min(body.len())..];
+                let entry = match codec {
+                    VideoCodec::Avc => SampleEntry::avc(record),
+                    VideoCodec::Hevc => SampleEntry::hevc(record),
+                    VideoCodec::Av1 => {
+                        let (w, h) = metadata_size(s.metadata.as_ref());
+                        SampleEntry::av1(record, w, h)
+                    }
+                    _ => {
+                        s.dropped += 1;
+                        return Ok(());
+                    }
+                };
+                match entry {
+                    Ok(entry) => set_entry(s, true, entry),
+                    Err(e) => {
+                        log::warn!(offset = body_off; "ignoring a bad video sequence header: {e}");
+                        s.dropped += 1;
+                    }
+                }
+            }
+            VideoPacket::Frame { composition_time } => {
+                let mut header_len = header_len;
+                if codec == VideoCodec::Av1 {
+                    header_len += temporal_delimiter_len(prefix.get(header_len..).unwrap_or(&[]));
+                }
+                let sample = SampleIn {
+                    dts_ms: dts,
+                    cto_ms: composition_time,
+                    size: tag.data_size.saturating_sub(header_len as u32),
+                    keyframe,
+                    source: body_off + header_len as u64,
+                };
+                push_sample(s, s.video, sample);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// An audio tag: an AAC sequence header (or, for MP3, each frame header) sets the sample
+    /// entry; frames become samples.
+    fn audio(&self, s: &mut Scan, buf: &mut Vec<u8>) -> Result<(), ScanError> {
+        let (tag, body_off, prefix) = (self.header, self.body_off, self.prefix);
+        let dts = i64::from(tag.timestamp);
+        let Ok(t) = parse_audio(prefix) else {
+            s.dropped += 1;
+            return Ok(());
+        };
+        let header_len = prefix.len() - t.payload.len();
+        let size = tag.data_size.saturating_sub(header_len as u32);
+        match t.codec {
+            AudioCodec::Aac if t.sequence_header => {
+                let body = self.body(buf)?;
+                match SampleEntry::aac(&body[header_len.min(body.len())..]) {
+                    Ok(entry) => set_entry(s, false, entry),
+                    Err(e) => {
+                        log::warn!(offset = body_off; "ignoring a bad AAC sequence header: {e}");
+                        s.dropped += 1;
+                    }
+                }
+                return Ok(());
+            }
+            AudioCodec::Mp3 if !t.unsupported => match SampleEntry::mp3(t.payload) {
+                Ok(entry) => set_entry(s, false, entry),
+                Err(_) => {
+                    s.dropped += 1;
+                    return Ok(());
+                }
+            },
+            AudioCodec::Aac if !t.unsupported => {}
+            _ => {
+                s.dropped += 1;
+                return Ok(());
+            }
+        }
+        let sample = SampleIn {
+            dts_ms: dts,
+            cto_ms: 0,
+            size,
+            keyframe: true,
+            source: body_off + header_len as u64,
+        };
+        push_sample(s, s.audio, sample);
+        Ok(())
+    }
 }
 
 fn on_tag<R: ReadAt + ?Sized>(
@@ -210,130 +324,9 @@ fn on_tag<R: ReadAt + ?Sized>(
             }
             Ok(())
         }
-        TagType::Video => on_video(at, s, buf),
-        TagType::Audio => on_audio(at, s, buf),
+        TagType::Video => at.video(s, buf),
+        TagType::Audio => at.audio(s, buf),
     }
-}
-
-/// A video tag: a sequence header makes (or changes) the track's sample entry, a frame
-/// becomes a sample whose payload starts after the tag's codec header.
-fn on_video<R: ReadAt + ?Sized>(
-    at: &TagAt<'_, R>,
-    s: &mut Scan,
-    buf: &mut Vec<u8>,
-) -> Result<(), ScanError> {
-    let (tag, body_off, prefix) = (at.header, at.body_off, at.prefix);
-    let dts = i64::from(tag.timestamp);
-    let parsed = match parse_video(prefix) {
-        Err(FlvError::ShortBody { .. }) if prefix.len() < tag.data_size as usize => {
-            let body = at.body(buf)?;
-            parse_video(body).map(|t| (t.codec, t.keyframe, t.packet, body.len() - t.payload.len()))
-        }
-        other => other.map(|t| {
-            (
-                t.codec,
-                t.keyframe,
-                t.packet,
-                prefix.len() - t.payload.len(),
-            )
-        }),
-    };
-    let Ok((codec, keyframe, packet, header_len)) = parsed else {
-        s.dropped += 1;
-        return Ok(());
-    };
-    match packet {
-        VideoPacket::SequenceHeader => {
-            let body = at.body(buf)?;
-            let record = &body[header_len.min(body.len())..];
-            let entry = match codec {
-                VideoCodec::Avc => SampleEntry::avc(record),
-                VideoCodec::Hevc => SampleEntry::hevc(record),
-                VideoCodec::Av1 => {
-                    let (w, h) = metadata_size(s.metadata.as_ref());
-                    SampleEntry::av1(record, w, h)
-                }
-                _ => {
-                    s.dropped += 1;
-                    return Ok(());
-                }
-            };
-            match entry {
-                Ok(entry) => set_entry(s, true, entry),
-                Err(e) => {
-                    log::warn!(offset = body_off; "ignoring a bad video sequence header: {e}");
-                    s.dropped += 1;
-                }
-            }
-        }
-        VideoPacket::Frame { composition_time } => {
-            let mut header_len = header_len;
-            if codec == VideoCodec::Av1 {
-                header_len += temporal_delimiter_len(prefix.get(header_len..).unwrap_or(&[]));
-            }
-            let sample = SampleIn {
-                dts_ms: dts,
-                cto_ms: composition_time,
-                size: tag.data_size.saturating_sub(header_len as u32),
-                keyframe,
-                source: body_off + header_len as u64,
-            };
-            push_sample(s, s.video, sample);
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
-/// An audio tag: an AAC sequence header (or, for MP3, each frame header) sets the sample
-/// entry; frames become samples.
-fn on_audio<R: ReadAt + ?Sized>(
-    at: &TagAt<'_, R>,
-    s: &mut Scan,
-    buf: &mut Vec<u8>,
-) -> Result<(), ScanError> {
-    let (tag, body_off, prefix) = (at.header, at.body_off, at.prefix);
-    let dts = i64::from(tag.timestamp);
-    let Ok(t) = parse_audio(prefix) else {
-        s.dropped += 1;
-        return Ok(());
-    };
-    let header_len = prefix.len() - t.payload.len();
-    let size = tag.data_size.saturating_sub(header_len as u32);
-    match t.codec {
-        AudioCodec::Aac if t.sequence_header => {
-            let body = at.body(buf)?;
-            match SampleEntry::aac(&body[header_len.min(body.len())..]) {
-                Ok(entry) => set_entry(s, false, entry),
-                Err(e) => {
-                    log::warn!(offset = body_off; "ignoring a bad AAC sequence header: {e}");
-                    s.dropped += 1;
-                }
-            }
-            return Ok(());
-        }
-        AudioCodec::Mp3 if !t.unsupported => match SampleEntry::mp3(t.payload) {
-            Ok(entry) => set_entry(s, false, entry),
-            Err(_) => {
-                s.dropped += 1;
-                return Ok(());
-            }
-        },
-        AudioCodec::Aac if !t.unsupported => {}
-        _ => {
-            s.dropped += 1;
-            return Ok(());
-        }
-    }
-    let sample = SampleIn {
-        dts_ms: dts,
-        cto_ms: 0,
-        size,
-        keyframe: true,
-        source: body_off + header_len as u64,
-    };
-    push_sample(s, s.audio, sample);
-    Ok(())
 }
 
 /// Adds `sample` to `track`; an empty sample, or one before its track has a sample entry, is

@@ -115,10 +115,7 @@ pub fn words(line: &str) -> Vec<&str> {
 /// Runs `cmd` (stdin from /dev/null) to completion; panics with `what` and its stderr unless
 /// it succeeds.
 pub fn run_ok(cmd: &mut Command, what: &str) -> Output {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("running {what}: {e}"));
+    let out = run_to_end(cmd, what);
     assert!(
         out.status.success(),
         "{what} failed ({}): {}",
@@ -126,6 +123,20 @@ pub fn run_ok(cmd: &mut Command, what: &str) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// Runs `cmd` (stdin from /dev/null) to completion; panics if `what`, which must fail,
+/// succeeds.
+pub fn run_fails(cmd: &mut Command, what: &str) -> Output {
+    let out = run_to_end(cmd, what);
+    assert!(!out.status.success(), "{what} succeeded");
+    out
+}
+
+fn run_to_end(cmd: &mut Command, what: &str) -> Output {
+    cmd.stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {what}: {e}"))
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
