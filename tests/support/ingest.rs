@@ -535,10 +535,24 @@ impl Drop for Publisher {
 /// ffmpeg publishing `secs` seconds of testsrc2 (H.264 High, B-frames, 2 s GOP) + AAC 48 kHz in
 /// real time to `url`; the tee muxer writes the same FLV packets to `opts.reference`.
 pub fn ffmpeg_publish(url: &str, secs: u32, opts: &PublishOpts) -> Publisher {
-    let tee = format!(
-        "[f=flv:onfail=abort]{url}|[f=flv:onfail=abort]{}",
-        opts.reference.display()
-    );
+    let outputs = [url.to_string(), opts.reference.display().to_string()];
+    ffmpeg_tee(
+        &outputs,
+        secs,
+        opts,
+        "-profile:v high -bf 2 -g 60 -keyint_min 60",
+    )
+}
+
+/// ffmpeg encoding `secs` seconds of testsrc2 (`opts.width`x`opts.height`, 30 fps, H.264 with
+/// the `video` encoder options) and a 48 kHz stereo AAC sine in real time, and sending the same
+/// FLV packets to each of `outputs` (RTMP URLs or files) with the tee muxer.
+pub fn ffmpeg_tee(outputs: &[String], secs: u32, opts: &PublishOpts, video: &str) -> Publisher {
+    let tee = outputs
+        .iter()
+        .map(|o| format!("[f=flv:onfail=abort]{o}"))
+        .collect::<Vec<_>>()
+        .join("|");
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-hide_banner", "-nostdin", "-loglevel", "warning", "-y"])
         .args(["-re", "-f", "lavfi", "-i"])
@@ -546,18 +560,15 @@ pub fn ffmpeg_publish(url: &str, secs: u32, opts: &PublishOpts) -> Publisher {
             "testsrc2=size={}x{}:rate=30",
             opts.width, opts.height
         ))
-        .args([
-            "-re",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-        ])
+        .args(words(
+            "-re -f lavfi -i sine=frequency=440:sample_rate=48000",
+        ))
         .args(["-t", &secs.to_string(), "-map", "0:v", "-map", "1:a"])
-        .args(words("-c:v libx264 -preset veryfast -profile:v high"))
-        .args(words("-pix_fmt yuv420p -bf 2 -g 60 -keyint_min 60"))
-        .args(["-sc_threshold", "0"])
-        .args(["-c:a", "aac", "-ar", "48000", "-ac", "2", "-b:a", "128k"])
+        .args(words(
+            "-c:v libx264 -preset veryfast -pix_fmt yuv420p -sc_threshold 0",
+        ))
+        .args(words(video))
+        .args(words("-c:a aac -ar 48000 -ac 2 -b:a 128k"))
         // Encoders must put SPS/PPS and the AAC config in extradata: the tee muxer does not
         // tell them that FLV needs it.
         .args(["-flags", "+global_header", "-f", "tee"])
