@@ -44,9 +44,6 @@ pub struct Upload {
     pub manifest: ChunkManifest,
     pub mp4_spec: ObjectSpec,
     pub json_spec: ObjectSpec,
-    /// The SHA-256 remux computed as it wrote the MP4, when the manifest has it for this size:
-    /// a large upload then reads the file once.
-    pub known_sha256: Option<[u8; 32]>,
 }
 
 /// Where publish's objects go, and how long a file copied in by hand must be left alone.
@@ -126,6 +123,7 @@ pub fn examine(state: &StateDir, keys: &Keys, mp4: &Path, events: &Emitter) -> R
     let size = fs::metadata(mp4)
         .with_context(|| format!("stat {}", mp4.display()))?
         .len();
+    // The SHA-256 remux computed as it wrote the MP4, when the manifest has it for this size.
     let known_sha256 = match (&manifest.sha256, manifest.mp4_bytes) {
         (Some(text), Some(bytes)) if bytes == size => parse_sha256(text),
         _ => None,
@@ -141,13 +139,14 @@ pub fn examine(state: &StateDir, keys: &Keys, mp4: &Path, events: &Emitter) -> R
             key: mp4_key,
             content_type: "video/mp4",
             metadata: metadata.clone(),
+            known_sha256,
         },
         json_spec: ObjectSpec {
             key: json_key,
             content_type: "application/json",
             metadata,
+            known_sha256: None,
         },
-        known_sha256,
     })))
 }
 

@@ -283,11 +283,7 @@ impl Queue {
             }
             Examined::Failed => return Ok(Ok(Done::Failed)),
         };
-        let stored = match self
-            .store
-            .put_file(&upload.mp4, &upload.mp4_spec, upload.known_sha256)
-            .await
-        {
+        let stored = match self.store.put_file(&upload.mp4, &upload.mp4_spec).await {
             Ok(s) => s,
             Err(Fault::Conflict(reason)) => return self.set_aside(upload, reason).await,
             Err(f) => return Ok(Err(f)),
