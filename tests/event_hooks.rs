@@ -698,26 +698,25 @@ fn a_hook_cannot_hold_delivery_and_producers_ignore_delivery_settings() {
     let hook_dir = dir.path().join("hook");
     std::fs::create_dir_all(&hook_dir).unwrap();
     let (plain_hook, _, _) = hook_script(&hook_dir);
-    let out = recorder(&state)
-        .env("HOOK_COMMAND", &plain_hook)
-        .env("HOOK_TIMEOUT", "soon")
-        .arg("remux")
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(65), "remux: {said}");
+    // A stage run with the hooks' variables as the units share them: its exit code and stderr.
+    let stage = |name: &str| {
+        let out = recorder(&state)
+            .env("HOOK_COMMAND", &plain_hook)
+            .env("HOOK_TIMEOUT", "soon")
+            .arg(name)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr).to_string();
+        (out.status.code(), said)
+    };
+    let (code, said) = stage("remux");
+    assert_eq!(code, Some(65), "remux: {said}");
     assert!(!said.contains("HOOK_TIMEOUT"), "{said}");
     assert_eq!(queued_events(&state), 1, "{said}");
 
     // deliver, which uses it, refuses it as a usage error that names it.
-    let out = recorder(&state)
-        .env("HOOK_COMMAND", &plain_hook)
-        .env("HOOK_TIMEOUT", "soon")
-        .arg("deliver")
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(2), "deliver: {said}");
+    let (code, said) = stage("deliver");
+    assert_eq!(code, Some(2), "deliver: {said}");
     assert!(
         said.contains("HOOK_TIMEOUT") && said.contains("soon"),
         "{said}"

@@ -226,21 +226,17 @@ mod tests {
         assert_eq!(parse_flag("0"), Ok(false));
         assert!(parse_flag("maybe").is_err());
         let state = StateDir::new("/s");
-        let t = T::parse_from(["x", "--s3-bucket", "b", "--s3-prefix", "/p/"]);
-        assert_eq!(
-            t.args.destination(&state).unwrap(),
-            Destination::S3 {
-                bucket: "b".into(),
-                prefix: "p".into()
-            }
-        );
-        let t = T::parse_from(["x", "--destination", "s3://c", "--s3-prefix", "q"]);
-        assert_eq!(
-            t.args.destination(&state).unwrap(),
-            Destination::S3 {
-                bucket: "c".into(),
-                prefix: "q".into()
-            }
-        );
+        let cases = [
+            (["--s3-bucket", "b", "--s3-prefix", "/p/"], ("b", "p")),
+            (["--destination", "s3://c", "--s3-prefix", "q"], ("c", "q")),
+        ];
+        for (flags, (bucket, prefix)) in cases {
+            let t = T::parse_from(std::iter::once("x").chain(flags));
+            let want = Destination::S3 {
+                bucket: bucket.into(),
+                prefix: prefix.into(),
+            };
+            assert_eq!(t.args.destination(&state).unwrap(), want, "{flags:?}");
+        }
     }
 }
