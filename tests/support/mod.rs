@@ -112,6 +112,16 @@ pub fn words(line: &str) -> Vec<&str> {
     line.split_whitespace().collect()
 }
 
+/// Panics, naming `what` and showing `text`, unless `text` contains every one of `wants`.
+pub fn assert_contains_all(text: &str, wants: &[&str], what: &str) {
+    let missing: Vec<&str> = wants
+        .iter()
+        .copied()
+        .filter(|w| !text.contains(w))
+        .collect();
+    assert!(missing.is_empty(), "{what} lacks {missing:?}:\n{text}");
+}
+
 /// Runs `cmd` (stdin from /dev/null) to completion; panics with `what` and its stderr unless
 /// it succeeds.
 pub fn run_ok(cmd: &mut Command, what: &str) -> Output {
