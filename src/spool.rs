@@ -259,6 +259,27 @@ pub fn try_lock(path: &Path) -> Result<Option<File>> {
     }
 }
 
+/// What reaching for an inbox file came to.
+pub enum Claim {
+    /// Ours: the open file, exclusively locked.
+    Mine(File),
+    /// Another worker holds it.
+    Taken,
+    /// It left the inbox (the previous holder moved it on) before we could open it.
+    Gone,
+}
+
+/// [`try_lock`] for a file in an inbox, which another worker may hold or move on at any moment:
+/// neither is an error.
+pub fn claim(path: &Path) -> Result<Claim> {
+    match try_lock(path) {
+        Ok(Some(f)) => Ok(Claim::Mine(f)),
+        Ok(None) => Ok(Claim::Taken),
+        Err(_) if !path.exists() => Ok(Claim::Gone),
+        Err(e) => Err(e),
+    }
+}
+
 /// The files in an inbox with extension `ext`, oldest name first (names sort by time). Hidden
 /// files and folders are skipped.
 pub fn list_inbox(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {

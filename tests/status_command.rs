@@ -139,9 +139,7 @@ fn status_shows_live_queued_uploaded_and_failed() {
         "{json}"
     );
 
-    let text = String::from_utf8_lossy(&text_out.stdout).into_owned();
-    eprintln!("{text}");
-    assert_eq!(text_out.status.code(), Some(1), "{text}");
+    let text = support::stdout_with_code(&text_out, 1);
     let wants = [
         "rtmp-recorder: NEEDS ATTENTION",
         "file(s) in failed/",

@@ -20,7 +20,7 @@ use crate::events::{Emitter, Event};
 use crate::manifest::ChunkManifest;
 use crate::naming::NodeId;
 use crate::observe::record::{self, FailureKind, Stage};
-use crate::spool::{self, ChunkName, StateDir};
+use crate::spool::{self, ChunkName, Claim, StateDir};
 
 /// What [`examine`] found for one inbox file.
 pub enum Examined {
@@ -61,11 +61,10 @@ pub fn examine(state: &StateDir, keys: &Keys, mp4: &Path, events: &Emitter) -> R
     let Some(file_name) = mp4.file_name().map(|n| n.to_string_lossy().into_owned()) else {
         return Ok(Examined::Skipped("no file name"));
     };
-    let lock = match spool::try_lock(mp4) {
-        Ok(Some(lock)) => lock,
-        Ok(None) => return Ok(Examined::Skipped("locked by another process")),
-        Err(_) if !mp4.exists() => return Ok(Examined::Skipped("gone")),
-        Err(e) => return Err(e),
+    let lock = match spool::claim(mp4)? {
+        Claim::Mine(lock) => lock,
+        Claim::Taken => return Ok(Examined::Skipped("locked by another process")),
+        Claim::Gone => return Ok(Examined::Skipped("gone")),
     };
     let json_path = mp4.with_extension("json");
     let has_manifest = json_path.exists();

@@ -112,6 +112,15 @@ pub fn words(line: &str) -> Vec<&str> {
     line.split_whitespace().collect()
 }
 
+/// A finished command's stdout (shown on our stderr, for the test's log) once it has exited
+/// with `code`.
+pub fn stdout_with_code(out: &Output, code: i32) -> String {
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!("{text}");
+    assert_eq!(out.status.code(), Some(code), "{text}");
+    text
+}
+
 /// Panics, naming `what` and showing `text`, unless `text` contains every one of `wants`.
 pub fn assert_contains_all(text: &str, wants: &[&str], what: &str) {
     let missing: Vec<&str> = wants

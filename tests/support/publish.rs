@@ -280,6 +280,21 @@ pub fn run(mut cmd: Command) -> Output {
     out
 }
 
+/// Publish's inbox is empty and each of `names` left it for archive/ with every one of `exts`.
+pub fn assert_archived<'a>(
+    state: &StateDir,
+    names: impl IntoIterator<Item = &'a ChunkName>,
+    exts: &[&str],
+) {
+    for name in names {
+        for ext in exts {
+            let file = state.archive().join(format!("{}.{ext}", name.stem()));
+            assert!(file.exists(), "{} not archived", file.display());
+        }
+    }
+    assert_eq!(files_in(&state.publish_inbox()), Vec::<String>::new());
+}
+
 pub fn files_in(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .map(|rd| {
