@@ -6,6 +6,7 @@
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
@@ -43,6 +44,23 @@ impl Mode {
 
 /// How often a stage in [`Mode::UntilEmpty`] looks again at files it could not take.
 pub const LINGER: Duration = Duration::from_secs(5);
+
+/// What a stage said about the files left in its inbox, so that each distinct set is said
+/// once. A clone is a handle on the same record, for the blocking task that looks.
+#[derive(Debug, Clone, Default)]
+pub struct Leftovers(Arc<Mutex<Vec<String>>>);
+
+impl Leftovers {
+    /// Whether a stage in `mode` must stay for files left in `inbox`: only in
+    /// [`Mode::UntilEmpty`], while the inbox holds anything ([`leftovers`] says what). Blocking.
+    pub fn linger(&self, mode: Mode, inbox: &Path) -> Result<bool> {
+        if mode != Mode::UntilEmpty {
+            return Ok(false);
+        }
+        let mut said = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(leftovers(inbox, &mut said)?.is_some())
+    }
+}
 
 /// In [`Mode::UntilEmpty`]: what is left in `inbox` after a drain, said once per distinct set
 /// (log and `STATUS=`). `None` when the inbox is empty and the stage may exit.

@@ -102,7 +102,7 @@ pub async fn run(state: StateDir, args: Args, mode: Mode, mut shutdown: Shutdown
         Backoff::for_this_process(Duration::from_millis(250), args.deliver_backoff_cap);
     let mut trouble: Option<Trouble> = None;
     let mut delivered = 0u64;
-    let mut said_left = Vec::new();
+    let said_left = spool::Leftovers::default();
     stage.blocking(|s| sweep_markers(&s.state.events())).await?;
     loop {
         if shutdown.is_requested() {
@@ -113,16 +113,13 @@ pub async fn run(state: StateDir, args: Args, mode: Mode, mut shutdown: Shutdown
             if mode != Mode::Watch {
                 // A foreign file left in events/ would have the .path unit start us again and
                 // again: under the unit, wait (saying so) until it is moved away.
-                let mut said = std::mem::take(&mut said_left);
-                let (lingering, said) = stage
+                let left = said_left.clone();
+                let lingering = stage
                     .blocking(move |s| {
                         sweep_markers(&s.state.events())?;
-                        let left = mode == Mode::UntilEmpty
-                            && spool::leftovers(&s.state.events(), &mut said)?.is_some();
-                        Ok((left, said))
+                        left.linger(mode, &s.state.events())
                     })
                     .await?;
-                said_left = said;
                 if !lingering {
                     log::info!("no events left to deliver: {delivered} event(s) delivered");
                     return Ok(());
