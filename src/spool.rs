@@ -368,6 +368,16 @@ pub fn remove_older_than(dir: &Path, age: Duration, keep: impl Fn(&Path) -> bool
 }
 
 #[cfg(test)]
+impl StateDir {
+    /// A state directory in a fresh temporary folder, removed when the `TempDir` drops.
+    pub fn temporary() -> (tempfile::TempDir, StateDir) {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::open(tmp.path()).unwrap();
+        (tmp, state)
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -393,8 +403,7 @@ mod tests {
 
     #[test]
     fn handoff_moves_and_lock_excludes() {
-        let tmp = tempfile::tempdir().unwrap();
-        let state = StateDir::open(tmp.path()).unwrap();
+        let (_tmp, state) = StateDir::temporary();
         let src = state.recording().join("a.flv");
         fs::write(&src, b"FLV").unwrap();
         let held = try_lock(&src).unwrap().expect("first lock");
@@ -415,8 +424,7 @@ mod tests {
 
     #[test]
     fn open_clears_partials_of_dead_writers_only() {
-        let tmp = tempfile::tempdir().unwrap();
-        let state = StateDir::open(tmp.path()).unwrap();
+        let (tmp, state) = StateDir::temporary();
         // Above any pid_max Linux allows (2^22), so never a live process.
         let dead = naming::partial_name("a.json", 4_000_000_000);
         let live = naming::partial_name("b.json", std::process::id());

@@ -324,8 +324,7 @@ mod tests {
 
     #[test]
     fn ids_are_stable_and_files_sort_by_time() {
-        let tmp = tempfile::tempdir().unwrap();
-        let state = StateDir::open(tmp.path()).unwrap();
+        let (_tmp, state) = StateDir::temporary();
         let names = StreamNames::new("live", "cam 1").unwrap();
         let start = Civil::from_unix_millis(1_790_000_000_123);
         let stem = ChunkName::of(

@@ -184,13 +184,9 @@ mod tests {
 
     #[test]
     fn a_command_gets_the_event_and_is_judged_by_its_exit_status() {
-        let tmp = tempfile::tempdir().unwrap();
-        let out = tmp.path().join("got");
-        let cmd = format!(
-            "cat > {}; echo \"$RTMP_RECORDER_EVENT_ID\" >> {}",
-            out.display(),
-            out.display()
-        );
+        let got = tempfile::NamedTempFile::new().unwrap();
+        let out = got.path().display();
+        let cmd = format!("cat > {out}; echo \"$RTMP_RECORDER_EVENT_ID\" >> {out}");
         run_command(
             &cmd,
             b"{\"a\":1}",
@@ -199,7 +195,10 @@ mod tests {
             Duration::from_secs(5),
         )
         .unwrap();
-        assert_eq!(std::fs::read_to_string(&out).unwrap(), "{\"a\":1}x:1\n");
+        assert_eq!(
+            std::fs::read_to_string(got.path()).unwrap(),
+            "{\"a\":1}x:1\n"
+        );
         let e = run_command(
             "echo nope >&2; exit 3",
             b"",
