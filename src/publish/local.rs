@@ -183,22 +183,22 @@ mod tests {
         fs::write(&src, b"other bytes").unwrap();
         let err = store.put_file(&src, &spec("x/y/a.mp4")).unwrap_err();
         assert!(matches!(err, Fault::Conflict(_)), "{err:?}");
-        // Bytes that are not the ones the manifest names are a conflict too.
-        let promised = ObjectSpec {
-            known_sha256: Some(first.sha256),
-            ..spec("x/y/b.mp4")
-        };
-        let err = store.put_file(&src, &promised).unwrap_err();
-        assert!(
-            matches!(err, Fault::Conflict(ref m) if m.contains("manifest")),
-            "{err:?}"
-        );
         assert_eq!(
             fs::read(tmp.path().join("out/x/y/a.mp4")).unwrap(),
             b"hello world"
         );
         let leftovers: Vec<_> = fs::read_dir(tmp.path().join("out/x/y")).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary files left behind");
+        // Bytes that are not the ones the manifest names are a conflict too.
+        let promised = ObjectSpec {
+            known_sha256: Some(first.sha256),
+            ..spec("x/z/b.mp4")
+        };
+        let err = store.put_file(&src, &promised).unwrap_err();
+        assert!(
+            matches!(err, Fault::Conflict(ref m) if m.contains("manifest")),
+            "{err:?}"
+        );
     }
 
     #[test]
