@@ -408,13 +408,7 @@ fn hostile_peers_beside_a_good_stream() {
     );
     let avc = avc(dir.path());
     let secs = 8;
-    let mut opts = PublishOpts::new(dir.path(), "good");
-    opts.width = 320;
-    opts.height = 240;
-    let mut publisher = ffmpeg_publish(&rec.url("live", "good"), secs, &opts);
-    wait_until(Duration::from_secs(10), "the good stream recording", || {
-        !rec.open_chunks().is_empty()
-    });
+    let mut publisher = rec.publish_recording(dir.path(), "good", secs, (320, 240));
 
     let stuck_at = stuck_reader(&rec, peer(4));
     wait_until(Duration::from_secs(8), "the stuck reader cut", || {

@@ -22,7 +22,7 @@ pub const JITTER_MS: i64 = 50;
 use crate::support::flv::{Amf, Flv};
 use crate::support::free_port;
 use crate::support::packets::{self, Packet};
-use crate::support::{self, words};
+use crate::support::{self, wait_until, words};
 
 /// Waits for a child to exit; kills it and panics (showing `log`) after `timeout`.
 pub fn wait_child(child: &mut Child, timeout: Duration, what: &str, log: &Path) -> ExitStatus {
@@ -268,6 +268,33 @@ impl Recorder {
     }
 
     /// Chunks still being written in `recording/`.
+    /// ffmpeg publishing `secs` seconds of `width`x`height` to live/`name` (its files `NAME.*`
+    /// in `dir`), returned once a chunk of it is being recorded.
+    pub fn publish_recording(
+        &self,
+        dir: &Path,
+        name: &str,
+        secs: u32,
+        (width, height): (u32, u32),
+    ) -> Publisher {
+        let opts = PublishOpts {
+            width,
+            height,
+            ..PublishOpts::new(dir, name)
+        };
+        let publisher = ffmpeg_publish(&self.url("live", name), secs, &opts);
+        let infix = format!("_live_{name}_");
+        wait_until(
+            Duration::from_secs(10),
+            &format!("{name} recording"),
+            || {
+                let open = self.open_chunks();
+                open.iter().any(|p| p.to_string_lossy().contains(&infix))
+            },
+        );
+        publisher
+    }
+
     pub fn open_chunks(&self) -> Vec<PathBuf> {
         files_with_ext(&self.recording(), "flv")
     }
