@@ -18,5 +18,5 @@ pub fn publish_to_all(urls: &[String], secs: u32, dir: &Path, name: &str) -> Pub
         height: 240,
         ..PublishOpts::new(dir, name)
     };
-    ffmpeg_tee(urls, secs, &opts, "-g 30 -keyint_min 30")
+    ffmpeg_tee(urls, secs, &opts, "-g 30 -keyint_min 30 -b:a 64k")
 }

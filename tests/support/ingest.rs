@@ -563,18 +563,15 @@ impl Drop for Publisher {
 /// real time to `url`; the tee muxer writes the same FLV packets to `opts.reference`.
 pub fn ffmpeg_publish(url: &str, secs: u32, opts: &PublishOpts) -> Publisher {
     let outputs = [url.to_string(), opts.reference.display().to_string()];
-    ffmpeg_tee(
-        &outputs,
-        secs,
-        opts,
-        "-profile:v high -bf 2 -g 60 -keyint_min 60",
-    )
+    let codecs = "-profile:v high -bf 2 -g 60 -keyint_min 60 -ac 2 -b:a 128k";
+    ffmpeg_tee(&outputs, secs, opts, codecs)
 }
 
-/// ffmpeg encoding `secs` seconds of testsrc2 (`opts.width`x`opts.height`, 30 fps, H.264 with
-/// the `video` encoder options) and a 48 kHz stereo AAC sine in real time, and sending the same
-/// FLV packets to each of `outputs` (RTMP URLs or files) with the tee muxer.
-pub fn ffmpeg_tee(outputs: &[String], secs: u32, opts: &PublishOpts, video: &str) -> Publisher {
+/// ffmpeg encoding `secs` seconds of testsrc2 (`opts.width`x`opts.height`, 30 fps, H.264) and
+/// a 48 kHz AAC sine in real time, with the encoder options `codecs` (GOP, profile, channels,
+/// bitrate), and sending the same FLV packets to each of `outputs` (RTMP URLs or files) with
+/// the tee muxer.
+pub fn ffmpeg_tee(outputs: &[String], secs: u32, opts: &PublishOpts, codecs: &str) -> Publisher {
     let tee = outputs
         .iter()
         .map(|o| format!("[f=flv:onfail=abort]{o}"))
@@ -594,8 +591,8 @@ pub fn ffmpeg_tee(outputs: &[String], secs: u32, opts: &PublishOpts, video: &str
         .args(words(
             "-c:v libx264 -preset veryfast -pix_fmt yuv420p -sc_threshold 0",
         ))
-        .args(words(video))
-        .args(words("-c:a aac -ar 48000 -ac 2 -b:a 128k"))
+        .args(words("-c:a aac -ar 48000"))
+        .args(words(codecs))
         // Encoders must put SPS/PPS and the AAC config in extradata: the tee muxer does not
         // tell them that FLV needs it.
         .args(["-flags", "+global_header", "-f", "tee"])
