@@ -362,13 +362,10 @@ impl Splitter {
                     Err(_) => Kind::Other,
                 };
                 match kind {
-                    Kind::Config(codec, start) => self.sequence_header(
-                        |s| &mut s.video,
-                        SplitReason::VideoConfigChanged,
-                        (codec, start),
-                        timestamp,
-                        body,
-                    ),
+                    Kind::Config(c, at) => {
+                        let reason = SplitReason::VideoConfigChanged;
+                        self.sequence_header(|s| &mut s.video, reason, (c, at), timestamp, body)
+                    }
                     Kind::Frame { keyframe } => {
                         self.seen_video_frame = true;
                         let previous = self.last_video.replace(timestamp);
@@ -386,13 +383,10 @@ impl Splitter {
                     _ => Kind::Other,
                 };
                 match kind {
-                    Kind::Config(codec, start) => self.sequence_header(
-                        |s| &mut s.audio,
-                        SplitReason::AudioConfigChanged,
-                        (codec, start),
-                        timestamp,
-                        body,
-                    ),
+                    Kind::Config(c, at) => {
+                        let reason = SplitReason::AudioConfigChanged;
+                        self.sequence_header(|s| &mut s.audio, reason, (c, at), timestamp, body)
+                    }
                     // Audio frames are split points while the stream has no video, or when its
                     // video has been silent for a whole chunk length (a camera that died while
                     // the microphone goes on): chunks must not grow without end waiting for a
