@@ -362,19 +362,9 @@ impl Splitter {
                     Err(_) => Kind::Other,
                 };
                 match kind {
-                    Kind::Config(..) if body.len() > MAX_SEQUENCE_HEADER_BYTES => {
-                        self.refuse(Refused::SequenceHeader { bytes: body.len() })
-                    }
-                    Kind::Config(codec, start) => {
-                        let open = self.chunk_start.is_some();
-                        if remember_config(&mut self.video, codec, start, body, open) {
-                            return self.config_changed(
-                                SplitReason::VideoConfigChanged,
-                                timestamp,
-                                body.len(),
-                            );
-                        }
-                        Action::Remember
+                    Kind::Config(c, at) => {
+                        let reason = SplitReason::VideoConfigChanged;
+                        self.sequence_header(|s| &mut s.video, reason, (c, at), timestamp, body)
                     }
                     Kind::Frame { keyframe } => {
                         self.seen_video_frame = true;
@@ -393,19 +383,9 @@ impl Splitter {
                     _ => Kind::Other,
                 };
                 match kind {
-                    Kind::Config(..) if body.len() > MAX_SEQUENCE_HEADER_BYTES => {
-                        self.refuse(Refused::SequenceHeader { bytes: body.len() })
-                    }
-                    Kind::Config(codec, start) => {
-                        let open = self.chunk_start.is_some();
-                        if remember_config(&mut self.audio, codec, start, body, open) {
-                            return self.config_changed(
-                                SplitReason::AudioConfigChanged,
-                                timestamp,
-                                body.len(),
-                            );
-                        }
-                        Action::Remember
+                    Kind::Config(c, at) => {
+                        let reason = SplitReason::AudioConfigChanged;
+                        self.sequence_header(|s| &mut s.audio, reason, (c, at), timestamp, body)
                     }
                     // Audio frames are split points while the stream has no video, or when its
                     // video has been silent for a whole chunk length (a camera that died while
@@ -483,6 +463,27 @@ impl Splitter {
 
     /// A sequence header changed while a chunk is open: the next frame starts a chunk when
     /// pacing allows one; otherwise the header goes into the open chunk, ahead of its frames.
+    /// A sequence header of the track `slot` picks (`codec`, and where its payload starts in
+    /// `body`): refused when oversized; one that changes the track's configuration ends the
+    /// open chunk for `reason`.
+    fn sequence_header<C: PartialEq>(
+        &mut self,
+        slot: fn(&mut Self) -> &mut Option<Config<C>>,
+        reason: SplitReason,
+        (codec, start): (C, usize),
+        timestamp: u64,
+        body: &[u8],
+    ) -> Action {
+        if body.len() > MAX_SEQUENCE_HEADER_BYTES {
+            return self.refuse(Refused::SequenceHeader { bytes: body.len() });
+        }
+        let open = self.chunk_start.is_some();
+        if remember_config(slot(self), codec, start, body, open) {
+            return self.config_changed(reason, timestamp, body.len());
+        }
+        Action::Remember
+    }
+
     fn config_changed(&mut self, reason: SplitReason, timestamp: u64, body_len: usize) -> Action {
         if self.pending.is_some() || self.start_available() {
             self.pending.get_or_insert(reason);

@@ -26,6 +26,7 @@ pub mod pressure;
 pub mod prometheus;
 pub mod publish;
 pub mod publish_token;
+pub mod quieted;
 pub mod reconnect;
 pub mod remux;
 pub mod rtmp;

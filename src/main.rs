@@ -58,17 +58,9 @@ fn main() -> ExitCode {
         let (trigger, shutdown) = shutdown::channel();
         shutdown::on_signals(trigger)?;
         // Resolved once, before any stage starts, so ingest and publish of a `run` agree.
-        let node = match &cli.command {
-            Command::Ingest(_) | Command::Publish { .. } | Command::Run(_) => {
-                Some(node::resolve(cli.node_id.as_deref()).await?)
-            }
-            _ => None,
-        };
+        let node = || node::resolve(cli.node_id.as_deref());
         match cli.command {
-            Command::Ingest(mut args) => {
-                args.node = node;
-                ingest::run(state, args, shutdown).await
-            }
+            Command::Ingest(args) => ingest::run(state, args, node().await?, shutdown).await,
             Command::Remux {
                 watch,
                 until_empty,
@@ -77,21 +69,17 @@ fn main() -> ExitCode {
             Command::Publish {
                 watch,
                 until_empty,
-                mut args,
+                args,
             } => {
-                args.node = node;
-                publish::run(state, args, Mode::new(watch, until_empty), shutdown).await
+                let mode = Mode::new(watch, until_empty);
+                publish::run(state, args, node().await?, mode, shutdown).await
             }
             Command::Deliver {
                 watch,
                 until_empty,
                 args,
             } => events::deliver::run(state, args, Mode::new(watch, until_empty), shutdown).await,
-            Command::Run(mut args) => {
-                args.ingest.node = node.clone();
-                args.publish.node = node;
-                run::run(state, *args, shutdown).await
-            }
+            Command::Run(args) => run::run(state, *args, node().await?, shutdown).await,
             Command::Clip(args) => clip::run(state, args).await,
             Command::Status(_) | Command::Token(_) => Ok(()),
         }

@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::naming::ChunkName;
+
 /// Keys ingest writes into each chunk's `onMetaData`, which remux copies into the manifest.
 pub const META_SEQUENCE: &str = "rtmpRecorderSequence";
 pub const META_PREVIOUS: &str = "rtmpRecorderPrevious";
@@ -67,6 +69,32 @@ pub struct ChunkManifest {
 pub struct Gap {
     pub reason: String,
     pub duration_ms: u64,
+}
+
+impl ChunkManifest {
+    /// What the name `stem` tells alone: for a chunk name (`name`), its app, stream, sequence,
+    /// start and node; any other name only itself (app `-`, sequence 1). No tracks, no
+    /// durations, no chain: remux fills those from the FLV, a hand-copied MP4 has none.
+    pub fn from_name(stem: &str, name: Option<&ChunkName>) -> ChunkManifest {
+        ChunkManifest {
+            version: MANIFEST_VERSION,
+            name: stem.to_string(),
+            app: name.map_or_else(|| "-".to_string(), |n| n.app.clone()),
+            stream: name.map_or_else(|| stem.to_string(), |n| n.stream.clone()),
+            sequence: name.map_or(1, |n| n.seq),
+            previous: None,
+            utc_start: name.map(|n| n.start.rfc3339()).unwrap_or_default(),
+            node: name.and_then(|n| n.node.clone()),
+            stream_offset_ms: 0,
+            gap: None,
+            duration_ms: 0,
+            video: None,
+            audio: None,
+            starts_without_keyframe: false,
+            mp4_bytes: None,
+            sha256: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

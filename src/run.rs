@@ -12,14 +12,20 @@ use anyhow::{Result, anyhow};
 use tokio::task::JoinSet;
 
 use crate::cli::RunArgs;
+use crate::naming::NodeId;
 use crate::shutdown::{self, Shutdown};
 use crate::spool::{Mode, StateDir};
 
-pub async fn run(state: StateDir, mut args: RunArgs, mut signals: Shutdown) -> Result<()> {
+pub async fn run(
+    state: StateDir,
+    mut args: RunArgs,
+    node: NodeId,
+    mut signals: Shutdown,
+) -> Result<()> {
     // /clip reads where this run publishes.
     args.ingest.clips = Some(std::sync::Arc::new(args.publish.clone()));
     // Every stage writes events when a hook is configured; deliver hands them on.
-    let hooks = args.events.any_sink();
+    let hooks = args.events.sinks.any();
     let events = crate::events::Emitter::new(&state, hooks);
     args.ingest.events = Some(events.clone());
     args.remux.events = Some(events.clone());
@@ -29,7 +35,12 @@ pub async fn run(state: StateDir, mut args: RunArgs, mut signals: Shutdown) -> R
     let (stop, stages_shutdown) = shutdown::channel();
     let mut stages = JoinSet::new();
     let mut names = HashMap::new();
-    let ingest = crate::ingest::run(state.clone(), args.ingest, stages_shutdown.clone());
+    let ingest = crate::ingest::run(
+        state.clone(),
+        args.ingest,
+        node.clone(),
+        stages_shutdown.clone(),
+    );
     names.insert(stages.spawn(ingest).id(), "ingest");
     let remux = crate::remux::run(
         state.clone(),
@@ -47,7 +58,7 @@ pub async fn run(state: StateDir, mut args: RunArgs, mut signals: Shutdown) -> R
         );
         names.insert(stages.spawn(deliver).id(), "deliver");
     }
-    let publish = crate::publish::run(state, args.publish, Mode::Watch, stages_shutdown);
+    let publish = crate::publish::run(state, args.publish, node, Mode::Watch, stages_shutdown);
     names.insert(stages.spawn(publish).id(), "publish");
 
     let mut first_error = None;

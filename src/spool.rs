@@ -6,6 +6,7 @@
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
@@ -43,6 +44,23 @@ impl Mode {
 
 /// How often a stage in [`Mode::UntilEmpty`] looks again at files it could not take.
 pub const LINGER: Duration = Duration::from_secs(5);
+
+/// What a stage said about the files left in its inbox, so that each distinct set is said
+/// once. A clone is a handle on the same record, for the blocking task that looks.
+#[derive(Debug, Clone, Default)]
+pub struct Leftovers(Arc<Mutex<Vec<String>>>);
+
+impl Leftovers {
+    /// Whether a stage in `mode` must stay for files left in `inbox`: only in
+    /// [`Mode::UntilEmpty`], while the inbox holds anything ([`leftovers`] says what). Blocking.
+    pub fn linger(&self, mode: Mode, inbox: &Path) -> Result<bool> {
+        if mode != Mode::UntilEmpty {
+            return Ok(false);
+        }
+        let mut said = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(leftovers(inbox, &mut said)?.is_some())
+    }
+}
 
 /// In [`Mode::UntilEmpty`]: what is left in `inbox` after a drain, said once per distinct set
 /// (log and `STATUS=`). `None` when the inbox is empty and the stage may exit.
@@ -264,6 +282,27 @@ pub fn try_lock(path: &Path) -> Result<Option<File>> {
     }
 }
 
+/// What reaching for an inbox file came to.
+pub enum Claim {
+    /// Ours: the open file, exclusively locked.
+    Mine(File),
+    /// Another worker holds it.
+    Taken,
+    /// It left the inbox (the previous holder moved it on) before we could open it.
+    Gone,
+}
+
+/// [`try_lock`] for a file in an inbox, which another worker may hold or move on at any moment:
+/// neither is an error.
+pub fn claim(path: &Path) -> Result<Claim> {
+    match try_lock(path) {
+        Ok(Some(f)) => Ok(Claim::Mine(f)),
+        Ok(None) => Ok(Claim::Taken),
+        Err(_) if !path.exists() => Ok(Claim::Gone),
+        Err(e) => Err(e),
+    }
+}
+
 /// The files in an inbox with extension `ext`, oldest name first (names sort by time). Hidden
 /// files and folders are skipped.
 pub fn list_inbox(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {
@@ -334,6 +373,16 @@ pub fn remove_older_than(dir: &Path, age: Duration, keep: impl Fn(&Path) -> bool
 }
 
 #[cfg(test)]
+impl StateDir {
+    /// A state directory in a fresh temporary folder, removed when the `TempDir` drops.
+    pub fn temporary() -> (tempfile::TempDir, StateDir) {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::open(tmp.path()).unwrap();
+        (tmp, state)
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -359,8 +408,7 @@ mod tests {
 
     #[test]
     fn handoff_moves_and_lock_excludes() {
-        let tmp = tempfile::tempdir().unwrap();
-        let state = StateDir::open(tmp.path()).unwrap();
+        let (_tmp, state) = StateDir::temporary();
         let src = state.recording().join("a.flv");
         fs::write(&src, b"FLV").unwrap();
         let held = try_lock(&src).unwrap().expect("first lock");
@@ -381,8 +429,7 @@ mod tests {
 
     #[test]
     fn open_clears_partials_of_dead_writers_only() {
-        let tmp = tempfile::tempdir().unwrap();
-        let state = StateDir::open(tmp.path()).unwrap();
+        let (tmp, state) = StateDir::temporary();
         // Above any pid_max Linux allows (2^22), so never a live process.
         let dead = naming::partial_name("a.json", 4_000_000_000);
         let live = naming::partial_name("b.json", std::process::id());

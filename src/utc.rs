@@ -69,16 +69,7 @@ impl Civil {
         if b.len() != 20 || b[8] != b'T' || b[15] != b'.' || b[19] != b'Z' {
             return None;
         }
-        let num = |r| digits(s, r);
-        let c = Civil {
-            year: i64::from(num(0..4)?),
-            month: num(4..6)?,
-            day: num(6..8)?,
-            hour: num(9..11)?,
-            minute: num(11..13)?,
-            second: num(13..15)?,
-            millis: num(16..19)?,
-        };
+        let c = Civil::from_digits(s, [0, 4, 6, 9, 11, 13], digits(s, 16..19)?)?;
         c.in_range(59).then_some(c)
     }
 
@@ -123,18 +114,25 @@ impl Civil {
             }
             _ => return None,
         };
-        let c = Civil {
-            year: i64::from(num(0..4)?),
-            month: num(5..7)?,
-            day: num(8..10)?,
-            hour: num(11..13)?,
-            minute: num(14..16)?,
-            second: num(17..19)?,
-            millis,
-        };
+        let c = Civil::from_digits(s, [0, 5, 8, 11, 14, 17], millis)?;
         // RFC 3339 allows a leap second (:60); chunk names never carry one.
         c.in_range(60)
             .then(|| c.to_unix_millis() - offset_min * 60_000)
+    }
+
+    /// The time whose year (4 digits), month, day, hour, minute and second (2 digits each)
+    /// stand in `s` at the offsets `at`; unchecked (see [`Civil::in_range`]).
+    fn from_digits(s: &str, at: [usize; 6], millis: u32) -> Option<Civil> {
+        let two = |i: usize| digits(s, at[i]..at[i] + 2);
+        Some(Civil {
+            year: i64::from(digits(s, at[0]..at[0] + 4)?),
+            month: two(1)?,
+            day: two(2)?,
+            hour: two(3)?,
+            minute: two(4)?,
+            second: two(5)?,
+            millis,
+        })
     }
 
     /// Month, day and time of day within their ranges, seconds up to `max_second`.

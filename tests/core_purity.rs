@@ -15,6 +15,7 @@ const CORE: &[&str] = &[
     "amf0",
     "batch",
     "reconnect",
+    "quieted",
     "chunk",
     "duration",
     "size",

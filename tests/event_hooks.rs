@@ -11,7 +11,11 @@
 //!   uploaded while the receiver answered at once).
 //! - `kill_9_of_the_deliverer_loses_nothing`: `deliver` is killed with SIGKILL again and again
 //!   while it delivers ingest's events to a slow receiver; every event still arrives at both
-//!   sinks, and the queue ends empty.
+//!   sinks, in queue order, with at most one re-delivery per kill, and the queue ends empty.
+//! - `a_hook_cannot_hold_delivery_and_producers_ignore_delivery_settings`: remux queues its event
+//!   with a malformed `HOOK_TIMEOUT` (only `deliver` reads it; `deliver` refuses it, naming it),
+//!   and a hook command that leaves a `sleep 600` holding its stdout and stderr neither holds
+//!   delivery past `--hook-timeout` nor leaves the sleep behind.
 
 use crate::support::ingest::{self as common, PublishOpts, ffmpeg_publish, show_log};
 use crate::support::publish::{hermetic_aws_env, list_keys, s3s_with_bucket};
@@ -601,7 +605,7 @@ fn kill_9_of_the_deliverer_loses_nothing() {
         )
     };
     // Killed at a different instant each time, while events keep arriving.
-    let mut kills = 0;
+    let mut kills = 0usize;
     let mut pause = 170u64;
     while publisher.running() || kills < 12 {
         let mut d = deliver(&["--watch"]);
@@ -646,5 +650,122 @@ fn kill_9_of_the_deliverer_loses_nothing() {
         );
         assert_eq!(kinds(events, "stream.started").len().min(1), 1);
         assert_eq!(kinds(events, "stream.stopped").len().min(1), 1);
+        // One stream, so the queue's order is known: started, each chunk by sequence, stopped.
+        // Each run of the deliverer goes on in that order from the oldest event left, so a
+        // sink sees the queue in order, except that the event in flight when a kill landed
+        // may come again right after itself: at most one re-delivery per kill.
+        let mut recorded = kinds(events, "chunk.recorded");
+        recorded.sort_by_key(|e| e["chunk"].as_str().unwrap().to_string());
+        let mut queue = ids(&kinds(events, "stream.started"));
+        queue.extend(ids(&recorded));
+        queue.extend(ids(&kinds(events, "stream.stopped")));
+        queue.dedup();
+        let mut seen = ids(events);
+        seen.dedup();
+        assert_eq!(
+            seen, queue,
+            "{sink}: events out of queue order (beyond one repeat after a kill)"
+        );
+        assert!(
+            events.len() - unique.len() <= kills,
+            "{sink}: {} re-deliveries after {kills} kills",
+            events.len() - unique.len()
+        );
     }
+}
+
+/// A process's state as /proc gives it (`None`: gone).
+fn proc_state(pid: &str) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next())
+}
+
+#[test]
+fn a_hook_cannot_hold_delivery_and_producers_ignore_delivery_settings() {
+    let dir = Turn::shared().scratch();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(state.join("remux")).unwrap();
+    std::fs::write(
+        state.join("remux/20200101T000000.000Z_live_broken_000001.flv"),
+        b"not an FLV at all",
+    )
+    .unwrap();
+
+    // A producer needs only to know that a sink is configured: a HOOK_TIMEOUT it never uses,
+    // even a malformed one, does not stop it. The broken chunk is set aside (exit 65) and its
+    // chunk.failed event queued.
+    let hook_dir = dir.path().join("hook");
+    std::fs::create_dir_all(&hook_dir).unwrap();
+    let (plain_hook, _, _) = hook_script(&hook_dir);
+    // A stage run with the hooks' variables as the units share them: its exit code and stderr.
+    let stage = |name: &str| {
+        let out = recorder(&state)
+            .env("HOOK_COMMAND", &plain_hook)
+            .env("HOOK_TIMEOUT", "soon")
+            .arg(name)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr).to_string();
+        (out.status.code(), said)
+    };
+    let (code, said) = stage("remux");
+    assert_eq!(code, Some(65), "remux: {said}");
+    assert!(!said.contains("HOOK_TIMEOUT"), "{said}");
+    assert_eq!(queued_events(&state), 1, "{said}");
+
+    // deliver, which uses it, refuses it as a usage error that names it.
+    let (code, said) = stage("deliver");
+    assert_eq!(code, Some(2), "deliver: {said}");
+    assert!(
+        said.contains("HOOK_TIMEOUT") && said.contains("soon"),
+        "{said}"
+    );
+    assert_eq!(queued_events(&state), 1, "the event stays queued");
+
+    // A hook that leaves a `sleep 600` behind holding its stdout and stderr: the hook's exit
+    // decides, delivery ends well within --hook-timeout, and the sleep is killed with the
+    // hook's process group.
+    let got = dir.path().join("got.jsonl");
+    let pid_file = dir.path().join("sleep.pid");
+    let script = dir.path().join("lingering.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nsleep 600 &\necho $! > '{}'\ncat >> '{}'\n",
+            pid_file.display(),
+            got.display()
+        ),
+    )
+    .unwrap();
+    let timeout = Duration::from_secs(3);
+    let log = dir.path().join("deliver.log");
+    let started = Instant::now();
+    let mut d = spawn_logged(
+        recorder(&state)
+            .args(["deliver", "--hook-command"])
+            .arg(format!("sh {}", script.display()))
+            .args(["--hook-timeout", "3s"]),
+        &log,
+    );
+    let status = common::wait_child(&mut d, Duration::from_secs(30), "deliver", &log);
+    let took = started.elapsed();
+    eprintln!("delivery with a lingering background child took {took:?}");
+    assert!(status.success(), "deliver: {status}\n{}", show_log(&log));
+    assert!(
+        took < timeout + Duration::from_secs(1),
+        "delivery waited on the hook's background child: {took:?}\n{}",
+        show_log(&log)
+    );
+    let delivered = lines_of(&got);
+    assert_eq!(kinds(&delivered, "chunk.failed").len(), 1, "{delivered:?}");
+    assert_eq!(queued_events(&state), 0);
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(!pid.is_empty());
+    wait_until(Duration::from_secs(5), "the hook's sleep gone", || {
+        matches!(proc_state(&pid), None | Some('Z'))
+    });
 }

@@ -9,11 +9,10 @@
 
 use crate::support::Turn;
 use crate::support::clock::{GOP_MS, publish_to_all};
-use crate::support::ingest::{Recorder, files_with_ext};
+use crate::support::ingest::{Publisher, Recorder, files_with_ext};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Child;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rtmp_recorder::naming::ChunkName;
@@ -42,24 +41,23 @@ struct Chunk {
 fn two_streams_started_37_s_apart_cut_at_the_same_clock_times() {
     let dir = Turn::alone().scratch();
     let rec = Recorder::start(dir.path(), &["--align-chunks"]);
-    let (a_log, b_log) = (dir.path().join("a.log"), dir.path().join("b.log"));
     let started = Instant::now();
-    let mut a = publish_to_all(&[rec.url("live", "a")], 52, &a_log);
-    let mut b: Option<Child> = None;
+    let mut a = publish_to_all(&[rec.url("live", "a")], 52, dir.path(), "a");
+    let mut b: Option<Publisher> = None;
 
     let mut seen: BTreeMap<PathBuf, i64> = BTreeMap::new();
     let deadline = started + Duration::from_secs(90);
     loop {
         if b.is_none() && started.elapsed() >= Duration::from_secs(37) {
             // Past the end of a, so every multiple a cuts at falls while b is live.
-            b = Some(publish_to_all(&[rec.url("live", "b")], 18, &b_log));
+            b = Some(publish_to_all(&[rec.url("live", "b")], 18, dir.path(), "b"));
         }
         let now = unix_ms(SystemTime::now());
         for flv in rec.chunks() {
             seen.entry(flv).or_insert(now);
         }
-        let a_done = a.try_wait().unwrap().is_some();
-        let b_done = b.as_mut().is_some_and(|b| b.try_wait().unwrap().is_some());
+        let a_done = !a.running();
+        let b_done = b.as_mut().is_some_and(|b| !b.running());
         if a_done && b_done && rec.open_chunks().is_empty() {
             break;
         }
@@ -70,13 +68,8 @@ fn two_streams_started_37_s_apart_cut_at_the_same_clock_times() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    for (what, child, log) in [("a", &mut a, &a_log), ("b", b.as_mut().unwrap(), &b_log)] {
-        let status = child.wait().unwrap();
-        assert!(
-            status.success(),
-            "ffmpeg {what}: {status}\n{}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
+    for publisher in [&mut a, b.as_mut().unwrap()] {
+        publisher.wait_ok(Duration::from_secs(5));
     }
     assert_eq!(files_with_ext(&rec.remux(), "flv").len(), seen.len());
 

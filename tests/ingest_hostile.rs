@@ -5,7 +5,7 @@
 //! come out complete and exact, the process must stay up, and its peak memory must stay under
 //! 200 MiB.
 
-use crate::support::{Turn, ingest, rtmp, wait_until};
+use crate::support::{Turn, ingest, rtmp};
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -227,13 +227,7 @@ fn hostile_connections_do_not_disturb_a_recording() {
     let dir = Turn::shared().scratch();
     let mut rec = Recorder::start(dir.path(), &["--handshake-timeout", "2s"]);
     let secs = 16;
-    let mut opts = PublishOpts::new(dir.path(), "good");
-    opts.width = 640;
-    opts.height = 360;
-    let mut publisher = ffmpeg_publish(&rec.url("live", "good"), secs, &opts);
-    wait_until(Duration::from_secs(10), "the good stream recording", || {
-        !rec.open_chunks().is_empty()
-    });
+    let mut publisher = rec.publish_recording(dir.path(), "good", secs, (640, 360));
 
     // Stalls after C0 and half of C1: the server must drop it once the handshake times out.
     let mut stalled = connect(rec.port);

@@ -8,7 +8,7 @@
 //! activation the socket named `rtmps` speaks TLS.
 
 use crate::support::{
-    self, Turn, free_port, http as http_common, ingest, port_open, wait_until, words,
+    self, Turn, free_port, http as http_common, ingest, port_open, run_fails, wait_until, words,
 };
 
 use std::io::{Read, Write};
@@ -324,26 +324,17 @@ fn the_wrong_protocol_on_either_port_is_refused_while_a_stream_records() {
     );
     // Real clients: ffmpeg speaking rtmp:// to the TLS port, openssl to the plain one.
     let started = Instant::now();
-    let wrong = Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostdin", "-loglevel", "error"])
-        .args(words("-f lavfi -i testsrc2=size=320x240:rate=30 -t 1"))
-        .args(["-c:v", "libx264", "-f", "flv"])
-        .arg(format!("rtmp://127.0.0.1:{tls_port}/live/wrong"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        !wrong.status.success(),
-        "ffmpeg published plain RTMP to RTMPS"
+    run_fails(
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostdin", "-loglevel", "error"])
+            .args(words("-f lavfi -i testsrc2=size=320x240:rate=30 -t 1"))
+            .args(["-c:v", "libx264", "-f", "flv"])
+            .arg(format!("rtmp://127.0.0.1:{tls_port}/live/wrong")),
+        "ffmpeg publishing plain RTMP to RTMPS",
     );
-    let s_client = Command::new("openssl")
-        .args(["s_client", "-connect", &format!("127.0.0.1:{}", rec.port)])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        !s_client.status.success(),
-        "a TLS handshake on the plain port"
+    run_fails(
+        Command::new("openssl").args(["s_client", "-connect", &format!("127.0.0.1:{}", rec.port)]),
+        "a TLS handshake on the plain port",
     );
     assert!(
         started.elapsed() < Duration::from_secs(8),
@@ -625,8 +616,8 @@ fn tls_connections_share_the_connection_limit_and_the_handshake_deadline() {
     wait_until(Duration::from_secs(10), "the RTMPS port", || {
         port_open(tls_port)
     });
-    // Wait until the harness's probes are gone and a TLS client gets the only slot.
-    wait_until(Duration::from_secs(10), "a TLS handshake", || {
+    // A TLS handshake by openssl, which ends at once (stdin is empty).
+    let handshake = || {
         Command::new("openssl")
             .args(["s_client", "-connect", &tls_addr])
             .stdin(Stdio::null())
@@ -634,19 +625,15 @@ fn tls_connections_share_the_connection_limit_and_the_handshake_deadline() {
             .unwrap()
             .status
             .success()
-    });
+    };
+    // Wait until the harness's probes are gone and a TLS client gets the only slot.
+    wait_until(Duration::from_secs(10), "a TLS handshake", handshake);
 
     // A plain connection holds the only slot (it stays silent, so for up to 3 s): a TLS
     // client is turned away.
     let holder = TcpStream::connect(("127.0.0.1", rec.port)).unwrap();
     wait_until(Duration::from_secs(2), "the TLS client turned away", || {
-        !Command::new("openssl")
-            .args(["s_client", "-connect", &tls_addr])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-            .status
-            .success()
+        !handshake()
     });
     assert!(
         rec.log_text().contains("reached --max-connections"),

@@ -21,6 +21,18 @@ fn small(dir: &std::path::Path, name: &str) -> PublishOpts {
     }
 }
 
+/// A 5 s publish to live/`key`, which ingest must refuse (ffmpeg ends with an error); `what`
+/// names it in the failure, `name` its files.
+fn assert_refused(rec: &Recorder, dir: &std::path::Path, key: &str, name: &str, what: &str) {
+    let mut publisher = ffmpeg_publish(&rec.url("live", key), 5, &small(dir, name));
+    let status = publisher.wait(Duration::from_secs(20));
+    assert!(
+        !status.success(),
+        "{what} was accepted\n{}",
+        publisher.log_text()
+    );
+}
+
 fn chunks_labelled(rec: &Recorder, label: &str) -> Vec<PathBuf> {
     rec.chunks()
         .into_iter()
@@ -46,13 +58,8 @@ fn two_streams_and_a_rejected_second_publisher() {
             .iter()
             .any(|p| p.to_string_lossy().contains("_cam-a_"))
     });
-    let mut intruder = ffmpeg_publish(&rec.url("live", "cam-a"), 5, &small(dir.path(), "intruder"));
-    let status = intruder.wait(Duration::from_secs(20));
-    assert!(
-        !status.success(),
-        "a second publisher on the live key cam-a was accepted\n{}",
-        intruder.log_text()
-    );
+    let second = "a second publisher on the live key cam-a";
+    assert_refused(&rec, dir.path(), "cam-a", "intruder", second);
     assert!(
         a.running(),
         "the first publisher on cam-a was disturbed\n{}",
@@ -82,13 +89,7 @@ fn allowed_keys_reject_unknown_keys_and_hide_known_ones() {
     std::fs::write(&keys, format!("{labelled_key} lobby\n{bare_key}\n")).unwrap();
     let rec = Recorder::start(dir.path(), &["--allowed-keys", keys.to_str().unwrap()]);
 
-    let mut bad = ffmpeg_publish(&rec.url("live", "not-a-key"), 5, &small(dir.path(), "bad"));
-    let status = bad.wait(Duration::from_secs(20));
-    assert!(
-        !status.success(),
-        "an unknown key was accepted\n{}",
-        bad.log_text()
-    );
+    assert_refused(&rec, dir.path(), "not-a-key", "bad", "an unknown key");
 
     let secs = 12;
     let mut good = ffmpeg_publish(

@@ -222,14 +222,17 @@ fn source_text(dir: &Path, text: &mut String) {
 fn every_variable_the_module_sets_is_read_by_the_binary() {
     let _turn = Turn::shared();
     let vars = module_variables();
-    for expected in [
+    let expected = [
         "CHUNK_DURATION",
         "S3_BUCKET",
         "AWS_ENDPOINT_URL_S3",
         "PUBLIC_ACL",
-    ] {
-        assert!(vars.contains(expected), "module does not set {expected}");
-    }
+    ];
+    let missing: Vec<&str> = expected
+        .into_iter()
+        .filter(|v| !vars.contains(*v))
+        .collect();
+    assert!(missing.is_empty(), "the module does not set {missing:?}");
     let mut src = String::new();
     source_text(&root().join("src"), &mut src);
     let unknown: Vec<&String> = vars
@@ -362,15 +365,13 @@ fn every_unit_in_systemd_is_installed_by_the_package_and_started_by_the_module()
     let (services, sockets, paths) = unit_files();
     assert!(!services.is_empty(), "systemd/ holds no .service files");
 
-    let package = read("nix/package.nix");
-    for needed in [
+    let needed = [
         "systemd/*.service systemd/*.socket systemd/*.path",
         "--replace-fail /usr/bin/rtmp-recorder",
         "systemd/rtmp-recorder.sysusers $out/lib/sysusers.d/",
         "systemd/rtmp-recorder.tmpfiles $out/lib/tmpfiles.d/",
-    ] {
-        assert!(package.contains(needed), "nix/package.nix lacks {needed:?}");
-    }
+    ];
+    support::assert_contains_all(&read("nix/package.nix"), &needed, "nix/package.nix");
     for file in ["rtmp-recorder.sysusers", "rtmp-recorder.tmpfiles"] {
         assert!(
             root().join("systemd").join(file).is_file(),

@@ -46,20 +46,8 @@ async fn assert_published(
         let manifest: ChunkManifest = serde_json::from_slice(&m.bytes).unwrap();
         assert_eq!(manifest.sha256.as_deref(), Some(sha256_hex(bytes).as_str()));
         assert_eq!(manifest.mp4_bytes, Some(bytes.len() as u64));
-        assert!(
-            state
-                .archive()
-                .join(format!("{}.mp4", name.stem()))
-                .exists()
-        );
-        assert!(
-            state
-                .archive()
-                .join(format!("{}.json", name.stem()))
-                .exists()
-        );
     }
-    assert_eq!(files_in(&state.publish_inbox()), Vec::<String>::new());
+    assert_archived(state, files.iter().map(|(n, _)| n), &["mp4", "json"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

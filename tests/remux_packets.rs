@@ -209,14 +209,8 @@ fn hevc_enhanced_rtmp_flv() {
 #[test]
 fn truncated_flv_is_remuxed_up_to_its_last_complete_tag() {
     let dir = Turn::shared().scratch();
-    let full = dir.path().join("full.flv");
-    encode(
-        &full,
-        AV_640X360,
-        &[
-            "-t", "4", "-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac",
-        ],
-    );
+    let args = "-t 4 -c:v libx264 -preset veryfast -c:a aac";
+    let full = encoded(dir.path(), "full.flv", AV_640X360, args);
     let data = std::fs::read(&full).unwrap();
     let ends = Flv::parse(&full, &data).tag_ends();
     let last_complete = ends[ends.len() * 2 / 3];
@@ -239,14 +233,8 @@ fn truncated_flv_is_remuxed_up_to_its_last_complete_tag() {
 #[test]
 fn bad_timestamps_are_repaired() {
     let dir = Turn::shared().scratch();
-    let src = dir.path().join("src.flv");
-    encode(
-        &src,
-        AV_320X240,
-        &[
-            "-t", "4", "-c:v", "libx264", "-preset", "veryfast", "-bf", "0", "-c:a", "aac",
-        ],
-    );
+    let args = "-t 4 -c:v libx264 -preset veryfast -bf 0 -c:a aac";
+    let src = encoded(dir.path(), "src.flv", AV_320X240, args);
     let (header, mut tags) = flv::split(&src);
     let n = tags.len();
     // A timestamp reset a third of the way in and a jump of an hour two thirds in.
@@ -349,11 +337,7 @@ fn garbage_and_empty_inputs_fail_while_the_queue_drains() {
 #[test]
 fn av1_enhanced_rtmp_flv() {
     let dir = Turn::shared().scratch();
-    let (f9, flv) = enhanced_flv(
-        dir.path(),
-        "av01",
-        &["-t", "3", "-c:v", "libsvtav1", "-preset", "12"],
-    );
+    let (f9, flv) = enhanced_flv(dir.path(), "av01", &words("-t 3 -c:v libsvtav1 -preset 12"));
     let (mp4, _) = remux_one(dir.path(), &flv);
     // MP4 samples leave out AV1 temporal delimiters (as ffmpeg's MP4 muxer does), so the
     // reference is ffmpeg's remux; otherwise every byte is the FLV's.

@@ -224,14 +224,8 @@ fn the_manifest_carries_ingest_metadata() {
 #[test]
 fn memory_stays_flat_in_chunk_size() {
     let dir = Turn::shared().scratch();
-    let clip = dir.path().join("clip.flv");
-    encode(
-        &clip,
-        AV_640X360,
-        &words(
-            "-t 2 -c:v libx264 -preset ultrafast -bf 0 -b:v 8M -minrate 8M -maxrate 8M -bufsize 16M -x264-params nal-hrd=cbr -c:a aac",
-        ),
-    );
+    let cbr = "-t 2 -c:v libx264 -preset ultrafast -bf 0 -b:v 8M -minrate 8M -maxrate 8M -bufsize 16M -x264-params nal-hrd=cbr -c:a aac";
+    let clip = encoded(dir.path(), "clip.flv", AV_640X360, cbr);
     // The clip back to back until the chunk is ~100 MB (no encoder needed for the bulk).
     let (header, tags) = flv::split(&clip);
     let span = tags.iter().map(|t| t.ts).max().unwrap() + 100;

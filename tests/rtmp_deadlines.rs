@@ -25,6 +25,28 @@ fn video(ts: u32) -> Vec<u8> {
     message(6, ts, 9, 1, &[0x17, 1, 0, 0, 0, 0, 0, 0, 1, 0x65], 128)
 }
 
+/// A handshaken connection whose peer asked, at `at`, to publish `name`; and the events so far.
+fn asked_to_publish(name: &str, at: u64) -> (ServerConnection, Vec<Event>) {
+    let mut server = handshaken(config());
+    let mut events = Vec::new();
+    server
+        .handle_input(ms(at), &publish_bytes(name), &mut events)
+        .unwrap();
+    (server, events)
+}
+
+/// `at` is the next deadline, and when it comes the connection fails with an error that
+/// `expected` accepts.
+fn fails_at(server: &mut ServerConnection, at: u64, expected: fn(&ProtocolError) -> bool) {
+    assert_eq!(server.poll_timeout(), ms(at));
+    let e = server.handle_timeout(ms(at)).unwrap_err();
+    assert!(expected(&e), "{e:?}");
+}
+
+fn handshake_timeout(e: &ProtocolError) -> bool {
+    matches!(e, ProtocolError::HandshakeTimeout { .. })
+}
+
 #[test]
 fn connect_to_publish_must_fit_the_handshake_timeout() {
     let mut server = handshaken(config());
@@ -61,20 +83,12 @@ fn a_stalled_handshake_times_out() {
     c0c1.extend([0u8; 699]);
     server.handle_input(ms(5), &c0c1, &mut events).unwrap();
     assert!(!server.is_handshake_done());
-    assert_eq!(server.poll_timeout(), ms(10_000));
-    assert!(matches!(
-        server.handle_timeout(ms(10_000)),
-        Err(ProtocolError::HandshakeTimeout { .. })
-    ));
+    fails_at(&mut server, 10_000, handshake_timeout);
 }
 
 #[test]
 fn a_refused_publisher_keeps_the_handshake_deadline() {
-    let mut server = handshaken(config());
-    let mut events = Vec::new();
-    server
-        .handle_input(ms(1_000), &publish_bytes("nope"), &mut events)
-        .unwrap();
+    let (mut server, mut events) = asked_to_publish("nope", 1_000);
     assert!(
         events
             .iter()
@@ -86,20 +100,12 @@ fn a_refused_publisher_keeps_the_handshake_deadline() {
     server
         .handle_input(ms(9_000), &video(0), &mut events)
         .unwrap();
-    assert_eq!(server.poll_timeout(), ms(10_000));
-    assert!(matches!(
-        server.handle_timeout(ms(10_000)),
-        Err(ProtocolError::HandshakeTimeout { .. })
-    ));
+    fails_at(&mut server, 10_000, handshake_timeout);
 }
 
 #[test]
 fn once_publishing_each_silence_may_last_the_idle_timeout() {
-    let mut server = handshaken(config());
-    let mut events = Vec::new();
-    server
-        .handle_input(ms(2_000), &publish_bytes("cam"), &mut events)
-        .unwrap();
+    let (mut server, mut events) = asked_to_publish("cam", 2_000);
     server.accept_publish(1).unwrap();
     // Publishing: the handshake deadline no longer applies, silence is measured from the last input.
     assert_eq!(server.poll_timeout(), ms(32_000));
@@ -162,11 +168,9 @@ fn replies_the_peer_does_not_take_end_the_connection_after_the_write_timeout() {
     // Before the handshake too: the write deadline comes first when it is earlier.
     let mut fresh = ServerConnection::new(config);
     fresh.writing(ms(100));
-    assert_eq!(fresh.poll_timeout(), ms(3_100));
-    assert!(matches!(
-        fresh.handle_timeout(ms(3_100)),
-        Err(ProtocolError::WriteTimeout { .. })
-    ));
+    fails_at(&mut fresh, 3_100, |e| {
+        matches!(e, ProtocolError::WriteTimeout { .. })
+    });
 }
 
 /// Refusals by the shell (`reject_publish`) and by the connection itself (publish on stream
@@ -175,36 +179,12 @@ fn replies_the_peer_does_not_take_end_the_connection_after_the_write_timeout() {
 fn the_fifth_refused_publish_closes_the_connection() {
     let cases: [(&str, bool); 2] = [("refused by the shell", true), ("on stream 0", false)];
     for (what, by_shell) in cases {
-        let mut server = handshaken(config());
-        let mut events = Vec::new();
-        server
-            .handle_input(ms(0), &publish_bytes("first"), &mut events)
-            .unwrap();
+        let (mut server, mut events) = asked_to_publish("first", 0);
         let mut result = Ok(());
         for attempt in 1..=5 {
-            let bytes = if by_shell {
-                command(
-                    1,
-                    &[
-                        s("publish"),
-                        n(4.0),
-                        rml_rtmp::rml_amf0::Amf0Value::Null,
-                        s("k"),
-                        s("live"),
-                    ],
-                )
-            } else {
-                command(
-                    0,
-                    &[
-                        s("publish"),
-                        n(4.0),
-                        rml_rtmp::rml_amf0::Amf0Value::Null,
-                        s("k"),
-                        s("live"),
-                    ],
-                )
-            };
+            let stream = if by_shell { 1 } else { 0 };
+            let null = rml_rtmp::rml_amf0::Amf0Value::Null;
+            let bytes = command(stream, &[s("publish"), n(4.0), null, s("k"), s("live")]);
             // The first publish of the case is already in `events` for the shell.
             if attempt > 1 || !by_shell {
                 result = server.handle_input(ms(attempt), &bytes, &mut events);

@@ -9,7 +9,7 @@
 //! A node id too long for the file names it ends stops the start (exit 2) with the reason.
 
 use crate::support::clock::{GOP_MS, publish_to_all};
-use crate::support::ingest::{self, files_with_ext};
+use crate::support::ingest::{self, Publisher, files_with_ext};
 use crate::support::publish::{client, create_bucket, get, hermetic_aws_env, list_keys, s3s_fs};
 use crate::support::{self, Turn, port_open, sha256_hex, wait_until};
 
@@ -97,20 +97,18 @@ fn two_nodes_record_the_same_streams_into_one_bucket() {
             port_open(n.port)
         });
     }
-    let mut publishers: Vec<(Child, PathBuf)> = STREAMS
+    let mut publishers: Vec<Publisher> = STREAMS
         .iter()
         .map(|stream| {
             let urls: Vec<String> = nodes
                 .iter()
                 .map(|n| format!("rtmp://127.0.0.1:{}/live/{stream}", n.port))
                 .collect();
-            let log = dir.path().join(format!("{stream}.log"));
-            (publish_to_all(&urls, 13, &log), log)
+            publish_to_all(&urls, 13, dir.path(), stream)
         })
         .collect();
-    for (child, log) in &mut publishers {
-        let status = ingest::wait_child(child, Duration::from_secs(60), "ffmpeg", log);
-        assert!(status.success(), "{}", ingest::show_log(log));
+    for publisher in &mut publishers {
+        publisher.wait_ok(Duration::from_secs(60));
     }
 
     // Everything recorded is uploaded once nothing is queued on either node.

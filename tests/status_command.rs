@@ -139,10 +139,8 @@ fn status_shows_live_queued_uploaded_and_failed() {
         "{json}"
     );
 
-    let text = String::from_utf8_lossy(&text_out.stdout).into_owned();
-    eprintln!("{text}");
-    assert_eq!(text_out.status.code(), Some(1), "{text}");
-    for want in [
+    let text = support::stdout_with_code(&text_out, 1);
+    let wants = [
         "rtmp-recorder: NEEDS ATTENTION",
         "file(s) in failed/",
         &format!("ingest   running (pid {})", rec.pid()),
@@ -158,9 +156,8 @@ fn status_shows_live_queued_uploaded_and_failed() {
             reason.lines().next().unwrap()
         ),
         "disk: ",
-    ] {
-        assert!(text.contains(want), "no {want:?} in:\n{text}");
-    }
+    ];
+    support::assert_contains_all(&text, &wants, "status");
     assert!(text.lines().count() <= 24, "more than one screen:\n{text}");
 
     // Dealt with: the operator moves the failed files away; all is well again.

@@ -143,28 +143,19 @@ impl std::fmt::Display for Gap {
 mod tests {
     use super::super::sources::Location;
     use super::*;
-    use crate::manifest::{ChunkManifest, MANIFEST_VERSION};
+    use crate::manifest::ChunkManifest;
 
     fn chunk(seq: u32, previous: Option<u32>, start_ms: i64, duration_ms: u64) -> Chunk {
         let name = |s: u32| format!("c{s:06}");
         Chunk {
             manifest: ChunkManifest {
-                version: MANIFEST_VERSION,
-                name: name(seq),
                 app: "live".into(),
                 stream: "cam1".into(),
                 sequence: seq,
                 previous: previous.map(name),
                 utc_start: Civil::from_unix_millis(start_ms).rfc3339(),
-                node: None,
-                stream_offset_ms: 0,
-                gap: None,
                 duration_ms,
-                video: None,
-                audio: None,
-                starts_without_keyframe: false,
-                mp4_bytes: None,
-                sha256: None,
+                ..ChunkManifest::from_name(&name(seq), None)
             },
             location: Location::File("x.mp4".into()),
             size: 0,

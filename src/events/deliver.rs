@@ -28,6 +28,7 @@ use super::{Args, queued};
 use crate::exit::{self, Coded};
 use crate::observe::record::{self, FailureKind, Stage};
 use crate::publish::Backoff;
+use crate::quieted::Quieted;
 use crate::shutdown::Shutdown;
 use crate::spool::{self, Mode, StateDir};
 
@@ -55,7 +56,8 @@ struct Deliverer {
 
 /// Delivers the queued events; in `Mode::Watch`, keeps delivering new ones until shutdown.
 pub async fn run(state: StateDir, args: Args, mode: Mode, mut shutdown: Shutdown) -> Result<()> {
-    let sinks = Sink::configured(&args).map_err(|e| Coded::new(exit::USAGE, format!("{e:#}")))?;
+    let sinks =
+        Sink::configured(&args.sinks).map_err(|e| Coded::new(exit::USAGE, format!("{e:#}")))?;
     if sinks.is_empty() {
         return Err(Coded::new(
             exit::USAGE,
@@ -100,7 +102,7 @@ pub async fn run(state: StateDir, args: Args, mode: Mode, mut shutdown: Shutdown
         Backoff::for_this_process(Duration::from_millis(250), args.deliver_backoff_cap);
     let mut trouble: Option<Trouble> = None;
     let mut delivered = 0u64;
-    let mut said_left = Vec::new();
+    let said_left = spool::Leftovers::default();
     stage.blocking(|s| sweep_markers(&s.state.events())).await?;
     loop {
         if shutdown.is_requested() {
@@ -111,16 +113,13 @@ pub async fn run(state: StateDir, args: Args, mode: Mode, mut shutdown: Shutdown
             if mode != Mode::Watch {
                 // A foreign file left in events/ would have the .path unit start us again and
                 // again: under the unit, wait (saying so) until it is moved away.
-                let mut said = std::mem::take(&mut said_left);
-                let (lingering, said) = stage
+                let left = said_left.clone();
+                let lingering = stage
                     .blocking(move |s| {
                         sweep_markers(&s.state.events())?;
-                        let left = mode == Mode::UntilEmpty
-                            && spool::leftovers(&s.state.events(), &mut said)?.is_some();
-                        Ok((left, said))
+                        left.linger(mode, &s.state.events())
                     })
                     .await?;
-                said_left = said;
                 if !lingering {
                     log::info!("no events left to deliver: {delivered} event(s) delivered");
                     return Ok(());
@@ -166,31 +165,20 @@ pub async fn run(state: StateDir, args: Args, mode: Mode, mut shutdown: Shutdown
             }
         }
         let Some(f) = failure else { continue };
-        let t = trouble.get_or_insert_with(|| Trouble {
-            id: f.id.clone(),
-            since: Instant::now(),
-            attempts: 0,
-            warned: None,
-        });
-        if t.id != f.id {
-            *t = Trouble {
-                id: f.id.clone(),
-                since: Instant::now(),
-                attempts: 0,
-                warned: None,
-            };
+        if trouble.as_ref().is_none_or(|t| t.id != f.id) {
+            trouble = Some(Trouble::new(&f.id));
         }
+        let t = trouble.as_mut().expect("set just above");
         t.attempts += 1;
         let delay = backoff.next_delay();
         let advice = format!(
             "events wait in {} (none is dropped); to fix: make the receiver answer 2xx, or the command exit 0, for this event",
             stage.state.events().display()
         );
-        if t.warned.is_none_or(|w| w.elapsed() >= WARN_EVERY) {
+        if t.log.note(t.since.elapsed()).is_some() {
             log::warn!(stream = f.stream.as_str(), chunk = f.chunk.as_str();
                 "event {} not delivered: {}; {} failed attempt(s) over {}s, {waiting} event(s) waiting, next try in {:.1}s; {advice}",
                 f.id, f.message, t.attempts, t.since.elapsed().as_secs(), delay.as_secs_f64());
-            t.warned = Some(Instant::now());
         } else {
             log::debug!(
                 "event {} not delivered: {}; retry in {:.1}s",
@@ -224,12 +212,23 @@ pub async fn run(state: StateDir, args: Args, mode: Mode, mut shutdown: Shutdown
     }
 }
 
-/// The event that keeps failing, since when, and when that was last said.
+/// The event that keeps failing, since when, and which of its failures get a warning.
 struct Trouble {
     id: String,
     since: Instant,
     attempts: u64,
-    warned: Option<Instant>,
+    log: Quieted,
+}
+
+impl Trouble {
+    fn new(id: &str) -> Trouble {
+        Trouble {
+            id: id.to_string(),
+            since: Instant::now(),
+            attempts: 0,
+            log: Quieted::new(WARN_EVERY),
+        }
+    }
 }
 
 /// What one attempt at the oldest event came to.

@@ -28,13 +28,15 @@ use crate::naming::{ChunkName, StreamNames};
 use crate::spool::{self, StateDir};
 use crate::utc::Civil;
 
-/// The hooks' settings: the sinks (for `deliver` and `run`) and how delivery retries.
+/// Where events go. The producers (ingest, remux, publish) read only these, to know whether
+/// to queue events at all; everything about delivery is `deliver`'s.
 #[derive(Debug, Clone, Default, clap::Args)]
-#[group(id = "events")]
-pub struct Args {
+#[group(id = "event-sinks")]
+pub struct Sinks {
     /// Run this shell command for every event, with the event's JSON on stdin (`sh -c`); exit
-    /// status 0 means delivered. Also read by ingest, remux and publish: with it set, they queue
-    /// events in events/.
+    /// status 0 means delivered. Processes it leaves running in the background are killed
+    /// when it exits. Also read by ingest, remux and publish: with it set, they queue events
+    /// in events/.
     #[arg(long, env = "HOOK_COMMAND")]
     pub hook_command: Option<String>,
 
@@ -42,6 +44,23 @@ pub struct Args {
     /// ingest, remux and publish: with it set, they queue events in events/.
     #[arg(long, env = "WEBHOOK_URL")]
     pub webhook: Option<String>,
+}
+
+impl Sinks {
+    /// Whether any sink is configured (an empty value is none).
+    pub fn any(&self) -> bool {
+        [&self.hook_command, &self.webhook]
+            .iter()
+            .any(|s| s.as_deref().is_some_and(|v| !v.trim().is_empty()))
+    }
+}
+
+/// The hooks' settings: the sinks (for `deliver` and `run`) and how delivery retries.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[group(id = "events")]
+pub struct Args {
+    #[command(flatten)]
+    pub sinks: Sinks,
 
     /// An attempt (the command's run, the POST) that takes longer than this fails, and is retried.
     #[arg(long, env = "HOOK_TIMEOUT", value_parser = crate::duration::parse, default_value = "10s")]
@@ -55,21 +74,6 @@ pub struct Args {
     /// queued; the unit is restarted 30 s later). With --watch (and `run`) there is no limit.
     #[arg(long, env = "DELIVER_RETRY_FOR", value_parser = crate::duration::parse, default_value = "10m")]
     pub deliver_retry_for: Duration,
-}
-
-impl Args {
-    /// Whether any sink is configured (an empty value is none).
-    pub fn any_sink(&self) -> bool {
-        [&self.hook_command, &self.webhook]
-            .iter()
-            .any(|s| s.as_deref().is_some_and(|v| !v.trim().is_empty()))
-    }
-
-    /// The settings as the environment alone gives them, for the stages that produce events
-    /// but do not take the hooks' options.
-    pub fn from_env() -> Result<Args> {
-        crate::cli::args_from_env("the event hooks' settings")
-    }
 }
 
 /// What an event reports.
@@ -271,9 +275,12 @@ impl Emitter {
     }
 
     /// On when the environment configures a sink (`HOOK_COMMAND`, `WEBHOOK_URL`): the stages
-    /// run as their own processes (the units) share one environment file with `deliver`.
+    /// run as their own processes (the units) share one environment file with `deliver`. Only
+    /// the sinks are read: a bad delivery setting (`HOOK_TIMEOUT`, ...) is `deliver`'s to
+    /// report and must not stop recording, remux or upload.
     pub fn from_env(state: &StateDir) -> Result<Emitter> {
-        Ok(Emitter::new(state, Args::from_env()?.any_sink()))
+        let sinks: Sinks = crate::cli::args_from_env("the event hooks' sinks")?;
+        Ok(Emitter::new(state, sinks.any()))
     }
 
     pub fn is_on(&self) -> bool {
@@ -325,8 +332,7 @@ mod tests {
 
     #[test]
     fn ids_are_stable_and_files_sort_by_time() {
-        let tmp = tempfile::tempdir().unwrap();
-        let state = StateDir::open(tmp.path()).unwrap();
+        let (_tmp, state) = StateDir::temporary();
         let names = StreamNames::new("live", "cam 1").unwrap();
         let start = Civil::from_unix_millis(1_790_000_000_123);
         let stem = ChunkName::of(

@@ -405,22 +405,15 @@ fn parses_ffmpeg_flv() {
     // onMetaData: decode, re-encode, decode again to the same ordered pairs.
     let body = metadata.expect("ffmpeg writes onMetaData");
     let props = script::decode_metadata(&body).unwrap();
-    assert_eq!(
-        script::get(&props, "width").and_then(Amf0Value::as_f64),
-        Some(320.0)
-    );
-    assert_eq!(
-        script::get(&props, "height").and_then(Amf0Value::as_f64),
-        Some(240.0)
-    );
-    assert_eq!(
-        script::get(&props, "videocodecid").and_then(Amf0Value::as_f64),
-        Some(7.0)
-    );
-    assert_eq!(
-        script::get(&props, "audiocodecid").and_then(Amf0Value::as_f64),
-        Some(10.0)
-    );
+    for (key, want) in [
+        ("width", 320.0),
+        ("height", 240.0),
+        ("videocodecid", 7.0),
+        ("audiocodecid", 10.0),
+    ] {
+        let got = script::get(&props, key).and_then(Amf0Value::as_f64);
+        assert_eq!(got, Some(want), "{key}");
+    }
     assert!(
         script::get(&props, "encoder")
             .and_then(Amf0Value::as_str)

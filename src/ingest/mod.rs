@@ -139,10 +139,6 @@ pub struct Args {
     #[arg(long, env = "RECONNECT_GRACE", value_parser = crate::duration::parse, default_value = "30s")]
     pub reconnect_grace: Duration,
 
-    /// This node (the global `--node-id`, resolved by main), in every chunk name.
-    #[arg(skip)]
-    pub node: Option<NodeId>,
-
     /// Where publish writes, for `GET /clip`: `run` passes its own publish options; the `ingest`
     /// stage alone reads them from the environment it shares with the publish unit.
     #[arg(skip)]
@@ -185,8 +181,9 @@ impl Args {
 /// picks up whatever is left at the next start).
 const FINISH_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Runs the ingest stage until shutdown.
-pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<()> {
+/// Runs the ingest stage until shutdown. `node` (the global `--node-id`, resolved by main) ends
+/// every chunk name.
+pub async fn run(state: StateDir, args: Args, node: NodeId, mut shutdown: Shutdown) -> Result<()> {
     let _running = crate::observe::running::mark(&state, "ingest");
     let events = match args.events.clone() {
         Some(e) => e,
@@ -241,10 +238,6 @@ pub async fn run(state: StateDir, args: Args, mut shutdown: Shutdown) -> Result<
     };
     let listeners = systemd::passed_or_bound(passed.rtmp, &args.listen, "RTMP", "--listen").await?;
     let target = args.chunk_duration();
-    let node = match args.node.clone() {
-        Some(node) => node,
-        None => crate::node::resolve(None).await?,
-    };
     let accepting = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (alive, mut all_done) = tokio::sync::mpsc::channel::<()>(1);
     let shared = Arc::new(Shared {
@@ -471,16 +464,16 @@ struct Admit {
 /// Refusals at accept, each kind logged once per [`admission::LOG_EVERY`].
 struct Refusals {
     since: std::time::Instant,
-    total: admission::Quieted,
-    per_ip: admission::Quieted,
+    total: crate::quieted::Quieted,
+    per_ip: crate::quieted::Quieted,
 }
 
 impl Refusals {
     fn new() -> Refusals {
         Refusals {
             since: std::time::Instant::now(),
-            total: admission::Quieted::new(admission::LOG_EVERY),
-            per_ip: admission::Quieted::new(admission::LOG_EVERY),
+            total: crate::quieted::Quieted::new(admission::LOG_EVERY),
+            per_ip: crate::quieted::Quieted::new(admission::LOG_EVERY),
         }
     }
 }

@@ -29,8 +29,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
-use super::admission::Quieted;
 use super::status::Stats;
+use crate::quieted::Quieted;
 use crate::tls_identity::{self, Culprit, Identity};
 
 /// How long after a change the files may still be half-way through a renewal.

@@ -325,22 +325,11 @@ mod tests {
             base: 0,
             after_gap: false,
         }];
-        let after = Window {
-            from_ms: 5_000,
-            to_ms: 6_000,
-        };
-        assert!(matches!(
-            plan(&pieces, after),
-            Err(ClipError::Nothing { .. })
-        ));
-        let backwards = Window {
-            from_ms: 500,
-            to_ms: 500,
-        };
-        assert!(matches!(
-            plan(&pieces, backwards),
-            Err(ClipError::Backwards { .. })
-        ));
+        let window = |from_ms, to_ms| Window { from_ms, to_ms };
+        let after = plan(&pieces, window(5_000, 6_000));
+        assert!(matches!(after, Err(ClipError::Nothing { .. })));
+        let backwards = plan(&pieces, window(500, 500));
+        assert!(matches!(backwards, Err(ClipError::Backwards { .. })));
     }
 
     #[test]

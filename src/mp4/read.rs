@@ -7,7 +7,7 @@
 //! source millisecond, and the edit list (`boxes::Edit`) says where each track starts on the
 //! movie timeline, so both convert back exactly.
 
-use mp4_atom::{Atom, Codec, Decode, Encode, Moov, StszSamples, Trak};
+use mp4_atom::{Atom, Codec, Decode, Encode, Hev1, Hvc1, Moov, StszSamples, Trak};
 use thiserror::Error;
 
 use super::codec::{CodecError, SampleEntry};
@@ -253,16 +253,14 @@ fn entry(c: &Codec, timescale: u32, first_delta: Option<u32>) -> Result<SampleEn
             width: a.visual.width,
             height: a.visual.height,
         },
-        Codec::Hvc1(h) => SampleEntry::Hevc {
-            config: h.hvcc.clone(),
-            width: h.visual.width,
-            height: h.visual.height,
-        },
-        Codec::Hev1(h) => SampleEntry::Hevc {
-            config: h.hvcc.clone(),
-            width: h.visual.width,
-            height: h.visual.height,
-        },
+        // hev1 differs from hvc1 only in allowing parameter sets in the samples too.
+        Codec::Hvc1(Hvc1 { hvcc, visual, .. }) | Codec::Hev1(Hev1 { hvcc, visual, .. }) => {
+            SampleEntry::Hevc {
+                config: hvcc.clone(),
+                width: visual.width,
+                height: visual.height,
+            }
+        }
         Codec::Av01(a) => SampleEntry::Av1 {
             config: a.av1c.clone(),
             width: a.visual.width,

@@ -137,8 +137,7 @@ mod tests {
 
     #[test]
     fn accumulates_across_updates_and_survives_a_corrupt_file() {
-        let tmp = tempfile::tempdir().unwrap();
-        let state = StateDir::open(tmp.path()).unwrap();
+        let (_tmp, state) = StateDir::temporary();
         assert_eq!(
             read(&state, Stage::Publish).unwrap(),
             StageRecord::default()

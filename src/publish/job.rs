@@ -17,10 +17,10 @@ use anyhow::{Context, Result};
 use super::key::{self, KeyTemplate};
 use super::store::{ObjectSpec, Stored, hex, parse_sha256};
 use crate::events::{Emitter, Event};
-use crate::manifest::{ChunkManifest, MANIFEST_VERSION};
+use crate::manifest::ChunkManifest;
 use crate::naming::NodeId;
 use crate::observe::record::{self, FailureKind, Stage};
-use crate::spool::{self, ChunkName, StateDir};
+use crate::spool::{self, ChunkName, Claim, StateDir};
 
 /// What [`examine`] found for one inbox file.
 pub enum Examined {
@@ -44,9 +44,6 @@ pub struct Upload {
     pub manifest: ChunkManifest,
     pub mp4_spec: ObjectSpec,
     pub json_spec: ObjectSpec,
-    /// The SHA-256 remux computed as it wrote the MP4, when the manifest has it for this size:
-    /// a large upload then reads the file once.
-    pub known_sha256: Option<[u8; 32]>,
 }
 
 /// Where publish's objects go, and how long a file copied in by hand must be left alone.
@@ -64,11 +61,10 @@ pub fn examine(state: &StateDir, keys: &Keys, mp4: &Path, events: &Emitter) -> R
     let Some(file_name) = mp4.file_name().map(|n| n.to_string_lossy().into_owned()) else {
         return Ok(Examined::Skipped("no file name"));
     };
-    let lock = match spool::try_lock(mp4) {
-        Ok(Some(lock)) => lock,
-        Ok(None) => return Ok(Examined::Skipped("locked by another process")),
-        Err(_) if !mp4.exists() => return Ok(Examined::Skipped("gone")),
-        Err(e) => return Err(e),
+    let lock = match spool::claim(mp4)? {
+        Claim::Mine(lock) => lock,
+        Claim::Taken => return Ok(Examined::Skipped("locked by another process")),
+        Claim::Gone => return Ok(Examined::Skipped("gone")),
     };
     let json_path = mp4.with_extension("json");
     let has_manifest = json_path.exists();
@@ -106,7 +102,7 @@ pub fn examine(state: &StateDir, keys: &Keys, mp4: &Path, events: &Emitter) -> R
             }
         }
     } else {
-        manifest_from_name(&stem, chunk.as_ref())
+        ChunkManifest::from_name(&stem, chunk.as_ref())
     };
     manifest
         .node
@@ -126,6 +122,7 @@ pub fn examine(state: &StateDir, keys: &Keys, mp4: &Path, events: &Emitter) -> R
     let size = fs::metadata(mp4)
         .with_context(|| format!("stat {}", mp4.display()))?
         .len();
+    // The SHA-256 remux computed as it wrote the MP4, when the manifest has it for this size.
     let known_sha256 = match (&manifest.sha256, manifest.mp4_bytes) {
         (Some(text), Some(bytes)) if bytes == size => parse_sha256(text),
         _ => None,
@@ -141,13 +138,14 @@ pub fn examine(state: &StateDir, keys: &Keys, mp4: &Path, events: &Emitter) -> R
             key: mp4_key,
             content_type: "video/mp4",
             metadata: metadata.clone(),
+            known_sha256,
         },
         json_spec: ObjectSpec {
             key: json_key,
             content_type: "application/json",
             metadata,
+            known_sha256: None,
         },
-        known_sha256,
     })))
 }
 
@@ -250,27 +248,4 @@ fn read_manifest(path: &Path) -> Result<ChunkManifest> {
     let text = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_slice(&text)
         .with_context(|| format!("{} is not a chunk manifest", path.display()))
-}
-
-/// For an MP4 copied in by hand, without a manifest: what its name tells. A chunk name tells
-/// app, stream, sequence and start; any other name only itself.
-fn manifest_from_name(stem: &str, chunk: Option<&ChunkName>) -> ChunkManifest {
-    ChunkManifest {
-        version: MANIFEST_VERSION,
-        name: stem.to_string(),
-        app: chunk.map_or_else(|| "-".to_string(), |c| c.app.clone()),
-        stream: chunk.map_or_else(|| stem.to_string(), |c| c.stream.clone()),
-        sequence: chunk.map_or(1, |c| c.seq),
-        previous: None,
-        utc_start: chunk.map(|c| c.start.rfc3339()).unwrap_or_default(),
-        node: chunk.and_then(|c| c.node.clone()),
-        stream_offset_ms: 0,
-        gap: None,
-        duration_ms: 0,
-        video: None,
-        audio: None,
-        starts_without_keyframe: false,
-        mp4_bytes: None,
-        sha256: None,
-    }
 }

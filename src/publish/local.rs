@@ -46,10 +46,20 @@ impl DirStore {
         Ok(self.root.join(rel))
     }
 
+    /// Copies `src` in under `spec.key`. A file whose bytes differ from `spec.known_sha256` is
+    /// a conflict, found once the copy has read them.
     pub fn put_file(&self, src: &Path, spec: &ObjectSpec) -> Result<Stored, Fault> {
         let mut input =
             File::open(src).map_err(|e| io_fault(format!("opening {}", src.display()), e))?;
-        self.put_from(&mut input, &spec.key, &src.display().to_string())
+        let stored = self.put_from(&mut input, &spec.key, &src.display().to_string())?;
+        match spec.known_sha256 {
+            Some(sha) if sha != stored.sha256 => Err(Fault::Conflict(format!(
+                "sha256 {} differs from the manifest's {}",
+                hex(&stored.sha256),
+                hex(&sha)
+            ))),
+            _ => Ok(stored),
+        }
     }
 
     pub fn put_bytes(&self, bytes: &[u8], spec: &ObjectSpec) -> Result<Stored, Fault> {
@@ -150,6 +160,7 @@ mod tests {
             key: key.into(),
             content_type: "video/mp4",
             metadata: Default::default(),
+            known_sha256: None,
         }
     }
 
@@ -178,6 +189,16 @@ mod tests {
         );
         let leftovers: Vec<_> = fs::read_dir(tmp.path().join("out/x/y")).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary files left behind");
+        // Bytes that are not the ones the manifest names are a conflict too.
+        let promised = ObjectSpec {
+            known_sha256: Some(first.sha256),
+            ..spec("x/z/b.mp4")
+        };
+        let err = store.put_file(&src, &promised).unwrap_err();
+        assert!(
+            matches!(err, Fault::Conflict(ref m) if m.contains("manifest")),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -97,10 +97,6 @@ pub struct Args {
     #[arg(long, env = "PUBLISH_PART_CONCURRENCY", default_value = "4")]
     pub part_concurrency: usize,
 
-    /// This node (the global `--node-id`, resolved by main): the `{node}` of chunks whose name
-    /// has none (recorded before names carried one) and the `node` of their manifests.
-    #[arg(skip)]
-    pub node: Option<NodeId>,
     /// Where events go: `run` passes its own; the `publish` stage alone reads the hooks'
     /// variables from the environment.
     #[arg(skip)]
@@ -151,10 +147,13 @@ impl Args {
     }
 }
 
-/// Drains the inbox; in `Mode::Watch`, keeps uploading new files until shutdown.
+/// Drains the inbox; in `Mode::Watch`, keeps uploading new files until shutdown. `node` (the
+/// global `--node-id`, resolved by main) is the `{node}` of chunks whose name has none
+/// (recorded before names carried one) and the `node` of their manifests.
 pub async fn run(
     state: StateDir,
     args: Args,
+    node: NodeId,
     mode: Mode,
     shutdown: crate::shutdown::Shutdown,
 ) -> Result<()> {
@@ -166,10 +165,6 @@ pub async fn run(
     let watch = mode == Mode::Watch;
     let template = KeyTemplate::parse(&args.key_template)
         .map_err(|e| crate::exit::Coded::new(crate::exit::USAGE, e))?;
-    let node = match args.node.clone() {
-        Some(node) => node,
-        None => crate::node::resolve(None).await?,
-    };
     let destination = args.destination(&state)?;
     let (store, prefix) = match &destination {
         Destination::S3 { bucket, prefix } => {
@@ -231,21 +226,17 @@ mod tests {
         assert_eq!(parse_flag("0"), Ok(false));
         assert!(parse_flag("maybe").is_err());
         let state = StateDir::new("/s");
-        let t = T::parse_from(["x", "--s3-bucket", "b", "--s3-prefix", "/p/"]);
-        assert_eq!(
-            t.args.destination(&state).unwrap(),
-            Destination::S3 {
-                bucket: "b".into(),
-                prefix: "p".into()
-            }
-        );
-        let t = T::parse_from(["x", "--destination", "s3://c", "--s3-prefix", "q"]);
-        assert_eq!(
-            t.args.destination(&state).unwrap(),
-            Destination::S3 {
-                bucket: "c".into(),
-                prefix: "q".into()
-            }
-        );
+        let cases = [
+            (["--s3-bucket", "b", "--s3-prefix", "/p/"], ("b", "p")),
+            (["--destination", "s3://c", "--s3-prefix", "q"], ("c", "q")),
+        ];
+        for (flags, (bucket, prefix)) in cases {
+            let t = T::parse_from(std::iter::once("x").chain(flags));
+            let want = Destination::S3 {
+                bucket: bucket.into(),
+                prefix: prefix.into(),
+            };
+            assert_eq!(t.args.destination(&state).unwrap(), want, "{flags:?}");
+        }
     }
 }

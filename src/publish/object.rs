@@ -10,6 +10,10 @@ pub struct ObjectSpec {
     pub content_type: &'static str,
     /// User metadata; the store adds `sha256` itself from what it read.
     pub metadata: BTreeMap<String, String>,
+    /// The SHA-256 the bytes must have, when it is known before they are read (the MP4's, from
+    /// the manifest remux wrote): a large S3 upload then reads the file once, and bytes that do
+    /// not match it are a conflict, never stored.
+    pub known_sha256: Option<[u8; 32]>,
 }
 
 /// A verified object: the store holds exactly these bytes under the key.

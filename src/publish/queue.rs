@@ -67,7 +67,7 @@ impl Queue {
         shutdown: &mut Shutdown,
     ) -> Result<()> {
         let watch = mode == Mode::Watch;
-        let mut said_left = Vec::new();
+        let said_left = spool::Leftovers::default();
         let mut backoff = Backoff::for_this_process(Duration::from_millis(250), self.backoff_cap);
         let mut trouble_since: Option<Instant> = None;
         let mut last_reported: Option<String> = None;
@@ -124,15 +124,12 @@ impl Queue {
             match fault {
                 None if !watch && published == 0 => {
                     self.sweep().await?;
-                    let mut said = std::mem::take(&mut said_left);
-                    let (lingering, said) = self
+                    let left = said_left.clone();
+                    let lingering = self
                         .blocking("looking for files still arriving", move |q| {
-                            let left = mode == Mode::UntilEmpty
-                                && spool::leftovers(&q.state.publish_inbox(), &mut said)?.is_some();
-                            Ok((left, said))
+                            left.linger(mode, &q.state.publish_inbox())
                         })
                         .await?;
-                    said_left = said;
                     if !lingering {
                         return self.finished(set_aside);
                     }
@@ -283,11 +280,7 @@ impl Queue {
             }
             Examined::Failed => return Ok(Ok(Done::Failed)),
         };
-        let stored = match self
-            .store
-            .put_file(&upload.mp4, &upload.mp4_spec, upload.known_sha256)
-            .await
-        {
+        let stored = match self.store.put_file(&upload.mp4, &upload.mp4_spec).await {
             Ok(s) => s,
             Err(Fault::Conflict(reason)) => return self.set_aside(upload, reason).await,
             Err(f) => return Ok(Err(f)),

@@ -192,14 +192,9 @@ impl S3Store {
         format!("s3://{}/{key}", self.cfg.bucket)
     }
 
-    /// Uploads the file at `path`. `known_sha256` (from the manifest) lets a large file be
-    /// read only once; the upload is not completed if the bytes sent do not match it.
-    pub async fn put_file(
-        &self,
-        path: &Path,
-        spec: &ObjectSpec,
-        known_sha256: Option<[u8; 32]>,
-    ) -> Result<Stored, Fault> {
+    /// Uploads the file at `path`. `spec.known_sha256` lets a large file be read only once;
+    /// the upload is not completed if the bytes sent do not match it.
+    pub async fn put_file(&self, path: &Path, spec: &ObjectSpec) -> Result<Stored, Fault> {
         self.check_bucket(&spec.key).await?;
         let size = tokio::fs::metadata(path)
             .await
@@ -211,24 +206,19 @@ impl S3Store {
                 .await
                 .map_err(|e| Fault::Transient(format!("read task: {e}")))?
                 .map_err(|e| Fault::Transient(format!("reading {}: {e}", path.display())))?;
-            self.put_small(bytes, spec, known_sha256).await
+            self.put_small(bytes, spec).await
         } else {
-            self.put_multipart(path, size, spec, known_sha256).await
+            self.put_multipart(path, size, spec).await
         }
     }
 
     /// One PUT with `x-amz-checksum-sha256`; the store rejects the body if it does not match.
     pub async fn put_bytes(&self, bytes: Vec<u8>, spec: &ObjectSpec) -> Result<Stored, Fault> {
         self.check_bucket(&spec.key).await?;
-        self.put_small(bytes, spec, None).await
+        self.put_small(bytes, spec).await
     }
 
-    async fn put_small(
-        &self,
-        bytes: Vec<u8>,
-        spec: &ObjectSpec,
-        known_sha256: Option<[u8; 32]>,
-    ) -> Result<Stored, Fault> {
+    async fn put_small(&self, bytes: Vec<u8>, spec: &ObjectSpec) -> Result<Stored, Fault> {
         let size = bytes.len() as u64;
         let (bytes, sha256) = tokio::task::spawn_blocking(move || {
             let sha: [u8; 32] = Sha256::digest(&bytes).into();
@@ -237,7 +227,7 @@ impl S3Store {
         .await
         .map_err(|e| Fault::Transient(format!("hash task: {e}")))?;
         let url = self.url(&spec.key);
-        if let Some(expected) = known_sha256
+        if let Some(expected) = spec.known_sha256
             && expected != sha256
         {
             return Err(Fault::Conflict(format!(
@@ -387,7 +377,6 @@ impl S3Store {
         path: &Path,
         size: u64,
         spec: &ObjectSpec,
-        known_sha256: Option<[u8; 32]>,
     ) -> Result<Stored, Fault> {
         let url = self.url(&spec.key);
         let part_size = self
@@ -400,7 +389,7 @@ impl S3Store {
         // upload pass hashes what it sends and refuses to complete on a mismatch: one read.
         // Otherwise a first pass computes it along with each part's CRC32C, and the upload
         // pass checks each part it sends against that CRC, so what goes up is what was hashed.
-        let (sha256, part_check) = match known_sha256 {
+        let (sha256, part_check) = match spec.known_sha256 {
             Some(sha) => (sha, PartCheck::Sha256(sha)),
             None => {
                 let p = path.to_path_buf();

@@ -15,30 +15,16 @@ pub enum Store {
 }
 
 impl Store {
-    /// Uploads the file at `path`; its SHA-256 is computed from the bytes read for the upload.
-    /// `known_sha256` (from the manifest, if remux filled it) lets S3 multipart uploads read
-    /// the file once; a file whose bytes do not match it is a conflict.
-    pub async fn put_file(
-        &self,
-        path: &Path,
-        spec: &ObjectSpec,
-        known_sha256: Option<[u8; 32]>,
-    ) -> Result<Stored, Fault> {
+    /// Uploads the file at `path`; its SHA-256 is computed from the bytes read for the upload
+    /// and checked against `spec.known_sha256`.
+    pub async fn put_file(&self, path: &Path, spec: &ObjectSpec) -> Result<Stored, Fault> {
         match self {
-            Store::S3(s3) => s3.put_file(path, spec, known_sha256).await,
+            Store::S3(s3) => s3.put_file(path, spec).await,
             Store::Dir(dir) => {
                 let (dir, path, spec) = (dir.clone(), path.to_path_buf(), spec.clone());
-                let stored = tokio::task::spawn_blocking(move || dir.put_file(&path, &spec))
+                tokio::task::spawn_blocking(move || dir.put_file(&path, &spec))
                     .await
-                    .map_err(|e| Fault::Transient(format!("copy task failed: {e}")))??;
-                match known_sha256 {
-                    Some(sha) if sha != stored.sha256 => Err(Fault::Conflict(format!(
-                        "sha256 {} differs from the manifest's {}",
-                        hex(&stored.sha256),
-                        hex(&sha)
-                    ))),
-                    _ => Ok(stored),
-                }
+                    .map_err(|e| Fault::Transient(format!("copy task failed: {e}")))?
             }
         }
     }

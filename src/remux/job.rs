@@ -17,7 +17,7 @@ use super::manifest;
 use super::scan::{self, ScanError};
 use crate::events::{Emitter, Event};
 use crate::naming::ChunkName;
-use crate::spool::{self, StateDir};
+use crate::spool::{self, Claim, StateDir};
 
 /// Prefix of this stage's files in `tmp/` (leftovers are removed at stage start).
 pub const TMP_PREFIX: &str = "remux-";
@@ -60,11 +60,10 @@ pub fn remux_one(
     if name.is_none() && spool::unmodified_for(flv)? < quiet {
         return Ok(Outcome::Skipped("not quiet yet"));
     }
-    let file = match spool::try_lock(flv) {
-        Ok(Some(f)) => f,
-        Ok(None) => return Ok(Outcome::Skipped("locked by another worker")),
-        Err(_) if !flv.exists() => return Ok(Outcome::Skipped("gone")),
-        Err(e) => return Err(e),
+    let file = match spool::claim(flv)? {
+        Claim::Mine(f) => f,
+        Claim::Taken => return Ok(Outcome::Skipped("locked by another worker")),
+        Claim::Gone => return Ok(Outcome::Skipped("gone")),
     };
     // The previous holder may have moved the file on between our listing and our lock.
     if !same_file(&file, flv) {

@@ -4,8 +4,8 @@
 
 use crate::flv::script::{self, Properties};
 use crate::manifest::{
-    ChunkManifest, Gap, MANIFEST_VERSION, META_GAP_MS, META_GAP_REASON, META_PREVIOUS,
-    META_SEQUENCE, META_STREAM_OFFSET_MS, META_UTC_START, TrackSummary,
+    ChunkManifest, Gap, META_GAP_MS, META_GAP_REASON, META_PREVIOUS, META_SEQUENCE,
+    META_STREAM_OFFSET_MS, META_UTC_START, TrackSummary,
 };
 use crate::mp4::movie;
 use crate::naming::ChunkName;
@@ -46,20 +46,11 @@ pub fn build(
                 channels: t.channels.map(u32::from),
             })
     };
+    let from_name = ChunkManifest::from_name(stem, name);
     ChunkManifest {
-        version: MANIFEST_VERSION,
-        name: stem.to_string(),
-        app: name.map_or_else(|| "-".to_string(), |n| n.app.clone()),
-        stream: name.map_or_else(|| stem.to_string(), |n| n.stream.clone()),
-        sequence: num(META_SEQUENCE)
-            .map(|v| v as u32)
-            .or(name.map(|n| n.seq))
-            .unwrap_or(1),
+        sequence: num(META_SEQUENCE).map_or(from_name.sequence, |v| v as u32),
         previous: text(META_PREVIOUS).filter(|p| !p.is_empty()),
-        utc_start: text(META_UTC_START)
-            .or_else(|| name.map(|n| n.start.rfc3339()))
-            .unwrap_or_default(),
-        node: name.and_then(|n| n.node.clone()),
+        utc_start: text(META_UTC_START).unwrap_or_else(|| from_name.utc_start.clone()),
         stream_offset_ms: num(META_STREAM_OFFSET_MS).map_or(0, |v| v as u64),
         gap: text(META_GAP_REASON).map(|reason| Gap {
             reason,
@@ -71,7 +62,6 @@ pub fn build(
         starts_without_keyframe: tracks
             .iter()
             .any(|t| t.video && t.frames > 0 && !t.starts_with_keyframe),
-        mp4_bytes: None,
-        sha256: None,
+        ..from_name
     }
 }

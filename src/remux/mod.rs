@@ -67,7 +67,7 @@ pub async fn run(
     let mut retry_at: HashMap<PathBuf, Instant> = HashMap::new();
     let mut pruned_at: Option<Instant> = None;
     let mut tally = Tally::default();
-    let mut said_left = Vec::new();
+    let said_left = spool::Leftovers::default();
     crate::systemd::status("remuxing the chunks in remux/");
     loop {
         let pass = drain(&state, &args, &events, &shutdown, &mut retry_at, &mut tally).await?;
@@ -105,9 +105,8 @@ pub async fn run(
                     pass.errors
                 );
             }
-            let lingering = mode == Mode::UntilEmpty
-                && !shutdown.is_requested()
-                && spool::leftovers(&state.remux_inbox(), &mut said_left)?.is_some();
+            let lingering =
+                !shutdown.is_requested() && said_left.linger(mode, &state.remux_inbox())?;
             if !lingering {
                 if tally.failed > 0 && mode != Mode::Watch {
                     return Err(Coded::new(

@@ -148,7 +148,13 @@ pub fn scan<R: ReadAt + ?Sized>(r: &R, len: u64) -> Result<Scan, ScanError> {
         let have = (want - TAG_HEADER_LEN).min(tag.data_size as usize);
         let prefix = &head[TAG_HEADER_LEN..TAG_HEADER_LEN + have];
         if !tag.filtered {
-            on_tag(r, &mut s, &tag, body_off, prefix, &mut body)?;
+            let at = TagAt {
+                r,
+                header: &tag,
+                body_off,
+                prefix,
+            };
+            on_tag(&at, &mut s, &mut body)?;
         } else {
             s.dropped += 1;
         }
@@ -169,164 +175,158 @@ pub fn scan<R: ReadAt + ?Sized>(r: &R, len: u64) -> Result<Scan, ScanError> {
     Ok(s)
 }
 
-fn full_body<'b, R: ReadAt + ?Sized>(
-    r: &R,
-    tag: &TagHeader,
+/// A tag being scanned: its header, where its body starts in the file, and the first bytes of
+/// the body (enough for the codec headers; the rest is read only when needed).
+struct TagAt<'a, R: ReadAt + ?Sized> {
+    r: &'a R,
+    header: &'a TagHeader,
     body_off: u64,
-    buf: &'b mut Vec<u8>,
-) -> Result<&'b [u8], ScanError> {
-    buf.clear();
-    buf.resize(tag.data_size as usize, 0);
-    read_exact_at(r, buf, body_off)?;
-    Ok(buf)
+    prefix: &'a [u8],
+}
+
+impl<R: ReadAt + ?Sized> TagAt<'_, R> {
+    /// The whole body, read into `buf`.
+    fn body<'b>(&self, buf: &'b mut Vec<u8>) -> Result<&'b [u8], ScanError> {
+        buf.clear();
+        buf.resize(self.header.data_size as usize, 0);
+        read_exact_at(self.r, buf, self.body_off)?;
+        Ok(buf)
+    }
+
+    /// A video tag: a sequence header makes (or changes) the track's sample entry, a frame
+    /// becomes a sample whose payload starts after the tag's codec header.
+    fn video(&self, s: &mut Scan, buf: &mut Vec<u8>) -> Result<(), ScanError> {
+        let (tag, body_off, prefix) = (self.header, self.body_off, self.prefix);
+        let dts = i64::from(tag.timestamp);
+        let parsed = match parse_video(prefix) {
+            Err(FlvError::ShortBody { .. }) if prefix.len() < tag.data_size as usize => {
+                let body = self.body(buf)?;
+                parse_video(body)
+                    .map(|t| (t.codec, t.keyframe, t.packet, body.len() - t.payload.len()))
+            }
+            other => other.map(|t| {
+                (
+                    t.codec,
+                    t.keyframe,
+                    t.packet,
+                    prefix.len() - t.payload.len(),
+                )
+            }),
+        };
+        let Ok((codec, keyframe, packet, header_len)) = parsed else {
+            s.dropped += 1;
+            return Ok(());
+        };
+        match packet {
+            VideoPacket::SequenceHeader => {
+                let body = self.body(buf)?;
+                let record = &body[header_len.min(body.len())..];
+                let entry = match codec {
+                    VideoCodec::Avc => SampleEntry::avc(record),
+                    VideoCodec::Hevc => SampleEntry::hevc(record),
+                    VideoCodec::Av1 => {
+                        let (w, h) = metadata_size(s.metadata.as_ref());
+                        SampleEntry::av1(record, w, h)
+                    }
+                    _ => {
+                        s.dropped += 1;
+                        return Ok(());
+                    }
+                };
+                match entry {
+                    Ok(entry) => set_entry(s, true, entry),
+                    Err(e) => {
+                        log::warn!(offset = body_off; "ignoring a bad video sequence header: {e}");
+                        s.dropped += 1;
+                    }
+                }
+            }
+            VideoPacket::Frame { composition_time } => {
+                let mut header_len = header_len;
+                if codec == VideoCodec::Av1 {
+                    header_len += temporal_delimiter_len(prefix.get(header_len..).unwrap_or(&[]));
+                }
+                let sample = SampleIn {
+                    dts_ms: dts,
+                    cto_ms: composition_time,
+                    size: tag.data_size.saturating_sub(header_len as u32),
+                    keyframe,
+                    source: body_off + header_len as u64,
+                };
+                push_sample(s, s.video, sample);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// An audio tag: an AAC sequence header (or, for MP3, each frame header) sets the sample
+    /// entry; frames become samples.
+    fn audio(&self, s: &mut Scan, buf: &mut Vec<u8>) -> Result<(), ScanError> {
+        let (tag, body_off, prefix) = (self.header, self.body_off, self.prefix);
+        let dts = i64::from(tag.timestamp);
+        let Ok(t) = parse_audio(prefix) else {
+            s.dropped += 1;
+            return Ok(());
+        };
+        let header_len = prefix.len() - t.payload.len();
+        let size = tag.data_size.saturating_sub(header_len as u32);
+        match t.codec {
+            AudioCodec::Aac if t.sequence_header => {
+                let body = self.body(buf)?;
+                match SampleEntry::aac(&body[header_len.min(body.len())..]) {
+                    Ok(entry) => set_entry(s, false, entry),
+                    Err(e) => {
+                        log::warn!(offset = body_off; "ignoring a bad AAC sequence header: {e}");
+                        s.dropped += 1;
+                    }
+                }
+                return Ok(());
+            }
+            AudioCodec::Mp3 if !t.unsupported => match SampleEntry::mp3(t.payload) {
+                Ok(entry) => set_entry(s, false, entry),
+                Err(_) => {
+                    s.dropped += 1;
+                    return Ok(());
+                }
+            },
+            AudioCodec::Aac if !t.unsupported => {}
+            _ => {
+                s.dropped += 1;
+                return Ok(());
+            }
+        }
+        let sample = SampleIn {
+            dts_ms: dts,
+            cto_ms: 0,
+            size,
+            keyframe: true,
+            source: body_off + header_len as u64,
+        };
+        push_sample(s, s.audio, sample);
+        Ok(())
+    }
 }
 
 fn on_tag<R: ReadAt + ?Sized>(
-    r: &R,
+    at: &TagAt<'_, R>,
     s: &mut Scan,
-    tag: &TagHeader,
-    body_off: u64,
-    prefix: &[u8],
     buf: &mut Vec<u8>,
 ) -> Result<(), ScanError> {
+    let tag = at.header;
     match tag.tag_type {
         TagType::Script => {
             if s.metadata.is_none() && tag.data_size <= MAX_SCRIPT {
-                let body = full_body(r, tag, body_off, buf)?;
+                let body = at.body(buf)?;
                 if let Ok(props) = script::decode_metadata(body) {
                     s.metadata = Some(props);
                 }
             }
             Ok(())
         }
-        TagType::Video => on_video(r, s, tag, body_off, prefix, buf),
-        TagType::Audio => on_audio(r, s, tag, body_off, prefix, buf),
+        TagType::Video => at.video(s, buf),
+        TagType::Audio => at.audio(s, buf),
     }
-}
-
-/// A video tag: a sequence header makes (or changes) the track's sample entry, a frame
-/// becomes a sample whose payload starts after the tag's codec header.
-fn on_video<R: ReadAt + ?Sized>(
-    r: &R,
-    s: &mut Scan,
-    tag: &TagHeader,
-    body_off: u64,
-    prefix: &[u8],
-    buf: &mut Vec<u8>,
-) -> Result<(), ScanError> {
-    let dts = i64::from(tag.timestamp);
-    let parsed = match parse_video(prefix) {
-        Err(FlvError::ShortBody { .. }) if prefix.len() < tag.data_size as usize => {
-            let body = full_body(r, tag, body_off, buf)?;
-            parse_video(body).map(|t| (t.codec, t.keyframe, t.packet, body.len() - t.payload.len()))
-        }
-        other => other.map(|t| {
-            (
-                t.codec,
-                t.keyframe,
-                t.packet,
-                prefix.len() - t.payload.len(),
-            )
-        }),
-    };
-    let Ok((codec, keyframe, packet, header_len)) = parsed else {
-        s.dropped += 1;
-        return Ok(());
-    };
-    match packet {
-        VideoPacket::SequenceHeader => {
-            let body = full_body(r, tag, body_off, buf)?;
-            let record = &body[header_len.min(body.len())..];
-            let entry = match codec {
-                VideoCodec::Avc => SampleEntry::avc(record),
-                VideoCodec::Hevc => SampleEntry::hevc(record),
-                VideoCodec::Av1 => {
-                    let (w, h) = metadata_size(s.metadata.as_ref());
-                    SampleEntry::av1(record, w, h)
-                }
-                _ => {
-                    s.dropped += 1;
-                    return Ok(());
-                }
-            };
-            match entry {
-                Ok(entry) => set_entry(s, true, entry),
-                Err(e) => {
-                    log::warn!(offset = body_off; "ignoring a bad video sequence header: {e}");
-                    s.dropped += 1;
-                }
-            }
-        }
-        VideoPacket::Frame { composition_time } => {
-            let mut header_len = header_len;
-            if codec == VideoCodec::Av1 {
-                header_len += temporal_delimiter_len(prefix.get(header_len..).unwrap_or(&[]));
-            }
-            let sample = SampleIn {
-                dts_ms: dts,
-                cto_ms: composition_time,
-                size: tag.data_size.saturating_sub(header_len as u32),
-                keyframe,
-                source: body_off + header_len as u64,
-            };
-            push_sample(s, s.video, sample);
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
-/// An audio tag: an AAC sequence header (or, for MP3, each frame header) sets the sample
-/// entry; frames become samples.
-fn on_audio<R: ReadAt + ?Sized>(
-    r: &R,
-    s: &mut Scan,
-    tag: &TagHeader,
-    body_off: u64,
-    prefix: &[u8],
-    buf: &mut Vec<u8>,
-) -> Result<(), ScanError> {
-    let dts = i64::from(tag.timestamp);
-    let Ok(t) = parse_audio(prefix) else {
-        s.dropped += 1;
-        return Ok(());
-    };
-    let header_len = prefix.len() - t.payload.len();
-    let size = tag.data_size.saturating_sub(header_len as u32);
-    match t.codec {
-        AudioCodec::Aac if t.sequence_header => {
-            let body = full_body(r, tag, body_off, buf)?;
-            match SampleEntry::aac(&body[header_len.min(body.len())..]) {
-                Ok(entry) => set_entry(s, false, entry),
-                Err(e) => {
-                    log::warn!(offset = body_off; "ignoring a bad AAC sequence header: {e}");
-                    s.dropped += 1;
-                }
-            }
-            return Ok(());
-        }
-        AudioCodec::Mp3 if !t.unsupported => match SampleEntry::mp3(t.payload) {
-            Ok(entry) => set_entry(s, false, entry),
-            Err(_) => {
-                s.dropped += 1;
-                return Ok(());
-            }
-        },
-        AudioCodec::Aac if !t.unsupported => {}
-        _ => {
-            s.dropped += 1;
-            return Ok(());
-        }
-    }
-    let sample = SampleIn {
-        dts_ms: dts,
-        cto_ms: 0,
-        size,
-        keyframe: true,
-        source: body_off + header_len as u64,
-    };
-    push_sample(s, s.audio, sample);
-    Ok(())
 }
 
 /// Adds `sample` to `track`; an empty sample, or one before its track has a sample entry, is

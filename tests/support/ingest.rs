@@ -22,7 +22,7 @@ pub const JITTER_MS: i64 = 50;
 use crate::support::flv::{Amf, Flv};
 use crate::support::free_port;
 use crate::support::packets::{self, Packet};
-use crate::support::{self, words};
+use crate::support::{self, wait_until, words};
 
 /// Waits for a child to exit; kills it and panics (showing `log`) after `timeout`.
 pub fn wait_child(child: &mut Child, timeout: Duration, what: &str, log: &Path) -> ExitStatus {
@@ -269,6 +269,33 @@ impl Recorder {
     }
 
     /// Chunks still being written in `recording/`.
+    /// ffmpeg publishing `secs` seconds of `width`x`height` to live/`name` (its files `NAME.*`
+    /// in `dir`), returned once a chunk of it is being recorded.
+    pub fn publish_recording(
+        &self,
+        dir: &Path,
+        name: &str,
+        secs: u32,
+        (width, height): (u32, u32),
+    ) -> Publisher {
+        let opts = PublishOpts {
+            width,
+            height,
+            ..PublishOpts::new(dir, name)
+        };
+        let publisher = ffmpeg_publish(&self.url("live", name), secs, &opts);
+        let infix = format!("_live_{name}_");
+        wait_until(
+            Duration::from_secs(10),
+            &format!("{name} recording"),
+            || {
+                let open = self.open_chunks();
+                open.iter().any(|p| p.to_string_lossy().contains(&infix))
+            },
+        );
+        publisher
+    }
+
     pub fn open_chunks(&self) -> Vec<PathBuf> {
         files_with_ext(&self.recording(), "flv")
     }
@@ -536,10 +563,21 @@ impl Drop for Publisher {
 /// ffmpeg publishing `secs` seconds of testsrc2 (H.264 High, B-frames, 2 s GOP) + AAC 48 kHz in
 /// real time to `url`; the tee muxer writes the same FLV packets to `opts.reference`.
 pub fn ffmpeg_publish(url: &str, secs: u32, opts: &PublishOpts) -> Publisher {
-    let tee = format!(
-        "[f=flv:onfail=abort]{url}|[f=flv:onfail=abort]{}",
-        opts.reference.display()
-    );
+    let outputs = [url.to_string(), opts.reference.display().to_string()];
+    let codecs = "-profile:v high -bf 2 -g 60 -keyint_min 60 -ac 2 -b:a 128k";
+    ffmpeg_tee(&outputs, secs, opts, codecs)
+}
+
+/// ffmpeg encoding `secs` seconds of testsrc2 (`opts.width`x`opts.height`, 30 fps, H.264) and
+/// a 48 kHz AAC sine in real time, with the encoder options `codecs` (GOP, profile, channels,
+/// bitrate), and sending the same FLV packets to each of `outputs` (RTMP URLs or files) with
+/// the tee muxer.
+pub fn ffmpeg_tee(outputs: &[String], secs: u32, opts: &PublishOpts, codecs: &str) -> Publisher {
+    let tee = outputs
+        .iter()
+        .map(|o| format!("[f=flv:onfail=abort]{o}"))
+        .collect::<Vec<_>>()
+        .join("|");
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-hide_banner", "-nostdin", "-loglevel", "warning", "-y"])
         .args(["-re", "-f", "lavfi", "-i"])
@@ -547,18 +585,15 @@ pub fn ffmpeg_publish(url: &str, secs: u32, opts: &PublishOpts) -> Publisher {
             "testsrc2=size={}x{}:rate=30",
             opts.width, opts.height
         ))
-        .args([
-            "-re",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-        ])
+        .args(words(
+            "-re -f lavfi -i sine=frequency=440:sample_rate=48000",
+        ))
         .args(["-t", &secs.to_string(), "-map", "0:v", "-map", "1:a"])
-        .args(words("-c:v libx264 -preset veryfast -profile:v high"))
-        .args(words("-pix_fmt yuv420p -bf 2 -g 60 -keyint_min 60"))
-        .args(["-sc_threshold", "0"])
-        .args(["-c:a", "aac", "-ar", "48000", "-ac", "2", "-b:a", "128k"])
+        .args(words(
+            "-c:v libx264 -preset veryfast -pix_fmt yuv420p -sc_threshold 0",
+        ))
+        .args(words("-c:a aac -ar 48000"))
+        .args(words(codecs))
         // Encoders must put SPS/PPS and the AAC config in extradata: the tee muxer does not
         // tell them that FLV needs it.
         .args(["-flags", "+global_header", "-f", "tee"])

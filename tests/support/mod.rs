@@ -114,13 +114,29 @@ pub fn words(line: &str) -> Vec<&str> {
     line.split_whitespace().collect()
 }
 
+/// A finished command's stdout (shown on our stderr, for the test's log) once it has exited
+/// with `code`.
+pub fn stdout_with_code(out: &Output, code: i32) -> String {
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!("{text}");
+    assert_eq!(out.status.code(), Some(code), "{text}");
+    text
+}
+
+/// Panics, naming `what` and showing `text`, unless `text` contains every one of `wants`.
+pub fn assert_contains_all(text: &str, wants: &[&str], what: &str) {
+    let missing: Vec<&str> = wants
+        .iter()
+        .copied()
+        .filter(|w| !text.contains(w))
+        .collect();
+    assert!(missing.is_empty(), "{what} lacks {missing:?}:\n{text}");
+}
+
 /// Runs `cmd` (stdin from /dev/null) to completion; panics with `what` and its stderr unless
 /// it succeeds.
 pub fn run_ok(cmd: &mut Command, what: &str) -> Output {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("running {what}: {e}"));
+    let out = run_to_end(cmd, what);
     assert!(
         out.status.success(),
         "{what} failed ({}): {}",
@@ -128,6 +144,20 @@ pub fn run_ok(cmd: &mut Command, what: &str) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// Runs `cmd` (stdin from /dev/null) to completion; panics if `what`, which must fail,
+/// succeeds.
+pub fn run_fails(cmd: &mut Command, what: &str) -> Output {
+    let out = run_to_end(cmd, what);
+    assert!(!out.status.success(), "{what} succeeded");
+    out
+}
+
+fn run_to_end(cmd: &mut Command, what: &str) -> Output {
+    cmd.stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {what}: {e}"))
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-use rtmp_recorder::manifest::{ChunkManifest, MANIFEST_VERSION};
+use rtmp_recorder::manifest::ChunkManifest;
 use rtmp_recorder::spool::{ChunkName, StateDir};
 use rtmp_recorder::utc::Civil;
 
@@ -205,22 +205,10 @@ pub fn queue_mp4(state: &StateDir, name: &ChunkName, bytes: &[u8]) -> String {
 /// size and hash unless they are given).
 pub fn manifest_for(name: &ChunkName, duration_ms: u64) -> ChunkManifest {
     ChunkManifest {
-        version: MANIFEST_VERSION,
-        name: name.stem(),
         app: "live".into(),
-        stream: name.stream.clone(),
-        sequence: name.seq,
-        previous: None,
-        utc_start: name.start.rfc3339(),
         node: None,
-        stream_offset_ms: 0,
-        gap: None,
         duration_ms,
-        video: None,
-        audio: None,
-        starts_without_keyframe: false,
-        mp4_bytes: None,
-        sha256: None,
+        ..ChunkManifest::from_name(&name.stem(), Some(name))
     }
 }
 
@@ -290,6 +278,21 @@ pub fn run(mut cmd: Command) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// Publish's inbox is empty and each of `names` left it for archive/ with every one of `exts`.
+pub fn assert_archived<'a>(
+    state: &StateDir,
+    names: impl IntoIterator<Item = &'a ChunkName>,
+    exts: &[&str],
+) {
+    for name in names {
+        for ext in exts {
+            let file = state.archive().join(format!("{}.{ext}", name.stem()));
+            assert!(file.exists(), "{} not archived", file.display());
+        }
+    }
+    assert_eq!(files_in(&state.publish_inbox()), Vec::<String>::new());
 }
 
 pub fn files_in(dir: &Path) -> Vec<String> {

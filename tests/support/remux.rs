@@ -58,6 +58,13 @@ pub fn encode(out: &Path, inputs: &[impl AsRef<str>], args: &[&str]) {
     encode_with(ffmpeg().as_ref(), out, inputs, args)
 }
 
+/// [`encode`] into `dir/name`, the encoder's arguments as one string of words; returns the path.
+pub fn encoded(dir: &Path, name: &str, inputs: &[impl AsRef<str>], args: &str) -> PathBuf {
+    let out = dir.join(name);
+    encode(&out, inputs, &super::words(args));
+    out
+}
+
 pub fn encode_with(bin: &Path, out: &Path, inputs: &[impl AsRef<str>], args: &[&str]) {
     let mut all = vec!["-v", "error", "-y"];
     all.extend(inputs.iter().map(AsRef::as_ref));
