@@ -237,6 +237,19 @@ pub fn write_atomically(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()>
     Ok(())
 }
 
+/// Reads the JSON file `path` that `write_atomically` wrote: `None` when there is none, an
+/// error naming the file (as `what`) when it cannot be read or is not one.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<Option<T>> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .with_context(|| format!("{} is not {what}", path.display()))
+}
+
 /// Removes the partial files `write_atomically` left in `tmp_dir` when its process died. A
 /// partial whose writer's PID is alive may be a write in progress of another stage (under `run`
 /// all stages share one PID) and stays. Returns how many were removed.

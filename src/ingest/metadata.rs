@@ -97,30 +97,18 @@ mod tests {
         };
         let props = script::decode_metadata(&chunk_metadata(Some(&publisher), &fields)).unwrap();
         assert_eq!(script::get(&props, "duration"), None);
-        assert_eq!(
-            script::get(&props, "width"),
-            Some(&Amf0Value::Number(1280.0))
-        );
-        assert_eq!(
-            script::get(&props, manifest::META_SEQUENCE),
-            Some(&Amf0Value::Number(3.0))
-        );
-        assert_eq!(
-            script::get(&props, manifest::META_PREVIOUS).and_then(Amf0Value::as_str),
-            Some("prev")
-        );
-        assert_eq!(
-            script::get(&props, manifest::META_STREAM_OFFSET_MS),
-            Some(&Amf0Value::Number(20_000.0))
-        );
-        assert_eq!(
-            script::get(&props, manifest::META_GAP_MS),
-            Some(&Amf0Value::Number(4_200.0))
-        );
-        assert_eq!(
-            script::get(&props, manifest::META_GAP_REASON).and_then(Amf0Value::as_str),
-            Some("reconnect")
-        );
+        let text = |s: &str| Amf0Value::String(s.into());
+        for (key, want) in [
+            ("width", Amf0Value::Number(1280.0)),
+            ("encoder", text("Lavf")),
+            (manifest::META_SEQUENCE, Amf0Value::Number(3.0)),
+            (manifest::META_PREVIOUS, text("prev")),
+            (manifest::META_STREAM_OFFSET_MS, Amf0Value::Number(20_000.0)),
+            (manifest::META_GAP_MS, Amf0Value::Number(4_200.0)),
+            (manifest::META_GAP_REASON, text("reconnect")),
+        ] {
+            assert_eq!(script::get(&props, key), Some(&want), "{key}");
+        }
     }
 
     #[test]

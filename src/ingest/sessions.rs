@@ -142,14 +142,7 @@ fn stopped(record: &SessionRecord, events: &Emitter) {
 
 /// A record, `None` if there is none.
 fn read(path: &Path) -> Result<Option<SessionRecord>> {
-    let bytes = match fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .with_context(|| format!("session record {} is not valid", path.display()))
+    spool::read_json(path, "a session record")
 }
 
 fn remove(path: &Path) -> Result<()> {

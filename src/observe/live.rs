@@ -47,13 +47,5 @@ pub fn write(state: &StateDir, snapshot: &LiveSnapshot) -> Result<()> {
 
 /// The last snapshot ingest wrote; `None` when there is none (ingest never ran here).
 pub fn read(state: &StateDir) -> Result<Option<LiveSnapshot>> {
-    let path = path(state);
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .with_context(|| format!("{} is not a live snapshot", path.display()))
+    spool::read_json(&path(state), "a live snapshot")
 }
