@@ -35,14 +35,25 @@ fn opts(dir: &Path, name: &str) -> PublishOpts {
     }
 }
 
-/// The first publish, until its first chunk is handed on and `into_second` more.
-fn first_publish(rec: &Recorder, url: &str, dir: &Path, into_second: Duration) -> Publisher {
-    let p = ffmpeg_publish(url, FIRST_SECS, &opts(dir, "first"));
+/// Starts ingest and the first publish (through a cut proxy, if `cut`), and returns once its
+/// first chunk is handed on and `into_second` more has passed.
+fn first_publish(
+    dir: &Path,
+    cut: bool,
+    into_second: Duration,
+) -> (Recorder, Option<CutProxy>, Publisher) {
+    let rec = Recorder::start(dir, &[]);
+    let proxy = cut.then(|| CutProxy::start(([127, 0, 0, 1], rec.port).into()));
+    let url = match &proxy {
+        Some(p) => p.url("live", "cam"),
+        None => rec.url("live", "cam"),
+    };
+    let p = ffmpeg_publish(&url, FIRST_SECS, &opts(dir, "first"));
     wait_until(Duration::from_secs(40), "the first chunk handed on", || {
         !rec.chunks().is_empty()
     });
     std::thread::sleep(into_second);
-    p
+    (rec, proxy, p)
 }
 
 /// The second publish, whole, straight to ingest; returns when ingest has handed on every chunk.
@@ -217,16 +228,9 @@ fn check_one_recording(all: &[Chunk], first: FirstPart, away: Duration, late_ms:
 /// Returns the recorder and its scratch directory (dropped in that order).
 fn cut_off_then_back(between: impl FnOnce(Recorder, &Path) -> Recorder) -> (Recorder, Scratch) {
     let dir = Turn::shared().scratch();
-    let rec = Recorder::start(dir.path(), &[]);
-    let proxy = CutProxy::start(([127, 0, 0, 1], rec.port).into());
-    let mut first = first_publish(
-        &rec,
-        &proxy.url("live", "cam"),
-        dir.path(),
-        Duration::from_secs(2),
-    );
+    let (rec, proxy, mut first) = first_publish(dir.path(), true, Duration::from_secs(2));
     let cut_at = Instant::now();
-    let passed = proxy.cut(Duration::from_millis(500));
+    let passed = proxy.expect("a cut proxy").cut(Duration::from_millis(500));
     first.wait(Duration::from_secs(20));
     let rec = between(rec, dir.path());
     let (_second, away) = second_publish(&rec, dir.path(), cut_at);
@@ -291,15 +295,9 @@ fn a_reconnect_continues_the_recording_across_an_ingest_restart() {
 #[test]
 fn a_reconnect_continues_the_recording_after_ingest_was_killed_under_the_publisher() {
     let dir = Turn::shared().scratch();
-    let mut rec = Recorder::start(dir.path(), &[]);
     // Long enough into the second chunk that some of it reached the disk (ingest writes in
-    // 256 KiB; this stream makes ~110 KB/s).
-    let mut first = first_publish(
-        &rec,
-        &rec.url("live", "cam"),
-        dir.path(),
-        Duration::from_secs(5),
-    );
+    // blocks of 64 KiB; this stream makes ~110 KB/s).
+    let (mut rec, _, mut first) = first_publish(dir.path(), false, Duration::from_secs(5));
     let killed_at = Instant::now();
     rec.kill9();
     first.wait(Duration::from_secs(20));
