@@ -17,7 +17,7 @@
 //! INGEST_BENCH_ROUNDS (full-speed rounds per server, best kept, 3),
 //! INGEST_BENCH_ONLY (`nginx` or `ours`), INGEST_BENCH_NO_BUILD=1, INGEST_BENCH_KEEP=1 (keep
 //! the recordings), INGEST_BENCH_CAPACITY=0 (skip (c)), INGEST_BENCH_CAPACITY_START (streams
-//! tried first, 100), INGEST_BENCH_CAPACITY_MAX (800), INGEST_BENCH_CAPACITY_BUDGET_S (time for
+//! tried first, 200), INGEST_BENCH_CAPACITY_MAX (1600), INGEST_BENCH_CAPACITY_BUDGET_S (time for
 //! all four searches, 720).
 
 #[path = "ingest/capacity.rs"]
@@ -103,8 +103,8 @@ impl Config {
             build: !flag("INGEST_BENCH_NO_BUILD"),
             keep: flag("INGEST_BENCH_KEEP"),
             capacity: std::env::var("INGEST_BENCH_CAPACITY").map_or(true, |v| v != "0"),
-            capacity_start: num("INGEST_BENCH_CAPACITY_START", 100)?,
-            capacity_max: num("INGEST_BENCH_CAPACITY_MAX", 800)?,
+            capacity_start: num("INGEST_BENCH_CAPACITY_START", 200)?,
+            capacity_max: num("INGEST_BENCH_CAPACITY_MAX", 1600)?,
             capacity_budget: Duration::from_secs(
                 num("INGEST_BENCH_CAPACITY_BUDGET_S", 720)?.into(),
             ),
