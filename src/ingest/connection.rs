@@ -249,9 +249,15 @@ impl Session {
             }
             if let Some(fd) = tcp
                 && !batched_reads
-                && !self.publishing.is_empty()
+                && self.publishing.values().any(|p| {
+                    let frames = |n: &std::sync::atomic::AtomicU64| {
+                        n.load(std::sync::atomic::Ordering::Relaxed)
+                    };
+                    frames(&p.counters.video_frames) + frames(&p.counters.audio_frames) > 0
+                })
             {
-                // Only once media flows: before that, every command waits for its answer.
+                // Only once media flows: before that, every command waits for its answer, and
+                // the session's first frame (whose arrival dates its chunks) is read on arrival.
                 set_wake_bytes(fd, WAKE_BYTES)
                     .context("setting the socket's wake mark (SO_RCVLOWAT)")?;
                 batched_reads = true;
