@@ -5,6 +5,8 @@
 //!     prints MB/s and server CPU-seconds per GB for both, and ours/nginx (target <= 1).
 //! (b) real time: 50 publishers paced by media timestamps; counts the media frames in every
 //!     recorded file against the frames sent (target: 0 lost), server CPU %, peak RSS.
+//! (c) capacity: the most real-time streams each server sustains, at 6 and at 2.5 Mbps
+//!     (target: ours >= nginx-rtmp's); see `ingest/capacity.rs`.
 //!
 //! Each scenario starts a fresh server in its own scratch directory under
 //! `target/ingest-bench/runs/`. The load generator is `examples/rtmp_load` as a child process,
@@ -14,8 +16,12 @@
 //! per full-speed stream, 12), INGEST_BENCH_RT_COPIES (50), INGEST_BENCH_RT_REPEAT (1),
 //! INGEST_BENCH_ROUNDS (full-speed rounds per server, best kept, 3),
 //! INGEST_BENCH_ONLY (`nginx` or `ours`), INGEST_BENCH_NO_BUILD=1, INGEST_BENCH_KEEP=1 (keep
-//! the recordings).
+//! the recordings), INGEST_BENCH_CAPACITY=0 (skip (c)), INGEST_BENCH_CAPACITY_START (streams
+//! tried first, 200), INGEST_BENCH_CAPACITY_MAX (1600), INGEST_BENCH_CAPACITY_BUDGET_S (time for
+//! all four searches, 720).
 
+#[path = "ingest/capacity.rs"]
+mod capacity;
 #[path = "../examples/rtmp_load/flv_tags.rs"]
 #[allow(dead_code)]
 mod flv_tags;
@@ -31,7 +37,7 @@ mod servers;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
@@ -62,6 +68,10 @@ struct Config {
     kinds: Vec<Kind>,
     build: bool,
     keep: bool,
+    capacity: bool,
+    capacity_start: u32,
+    capacity_max: u32,
+    capacity_budget: Duration,
 }
 
 impl Config {
@@ -92,6 +102,12 @@ impl Config {
             kinds,
             build: !flag("INGEST_BENCH_NO_BUILD"),
             keep: flag("INGEST_BENCH_KEEP"),
+            capacity: std::env::var("INGEST_BENCH_CAPACITY").map_or(true, |v| v != "0"),
+            capacity_start: num("INGEST_BENCH_CAPACITY_START", 200)?,
+            capacity_max: num("INGEST_BENCH_CAPACITY_MAX", 1600)?,
+            capacity_budget: Duration::from_secs(
+                num("INGEST_BENCH_CAPACITY_BUDGET_S", 720)?.into(),
+            ),
         })
     }
 }
@@ -100,6 +116,8 @@ struct Paths {
     manifest_dir: PathBuf,
     bench_dir: PathBuf,
     flv: PathBuf,
+    /// The same picture at 2.5 Mbps (a 720p30 camera), for the capacity search.
+    flv_2500k: PathBuf,
     recorder: PathBuf,
     load: PathBuf,
 }
@@ -121,6 +139,7 @@ impl Paths {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR"))),
             flv: bench_dir.join("src-6m.flv"),
+            flv_2500k: bench_dir.join("src-2500k.flv"),
             recorder: release.join("rtmp-recorder"),
             load: release.join("examples").join("rtmp_load"),
             bench_dir,
@@ -128,8 +147,9 @@ impl Paths {
     }
 }
 
-/// 20 s of 1280x720 testsrc2 at 6 Mbps (x264 ultrafast, 2 s GOP) with 128 kbps AAC, made once.
-fn ensure_flv(flv: &Path) -> Result<()> {
+/// 20 s of 1280x720 testsrc2 at `video_bitrate` (`6M`, `2.5M`; x264 ultrafast, 2 s GOP, a
+/// rate buffer of two seconds, `buffer`) with 128 kbps AAC, made once.
+fn ensure_flv(flv: &Path, video_bitrate: &str, buffer: &str) -> Result<()> {
     if flv.exists() {
         return Ok(());
     }
@@ -142,9 +162,8 @@ fn ensure_flv(flv: &Path) -> Result<()> {
         .args(["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30"])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
         .args(["-t", "20", "-c:v", "libx264", "-preset", "ultrafast"])
-        .args([
-            "-b:v", "6M", "-maxrate", "6M", "-bufsize", "12M", "-g", "60",
-        ])
+        .args(["-b:v", video_bitrate, "-maxrate", video_bitrate])
+        .args(["-bufsize", buffer, "-g", "60"])
         .args([
             "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", "-ac", "2",
         ])
@@ -182,7 +201,10 @@ fn build(paths: &Paths) -> Result<()> {
 fn run() -> Result<bool> {
     let cfg = Config::from_env()?;
     let paths = Paths::find()?;
-    ensure_flv(&paths.flv)?;
+    ensure_flv(&paths.flv, "6M", "12M")?;
+    if cfg.capacity {
+        ensure_flv(&paths.flv_2500k, "2.5M", "5M")?;
+    }
     if cfg.build {
         build(&paths)?;
     }
@@ -195,6 +217,7 @@ fn run() -> Result<bool> {
         copies: cfg.copies,
         repeat: cfg.repeat,
         stagger_ms: 0,
+        input: paths.flv.clone(),
     };
     let realtime = Scenario {
         name: "real-time",
@@ -203,6 +226,7 @@ fn run() -> Result<bool> {
         repeat: cfg.rt_repeat,
         // Cameras do not start on the same millisecond; spread the keyframes over a second.
         stagger_ms: 1000 / u64::from(cfg.rt_copies),
+        input: paths.flv.clone(),
     };
     let mut ok = true;
     let mut run_all = |sc: &Scenario, rounds: u32| {
@@ -223,6 +247,21 @@ fn run() -> Result<bool> {
     };
     let full_runs = run_all(&full, cfg.rounds);
     let rt_runs = run_all(&realtime, 1);
+    let searches = if cfg.capacity {
+        let bitrates = [
+            capacity::Bitrate {
+                label: "6 Mbps",
+                input: paths.flv.clone(),
+            },
+            capacity::Bitrate {
+                label: "2.5 Mbps",
+                input: paths.flv_2500k.clone(),
+            },
+        ];
+        capacity::run_all(&paths, &cfg, &bitrates)
+    } else {
+        Vec::new()
+    };
 
     println!();
     println!(
@@ -234,6 +273,9 @@ fn run() -> Result<bool> {
     );
     ok &= print_full_speed(&full, &full_runs);
     ok &= print_real_time(&realtime, &rt_runs);
+    if cfg.capacity {
+        ok &= capacity::print(&searches, cfg.capacity_budget);
+    }
     println!("total bench time {:.0} s", started.elapsed().as_secs_f64());
     Ok(ok)
 }

@@ -108,11 +108,12 @@ fn ingest_outlives_a_full_disk_refuses_new_publishes_and_resumes_by_itself() {
     let rec = Recorder::start(dir.path(), &["--min-free-disk", "16M"]);
     let mut cam = ffmpeg_publish(&rec.url("live", "cam"), 40, &small(dir.path(), "cam"));
 
-    // Once the first chunk holds frames on disk, fill the disk.
+    // Once the first chunk holds frames of both streams on disk, fill the disk. (A large
+    // frame reaches the file at once, small ones in 64 KiB: past 150 kB, both are there.)
     wait_until(Duration::from_secs(30), "the first chunk on disk", || {
         rec.open_chunks()
             .first()
-            .is_some_and(|c| fs::metadata(c).is_ok_and(|m| m.len() > 0))
+            .is_some_and(|c| fs::metadata(c).is_ok_and(|m| m.len() > 150_000))
     });
     let filler = rec.state.join("filler");
     fill(&filler, u64::MAX);

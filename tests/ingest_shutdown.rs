@@ -144,11 +144,18 @@ fn vanished_publisher_has_its_chunk_finished() {
     let dir = Turn::shared().scratch();
     let rec = Recorder::start(dir.path(), &[]);
     let mut publisher = ffmpeg_publish(&rec.url("live", "gone"), 60, &small(dir.path(), "gone"));
-    wait_until(Duration::from_secs(20), "a chunk of some size", || {
-        rec.open_chunks()
-            .first()
-            .is_some_and(|p| file_len(p) > 150_000)
-    });
+    // Both of some size: ingest writes a large frame through at once, while ffmpeg's file
+    // output holds back more, and the comparison below needs packets in both.
+    wait_until(
+        Duration::from_secs(20),
+        "a chunk and a reference of some size",
+        || {
+            rec.open_chunks()
+                .first()
+                .is_some_and(|p| file_len(p) > 150_000)
+                && file_len(&publisher.reference) > 150_000
+        },
+    );
     signal(publisher.pid(), libc::SIGKILL);
     publisher.wait(Duration::from_secs(5));
 

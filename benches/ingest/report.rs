@@ -1,5 +1,6 @@
 //! The benchmark's report: the side-by-side tables, the ratios and the PASS/FAIL lines against
-//! the targets (CPU per GB <= nginx-rtmp's; 0 frames lost in real time).
+//! the targets (full speed: CPU per GB <= nginx-rtmp's; real time: 0 frames lost, CPU per GB
+//! <= 0.8x nginx-rtmp's, peak RSS <= nginx-rtmp's + 16 MB).
 
 use std::fs;
 
@@ -128,6 +129,12 @@ pub fn print_full_speed(sc: &Scenario, runs: &[Measured]) -> bool {
     ok
 }
 
+/// Real time, ours / nginx-rtmp's CPU seconds per GB (issue 15: what a deployment pays per
+/// stream must be clearly below the server we replace).
+const REAL_TIME_CPU_TARGET: f64 = 0.8;
+/// Real time, how much more peak memory than nginx-rtmp's we may hold.
+const RSS_ALLOWANCE_MB: f64 = 16.0;
+
 pub fn print_real_time(sc: &Scenario, runs: &[Measured]) -> bool {
     println!();
     println!(
@@ -186,11 +193,23 @@ pub fn print_real_time(sc: &Scenario, runs: &[Measured]) -> bool {
             println!("rtmp-recorder: real-time run missing: FAIL");
             ok = false;
         }
-        (Some(n), Some(o)) => println!(
-            "CPU-seconds per GB in real time, rtmp-recorder / nginx-rtmp = {:.2} (no target; \
-             this is what a live deployment pays)",
-            o.cpu_per_gb() / n.cpu_per_gb()
-        ),
+        (Some(n), Some(o)) => {
+            let ratio = o.cpu_per_gb() / n.cpu_per_gb();
+            let cpu_pass = ratio <= REAL_TIME_CPU_TARGET;
+            println!(
+                "CPU-seconds per GB in real time, rtmp-recorder / nginx-rtmp = {ratio:.2} (target \
+                 <= {REAL_TIME_CPU_TARGET:.2}; this is what a live deployment pays): {}",
+                if cpu_pass { "PASS" } else { "FAIL" }
+            );
+            let extra_mb = (o.peak_rss as f64 - n.peak_rss as f64) / MB;
+            let rss_pass = extra_mb <= RSS_ALLOWANCE_MB;
+            println!(
+                "peak RSS in real time, rtmp-recorder - nginx-rtmp = {extra_mb:+.1} MB (target \
+                 <= +{RSS_ALLOWANCE_MB:.0} MB): {}",
+                if rss_pass { "PASS" } else { "FAIL" }
+            );
+            ok &= cpu_pass && rss_pass;
+        }
         (None, Some(_)) => {}
     }
     println!(

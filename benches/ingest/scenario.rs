@@ -3,7 +3,7 @@
 //! peak RSS, and the frames it recorded.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,8 @@ pub struct Scenario {
     pub copies: u32,
     pub repeat: u32,
     pub stagger_ms: u64,
+    /// The FLV every publisher sends.
+    pub input: PathBuf,
 }
 
 /// What the load tool reported (its `--json` line).
@@ -199,7 +201,7 @@ fn run_load(paths: &Paths, url: &str, sc: &Scenario, dir: &Path) -> Result<Load>
             Pace::RealTime => "--realtime",
         })
         .arg("--input")
-        .arg(&paths.flv)
+        .arg(&sc.input)
         .stdin(Stdio::null())
         .stdout(fs::File::create(&out_path)?)
         .stderr(fs::File::create(&log_path)?)

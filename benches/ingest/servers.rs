@@ -60,9 +60,10 @@ impl Server {
         let text = format!(
             "load_module {NGINX_RTMP_MODULE};\n\
              worker_processes 1;\n\
+             worker_rlimit_nofile 10000;\n\
              error_log {d}/error.log info;\n\
              pid {d}/nginx.pid;\n\
-             events {{ worker_connections 1024; }}\n\
+             events {{ worker_connections 4096; }}\n\
              rtmp {{\n\
                access_log {d}/access.log;\n\
                server {{\n\
@@ -117,8 +118,10 @@ impl Server {
             .args(["ingest", "--listen", &format!("127.0.0.1:{port}")])
             .args(["--chunk-duration", "10s"])
             // Every load connection comes from 127.0.0.1: the default of 16 per address would
-            // refuse the 17th stream (nginx-rtmp has no such limit).
-            .args(["--max-connections-per-ip", "1024"])
+            // refuse the 17th stream (nginx-rtmp has no such limit), and the capacity search
+            // goes past the default of 256 in all (nginx-rtmp is given 4096 too).
+            .args(["--max-connections-per-ip", "4096"])
+            .args(["--max-connections", "4096"])
             .stdin(Stdio::null())
             .stdout(log_file(&log)?)
             .stderr(log_file(&log)?)

@@ -556,9 +556,12 @@ async fn accept_loop(
             match tls {
                 Some(tls) => {
                     let stream = tls.wrap(socket, peer).await;
-                    connection::serve(stream, peer, shared, shutdown).await;
+                    connection::serve(stream, None, peer, shared, shutdown).await;
                 }
-                None => connection::serve(socket, peer, shared, shutdown).await,
+                None => {
+                    let fd = std::os::fd::AsRawFd::as_raw_fd(&socket);
+                    connection::serve(socket, Some(fd), peer, shared, shutdown).await
+                }
             }
             drop(slots);
         });
