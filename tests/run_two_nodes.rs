@@ -204,8 +204,8 @@ fn two_nodes_record_the_same_streams_into_one_bucket() {
         }
     }
     // How close the two nodes came: chunks of the same stream and sequence whose starts are
-    // within 50 ms (the same millisecond, so names that differ only in the node, in most runs;
-    // the two first frames' arrivals may fall a millisecond apart).
+    // within 250 ms (often the same millisecond: names that differ only in the node; on a
+    // loaded machine the two first frames' arrivals have fallen 1 to 70 ms apart).
     let key = |m: &ChunkManifest| {
         let n = ChunkName::parse(&m.name).unwrap();
         (n.app, n.stream, n.seq, n.start.to_unix_millis())
@@ -227,11 +227,11 @@ fn two_nodes_record_the_same_streams_into_one_bucket() {
             .filter(|(aa, s, q, _)| (aa, s, q) == (&app, &stream, &seq))
             .map(|t| (t.3 - start).abs())
             .min();
-        close += usize::from(twin.is_some_and(|d| d <= 50));
+        close += usize::from(twin.is_some_and(|d| d <= 250));
         same += usize::from(twin == Some(0));
     }
     eprintln!(
-        "{recorded} chunks in the bucket; {close} of node-b's start within 50 ms of node-a's chunk of the same stream and sequence, {same} in the same millisecond (names that differ only in the node)"
+        "{recorded} chunks in the bucket; {close} of node-b's start within 250 ms of node-a's chunk of the same stream and sequence, {same} in the same millisecond (names that differ only in the node)"
     );
     // The scenario this test exists for: the nodes' chunks of one stream are this close.
     assert!(
