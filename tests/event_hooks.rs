@@ -373,8 +373,11 @@ fn run_delivers_every_event_through_outages() {
             && !fail.exists()
             && queued_events(&state) == 0
         {
-            let stopped = !kinds(&receiver.delivered(), "stream.stopped").is_empty();
-            if stopped {
+            // An object is visible a moment before publish queues its chunk.uploaded (it
+            // does so once the store confirmed the manifest too): wait for each one's event.
+            let delivered = receiver.delivered();
+            let stopped = !kinds(&delivered, "stream.stopped").is_empty();
+            if stopped && kinds(&delivered, "chunk.uploaded").len() >= visible.len() {
                 break;
             }
         }
