@@ -155,12 +155,6 @@ pub struct SalvagedEnd {
     pub media_end_ms: Option<u32>,
 }
 
-/// Where a resumed recording's offsets start: the last frame's offset plus the time away, so
-/// offsets keep counting wall time across the reconnect.
-pub fn resumed_offset_ms(ended: Ended, away_ms: u64) -> u64 {
-    ended.offset_ms + away_ms
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,15 +300,6 @@ mod tests {
         assert!(!r.expired(80_000, 30_000));
         assert!(r.expired(80_001, 30_000));
         assert!(r.expired(50_000, 0));
-    }
-
-    #[test]
-    fn offsets_keep_counting_wall_time() {
-        let e = Ended {
-            utc_ms: 0,
-            offset_ms: 40_000,
-        };
-        assert_eq!(resumed_offset_ms(e, 5_000), 45_000);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use rtmp_recorder::naming::ChunkName;
 use crate::support::flv::{Amf, Flv};
 use crate::support::ingest::{PublishOpts, Publisher, Recorder, ffmpeg_publish};
 use crate::support::rtmp_cut::{CutProxy, Passed};
-use crate::support::{self, Scratch, Turn, packets, wait_until};
+use crate::support::{self, Scratch, Turn, free_port, packets, wait_until};
 
 /// The first publish lasts long enough for its first 10 s chunk to be handed on; it is cut a
 /// few seconds into the second.
@@ -35,6 +35,53 @@ fn opts(dir: &Path, name: &str) -> PublishOpts {
     }
 }
 
+/// A hook configured, so ingest queues its events in `events/`; no `deliver` runs here, so
+/// they stay there for the test to read.
+const HOOK: [(&str, &str); 1] = [("HOOK_COMMAND", "true")];
+
+fn start(dir: &Path, port: u16) -> Recorder {
+    Recorder::start_with_env(dir, port, &[], &HOOK)
+}
+
+/// The events of `kind` ingest queued, oldest first (their names sort by time).
+fn queued_events(rec: &Recorder, kind: &str) -> Vec<serde_json::Value> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(rec.state.join("events"))
+        .expect("reading events/")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).expect("an event"))
+        .filter(|e: &serde_json::Value| e["kind"] == kind)
+        .collect()
+}
+
+/// How much later than its arrival the recorder may date a frame: it dates a frame when the
+/// frame's batch reaches it (batches wait up to 100 ms, and a publishing connection's reads up
+/// to 100 ms more), so the last frame before a drop can look up to this much later than the
+/// test saw it, and the time away that much shorter.
+const DATED_LATE_MS: u64 = 300;
+
+/// The `stream.started` of the publish that continued the recording names the chunk before the
+/// gap and a time away of at most the gap (it is judged at the publish, the gap at its first
+/// frame) and at least what the test saw, less [`DATED_LATE_MS`].
+fn check_continued_event(rec: &Recorder, before_gap: &str, gap_ms: u64, away: Duration) {
+    let started = queued_events(rec, "stream.started");
+    let continued: Vec<_> = started
+        .iter()
+        .filter(|e| e.get("continues_after").is_some())
+        .collect();
+    assert_eq!(continued.len(), 1, "{started:?}");
+    assert_eq!(continued[0]["continues_after"], before_gap);
+    let away_ms = continued[0]["away_ms"].as_u64().expect("away_ms");
+    assert!(
+        ((away.as_millis() as u64).saturating_sub(DATED_LATE_MS)..=gap_ms).contains(&away_ms),
+        "away_ms {away_ms}: the test saw {away:?}, the gap is {gap_ms} ms"
+    );
+}
+
 /// Starts ingest and the first publish (through a cut proxy, if `cut`), and returns once its
 /// first chunk is handed on and `into_second` more has passed.
 fn first_publish(
@@ -42,7 +89,7 @@ fn first_publish(
     cut: bool,
     into_second: Duration,
 ) -> (Recorder, Option<CutProxy>, Publisher) {
-    let rec = Recorder::start(dir, &[]);
+    let rec = start(dir, free_port());
     let proxy = cut.then(|| CutProxy::start(([127, 0, 0, 1], rec.port).into()));
     let url = match &proxy {
         Some(p) => p.url("live", "cam"),
@@ -143,7 +190,14 @@ enum FirstPart {
 /// One recording across the reconnect: sequence 1..n, each chunk naming the one before, one
 /// gap (reason reconnect, `away` plus at most the second publisher's start-up), offsets that
 /// go on by the time away, and the frames of both publishes.
-fn check_one_recording(all: &[Chunk], first: FirstPart, away: Duration, late_ms: u64, dir: &Path) {
+/// Returns the name of the chunk before the gap and the gap.
+fn check_one_recording(
+    all: &[Chunk],
+    first: FirstPart,
+    away: Duration,
+    late_ms: u64,
+    dir: &Path,
+) -> (String, u64) {
     let names: Vec<String> = all.iter().map(Chunk::stem).collect();
     for (i, c) in all.iter().enumerate() {
         assert_eq!(c.name.seq as usize, i + 1, "sequence of {names:?}");
@@ -176,7 +230,7 @@ fn check_one_recording(all: &[Chunk], first: FirstPart, away: Duration, late_ms:
     let gap_ms = after.num("rtmpRecorderGapMs") as u64;
     let away_ms = away.as_millis() as u64;
     assert!(
-        (away_ms..=away_ms + late_ms).contains(&gap_ms),
+        (away_ms.saturating_sub(DATED_LATE_MS)..=away_ms + late_ms).contains(&gap_ms),
         "gap {gap_ms} ms; the test saw the publisher away {away_ms} ms (+ up to {late_ms})"
     );
     // Offsets: the chunk before the gap, its last frame, the time away.
@@ -221,6 +275,7 @@ fn check_one_recording(all: &[Chunk], first: FirstPart, away: Duration, late_ms:
         second_ref,
         "the second publish, every frame"
     );
+    (before.stem(), gap_ms)
 }
 
 /// ffmpeg through the cut proxy, cut off 2 s into its second chunk; `between` runs after the
@@ -234,13 +289,14 @@ fn cut_off_then_back(between: impl FnOnce(Recorder, &Path) -> Recorder) -> (Reco
     first.wait(Duration::from_secs(20));
     let rec = between(rec, dir.path());
     let (_second, away) = second_publish(&rec, dir.path(), cut_at);
-    check_one_recording(
+    let (before_gap, gap_ms) = check_one_recording(
         &chunks(&rec),
         FirstPart::Exactly(passed),
         away,
         3_000,
         dir.path(),
     );
+    check_continued_event(&rec, &before_gap, gap_ms, away);
     check_manifests(&rec);
     (rec, dir)
 }
@@ -288,7 +344,7 @@ fn a_publisher_cut_off_and_back_within_the_grace_continues_the_recording() {
 fn a_reconnect_continues_the_recording_across_an_ingest_restart() {
     cut_off_then_back(|mut rec, dir| {
         assert!(rec.terminate(Duration::from_secs(30)).success());
-        Recorder::start_on(dir, rec.port, &[])
+        start(dir, rec.port)
     });
 }
 
@@ -302,11 +358,33 @@ fn a_reconnect_continues_the_recording_after_ingest_was_killed_under_the_publish
     rec.kill9();
     first.wait(Duration::from_secs(20));
     let port = rec.port;
-    rec = Recorder::start_on(dir.path(), port, &[]);
+    rec = start(dir.path(), port);
     let (_second, away) = second_publish(&rec, dir.path(), killed_at);
     // The end of a killed publish is the last write to its chunk, which ingest buffers: up to
     // a moment before the kill, so the gap may be a little longer than the test saw.
-    check_one_recording(&chunks(&rec), FirstPart::Prefix, away, 5_000, dir.path());
+    let (before_gap, gap_ms) =
+        check_one_recording(&chunks(&rec), FirstPart::Prefix, away, 5_000, dir.path());
+    check_continued_event(&rec, &before_gap, gap_ms, away);
+    // The killed ingest could not say the first publish stopped; the next start did, with the
+    // first publish's identity, its two chunks and the salvaged one as the last.
+    let started = queued_events(&rec, "stream.started");
+    let stopped = queued_events(&rec, "stream.stopped");
+    let first_stop = stopped
+        .iter()
+        .find(|e| e["last_chunk"] == before_gap.as_str())
+        .unwrap_or_else(|| panic!("no stream.stopped for the killed publish: {stopped:?}"));
+    assert_eq!(first_stop["chunks"], 2);
+    assert_eq!(
+        first_stop["id"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("stream.stopped:"),
+        started[0]["id"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("stream.started:"),
+        "the same publish"
+    );
     assert!(
         rec.log_text()
             .contains("were publishing when ingest stopped"),

@@ -397,7 +397,7 @@ impl StreamRecorder {
         // the offsets go on from where they stopped plus that time.
         let gap = self.resumed.take().map(|ended| {
             let away_ms = u64::try_from(utc_ms.saturating_sub(ended.utc_ms)).unwrap_or(0);
-            self.offset_base = reconnect::resumed_offset_ms(ended, away_ms);
+            self.offset_base = ended.offset_ms + away_ms;
             Gap {
                 duration_ms: away_ms,
                 reason: reconnect::GAP_REASON_RECONNECT,

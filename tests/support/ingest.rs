@@ -208,10 +208,17 @@ impl Recorder {
     }
 
     pub fn start_on(dir: &Path, port: u16, extra: &[&str]) -> Recorder {
+        Recorder::start_with_env(dir, port, extra, &[])
+    }
+
+    /// [`Recorder::start_on`] with `env` set in ingest's environment (the hook variables are
+    /// read from there only).
+    pub fn start_with_env(dir: &Path, port: u16, extra: &[&str], env: &[(&str, &str)]) -> Recorder {
         let state = dir.join("state");
         let log = dir.join("recorder.log");
         let mut cmd = Command::new(support::BIN);
         clean_env(&mut cmd);
+        cmd.envs(env.iter().copied());
         cmd.arg("--state-dir")
             .arg(&state)
             .args(["--log-level", "debug", "ingest", "--listen"])
