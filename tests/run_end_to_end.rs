@@ -77,11 +77,13 @@ fn ffmpeg_to_s3_through_run() {
             publisher.wait_ok(Duration::from_secs(5));
             publisher_done = true;
         }
-        let archived = ingest::files_with_ext(&state.join("archive"), "flv").len();
+        // Stages are read in the order files move through them, so a chunk moving on between
+        // two reads is counted twice (no break yet), never missed (a break one chunk early).
         let pending = ["recording", "remux"]
             .iter()
             .map(|d| ingest::files_with_ext(&state.join(d), "flv").len())
             .sum::<usize>();
+        let archived = ingest::files_with_ext(&state.join("archive"), "flv").len();
         if publisher_done
             && pending == 0
             && archived > 0
