@@ -156,6 +156,25 @@ pub enum Message<'a> {
     Video { timestamp: u64, body: &'a [u8] },
 }
 
+impl<'a> Message<'a> {
+    /// The FLV tag this message is written as.
+    pub fn tag_type(&self) -> TagType {
+        match self {
+            Message::Metadata(_) => TagType::Script,
+            Message::Audio { .. } => TagType::Audio,
+            Message::Video { .. } => TagType::Video,
+        }
+    }
+
+    pub fn body(&self) -> &'a [u8] {
+        match *self {
+            Message::Metadata(body) | Message::Audio { body, .. } | Message::Video { body, .. } => {
+                body
+            }
+        }
+    }
+}
+
 /// Why a chunk started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SplitReason {
@@ -811,25 +830,41 @@ mod tests {
         assert_eq!(s.dropped(), 2);
     }
 
-    #[test]
-    fn duration_splits_before_the_first_keyframe_past_the_target() {
+    /// A splitter with 1 s chunks whose first chunk opened on a keyframe at `timestamp`.
+    fn video_started_at(timestamp: u64) -> Splitter {
         let mut s = Splitter::new(cfg(1000, u64::MAX));
         s.push(&v(0, &vseq(&[1])));
         assert_eq!(
-            s.push(&v(500, &vframe(true, 0))),
+            s.push(&v(timestamp, &vframe(true, 0))),
             start(SplitReason::StreamStart)
         );
-        // A keyframe just short of the target, and an inter frame past it: no split.
-        assert_eq!(s.push(&v(1499, &vframe(true, 0))), write(999));
-        assert_eq!(s.push(&v(1600, &vframe(false, 33))), write(1100));
-        // Audio never splits a stream that has video.
-        assert_eq!(s.push(&a(1700, &aframe())), write(1200));
-        // Command frames and sequence headers are not keyframes.
-        assert_eq!(s.push(&v(1800, &[0x57, 0])), write(1300));
-        assert_eq!(s.push(&v(1800, &vseq(&[1]))), Action::Remember);
-        assert_eq!(
-            s.push(&v(1900, &vframe(true, 0))),
-            start(SplitReason::Duration)
+        s
+    }
+
+    /// Pushes each step's message and checks the splitter's answer.
+    fn play(s: &mut Splitter, steps: &[(Message<'_>, Action)]) {
+        for (i, (msg, want)) in steps.iter().enumerate() {
+            assert_eq!(s.push(msg), *want, "step {i}: {msg:?}");
+        }
+    }
+
+    #[test]
+    fn duration_splits_before_the_first_keyframe_past_the_target() {
+        let (key, audio, seq) = (vframe(true, 0), aframe(), vseq(&[1]));
+        let mut s = video_started_at(500);
+        play(
+            &mut s,
+            &[
+                // A keyframe just short of the target, and an inter frame past it: no split.
+                (v(1499, &key), write(999)),
+                (v(1600, &vframe(false, 33)), write(1100)),
+                // Audio never splits a stream that has video.
+                (a(1700, &audio), write(1200)),
+                // Command frames and sequence headers are not keyframes.
+                (v(1800, &[0x57, 0]), write(1300)),
+                (v(1800, &seq), Action::Remember),
+                (v(1900, &key), start(SplitReason::Duration)),
+            ],
         );
         assert_eq!(s.chunk_start_timestamp(), Some(1900));
         assert_eq!(s.push(&v(1933, &vframe(false, 0))), write(33));
@@ -950,65 +985,59 @@ mod tests {
         s.cut_at_next_split_point();
         // Inter frames and audio are no split points; the next keyframe is, long before 10 s.
         // One request, one cut.
-        let steps = [
-            (v(33, &inter), write(33)),
-            (a(40, &audio), write(40)),
-            (v(66, &key), start(SplitReason::Resume)),
-            (v(99, &key), write(33)),
-        ];
-        for (i, (msg, want)) in steps.iter().enumerate() {
-            assert_eq!(s.push(msg), *want, "step {i}");
-        }
+        play(
+            &mut s,
+            &[
+                (v(33, &inter), write(33)),
+                (a(40, &audio), write(40)),
+                (v(66, &key), start(SplitReason::Resume)),
+                (v(99, &key), write(33)),
+            ],
+        );
         assert_eq!(s.chunk_start_timestamp(), Some(66));
         assert_eq!(s.chunks(), 2);
     }
 
     #[test]
     fn audio_splits_once_video_has_been_silent_for_a_chunk_length() {
-        let mut s = Splitter::new(cfg(1000, u64::MAX));
-        s.push(&v(0, &vseq(&[1])));
-        assert_eq!(
-            s.push(&v(0, &vframe(true, 0))),
-            start(SplitReason::StreamStart)
-        );
-        assert_eq!(s.push(&v(500, &vframe(false, 0))), write(500));
-        // Video stops at 500; audio goes on. Within a chunk length of the last video frame audio
-        // is no split point, after it audio is.
-        assert_eq!(s.push(&a(1400, &aframe())), write(1400));
-        assert_eq!(s.push(&a(1500, &aframe())), start(SplitReason::Duration));
-        assert_eq!(s.push(&a(2400, &aframe())), write(900));
-        assert_eq!(s.push(&a(2500, &aframe())), start(SplitReason::Duration));
-        // Video comes back with a keyframe: it splits on video again.
-        assert_eq!(s.push(&v(2600, &vframe(true, 0))), write(100));
-        assert_eq!(s.push(&a(3550, &aframe())), write(1050));
-        assert_eq!(
-            s.push(&v(3600, &vframe(true, 0))),
-            start(SplitReason::Duration)
+        let (key, inter, audio) = (vframe(true, 0), vframe(false, 0), aframe());
+        play(
+            &mut video_started_at(0),
+            &[
+                (v(500, &inter), write(500)),
+                // Video stops at 500; audio goes on. Within a chunk length of the last video
+                // frame audio is no split point, after it audio is.
+                (a(1400, &audio), write(1400)),
+                (a(1500, &audio), start(SplitReason::Duration)),
+                (a(2400, &audio), write(900)),
+                (a(2500, &audio), start(SplitReason::Duration)),
+                // Video comes back with a keyframe: it splits on video again.
+                (v(2600, &key), write(100)),
+                (a(3550, &audio), write(1050)),
+                (v(3600, &key), start(SplitReason::Duration)),
+            ],
         );
     }
 
     #[test]
     fn audio_only_streams_split_on_audio_until_video_appears() {
-        let mut s = Splitter::new(cfg(1000, u64::MAX));
-        assert_eq!(s.push(&a(0, &aframe())), start(SplitReason::StreamStart));
-        assert_eq!(s.push(&a(999, &aframe())), write(999));
-        assert_eq!(s.push(&a(1000, &aframe())), start(SplitReason::Duration));
-        // MP3 frames are frames too.
-        assert_eq!(
-            s.push(&a(2000, &[0x2f, 0xff, 0xfb])),
-            start(SplitReason::Duration)
-        );
-        // Video shows up (its first sequence header is new configuration: next frame splits).
-        assert_eq!(s.push(&v(2010, &vseq(&[1]))), Action::Remember);
-        assert_eq!(
-            s.push(&v(2010, &vframe(true, 0))),
-            start(SplitReason::VideoConfigChanged)
-        );
-        assert_eq!(s.push(&v(3000, &vframe(false, 0))), write(990));
-        assert_eq!(s.push(&a(3100, &aframe())), write(1090));
-        assert_eq!(
-            s.push(&v(3100, &vframe(true, 0))),
-            start(SplitReason::Duration)
+        let (key, inter, audio, seq) = (vframe(true, 0), vframe(false, 0), aframe(), vseq(&[1]));
+        play(
+            &mut Splitter::new(cfg(1000, u64::MAX)),
+            &[
+                (a(0, &audio), start(SplitReason::StreamStart)),
+                (a(999, &audio), write(999)),
+                (a(1000, &audio), start(SplitReason::Duration)),
+                // MP3 frames are frames too.
+                (a(2000, &[0x2f, 0xff, 0xfb]), start(SplitReason::Duration)),
+                // Video shows up (its first sequence header is new configuration: the next
+                // frame splits).
+                (v(2010, &seq), Action::Remember),
+                (v(2010, &key), start(SplitReason::VideoConfigChanged)),
+                (v(3000, &inter), write(990)),
+                (a(3100, &audio), write(1090)),
+                (v(3100, &key), start(SplitReason::Duration)),
+            ],
         );
     }
 
@@ -1634,20 +1663,7 @@ mod tests {
         for (n, w) in files.into_iter().enumerate() {
             let path = dir.path().join(format!("chunk{n}.flv"));
             std::fs::write(&path, w.into_inner()).unwrap();
-            let probe = tool(
-                Command::new("ffprobe")
-                    .args([
-                        "-v",
-                        "error",
-                        "-select_streams",
-                        "v",
-                        "-show_entries",
-                        "packet=pts,dts,flags",
-                        "-of",
-                        "csv=p=0",
-                    ])
-                    .arg(&path),
-            );
+            let probe = crate::flv::tests::video_packets(&path);
             let lines: Vec<&str> = probe.lines().collect();
             assert_eq!(lines.len(), 30, "chunk {n}: {probe}");
             assert!(

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod clip;
 pub mod disk;
 pub mod duration;
+pub mod escape;
 pub mod events;
 pub mod exit;
 pub mod flv;

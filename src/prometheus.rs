@@ -43,7 +43,7 @@ impl Exposition {
                 if i > 0 {
                     self.text.push(',');
                 }
-                let _ = write!(self.text, "{k}=\"{}\"", escape_label_value(v));
+                let _ = write!(self.text, "{k}=\"{}\"", crate::escape::prometheus_label(v));
             }
             self.text.push('}');
         }
@@ -59,19 +59,6 @@ impl Exposition {
     pub fn finish(self) -> String {
         self.text
     }
-}
-
-pub fn escape_label_value(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn format_value(v: f64) -> String {

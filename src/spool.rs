@@ -97,6 +97,53 @@ pub struct StateDir {
     root: PathBuf,
 }
 
+/// The fixed folders, each once: its getter, its name, and whether every stage creates it
+/// at start (`open`) or only the stage that uses it.
+macro_rules! state_folders {
+    ($($(#[doc = $doc:literal])* $getter:ident => $name:literal, $at_open:literal;)*) => {
+        impl StateDir {
+            $(
+                $(#[doc = $doc])*
+                pub fn $getter(&self) -> PathBuf {
+                    self.root.join($name)
+                }
+            )*
+
+            /// The folders `open` creates.
+            fn created_at_open(&self) -> Vec<PathBuf> {
+                let mut out = Vec::new();
+                $(if $at_open {
+                    out.push(self.$getter());
+                })*
+                out
+            }
+        }
+    };
+}
+
+state_folders! {
+    /// Chunks being written; only ingest writes here.
+    recording => "recording", true;
+    /// Finished FLV chunks waiting for remux.
+    remux_inbox => "remux", true;
+    /// Finished MP4s (and their manifests) waiting for publish.
+    publish_inbox => "publish", true;
+    /// FLVs after their MP4 exists, MP4s after a verified upload; retention deletes them.
+    archive => "archive", true;
+    /// Inputs a stage could not process, each with `NAME.reason` beside it.
+    failed => "failed", true;
+    /// Work in progress of remux and publish; never an inbox.
+    tmp => "tmp", true;
+    /// What stages leave for `rtmp-recorder status` and `/metrics` (see `observe`).
+    status => "status", true;
+    /// Events waiting for delivery to the hooks (see `events`); one file each, renamed in.
+    events => "events", true;
+    /// Each stream's last publish as ingest left it, for reconnect continuity (`reconnect`).
+    sessions => "sessions", true;
+    /// Where `run` publishes when no S3 destination is configured.
+    published => "published", false;
+}
+
 impl StateDir {
     pub fn new(root: impl Into<PathBuf>) -> StateDir {
         StateDir { root: root.into() }
@@ -106,17 +153,7 @@ impl StateDir {
     /// that died; every stage calls this before touching anything.
     pub fn open(root: impl Into<PathBuf>) -> Result<StateDir> {
         let dir = StateDir::new(root);
-        for sub in [
-            dir.recording(),
-            dir.remux_inbox(),
-            dir.publish_inbox(),
-            dir.archive(),
-            dir.failed(),
-            dir.tmp(),
-            dir.status(),
-            dir.events(),
-            dir.sessions(),
-        ] {
+        for sub in dir.created_at_open() {
             fs::create_dir_all(&sub)
                 .with_context(|| format!("creating state folder {}", sub.display()))?;
         }
@@ -129,44 +166,6 @@ impl StateDir {
 
     pub fn root(&self) -> &Path {
         &self.root
-    }
-    /// Chunks being written; only ingest writes here.
-    pub fn recording(&self) -> PathBuf {
-        self.root.join("recording")
-    }
-    /// Finished FLV chunks waiting for remux.
-    pub fn remux_inbox(&self) -> PathBuf {
-        self.root.join("remux")
-    }
-    /// Finished MP4s (and their manifests) waiting for publish.
-    pub fn publish_inbox(&self) -> PathBuf {
-        self.root.join("publish")
-    }
-    pub fn archive(&self) -> PathBuf {
-        self.root.join("archive")
-    }
-    pub fn failed(&self) -> PathBuf {
-        self.root.join("failed")
-    }
-    /// Work in progress of remux and publish; never an inbox.
-    pub fn tmp(&self) -> PathBuf {
-        self.root.join("tmp")
-    }
-    /// What stages leave for `rtmp-recorder status` and `/metrics` (see `observe`).
-    pub fn status(&self) -> PathBuf {
-        self.root.join("status")
-    }
-    /// Events waiting for delivery to the hooks (see `events`); one file each, renamed in.
-    pub fn events(&self) -> PathBuf {
-        self.root.join("events")
-    }
-    /// Each stream's last publish as ingest left it, for reconnect continuity (`reconnect`).
-    pub fn sessions(&self) -> PathBuf {
-        self.root.join("sessions")
-    }
-    /// Where `run` publishes when no S3 destination is configured.
-    pub fn published(&self) -> PathBuf {
-        self.root.join("published")
     }
 
     /// Moves an input a stage could not process to `failed/`, with `NAME.reason` beside it.

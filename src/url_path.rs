@@ -108,22 +108,6 @@ pub fn encode_segment(name: &str) -> String {
     out
 }
 
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn html_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,11 +173,7 @@ mod tests {
     }
 
     #[test]
-    fn links_and_html_are_escaped() {
+    fn link_segments_are_percent_encoded() {
         assert_eq!(encode_segment("a b/<c>.mp4"), "a%20b%2F%3Cc%3E.mp4");
-        assert_eq!(
-            html_escape("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
     }
 }

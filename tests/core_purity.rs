@@ -22,6 +22,7 @@ const CORE: &[&str] = &[
     "utc",
     "naming",
     "log_safe",
+    "escape",
     "publish_token",
     "manifest",
     "exit",

@@ -303,25 +303,33 @@ pub(crate) fn ffmpeg_h264_aac_flv(path: &Path, seconds: &str) {
     );
 }
 
+/// ffprobe's line per video packet of `path`, in file order: "pts,dts,flags" (ffprobe's own
+/// field order), then anything it reported on stderr, so a decode error breaks the listing.
+pub(crate) fn video_packets(path: &Path) -> String {
+    let out = run_tool(
+        Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-select_streams",
+                "v",
+                "-show_entries",
+                "packet=pts,dts,flags",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(path),
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
 /// Real FLV from ffmpeg: H.264 with B-frames and AAC.
 #[test]
 fn parses_ffmpeg_flv() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("x.flv");
     ffmpeg_h264_aac_flv(&path, "2");
-    // Per video packet "dts,pts,flags", in file order.
-    let probe = run(Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v",
-            "-show_entries",
-            "packet=dts,pts,flags",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(&path));
+    let probe = video_packets(&path);
     let mut probe_ct = Vec::new();
     let mut probe_keys = 0;
     for line in probe.lines() {

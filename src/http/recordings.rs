@@ -21,7 +21,8 @@ use serde::Serialize;
 use tower_http::services::ServeFile;
 
 use super::IngestView;
-use crate::url_path::{self, encode_segment, html_escape};
+use crate::escape;
+use crate::url_path::{self, encode_segment};
 
 const PREFIX: &str = "/recordings/";
 
@@ -235,7 +236,7 @@ fn render(listing: Listing, json: bool) -> Response {
     if json {
         return Json(listing).into_response();
     }
-    let title = html_escape(&listing.path);
+    let title = escape::html(&listing.path);
     let mut html = format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head><body>\n<h1>{title}</h1>\n<table>\n<tr><th>name</th><th>size</th><th></th></tr>\n"
     );
@@ -250,10 +251,10 @@ fn render(listing: Listing, json: bool) -> Response {
         };
         html.push_str(&format!(
             "<tr><td><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td></tr>\n",
-            html_escape(&e.href),
-            html_escape(&shown),
+            escape::html(&e.href),
+            escape::html(&shown),
             e.size.map(|s| s.to_string()).unwrap_or_default(),
-            html_escape(e.description.unwrap_or("")),
+            escape::html(e.description.unwrap_or("")),
         ));
     }
     html.push_str("</table>\n</body></html>\n");

@@ -45,6 +45,23 @@ pub enum Input {
     Video { timestamp: u64, body: Bytes },
 }
 
+impl Input {
+    /// The message, borrowed, as the splitter takes it.
+    pub fn message(&self) -> Message<'_> {
+        match self {
+            Input::Metadata(body) => Message::Metadata(body),
+            Input::Audio { timestamp, body } => Message::Audio {
+                timestamp: *timestamp,
+                body,
+            },
+            Input::Video { timestamp, body } => Message::Video {
+                timestamp: *timestamp,
+                body,
+            },
+        }
+    }
+}
+
 /// Records one publish session of one stream into chunks.
 pub struct StreamRecorder {
     state: StateDir,
@@ -207,31 +224,13 @@ impl StreamRecorder {
 
     /// Takes the next message of the session.
     pub fn push(&mut self, input: &Input) -> Result<()> {
-        let (msg, tag_type, body) = match input {
-            Input::Metadata(body) => (Message::Metadata(body), TagType::Script, body),
-            Input::Audio { timestamp, body } => {
-                self.seen_audio = true;
-                (
-                    Message::Audio {
-                        timestamp: *timestamp,
-                        body,
-                    },
-                    TagType::Audio,
-                    body,
-                )
-            }
-            Input::Video { timestamp, body } => {
-                self.seen_video = true;
-                (
-                    Message::Video {
-                        timestamp: *timestamp,
-                        body,
-                    },
-                    TagType::Video,
-                    body,
-                )
-            }
-        };
+        let msg = input.message();
+        let (tag_type, body) = (msg.tag_type(), msg.body());
+        match tag_type {
+            TagType::Audio => self.seen_audio = true,
+            TagType::Video => self.seen_video = true,
+            TagType::Script => {}
+        }
         let dropped_before = self.splitter.dropped();
         self.now = self.created.elapsed();
         match self.splitter.push_at(self.now, &msg) {

@@ -1,6 +1,6 @@
 //! Codec configurations for the unit tests of the MP4 core.
 
-use super::{SampleEntry, SampleIn};
+use super::{Movie, SampleEntry, SampleIn};
 
 /// An AVC sample entry around `sps` (with a fixed PPS).
 pub fn avc(sps: &[u8]) -> SampleEntry {
@@ -22,6 +22,25 @@ pub const SPS_720P: [u8; 26] = [
 /// AAC LC, 48 kHz stereo.
 pub fn aac() -> SampleEntry {
     SampleEntry::aac(&[0x11, 0x90]).unwrap()
+}
+
+/// A movie whose one track (video, track 0) changes configuration mid-way: two samples under
+/// [`SPS_720P`], then two under another level. Returns it and the second configuration.
+pub fn two_configurations() -> (Movie, SampleEntry) {
+    let mut m = Movie::new();
+    let v = m.add_track(avc(&SPS_720P));
+    m.push(v, sample(0, 0, 10, 0, true));
+    m.push(v, sample(33, 0, 10, 10, false));
+    let mut sps = SPS_720P;
+    sps[3] = 0x28;
+    let other = avc(&sps);
+    assert!(
+        m.set_entry(v, other.clone()),
+        "another level is a new configuration"
+    );
+    m.push(v, sample(66, 0, 10, 20, true));
+    m.push(v, sample(99, 0, 10, 30, false));
+    (m, other)
 }
 
 /// One input sample (times in ms).

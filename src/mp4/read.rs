@@ -297,7 +297,7 @@ fn entry(c: &Codec, timescale: u32, first_delta: Option<u32>) -> Result<SampleEn
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixtures::{SPS_720P, aac, avc, sample};
+    use super::super::fixtures::{SPS_720P, aac, avc, sample, two_configurations};
     use super::super::{Movie, SampleIn};
     use super::*;
 
@@ -361,19 +361,12 @@ mod tests {
 
     #[test]
     fn a_second_configuration_reads_back_per_sample() {
-        let mut m = Movie::new();
-        let v = m.add_track(avc(&SPS_720P));
-        m.push(v, sample(0, 0, 10, 0, true));
-        m.push(v, sample(33, 0, 10, 10, false));
-        let mut other = SPS_720P;
-        other[3] = 0x28;
-        m.set_entry(v, avc(&other));
-        m.push(v, sample(66, 0, 10, 20, true));
+        let (m, other) = two_configurations();
         let read = parse(&m.layout(0).unwrap().head).unwrap();
         let t = &read.tracks[0];
-        assert_eq!(t.entries, vec![avc(&SPS_720P), avc(&other)]);
+        assert_eq!(t.entries, vec![avc(&SPS_720P), other]);
         let entries: Vec<u16> = t.samples.iter().map(|s| s.entry).collect();
-        assert_eq!(entries, vec![0, 0, 1]);
+        assert_eq!(entries, vec![0, 0, 1, 1]);
     }
 
     #[test]

@@ -66,14 +66,31 @@ pub fn write_mp4<R: ReadAt + ?Sized, W: Write>(
     Ok(written)
 }
 
-/// Refuses `ranges` (offset, length) of which any runs past `src_len`, before a byte is written.
-pub(super) fn check_ranges(src_len: u64, ranges: &[(u64, u32)]) -> io::Result<()> {
-    match ranges.iter().find(|(o, l)| o + u64::from(*l) > src_len) {
-        Some(&(o, l)) => Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            format!("range {o}+{l} runs past the end of the source ({src_len} bytes)"),
-        )),
-        None => Ok(()),
+/// An MP4 to write out: its `head`, then the `ranges` (offset, length; ascending, disjoint) of
+/// `src`, a file of `src_len` bytes when it was scanned.
+#[derive(Clone, Copy)]
+pub struct Mp4Parts<'a> {
+    pub src: &'a File,
+    pub src_len: u64,
+    pub head: &'a [u8],
+    pub ranges: &'a [(u64, u32)],
+}
+
+impl Mp4Parts<'_> {
+    /// Refuses ranges of which any runs past `src_len`, before a byte is written.
+    pub(super) fn check(&self) -> io::Result<()> {
+        let src_len = self.src_len;
+        match self
+            .ranges
+            .iter()
+            .find(|(o, l)| o + u64::from(*l) > src_len)
+        {
+            Some(&(o, l)) => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("range {o}+{l} runs past the end of the source ({src_len} bytes)"),
+            )),
+            None => Ok(()),
+        }
     }
 }
 
@@ -84,19 +101,18 @@ const WINDOW: u64 = 8 << 20;
 /// iovecs per `writev` (Linux's IOV_MAX).
 const IOV_MAX: usize = 1024;
 
-/// Writes `head` and the `ranges` of `src` (a file of `src_len` bytes when scanned; it sits
-/// locked in our inbox, but should it shrink anyway the kernel's read of the mapping fails with
-/// an error, never a SIGBUS here) to `out`. The source is mapped a window at a time and the ranges
-/// go to the kernel straight from the page cache with `writev`, so the payload is copied once.
-/// Returns the bytes written.
-pub fn write_mp4_file(
-    src: &File,
-    src_len: u64,
-    head: &[u8],
-    ranges: &[(u64, u32)],
-    out: &mut File,
-) -> io::Result<u64> {
-    check_ranges(src_len, ranges)?;
+/// Writes `parts` to `out`. The source sits locked in our inbox, but should it shrink anyway
+/// the kernel's read of the mapping fails with an error, never a SIGBUS here. The source is
+/// mapped a window at a time and the ranges go to the kernel straight from the page cache with
+/// `writev`, so the payload is copied once. Returns the bytes written.
+pub fn write_mp4_file(parts: &Mp4Parts, out: &mut File) -> io::Result<u64> {
+    parts.check()?;
+    let Mp4Parts {
+        src,
+        src_len,
+        head,
+        ranges,
+    } = *parts;
     out.write_all(head)?;
     let mut written = head.len() as u64;
     let mut flushed = 0u64;
@@ -265,14 +281,25 @@ mod tests {
         ranges.sort();
         ranges.dedup_by(|b, a| a.0 + u64::from(a.1) > b.0);
         let mut out = File::create(dir.path().join("out")).unwrap();
-        let n = write_mp4_file(&src, data.len() as u64, b"HEAD", &ranges, &mut out).unwrap();
+        let parts = Mp4Parts {
+            src: &src,
+            src_len: data.len() as u64,
+            head: b"HEAD",
+            ranges: &ranges,
+        };
+        let n = write_mp4_file(&parts, &mut out).unwrap();
         let mut want = Vec::new();
         write_mp4(data.as_slice(), b"HEAD", &ranges, &mut want).unwrap();
         assert_eq!(n as usize, want.len());
         assert!(std::fs::read(dir.path().join("out")).unwrap() == want);
         let mut out = File::create(dir.path().join("short")).unwrap();
         let past_end = [(size as u64 - 100, 200)];
-        assert!(write_mp4_file(&src, data.len() as u64, b"", &past_end, &mut out).is_err());
+        let past_end = Mp4Parts {
+            head: b"",
+            ranges: &past_end,
+            ..parts
+        };
+        assert!(write_mp4_file(&past_end, &mut out).is_err());
     }
 
     #[test]

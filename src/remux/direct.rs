@@ -16,7 +16,7 @@ use std::path::Path;
 
 use std::os::fd::AsRawFd;
 
-use super::copy::{advance, check_ranges, vectored};
+use super::copy::{Mp4Parts, advance, vectored};
 
 /// Bytes gathered per write; a multiple of any logical block size.
 const CHUNK: usize = 4 << 20;
@@ -129,17 +129,13 @@ impl DirectWriter<'_> {
     }
 }
 
-/// Writes `head` and the `ranges` of `src` (`src_len` bytes when scanned; a read that ends
-/// early because it shrank since is an error) to `out`, a new file opened by [`create`] for
-/// direct I/O. Returns the bytes written.
-pub fn write_mp4_direct(
-    src: &File,
-    src_len: u64,
-    head: &[u8],
-    ranges: &[(u64, u32)],
-    out: &mut File,
-) -> io::Result<u64> {
-    check_ranges(src_len, ranges)?;
+/// Writes `parts` to `out`, a new file opened by [`create`] for direct I/O; a read that ends
+/// early because the source shrank since its scan is an error. Returns the bytes written.
+pub fn write_mp4_direct(parts: &Mp4Parts, out: &mut File) -> io::Result<u64> {
+    parts.check()?;
+    let Mp4Parts {
+        src, head, ranges, ..
+    } = *parts;
     let mut w = DirectWriter {
         out,
         buf: AlignedBuf::new()?,
@@ -255,10 +251,16 @@ mod tests {
         let head = vec![7u8; 5000];
         let out_path = dir.path().join("out");
         let (mut out, direct) = create(&out_path).unwrap();
+        let parts = Mp4Parts {
+            src: &src,
+            src_len: size as u64,
+            head: &head,
+            ranges: &ranges,
+        };
         let n = if direct {
-            write_mp4_direct(&src, size as u64, &head, &ranges, &mut out).unwrap()
+            write_mp4_direct(&parts, &mut out).unwrap()
         } else {
-            super::super::copy::write_mp4_file(&src, size as u64, &head, &ranges, &mut out).unwrap()
+            super::super::copy::write_mp4_file(&parts, &mut out).unwrap()
         };
         drop(out);
         let mut want = head.clone();
@@ -268,7 +270,12 @@ mod tests {
         assert_eq!(n as usize, want.len());
         assert!(std::fs::read(&out_path).unwrap() == want);
         let (mut out, _) = create(&dir.path().join("bad")).unwrap();
-        assert!(write_mp4_direct(&src, size as u64, b"", &[(size as u64, 1)], &mut out).is_err());
+        let past_end = Mp4Parts {
+            head: b"",
+            ranges: &[(size as u64, 1)],
+            ..parts
+        };
+        assert!(write_mp4_direct(&past_end, &mut out).is_err());
     }
 
     /// The file shrinks after its length was read (someone truncated it in our inbox): both
@@ -289,14 +296,19 @@ mod tests {
             .set_len(5000)
             .unwrap();
         let ranges = [(100u64, 1000u32), (6000, 2 << 20)];
+        let parts = Mp4Parts {
+            src: &src,
+            src_len: claimed as u64,
+            head: b"h",
+            ranges: &ranges,
+        };
         let (mut out, direct) = create(&dir.path().join("out")).unwrap();
         if direct {
-            let e = write_mp4_direct(&src, claimed as u64, b"h", &ranges, &mut out).unwrap_err();
+            let e = write_mp4_direct(&parts, &mut out).unwrap_err();
             assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
         }
         let mut out = File::create(dir.path().join("out2")).unwrap();
-        let e = super::super::copy::write_mp4_file(&src, claimed as u64, b"h", &ranges, &mut out)
-            .unwrap_err();
+        let e = super::super::copy::write_mp4_file(&parts, &mut out).unwrap_err();
         eprintln!("mapped copy of a truncated source: {e}");
     }
 }

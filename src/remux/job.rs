@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use super::blocks::BlockFile;
-use super::copy::write_mp4_file;
+use super::copy::{Mp4Parts, write_mp4_file};
 use super::direct;
 use super::manifest;
 use super::scan::{self, ScanError};
@@ -154,10 +154,16 @@ fn write_and_queue(
 ) -> Result<u64> {
     let (mut out, direct) =
         direct::create(tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let parts = Mp4Parts {
+        src: file,
+        src_len: len,
+        head: &layout.head,
+        ranges: &layout.ranges,
+    };
     let written = if direct {
-        direct::write_mp4_direct(file, len, &layout.head, &layout.ranges, &mut out)
+        direct::write_mp4_direct(&parts, &mut out)
     } else {
-        write_mp4_file(file, len, &layout.head, &layout.ranges, &mut out)
+        write_mp4_file(&parts, &mut out)
     }
     .with_context(|| format!("writing {} from {}", tmp.display(), flv.display()))?;
     out.sync_all()
