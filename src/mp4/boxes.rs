@@ -8,7 +8,7 @@ use mp4_atom::{
     StszSamples, Stts, SttsEntry, Tkhd, Trak, Url, Vmhd,
 };
 
-use super::codec::SampleEntry;
+use super::codec::{SampleEntry, VideoConfig};
 use super::error::MovieError;
 use super::track::{Track, Window, source_order};
 
@@ -19,8 +19,14 @@ pub(super) fn ftyp(tracks: &[&Track]) -> Ftyp {
     let mut brands: Vec<FourCC> = vec![b"isom".into(), b"iso2".into(), b"mp41".into()];
     for t in tracks {
         let brand: Option<FourCC> = match t.entries[0] {
-            SampleEntry::Avc { .. } => Some(b"avc1".into()),
-            SampleEntry::Av1 { .. } => Some(b"av01".into()),
+            SampleEntry::Video {
+                config: VideoConfig::Avc(_),
+                ..
+            } => Some(b"avc1".into()),
+            SampleEntry::Video {
+                config: VideoConfig::Av1(_),
+                ..
+            } => Some(b"av01".into()),
             _ => None,
         };
         if let Some(b) = brand

@@ -26,24 +26,23 @@ pub enum CodecError {
     Unsupported(String),
 }
 
+impl CodecError {
+    fn no_sps(what: &'static str) -> CodecError {
+        CodecError::Missing { what, nal: "SPS" }
+    }
+}
+
+/// Decodes the body of a decoder configuration record (`what` names it in the error).
+fn decode_record<T: Atom>(what: &'static str, record: &[u8]) -> Result<T, CodecError> {
+    T::decode_body(&mut &record[..]).map_err(|source| CodecError::Record { what, source })
+}
+
 /// A track's codec configuration: everything needed to write one `stsd` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SampleEntry {
-    /// H.264 with its AVCDecoderConfigurationRecord (all SPS/PPS).
-    Avc {
-        config: Avcc,
-        width: u16,
-        height: u16,
-    },
-    /// HEVC with its HEVCDecoderConfigurationRecord (VPS/SPS/PPS/SEI arrays).
-    Hevc {
-        config: Hvcc,
-        width: u16,
-        height: u16,
-    },
-    /// AV1 with its AV1CodecConfigurationRecord.
-    Av1 {
-        config: Av1c,
+    /// Video: the decoder configuration and the picture size it declares.
+    Video {
+        config: VideoConfig,
         width: u16,
         height: u16,
     },
@@ -62,65 +61,54 @@ pub enum SampleEntry {
     },
 }
 
+/// A video codec's decoder configuration record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VideoConfig {
+    /// H.264: AVCDecoderConfigurationRecord (all SPS/PPS).
+    Avc(Avcc),
+    /// HEVC: HEVCDecoderConfigurationRecord (VPS/SPS/PPS/SEI arrays).
+    Hevc(Hvcc),
+    /// AV1: AV1CodecConfigurationRecord.
+    Av1(Av1c),
+}
+
 impl SampleEntry {
     /// From an AVCDecoderConfigurationRecord (the body of an FLV AVC sequence header).
     pub fn avc(record: &[u8]) -> Result<SampleEntry, CodecError> {
         const WHAT: &str = "AVC decoder configuration record";
-        let config = Avcc::decode_body(&mut &record[..])
-            .map_err(|source| CodecError::Record { what: WHAT, source })?;
-        let sps = config
-            .sequence_parameter_sets
-            .first()
-            .ok_or(CodecError::Missing {
-                what: WHAT,
-                nal: "SPS",
-            })?;
-        let (width, height) = params::h264_dimensions(sps)?;
-        Ok(SampleEntry::Avc {
-            config,
-            width: width as u16,
-            height: height as u16,
-        })
+        let config: Avcc = decode_record(WHAT, record)?;
+        let sps = config.sequence_parameter_sets.first();
+        let size = params::h264_dimensions(sps.ok_or(CodecError::no_sps(WHAT))?)?;
+        Ok(SampleEntry::video(VideoConfig::Avc(config), size))
     }
 
     /// From an HEVCDecoderConfigurationRecord.
     pub fn hevc(record: &[u8]) -> Result<SampleEntry, CodecError> {
         const WHAT: &str = "HEVC decoder configuration record";
-        let config = Hvcc::decode_body(&mut &record[..])
-            .map_err(|source| CodecError::Record { what: WHAT, source })?;
-        let sps = config
-            .arrays
-            .iter()
+        let config: Hvcc = decode_record(WHAT, record)?;
+        let sps = (config.arrays.iter())
             .filter(|a| a.nal_unit_type == 33)
             .flat_map(|a| a.nalus.first())
-            .next()
-            .ok_or(CodecError::Missing {
-                what: WHAT,
-                nal: "SPS",
-            })?;
-        let (width, height) = params::hevc_dimensions(sps)?;
-        Ok(SampleEntry::Hevc {
-            config,
-            width: width as u16,
-            height: height as u16,
-        })
+            .next();
+        let size = params::hevc_dimensions(sps.ok_or(CodecError::no_sps(WHAT))?)?;
+        Ok(SampleEntry::video(VideoConfig::Hevc(config), size))
     }
 
     /// From an AV1CodecConfigurationRecord. The picture size comes from its sequence header
     /// OBU; `width`/`height` (the stream's metadata) are the fallback when it carries none.
     pub fn av1(record: &[u8], width: u16, height: u16) -> Result<SampleEntry, CodecError> {
-        let config = Av1c::decode_body(&mut &record[..]).map_err(|source| CodecError::Record {
-            what: "AV1 codec configuration record",
-            source,
-        })?;
-        let (width, height) = params::av1_dimensions(&config.config_obus)
-            .map(|(w, h)| (w as u16, h as u16))
-            .unwrap_or((width, height));
-        Ok(SampleEntry::Av1 {
+        let config: Av1c = decode_record("AV1 codec configuration record", record)?;
+        let size = params::av1_dimensions(&config.config_obus)
+            .unwrap_or((u32::from(width), u32::from(height)));
+        Ok(SampleEntry::video(VideoConfig::Av1(config), size))
+    }
+
+    fn video(config: VideoConfig, (width, height): (u32, u32)) -> SampleEntry {
+        SampleEntry::Video {
             config,
-            width,
-            height,
-        })
+            width: width as u16,
+            height: height as u16,
+        }
     }
 
     /// From an AAC AudioSpecificConfig.
@@ -145,10 +133,7 @@ impl SampleEntry {
     }
 
     pub fn is_video(&self) -> bool {
-        matches!(
-            self,
-            SampleEntry::Avc { .. } | SampleEntry::Hevc { .. } | SampleEntry::Av1 { .. }
-        )
+        matches!(self, SampleEntry::Video { .. })
     }
 
     /// The media timescale this entry wants: 90 kHz for video (every millisecond is a whole
@@ -175,9 +160,7 @@ impl SampleEntry {
 
     pub fn dimensions(&self) -> Option<(u16, u16)> {
         match self {
-            SampleEntry::Avc { width, height, .. }
-            | SampleEntry::Hevc { width, height, .. }
-            | SampleEntry::Av1 { width, height, .. } => Some((*width, *height)),
+            SampleEntry::Video { width, height, .. } => Some((*width, *height)),
             _ => None,
         }
     }
@@ -203,14 +186,23 @@ impl SampleEntry {
     /// RFC 6381 codec string, e.g. `avc1.64001f`, `hvc1.1.6.L93.B0`, `mp4a.40.2`.
     pub fn codec_string(&self) -> String {
         match self {
-            SampleEntry::Avc { config, .. } => format!(
+            SampleEntry::Video {
+                config: VideoConfig::Avc(config),
+                ..
+            } => format!(
                 "avc1.{:02x}{:02x}{:02x}",
                 config.avc_profile_indication,
                 config.profile_compatibility,
                 config.avc_level_indication
             ),
-            SampleEntry::Hevc { config, .. } => hevc_codec_string(config),
-            SampleEntry::Av1 { config, .. } => format!(
+            SampleEntry::Video {
+                config: VideoConfig::Hevc(config),
+                ..
+            } => hevc_codec_string(config),
+            SampleEntry::Video {
+                config: VideoConfig::Av1(config),
+                ..
+            } => format!(
                 "av01.{}.{:02}{}.{:02}",
                 config.seq_profile,
                 config.seq_level_idx_0,
@@ -258,33 +250,30 @@ impl SampleEntry {
             },
         };
         match self {
-            SampleEntry::Avc {
+            SampleEntry::Video {
                 config,
                 width,
                 height,
-            } => Codec::Avc1(Avc1 {
-                visual: visual(*width, *height),
-                avcc: config.clone(),
-                ..Avc1::default()
-            }),
-            SampleEntry::Hevc {
-                config,
-                width,
-                height,
-            } => Codec::Hvc1(Hvc1 {
-                visual: visual(*width, *height),
-                hvcc: config.clone(),
-                ..Hvc1::default()
-            }),
-            SampleEntry::Av1 {
-                config,
-                width,
-                height,
-            } => Codec::Av01(Av01 {
-                visual: visual(*width, *height),
-                av1c: config.clone(),
-                ..Av01::default()
-            }),
+            } => {
+                let visual = visual(*width, *height);
+                match config {
+                    VideoConfig::Avc(avcc) => Codec::Avc1(Avc1 {
+                        visual,
+                        avcc: avcc.clone(),
+                        ..Avc1::default()
+                    }),
+                    VideoConfig::Hevc(hvcc) => Codec::Hvc1(Hvc1 {
+                        visual,
+                        hvcc: hvcc.clone(),
+                        ..Hvc1::default()
+                    }),
+                    VideoConfig::Av1(av1c) => Codec::Av01(Av01 {
+                        visual,
+                        av1c: av1c.clone(),
+                        ..Av01::default()
+                    }),
+                }
+            }
             SampleEntry::Aac {
                 config,
                 sample_rate,

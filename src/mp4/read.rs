@@ -7,10 +7,10 @@
 //! source millisecond, and the edit list (`boxes::Edit`) says where each track starts on the
 //! movie timeline, so both convert back exactly.
 
-use mp4_atom::{Atom, Codec, Decode, Encode, Hev1, Hvc1, Moov, StszSamples, Trak};
+use mp4_atom::{Atom, Codec, Decode, Encode, Hev1, Hvc1, Moov, StszSamples, Trak, Visual};
 use thiserror::Error;
 
-use super::codec::{CodecError, SampleEntry};
+use super::codec::{CodecError, SampleEntry, VideoConfig};
 
 #[derive(Debug, Error)]
 pub enum ReadError {
@@ -244,28 +244,24 @@ fn track(t: &Trak) -> Result<StoredTrack, ReadError> {
     Ok(StoredTrack { entries, samples })
 }
 
+fn video(config: VideoConfig, visual: &Visual) -> SampleEntry {
+    SampleEntry::Video {
+        config,
+        width: visual.width,
+        height: visual.height,
+    }
+}
+
 /// The sample entry behind an `stsd` codec box; `first_delta` (the first sample's duration in
 /// ticks) tells MP3's samples per frame.
 fn entry(c: &Codec, timescale: u32, first_delta: Option<u32>) -> Result<SampleEntry, CodecError> {
     Ok(match c {
-        Codec::Avc1(a) => SampleEntry::Avc {
-            config: a.avcc.clone(),
-            width: a.visual.width,
-            height: a.visual.height,
-        },
+        Codec::Avc1(a) => video(VideoConfig::Avc(a.avcc.clone()), &a.visual),
         // hev1 differs from hvc1 only in allowing parameter sets in the samples too.
         Codec::Hvc1(Hvc1 { hvcc, visual, .. }) | Codec::Hev1(Hev1 { hvcc, visual, .. }) => {
-            SampleEntry::Hevc {
-                config: hvcc.clone(),
-                width: visual.width,
-                height: visual.height,
-            }
+            video(VideoConfig::Hevc(hvcc.clone()), visual)
         }
-        Codec::Av01(a) => SampleEntry::Av1 {
-            config: a.av1c.clone(),
-            width: a.visual.width,
-            height: a.visual.height,
-        },
+        Codec::Av01(a) => video(VideoConfig::Av1(a.av1c.clone()), &a.visual),
         Codec::Mp4a(m) => {
             let dc = &m.esds.es_desc.dec_config;
             match (dc.object_type_indication, &dc.dec_specific) {

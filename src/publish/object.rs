@@ -25,6 +25,26 @@ pub struct Stored {
     pub already_there: bool,
 }
 
+impl Stored {
+    /// Our bytes, written by this run.
+    pub fn written(size: u64, sha256: [u8; 32]) -> Stored {
+        Stored {
+            size,
+            sha256,
+            already_there: false,
+        }
+    }
+
+    /// Our bytes, found under the key (an earlier run stored them).
+    pub fn found(size: u64, sha256: [u8; 32]) -> Stored {
+        Stored {
+            size,
+            sha256,
+            already_there: true,
+        }
+    }
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes.iter().fold(String::new(), |mut s, b| {

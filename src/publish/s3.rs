@@ -237,11 +237,7 @@ impl S3Store {
             )));
         }
         if self.existing(&spec.key, size, &sha256).await? == Existing::Same {
-            return Ok(Stored {
-                size,
-                sha256,
-                already_there: true,
-            });
+            return Ok(Stored::found(size, sha256));
         }
         let sent_b64 = B64.encode(sha256);
         let result = self
@@ -279,11 +275,7 @@ impl S3Store {
             Err(e) => return Err(sdk_fault("PUT", &url, e)),
         }
         self.verify(&spec.key, size, &sha256).await?;
-        Ok(Stored {
-            size,
-            sha256,
-            already_there: false,
-        })
+        Ok(Stored::written(size, sha256))
     }
 
     fn acl(&self) -> Option<ObjectCannedAcl> {
@@ -337,11 +329,7 @@ impl S3Store {
     ) -> Result<Stored, Fault> {
         let url = self.url(key);
         match self.existing(key, size, sha256).await? {
-            Existing::Same => Ok(Stored {
-                size,
-                sha256: *sha256,
-                already_there: true,
-            }),
+            Existing::Same => Ok(Stored::found(size, *sha256)),
             Existing::Absent => Err(Fault::Transient(format!(
                 "{op} {url}: 412 Precondition Failed but HEAD finds no object"
             ))),
@@ -400,11 +388,7 @@ impl S3Store {
             }
         };
         if self.existing(&spec.key, size, &sha256).await? == Existing::Same {
-            return Ok(Stored {
-                size,
-                sha256,
-                already_there: true,
-            });
+            return Ok(Stored::found(size, sha256));
         }
         self.abort_stale(&spec.key).await?;
         let created = self
@@ -466,11 +450,7 @@ impl S3Store {
             }
         }
         self.verify(&spec.key, size, &sha256).await?;
-        Ok(Stored {
-            size,
-            sha256,
-            already_there: false,
-        })
+        Ok(Stored::written(size, sha256))
     }
 
     async fn upload_parts(
