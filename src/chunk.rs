@@ -830,17 +830,6 @@ mod tests {
         assert_eq!(s.dropped(), 2);
     }
 
-    /// A splitter with 1 s chunks whose first chunk opened on a keyframe at `timestamp`.
-    fn video_started_at(timestamp: u64) -> Splitter {
-        let mut s = Splitter::new(cfg(1000, u64::MAX));
-        s.push(&v(0, &vseq(&[1])));
-        assert_eq!(
-            s.push(&v(timestamp, &vframe(true, 0))),
-            start(SplitReason::StreamStart)
-        );
-        s
-    }
-
     /// Pushes each step's message and checks the splitter's answer.
     fn play(s: &mut Splitter, steps: &[(Message<'_>, Action)]) {
         for (i, (msg, want)) in steps.iter().enumerate() {
@@ -851,10 +840,12 @@ mod tests {
     #[test]
     fn duration_splits_before_the_first_keyframe_past_the_target() {
         let (key, audio, seq) = (vframe(true, 0), aframe(), vseq(&[1]));
-        let mut s = video_started_at(500);
+        let mut s = Splitter::new(cfg(1000, u64::MAX));
         play(
             &mut s,
             &[
+                (v(0, &seq), Action::Remember),
+                (v(500, &key), start(SplitReason::StreamStart)),
                 // A keyframe just short of the target, and an inter frame past it: no split.
                 (v(1499, &key), write(999)),
                 (v(1600, &vframe(false, 33)), write(1100)),
@@ -998,45 +989,38 @@ mod tests {
         assert_eq!(s.chunks(), 2);
     }
 
+    /// Audio is a split point exactly while there is no recent video: in an audio-only
+    /// stream, and once video has been silent for a chunk length; never beside live video.
     #[test]
-    fn audio_splits_once_video_has_been_silent_for_a_chunk_length() {
-        let (key, inter, audio) = (vframe(true, 0), vframe(false, 0), aframe());
-        play(
-            &mut video_started_at(0),
-            &[
-                (v(500, &inter), write(500)),
-                // Video stops at 500; audio goes on. Within a chunk length of the last video
-                // frame audio is no split point, after it audio is.
-                (a(1400, &audio), write(1400)),
-                (a(1500, &audio), start(SplitReason::Duration)),
-                (a(2400, &audio), write(900)),
-                (a(2500, &audio), start(SplitReason::Duration)),
-                // Video comes back with a keyframe: it splits on video again.
-                (v(2600, &key), write(100)),
-                (a(3550, &audio), write(1050)),
-                (v(3600, &key), start(SplitReason::Duration)),
-            ],
-        );
-    }
-
-    #[test]
-    fn audio_only_streams_split_on_audio_until_video_appears() {
+    fn audio_splits_only_while_video_is_absent_or_silent_for_a_chunk_length() {
         let (key, inter, audio, seq) = (vframe(true, 0), vframe(false, 0), aframe(), vseq(&[1]));
         play(
             &mut Splitter::new(cfg(1000, u64::MAX)),
             &[
+                // Audio only: audio splits.
                 (a(0, &audio), start(SplitReason::StreamStart)),
                 (a(999, &audio), write(999)),
                 (a(1000, &audio), start(SplitReason::Duration)),
                 // MP3 frames are frames too.
                 (a(2000, &[0x2f, 0xff, 0xfb]), start(SplitReason::Duration)),
                 // Video shows up (its first sequence header is new configuration: the next
-                // frame splits).
+                // frame splits), and from then on only video splits.
                 (v(2010, &seq), Action::Remember),
                 (v(2010, &key), start(SplitReason::VideoConfigChanged)),
                 (v(3000, &inter), write(990)),
                 (a(3100, &audio), write(1090)),
                 (v(3100, &key), start(SplitReason::Duration)),
+                (v(3600, &inter), write(500)),
+                // Video stops at 3600; audio goes on. Within a chunk length of the last video
+                // frame audio is no split point, after it audio is.
+                (a(4500, &audio), write(1400)),
+                (a(4600, &audio), start(SplitReason::Duration)),
+                (a(5500, &audio), write(900)),
+                (a(5600, &audio), start(SplitReason::Duration)),
+                // Video comes back with a keyframe: it splits on video again.
+                (v(5700, &key), write(100)),
+                (a(6650, &audio), write(1050)),
+                (v(6700, &key), start(SplitReason::Duration)),
             ],
         );
     }
@@ -1323,34 +1307,42 @@ mod tests {
         body: Vec<u8>,
         video: bool,
         keyframe: bool,
+        /// A sequence header: the splitter remembers it rather than writes it.
+        header: bool,
+    }
+
+    impl Pushed {
+        fn header(ts: u64, body: Vec<u8>, video: bool) -> Pushed {
+            Pushed {
+                ts,
+                body,
+                video,
+                keyframe: false,
+                header: true,
+            }
+        }
+
+        fn frame(ts: u64, body: Vec<u8>, video: bool, keyframe: bool) -> Pushed {
+            Pushed {
+                ts,
+                body,
+                video,
+                keyframe,
+                header: false,
+            }
+        }
     }
 
     /// A publisher: 30 fps video with GOPs of varying length, B-frame-like composition
     /// offsets, AAC audio every ~23 ms interleaved up to 60 ms ahead of or behind video,
     /// repeated identical sequence headers, rare config changes and command frames.
     /// Each entry: (is a sequence header, message).
-    fn build_stream(seed: u64, seconds: u64) -> Vec<(bool, Pushed)> {
+    fn build_stream(seed: u64, seconds: u64) -> Vec<Pushed> {
         let mut rng = Lcg(seed);
         let mut out = Vec::new();
         let vcfg = |n: u8| vseq(&[1, 0x64, 0, 0x1f, n]);
-        out.push((
-            true,
-            Pushed {
-                ts: 0,
-                body: vcfg(0),
-                video: true,
-                keyframe: false,
-            },
-        ));
-        out.push((
-            true,
-            Pushed {
-                ts: 0,
-                body: aseq(&[0x12, 0x10]),
-                video: false,
-                keyframe: false,
-            },
-        ));
+        out.push(Pushed::header(0, vcfg(0), true));
+        out.push(Pushed::header(0, aseq(&[0x12, 0x10]), false));
         let mut gop_left = 0;
         let mut vts = 1_000u64;
         let mut ats = 1_000u64 + rng.below(60);
@@ -1361,51 +1353,19 @@ mod tests {
             while ats + rng.below(120) < vts + 60 {
                 let mut body = aframe();
                 body.extend((0..rng.below(300)).map(|i| i as u8));
-                out.push((
-                    false,
-                    Pushed {
-                        ts: ats,
-                        body,
-                        video: false,
-                        keyframe: false,
-                    },
-                ));
+                out.push(Pushed::frame(ats, body, false, false));
                 ats += 21 + rng.below(4);
             }
             if rng.below(400) == 0 {
-                out.push((
-                    true,
-                    Pushed {
-                        ts: vts,
-                        body: vcfg(cfg_n),
-                        video: true,
-                        keyframe: false,
-                    },
-                ));
+                out.push(Pushed::header(vts, vcfg(cfg_n), true));
             }
             if rng.below(3000) == 0 {
                 cfg_n = cfg_n.wrapping_add(1);
-                out.push((
-                    true,
-                    Pushed {
-                        ts: vts,
-                        body: vcfg(cfg_n),
-                        video: true,
-                        keyframe: false,
-                    },
-                ));
+                out.push(Pushed::header(vts, vcfg(cfg_n), true));
                 gop_left = 0;
             }
             if vts > 2_000 && rng.below(500) == 0 {
-                out.push((
-                    false,
-                    Pushed {
-                        ts: vts,
-                        body: vec![0x57, 1],
-                        video: true,
-                        keyframe: false,
-                    },
-                ));
+                out.push(Pushed::frame(vts, vec![0x57, 1], true, false));
             }
             let key = gop_left == 0;
             if key {
@@ -1415,15 +1375,7 @@ mod tests {
             let ct = [66, 100, 33, 0][rng.below(4) as usize];
             let mut body = vframe(key, ct);
             body.extend((0..rng.below(if key { 3000 } else { 800 })).map(|i| i as u8));
-            out.push((
-                false,
-                Pushed {
-                    ts: vts,
-                    body,
-                    video: true,
-                    keyframe: key,
-                },
-            ));
+            out.push(Pushed::frame(vts, body, true, key));
             vts += 33 + rng.below(2);
         }
         out
@@ -1439,12 +1391,12 @@ mod tests {
         headers: usize,
     }
 
-    fn run(stream: &[(bool, Pushed)], config: SplitConfig) -> (Splitter, Vec<Chunk>, u64) {
+    fn run(stream: &[Pushed], config: SplitConfig) -> (Splitter, Vec<Chunk>, u64) {
         let mut s = Splitter::new(config);
         let mut chunks: Vec<Chunk> = Vec::new();
         let mut writer: Option<FlvWriter<Vec<u8>>> = None;
         let mut media = 0u64;
-        for (i, (_, p)) in stream.iter().enumerate() {
+        for (i, p) in stream.iter().enumerate() {
             let msg = if p.video {
                 v(p.ts, &p.body)
             } else {
@@ -1502,7 +1454,7 @@ mod tests {
 
     fn check_stream(seed: u64, config: SplitConfig) -> Vec<Chunk> {
         let stream = build_stream(seed, 20 * 60);
-        let frames = stream.iter().filter(|(h, _)| !h).count() as u64;
+        let frames = stream.iter().filter(|p| !p.header).count() as u64;
         let (s, chunks, written) = run(&stream, config);
         // Every media message lands in exactly one chunk, in arrival order.
         assert_eq!(written, frames);
@@ -1513,7 +1465,7 @@ mod tests {
         let expected: Vec<usize> = stream
             .iter()
             .enumerate()
-            .filter(|(_, (h, _))| !h)
+            .filter(|(_, p)| !p.header)
             .map(|(i, _)| i)
             .collect();
         assert_eq!(order, expected);
@@ -1525,7 +1477,7 @@ mod tests {
                 assert_eq!(u64::from(rel), ts.saturating_sub(c.start_ts));
                 clamps += u64::from(ts < c.start_ts);
             }
-            let first = &stream[c.msgs[0].2].1;
+            let first = &stream[c.msgs[0].2];
             match c.reason {
                 SplitReason::StreamStart => assert_eq!(n, 0),
                 SplitReason::Duration | SplitReason::Size => {
@@ -1545,7 +1497,7 @@ mod tests {
             }
             // No keyframe inside the chunk met a split condition (the split is at the first).
             for &(ts, _, i, before) in &c.msgs[1..] {
-                let p = &stream[i].1;
+                let p = &stream[i];
                 if p.video && p.keyframe {
                     assert!(
                         ts < c.start_ts.saturating_add(config.target_ms)
@@ -1563,7 +1515,7 @@ mod tests {
                 } else {
                     let (_, rel, i, _) = c.msgs[tags - c.headers];
                     assert_eq!(info.header.timestamp, rel);
-                    assert_eq!(r.body(), &stream[i].1.body[..]);
+                    assert_eq!(r.body(), &stream[i].body[..]);
                 }
                 tags += 1;
             }
