@@ -14,14 +14,7 @@ pub struct ChunkFields {
     pub utc_start: String,
     pub stream_offset_ms: u64,
     /// Set on the first chunk after a break in the recording that the chain continues over.
-    pub gap: Option<Gap>,
-}
-
-/// A break before a chunk: how long nothing was recorded and why (`reconnect`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Gap {
-    pub duration_ms: u64,
-    pub reason: &'static str,
+    pub gap: Option<manifest::Gap>,
 }
 
 /// Publisher fields that would lie about a chunk.
@@ -59,7 +52,7 @@ pub fn chunk_metadata(publisher: Option<&[u8]>, fields: &ChunkFields) -> Vec<u8>
         manifest::META_STREAM_OFFSET_MS,
         Amf0Value::Number(fields.stream_offset_ms as f64),
     );
-    if let Some(gap) = fields.gap {
+    if let Some(gap) = &fields.gap {
         script::set(
             &mut props,
             manifest::META_GAP_MS,
@@ -68,7 +61,7 @@ pub fn chunk_metadata(publisher: Option<&[u8]>, fields: &ChunkFields) -> Vec<u8>
         script::set(
             &mut props,
             manifest::META_GAP_REASON,
-            Amf0Value::String(gap.reason.to_string()),
+            Amf0Value::String(gap.reason.clone()),
         );
     }
     script::encode_metadata(&props)
@@ -90,9 +83,9 @@ mod tests {
             previous: Some("prev".into()),
             utc_start: "2026-11-26T03:27:59.123Z".into(),
             stream_offset_ms: 20_000,
-            gap: Some(Gap {
+            gap: Some(manifest::Gap {
                 duration_ms: 4_200,
-                reason: "reconnect",
+                reason: "reconnect".into(),
             }),
         };
         let props = script::decode_metadata(&chunk_metadata(Some(&publisher), &fields)).unwrap();

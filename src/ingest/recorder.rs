@@ -29,9 +29,10 @@ use crate::events::{Emitter, Event};
 use crate::flv::{FlvWriter, TagType};
 use crate::ingest::chunk_file::ChunkFile;
 use crate::ingest::connection::Shared;
-use crate::ingest::metadata::{ChunkFields, Gap, chunk_metadata};
+use crate::ingest::metadata::{ChunkFields, chunk_metadata};
 use crate::ingest::sessions::Sessions;
 use crate::ingest::status::{Stats, StreamCounters};
+use crate::manifest::Gap;
 use crate::naming::{ChunkName, NodeId, StreamNames};
 use crate::reconnect::{self, Decision, Ended, OpenChunk as OpenRecord, SessionRecord};
 use crate::spool::{self, StateDir};
@@ -399,7 +400,7 @@ impl StreamRecorder {
             self.offset_base = ended.offset_ms + away_ms;
             Gap {
                 duration_ms: away_ms,
-                reason: reconnect::GAP_REASON_RECONNECT,
+                reason: reconnect::GAP_REASON_RECONNECT.to_string(),
             }
         });
         let offset_ms = self.offset_base + chunk_ts.saturating_sub(first);
