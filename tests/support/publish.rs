@@ -225,23 +225,13 @@ pub fn queue_manifest(state: &StateDir, manifest: &ChunkManifest) {
 
 /// A real 2-second H.264/AAC faststart MP4 made by ffmpeg.
 pub fn real_mp4(dir: &Path) -> Vec<u8> {
-    let ffmpeg = require_tool("ffmpeg", "apt-get install -y ffmpeg");
     let out = dir.join("fixture.mp4");
-    let status = Command::new(ffmpeg)
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=duration=2:size=320x240:rate=25",
-        ])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:duration=2"])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"])
-        .args(["-movflags", "+faststart"])
-        .arg(&out)
-        .status()
-        .expect("running ffmpeg");
-    assert!(status.success(), "ffmpeg failed");
+    let inputs = support::remux::lavfi_av(
+        "testsrc=duration=2:size=320x240:rate=25",
+        "sine=frequency=440:duration=2",
+    );
+    let args = "-c:v libx264 -preset ultrafast -c:a aac -movflags +faststart";
+    support::remux::encode(&out, &inputs, &support::words(args));
     std::fs::read(out).unwrap()
 }
 
