@@ -117,28 +117,21 @@ pub async fn create_bucket(c: &Client, bucket: &str) {
         .expect("creating bucket");
 }
 
-/// Every key in the bucket.
+/// Every key in the bucket, sorted.
 pub async fn list_keys(c: &Client, bucket: &str) -> Vec<String> {
-    let mut keys = Vec::new();
-    let mut token = None;
-    loop {
-        let out = c
-            .list_objects_v2()
-            .bucket(bucket)
-            .set_continuation_token(token)
-            .send()
-            .await
-            .expect("listing objects");
-        keys.extend(
-            out.contents()
-                .iter()
-                .filter_map(|o| o.key().map(str::to_string)),
-        );
-        match out.next_continuation_token() {
-            Some(t) => token = Some(t.to_string()),
-            None => break,
-        }
-    }
+    let pages = c
+        .list_objects_v2()
+        .bucket(bucket)
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .expect("listing objects");
+    let mut keys: Vec<String> = pages
+        .iter()
+        .flat_map(|page| page.contents())
+        .filter_map(|o| o.key().map(str::to_string))
+        .collect();
     keys.sort();
     keys
 }
