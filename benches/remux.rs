@@ -8,6 +8,10 @@
 
 #[path = "common/measure.rs"]
 mod measure;
+// The integration tests' support tree, for its fixture encoder; a bench uses a small part of it.
+#[allow(dead_code)]
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,27 +31,14 @@ fn fixture(target: &Path) -> PathBuf {
         flv.display()
     );
     let tmp = flv.with_extension("partial.flv");
-    let ok = Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=640x360:rate=30",
-        ])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args(["-t", "300", "-c:v", "libx264", "-preset", "ultrafast"])
-        .args([
-            "-b:v", "6M", "-minrate", "6M", "-maxrate", "6M", "-bufsize", "12M",
-        ])
-        .args(["-x264-params", "nal-hrd=cbr", "-g", "60"])
-        .args(["-c:a", "aac", "-b:a", "128k", "-f", "flv"])
-        .arg(&tmp)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "encoding the fixture failed (is ffmpeg installed?)");
+    let args = "-t 300 -c:v libx264 -preset ultrafast \
+        -b:v 6M -minrate 6M -maxrate 6M -bufsize 12M -x264-params nal-hrd=cbr -g 60 \
+        -c:a aac -b:a 128k -f flv";
+    support::remux::encode(
+        &tmp,
+        &support::remux::testsrc_av("640x360"),
+        &support::words(args),
+    );
     std::fs::rename(&tmp, &flv).unwrap();
     flv
 }

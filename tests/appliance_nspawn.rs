@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ingest::{PublishOpts, assert_prefix_of_reference, ffmpeg_publish, files_with_ext};
+use ingest::{PublishOpts, Publisher, assert_prefix_of_reference, ffmpeg_publish, files_with_ext};
 use publish::{AK, SK, client, create_bucket, get, list_keys, s3s_fs};
 
 const ROOT: &str = "/var/tmp/rtmp-recorder-nspawn-root";
@@ -354,16 +354,16 @@ impl Rig {
             .collect()
     }
 
-    fn publish_opts(&self, name: &str) -> PublishOpts {
-        PublishOpts {
+    /// ffmpeg publishing `secs` seconds of 640x360 to `live/STREAM` in the machine (its
+    /// `reference` holds what it sent).
+    fn publish(&self, stream: &str, secs: u32) -> Publisher {
+        let opts = PublishOpts {
             width: 640,
             height: 360,
-            ..PublishOpts::new(self.dir.path(), name)
-        }
-    }
-
-    fn url(&self, stream: &str) -> String {
-        format!("rtmp://127.0.0.1:{}/live/{stream}", self.port)
+            ..PublishOpts::new(self.dir.path(), stream)
+        };
+        let url = format!("rtmp://127.0.0.1:{}/live/{stream}", self.port);
+        ffmpeg_publish(&url, secs, &opts)
     }
 }
 
@@ -505,8 +505,7 @@ fn health_over_the_http_socket(rig: &Rig) {
 /// exactly the published packets, STATUS lines and the journal per stream.
 fn record_and_publish(rig: &Rig) {
     let m = &rig.machine;
-    let opts = rig.publish_opts("cam1");
-    let mut publisher = ffmpeg_publish(&rig.url("cam1"), 30, &opts);
+    let mut publisher = rig.publish("cam1", 30);
     wait_until(
         Duration::from_secs(15),
         "ingest started by the socket",
@@ -525,7 +524,7 @@ fn record_and_publish(rig: &Rig) {
     assert_eq!(objects.len(), 3, "30 s at 10 s chunks: {objects:?}");
     let mp4s = rig.download(&objects);
     let got: Vec<_> = mp4s.iter().flat_map(|p| packets::read(p)).collect();
-    let want = packets::read(&opts.reference);
+    let want = packets::read(&publisher.reference);
     assert_eq!(got.len(), want.len(), "packets in the MP4s vs published");
     assert!(
         packets::by_stream(&got) == packets::by_stream(&want),
@@ -621,8 +620,7 @@ fn foreign_file_in_inbox(rig: &Rig) {
 /// while ingest restarts is served by the new process.
 fn restart_ingest_mid_publish(rig: &Rig) {
     let m = &rig.machine;
-    let opts = rig.publish_opts("cam2");
-    let mut publisher = ffmpeg_publish(&rig.url("cam2"), 40, &opts);
+    let mut publisher = rig.publish("cam2", 40);
     // Into the second chunk by a few seconds.
     wait_until(
         Duration::from_secs(40),
@@ -675,7 +673,7 @@ fn restart_ingest_mid_publish(rig: &Rig) {
     );
     let archived = chunks_of(&rig.state.join("archive"), "cam2");
     assert_eq!(archived.len(), objects.len(), "{archived:?} vs {objects:?}");
-    assert_prefix_of_reference(&archived, &opts.reference);
+    assert_prefix_of_reference(&archived, &publisher.reference);
     assert!(chunks_of(&rig.state.join("recording"), "cam2").is_empty());
 }
 
@@ -687,8 +685,7 @@ fn store_outage(rig: &Rig, store: &mut publish::Server, s3_root: &Path, s3_port:
     let since = now_stamp();
     store.stop();
     let outage = Instant::now();
-    let opts = rig.publish_opts("cam3");
-    let mut publisher = ffmpeg_publish(&rig.url("cam3"), 12, &opts);
+    let mut publisher = rig.publish("cam3", 12);
     publisher.wait_ok(Duration::from_secs(40));
     let mut saw_status = String::new();
     wait_until(
@@ -739,7 +736,7 @@ fn permanent_fault(rig: &Rig) {
         "sed -i 's/^S3_BUCKET=.*/S3_BUCKET=no-such-bucket/' {env}"
     ));
     let since = now_stamp();
-    let mut publisher = ffmpeg_publish(&rig.url("cam4"), 3, &rig.publish_opts("cam4"));
+    let mut publisher = rig.publish("cam4", 3);
     publisher.wait_ok(Duration::from_secs(30));
     wait_until(Duration::from_secs(30), "publish exiting 77", || {
         m.prop("rtmp-recorder-publish.service", "ExecMainStatus") == "77"

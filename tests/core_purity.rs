@@ -160,21 +160,29 @@ impl Checker {
 
 impl<'ast> Visit<'ast> for Checker {
     fn visit_item(&mut self, item: &'ast syn::Item) {
-        let attrs: &[syn::Attribute] = match item {
-            syn::Item::Const(i) => &i.attrs,
-            syn::Item::Enum(i) => &i.attrs,
-            syn::Item::ExternCrate(i) => &i.attrs,
-            syn::Item::Fn(i) => &i.attrs,
-            syn::Item::Impl(i) => &i.attrs,
-            syn::Item::Macro(i) => &i.attrs,
-            syn::Item::Mod(i) => &i.attrs,
-            syn::Item::Static(i) => &i.attrs,
-            syn::Item::Struct(i) => &i.attrs,
-            syn::Item::Trait(i) => &i.attrs,
-            syn::Item::Type(i) => &i.attrs,
-            syn::Item::Use(i) => &i.attrs,
-            _ => &[],
-        };
+        // syn's `Item` has no `attrs()`: one arm per kind of item whose `#[cfg(test)]` counts.
+        macro_rules! attrs_of {
+            ($($kind:ident),+) => {
+                match item {
+                    $(syn::Item::$kind(i) => &i.attrs,)+
+                    _ => &[],
+                }
+            };
+        }
+        let attrs: &[syn::Attribute] = attrs_of!(
+            Const,
+            Enum,
+            ExternCrate,
+            Fn,
+            Impl,
+            Macro,
+            Mod,
+            Static,
+            Struct,
+            Trait,
+            Type,
+            Use
+        );
         if !is_cfg_test(attrs) {
             visit::visit_item(self, item);
         }

@@ -38,7 +38,7 @@ async fn a_hand_copied_flv_and_mp4_reach_the_bucket_under_the_prefix() {
     let flv_src = tmp.path().join("source.flv");
     remux::encode(
         &flv_src,
-        remux::AV_320X240,
+        &remux::testsrc_av("320x240"),
         &[
             "-t", "3", "-c:v", "libx264", "-g", "30", "-c:a", "aac", "-f", "flv",
         ],

@@ -63,7 +63,7 @@ fn chromium_browses_to_a_recording_and_plays_and_seeks_it() {
     let flv = dir.path().join("in.flv");
     remux::encode(
         &flv,
-        remux::AV_640X360,
+        &remux::testsrc_av("640x360"),
         &[
             "-t", "8", "-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-pix_fmt", "yuv420p",
             "-c:a", "aac", "-ar", "48000",

@@ -11,32 +11,38 @@ use std::time::Duration;
 
 use ingest::*;
 
-fn small(dir: &Path, name: &str) -> PublishOpts {
-    PublishOpts {
+/// Ingest started in `dir`, and ffmpeg publishing 60 s of 640x360 to it as `live/NAME`.
+fn record(dir: &Path, name: &str) -> (Recorder, Publisher) {
+    let rec = Recorder::start(dir, &[]);
+    let opts = PublishOpts {
         width: 640,
         height: 360,
         ..PublishOpts::new(dir, name)
-    }
+    };
+    let publisher = ffmpeg_publish(&rec.url("live", name), 60, &opts);
+    (rec, publisher)
 }
 
 fn file_len(p: &Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
 
+/// Whether the chunk being recorded has grown past `len` bytes.
+fn open_chunk_over(rec: &Recorder, len: u64) -> bool {
+    rec.open_chunks().first().is_some_and(|p| file_len(p) > len)
+}
+
 #[test]
 fn sigterm_finishes_the_open_chunk() {
     let dir = Turn::shared().scratch();
-    let mut rec = Recorder::start(dir.path(), &[]);
-    let mut publisher = ffmpeg_publish(&rec.url("live", "term"), 60, &small(dir.path(), "term"));
+    let (mut rec, mut publisher) = record(dir.path(), "term");
 
     // Into the second chunk by a few seconds.
     wait_until(Duration::from_secs(30), "chunk 1 finished", || {
         rec.chunks().len() == 1
     });
     wait_until(Duration::from_secs(10), "chunk 2 growing", || {
-        rec.open_chunks()
-            .first()
-            .is_some_and(|p| file_len(p) > 150_000)
+        open_chunk_over(&rec, 150_000)
     });
     let status = rec.terminate(Duration::from_secs(15));
     assert!(
@@ -69,17 +75,12 @@ fn sigterm_finishes_the_open_chunk() {
 #[test]
 fn kill9_partial_chunk_is_salvaged_on_restart() {
     let dir = Turn::shared().scratch();
-    let mut rec = Recorder::start(dir.path(), &[]);
-    let mut publisher = ffmpeg_publish(&rec.url("live", "crash"), 60, &small(dir.path(), "crash"));
+    let (mut rec, mut publisher) = record(dir.path(), "crash");
 
     wait_until(
         Duration::from_secs(20),
         "a partial chunk of some size",
-        || {
-            rec.open_chunks()
-                .first()
-                .is_some_and(|p| file_len(p) > 300_000)
-        },
+        || open_chunk_over(&rec, 300_000),
     );
     rec.kill9();
     publisher.wait(Duration::from_secs(20));
@@ -142,19 +143,13 @@ fn kill9_partial_chunk_is_salvaged_on_restart() {
 #[test]
 fn vanished_publisher_has_its_chunk_finished() {
     let dir = Turn::shared().scratch();
-    let rec = Recorder::start(dir.path(), &[]);
-    let mut publisher = ffmpeg_publish(&rec.url("live", "gone"), 60, &small(dir.path(), "gone"));
+    let (rec, mut publisher) = record(dir.path(), "gone");
     // Both of some size: ingest writes a large frame through at once, while ffmpeg's file
     // output holds back more, and the comparison below needs packets in both.
     wait_until(
         Duration::from_secs(20),
         "a chunk and a reference of some size",
-        || {
-            rec.open_chunks()
-                .first()
-                .is_some_and(|p| file_len(p) > 150_000)
-                && file_len(&publisher.reference) > 150_000
-        },
+        || open_chunk_over(&rec, 150_000) && file_len(&publisher.reference) > 150_000,
     );
     signal(publisher.pid(), libc::SIGKILL);
     publisher.wait(Duration::from_secs(5));

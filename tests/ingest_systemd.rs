@@ -5,7 +5,7 @@
 //! name them (`rtmp`, `http`), the first HTTP request starts ingest, which serves HTTP on one
 //! and RTMP on the other.
 
-use crate::support::{self, Turn, free_port, http, ingest, port_open, wait_until};
+use crate::support::{self, Turn, free_port, http, ingest, port_open, wait_until, words};
 
 use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Command, Stdio};
@@ -61,18 +61,19 @@ struct Service {
 
 impl Service {
     /// `systemd-socket-activate ACTIVATOR_ARGS rtmp-recorder --state-dir DIR/state ingest
-    /// --chunk-duration 10s INGEST_ARGS`, its output in DIR/service.log.
-    fn activate(dir: &std::path::Path, activator: &[String], ingest: &[String]) -> Service {
+    /// --chunk-duration 10s INGEST_ARGS`, its output in DIR/service.log. Both argument lists are
+    /// written as on a command line (split at whitespace: paths in them must have none).
+    fn activate(dir: &std::path::Path, activator: &str, ingest: &str) -> Service {
         let log = dir.join("service.log");
         let log_file = std::fs::File::create(&log).unwrap();
         let mut cmd = Command::new("systemd-socket-activate");
         clean_env(&mut cmd);
-        cmd.args(activator)
+        cmd.args(words(activator))
             .arg(support::BIN)
             .arg("--state-dir")
             .arg(dir.join("state"))
             .args(["ingest", "--chunk-duration", "10s"])
-            .args(ingest)
+            .args(words(ingest))
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().unwrap())
             .stderr(log_file);
@@ -122,15 +123,11 @@ fn socket_activation_and_notifications() {
     let state = dir.path().join("state");
     let mut service = Service::activate(
         dir.path(),
-        &[
-            "-l".into(),
-            format!("127.0.0.1:{port}"),
-            "-E".into(),
-            format!("NOTIFY_SOCKET={}", notify_path.display()),
-            "-E".into(),
-            "WATCHDOG_USEC=500000".into(),
-        ],
-        &["--listen".into(), format!("127.0.0.1:{unused_port}")],
+        &format!(
+            "-l 127.0.0.1:{port} -E NOTIFY_SOCKET={} -E WATCHDOG_USEC=500000",
+            notify_path.display()
+        ),
+        &format!("--listen 127.0.0.1:{unused_port}"),
     );
     wait_until(
         Duration::from_secs(10),
@@ -234,19 +231,8 @@ fn rtmp_and_http_sockets_are_told_apart_by_name() {
     // The HTTP socket first: ingest must go by the names, not by the order.
     let mut service = Service::activate(
         dir.path(),
-        &[
-            "-l".into(),
-            format!("127.0.0.1:{http}"),
-            "-l".into(),
-            format!("127.0.0.1:{rtmp}"),
-            "--fdname=http:rtmp".into(),
-        ],
-        &[
-            "--listen".into(),
-            format!("127.0.0.1:{unused_rtmp}"),
-            "--http-listen".into(),
-            format!("127.0.0.1:{unused_http}"),
-        ],
+        &format!("-l 127.0.0.1:{http} -l 127.0.0.1:{rtmp} --fdname=http:rtmp"),
+        &format!("--listen 127.0.0.1:{unused_rtmp} --http-listen 127.0.0.1:{unused_http}"),
     );
     wait_until(Duration::from_secs(10), "both sockets listening", || {
         port_open(http) && port_open(rtmp)

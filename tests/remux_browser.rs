@@ -30,7 +30,7 @@ fn remuxed_chunk(dir: &Path) -> PathBuf {
     let flv = dir.join("in.flv");
     encode(
         &flv,
-        AV_640X360,
+        &testsrc_av("640x360"),
         &words(
             "-t 5 -c:v libx264 -preset veryfast -profile:v high -bf 3 -pix_fmt yuv420p -c:a aac -ar 48000",
         ),

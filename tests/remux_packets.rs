@@ -17,7 +17,7 @@ fn enhanced_flv(dir: &Path, fourcc: &str, video: &[&str]) -> (PathBuf, PathBuf) 
     let f9 = ffmpeg9();
     let mut args = video.to_vec();
     args.extend_from_slice(&["-c:a", "aac", "-f", "flv"]);
-    encode_with(&f9, &flv, AV_640X360, &args);
+    encode_with(&f9, &flv, &testsrc_av("640x360"), &args);
     let data = std::fs::read(&flv).unwrap();
     assert!(
         data.windows(4).any(|w| w == fourcc.as_bytes()),
@@ -210,7 +210,7 @@ fn hevc_enhanced_rtmp_flv() {
 fn truncated_flv_is_remuxed_up_to_its_last_complete_tag() {
     let dir = Turn::shared().scratch();
     let args = "-t 4 -c:v libx264 -preset veryfast -c:a aac";
-    let full = encoded(dir.path(), "full.flv", AV_640X360, args);
+    let full = encoded(dir.path(), "full.flv", &testsrc_av("640x360"), args);
     let data = std::fs::read(&full).unwrap();
     let ends = Flv::parse(&full, &data).tag_ends();
     let last_complete = ends[ends.len() * 2 / 3];
@@ -234,7 +234,7 @@ fn truncated_flv_is_remuxed_up_to_its_last_complete_tag() {
 fn bad_timestamps_are_repaired() {
     let dir = Turn::shared().scratch();
     let args = "-t 4 -c:v libx264 -preset veryfast -bf 0 -c:a aac";
-    let src = encoded(dir.path(), "src.flv", AV_320X240, args);
+    let src = encoded(dir.path(), "src.flv", &testsrc_av("320x240"), args);
     let (header, mut tags) = flv::split(&src);
     let n = tags.len();
     // A timestamp reset a third of the way in and a jump of an hour two thirds in.

@@ -18,7 +18,7 @@ use rtmp_recorder::manifest::{
 fn small_flv(path: &Path) {
     encode(
         path,
-        AV_320X240,
+        &testsrc_av("320x240"),
         &words("-t 2 -c:v libx264 -preset ultrafast -c:a aac"),
     );
 }
@@ -225,7 +225,7 @@ fn the_manifest_carries_ingest_metadata() {
 fn memory_stays_flat_in_chunk_size() {
     let dir = Turn::shared().scratch();
     let cbr = "-t 2 -c:v libx264 -preset ultrafast -bf 0 -b:v 8M -minrate 8M -maxrate 8M -bufsize 16M -x264-params nal-hrd=cbr -c:a aac";
-    let clip = encoded(dir.path(), "clip.flv", AV_640X360, cbr);
+    let clip = encoded(dir.path(), "clip.flv", &testsrc_av("640x360"), cbr);
     // The clip back to back until the chunk is ~100 MB (no encoder needed for the bulk).
     let (header, tags) = flv::split(&clip);
     let span = tags.iter().map(|t| t.ts).max().unwrap() + 100;

@@ -117,28 +117,21 @@ pub async fn create_bucket(c: &Client, bucket: &str) {
         .expect("creating bucket");
 }
 
-/// Every key in the bucket.
+/// Every key in the bucket, sorted.
 pub async fn list_keys(c: &Client, bucket: &str) -> Vec<String> {
-    let mut keys = Vec::new();
-    let mut token = None;
-    loop {
-        let out = c
-            .list_objects_v2()
-            .bucket(bucket)
-            .set_continuation_token(token)
-            .send()
-            .await
-            .expect("listing objects");
-        keys.extend(
-            out.contents()
-                .iter()
-                .filter_map(|o| o.key().map(str::to_string)),
-        );
-        match out.next_continuation_token() {
-            Some(t) => token = Some(t.to_string()),
-            None => break,
-        }
-    }
+    let pages = c
+        .list_objects_v2()
+        .bucket(bucket)
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .expect("listing objects");
+    let mut keys: Vec<String> = pages
+        .iter()
+        .flat_map(|page| page.contents())
+        .filter_map(|o| o.key().map(str::to_string))
+        .collect();
     keys.sort();
     keys
 }
@@ -225,23 +218,13 @@ pub fn queue_manifest(state: &StateDir, manifest: &ChunkManifest) {
 
 /// A real 2-second H.264/AAC faststart MP4 made by ffmpeg.
 pub fn real_mp4(dir: &Path) -> Vec<u8> {
-    let ffmpeg = require_tool("ffmpeg", "apt-get install -y ffmpeg");
     let out = dir.join("fixture.mp4");
-    let status = Command::new(ffmpeg)
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=duration=2:size=320x240:rate=25",
-        ])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:duration=2"])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"])
-        .args(["-movflags", "+faststart"])
-        .arg(&out)
-        .status()
-        .expect("running ffmpeg");
-    assert!(status.success(), "ffmpeg failed");
+    let inputs = support::remux::lavfi_av(
+        "testsrc=duration=2:size=320x240:rate=25",
+        "sine=frequency=440:duration=2",
+    );
+    let args = "-c:v libx264 -preset ultrafast -c:a aac -movflags +faststart";
+    support::remux::encode(&out, &inputs, &support::words(args));
     std::fs::read(out).unwrap()
 }
 

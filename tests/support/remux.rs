@@ -78,7 +78,7 @@ pub fn encode_with(bin: &Path, out: &Path, inputs: &[impl AsRef<str>], args: &[&
 pub fn small_flv(out: &Path, secs: u32) {
     let t = secs.to_string();
     let args = ["-t", &t, "-c:v", "libx264", "-c:a", "aac", "-f", "flv"];
-    encode(out, AV_320X240, &args);
+    encode(out, &testsrc_av("320x240"), &args);
 }
 
 pub const VIDEO_720P: &[&str] = &["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30"];
@@ -88,27 +88,14 @@ pub fn lavfi_av(video: &str, audio: &str) -> [String; 8] {
     ["-f", "lavfi", "-i", video, "-f", "lavfi", "-i", audio].map(String::from)
 }
 
-/// A test picture with a 440 Hz tone at 48 kHz.
-pub const AV_640X360: &[&str] = &[
-    "-f",
-    "lavfi",
-    "-i",
-    "testsrc2=size=640x360:rate=30",
-    "-f",
-    "lavfi",
-    "-i",
-    "sine=frequency=440:sample_rate=48000",
-];
-pub const AV_320X240: &[&str] = &[
-    "-f",
-    "lavfi",
-    "-i",
-    "testsrc2=size=320x240:rate=30",
-    "-f",
-    "lavfi",
-    "-i",
-    "sine=frequency=440:sample_rate=48000",
-];
+/// lavfi inputs: a test picture of `size` (e.g. `640x360`) at 30 fps with a 440 Hz tone at
+/// 48 kHz.
+pub fn testsrc_av(size: &str) -> [String; 8] {
+    lavfi_av(
+        &format!("testsrc2=size={size}:rate=30"),
+        "sine=frequency=440:sample_rate=48000",
+    )
+}
 
 /// Asserts our MP4 carries exactly the FLV's packets, with the FLV's timestamps (or all
 /// shifted by one constant), and that ffmpeg's own remux agrees on the payloads.
