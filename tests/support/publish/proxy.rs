@@ -95,6 +95,11 @@ impl Proxy {
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
+
+    /// Requests answered so far.
+    pub fn answered(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
 }
 
 impl Drop for Proxy {
