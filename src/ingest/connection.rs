@@ -215,23 +215,17 @@ impl Session {
             };
             let now = accepted.elapsed();
             let read = match (read, tcp) {
-                (Some(read), _) => read.context("reading from the socket")?,
+                (Some(read), _) => Some(read.context("reading from the socket")?),
                 // Bytes below the wake mark are in the socket but were not announced: take them
                 // before deadlines are judged, so a quiet stream is not mistaken for an idle one.
-                (None, Some(fd)) if batched_reads => match read_waiting(fd, &mut buf)? {
-                    Some(n) => n,
-                    None => {
-                        last_read = now;
-                        self.conn.handle_timeout(now)?;
-                        self.flush_aged(now).await?;
-                        continue;
-                    }
-                },
-                (None, _) => {
-                    self.conn.handle_timeout(now)?;
-                    self.flush_aged(now).await?;
-                    continue;
-                }
+                (None, Some(fd)) if batched_reads => read_waiting(fd, &mut buf)?,
+                (None, _) => None,
+            };
+            let Some(read) = read else {
+                last_read = now;
+                self.conn.handle_timeout(now)?;
+                self.flush_aged(now).await?;
+                continue;
             };
             if read == 0 {
                 return Ok(());

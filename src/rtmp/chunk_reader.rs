@@ -286,18 +286,16 @@ impl ChunkReader {
         Ok(None)
     }
 
+    fn index(&self, csid: u32) -> Option<usize> {
+        self.streams.iter().position(|(id, _)| *id == csid)
+    }
+
     fn stream(&self, csid: u32) -> Option<&ChunkStream> {
-        self.streams
-            .iter()
-            .find(|(id, _)| *id == csid)
-            .map(|(_, s)| s)
+        self.index(csid).map(|i| &self.streams[i].1)
     }
 
     fn stream_mut(&mut self, csid: u32) -> Option<&mut ChunkStream> {
-        self.streams
-            .iter_mut()
-            .find(|(id, _)| *id == csid)
-            .map(|(_, s)| s)
+        self.index(csid).map(|i| &mut self.streams[i].1)
     }
 
     /// `arrived`: input bytes in hand after `bytes` (see the module comment on sizing).
@@ -307,10 +305,12 @@ impl ChunkReader {
         bytes: &[u8],
         arrived: usize,
     ) -> Result<Option<RawMessage>, ProtocolError> {
-        let (buffered, max_buffered) = (self.buffered, self.max_buffered);
-        let stream = self
-            .stream_mut(csid)
+        let i = self
+            .index(csid)
             .expect("payload state implies the chunk stream exists");
+        // Through the field, not `stream_mut`, so `self.buffered` stays usable beside it.
+        let stream = &mut self.streams[i].1;
+        let (buffered, max_buffered) = (self.buffered, self.max_buffered);
         let length = stream.length as usize;
         let needed = stream.payload.len() + bytes.len();
         let capacity = stream.payload.capacity();
@@ -336,25 +336,21 @@ impl ChunkReader {
                 });
             }
             stream.payload.reserve_exact(target - stream.payload.len());
-            let new_capacity = stream.payload.capacity();
-            self.buffered = self.buffered - capacity + new_capacity;
+            self.buffered = buffered - capacity + stream.payload.capacity();
         }
-        let stream = self.stream_mut(csid).expect("looked up above");
         stream.payload.extend_from_slice(bytes);
         if stream.payload.len() < length {
             return Ok(None);
         }
-        let capacity = stream.payload.capacity();
+        self.buffered -= stream.payload.capacity();
         stream.in_message = false;
-        let message = RawMessage {
+        Ok(Some(RawMessage {
             csid,
             stream_id: stream.stream_id,
             type_id: stream.type_id,
             timestamp: stream.timestamp,
             payload: Bytes::from(std::mem::take(&mut stream.payload)),
-        };
-        self.buffered -= capacity;
-        Ok(Some(message))
+        }))
     }
 }
 
